@@ -10,6 +10,7 @@
 static int cmd_version(int argc, char **argv);
 
 static const struct cli_command commands[] = {
+	{ "worker", "serve activities by running a command per task", cmd_worker },
 	{ "version", "print the version", cmd_version },
 };
 

@@ -13,141 +13,8 @@
 
 #include "common/sl_alloc.h"
 #include "workers/sluice_worker.h"
+#include "tests/workers/fake_server.h"
 #include "workers/wk_proto.h"
-
-/* The scripted server: hands out the queued tasks one per poll, records results. */
-struct fake {
-	nng_socket sock;
-	char url[128];
-	pthread_t thread;
-	pthread_mutex_t mu;
-	struct wk_task queue[8];
-	size_t n_queue, next;
-	char results[8][512]; /* "success:TOKEN:OUTPUT" / "failure:TOKEN:ERROR:CAUSE" */
-	size_t n_results;
-	int heartbeats;
-	const char *expire_token; /* heartbeats for it get TaskTimedOut */
-	atomic_bool stop;
-};
-
-static void
-reply(struct fake *f, nng_ctx ctx, nng_aio *aio, char *buf, size_t len)
-{
-	nng_msg *m;
-	nng_msg_alloc(&m, 0);
-	nng_msg_append(m, buf, len);
-	sl_free(buf);
-	nng_aio_set_msg(aio, m);
-	nng_ctx_send(ctx, aio);
-	nng_aio_wait(aio);
-	if (nng_aio_result(aio))
-		nng_msg_free(m);
-	(void)f;
-}
-
-static void *
-fake_main(void *arg)
-{
-	struct fake *f = arg;
-	nng_ctx ctx;
-	nng_aio *aio;
-	nng_ctx_open(&ctx, f->sock);
-	nng_aio_alloc(&aio, NULL, NULL);
-	while (!atomic_load(&f->stop)) {
-		nng_aio_set_timeout(aio, 100);
-		nng_ctx_recv(ctx, aio);
-		nng_aio_wait(aio);
-		if (nng_aio_result(aio))
-			continue;
-		nng_msg *m = nng_aio_get_msg(aio);
-		struct wk_msg msg;
-		sl_err rc = wk_msg_decode(nng_msg_body(m), nng_msg_len(m), NULL, &msg, NULL);
-		nng_msg_free(m);
-		char *buf = NULL;
-		size_t len = 0;
-		if (rc) {
-			wk_encode_error(WK_ERR_MALFORMED, "bad", &buf, &len);
-			reply(f, ctx, aio, buf, len);
-			continue;
-		}
-		pthread_mutex_lock(&f->mu);
-		switch (msg.type) {
-		case WK_MSG_POLL:
-			if (f->next < f->n_queue)
-				wk_encode_tasks(msg.poll_id, &f->queue[f->next++], 1, &buf, &len);
-			else
-				wk_encode_tasks(msg.poll_id, NULL, 0, &buf, &len);
-			break;
-		case WK_MSG_SUCCESS: {
-			char *out = json_dumps(msg.output, JSON_COMPACT | JSON_ENCODE_ANY);
-			snprintf(f->results[f->n_results++], 512, "success:%s:%s", msg.token, out);
-			free(out);
-			wk_encode_ok(&buf, &len);
-			break;
-		}
-		case WK_MSG_FAILURE:
-			snprintf(f->results[f->n_results++], 512, "failure:%s:%s:%s", msg.token,
-			         msg.error ? msg.error : "", msg.cause ? msg.cause : "");
-			wk_encode_ok(&buf, &len);
-			break;
-		case WK_MSG_HEARTBEAT:
-			f->heartbeats++;
-			if (f->expire_token && strcmp(msg.token, f->expire_token) == 0)
-				wk_encode_error("TaskTimedOut", "lease expired", &buf, &len);
-			else
-				wk_encode_ok(&buf, &len);
-			break;
-		default: wk_encode_error(WK_ERR_UNKNOWN, "?", &buf, &len); break;
-		}
-		pthread_mutex_unlock(&f->mu);
-		wk_msg_clear(&msg);
-		reply(f, ctx, aio, buf, len);
-	}
-	nng_aio_free(aio);
-	nng_ctx_close(ctx);
-	return NULL;
-}
-
-static void
-fake_start(struct fake *f)
-{
-	memset(f, 0, sizeof *f);
-	pthread_mutex_init(&f->mu, NULL);
-	cr_assert_eq(nng_rep0_open(&f->sock), 0);
-	nng_listener l;
-	cr_assert_eq(nng_listen(f->sock, "tcp://127.0.0.1:0", &l, 0), 0);
-	int port;
-	cr_assert_eq(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
-	snprintf(f->url, sizeof f->url, "tcp://127.0.0.1:%d", port);
-	pthread_create(&f->thread, NULL, fake_main, f);
-}
-
-static void
-fake_stop(struct fake *f)
-{
-	atomic_store(&f->stop, true);
-	pthread_join(f->thread, NULL);
-	nng_close(f->sock);
-}
-
-static size_t
-results(struct fake *f)
-{
-	pthread_mutex_lock(&f->mu);
-	size_t n = f->n_results;
-	pthread_mutex_unlock(&f->mu);
-	return n;
-}
-
-static void
-wait_results(struct fake *f, size_t n)
-{
-	for (int i = 0; i < 500 && results(f) < n; i++) {
-		struct timespec ts = { 0, 20 * 1000000 };
-		nanosleep(&ts, NULL);
-	}
-	cr_assert_geq(results(f), n, "server got %zu results, wanted %zu", results(f), n);
-}
 
 static void
 echo(void *arg, const struct sluice_task *t, struct sluice_result *r)
@@ -202,7 +69,7 @@ Test(wk_client, runs_tasks_and_reports_success_and_failure)
 	cr_assert_eq(sluice_worker_register(w, "extract", echo, NULL), SL_ERR_EXISTS);
 	pthread_t th;
 	pthread_create(&th, NULL, run_worker, w);
-	wait_results(&f, 3);
+	cr_assert(fake_wait_results(&f, 3), "server got %zu results", fake_results(&f));
 	sluice_worker_stop(w);
 	pthread_join(th, NULL);
 
