@@ -318,7 +318,7 @@ scan_template(xform_t *x, const char *id, struct sl_error *err)
 }
 
 /* A JSON template must be JSON once its placeholders are filled in. Checked on a copy where
- * each bare placeholder becomes 0 and each in-string one spaces, the same length, so the
+ * each bare placeholder becomes "" and each in-string one spaces, the same length, so the
  * scanner's offsets point into the template as written. */
 static sl_err
 check_json_template(const xform_t *x, const char *id, struct sl_error *err)
@@ -332,8 +332,10 @@ check_json_template(const xform_t *x, const char *id, struct sl_error *err)
 		size_t at = pc->lit_off + pc->lit_len;
 		size_t end = i + 1 < x->npieces ? x->pieces[i + 1].lit_off : x->tail_off;
 		memset(sk + at, ' ', end - at);
-		if (pc->pos == XFORM_POS_VALUE)
-			sk[at] = '0';
+		if (pc->pos == XFORM_POS_VALUE) { /* "" delimits itself, unlike 0 in -0 or 10 */
+			sk[at] = '"';
+			sk[at + 1] = '"';
+		}
 	}
 	struct xform_jerr je = { 0, "" };
 	bool ok = xform_json_valid(sk, sk + x->tmpl_len, &je);

@@ -890,3 +890,111 @@ Test(xform, oom_walk_over_compile_and_render)
 	sl_free(want);
 	xform_free(x);
 }
+
+/* ---- properties over mutated inputs ---- */
+
+static uint32_t
+next_rand(uint32_t *s)
+{
+	*s = *s * 1103515245u + 12345u;
+	return *s >> 8;
+}
+
+/* Overwrites 1 to 3 bytes; `bytes` also draws a control byte and a lone UTF-8 lead byte
+ * (a template arrives through jansson, which already refuses those). */
+static void
+mutate(char *s, size_t n, uint32_t *seed, bool bytes)
+{
+	static const char alphabet[] = "{}[]\":,\\<>.$ 0a-eE+\x01\xc3";
+	size_t m = sizeof alphabet - 1 - (bytes ? 0 : 2);
+	int edits = 1 + (int)(next_rand(seed) % 3);
+	for (int i = 0; i < edits && n; i++)
+		s[next_rand(seed) % n] = alphabet[next_rand(seed) % m];
+}
+
+/* A JSON template's successful output is always JSON, whatever the event; a broken event
+ * is always SL_ERR_PARSE, never a crash. */
+Test(xform, mutated_events_yield_json_or_a_parse_error)
+{
+	const char *ev0 = "{\"id\":\"e\",\"detail\":{\"s\":\"a\\\"b\",\"n\":[1,2.5,{\"x\":null}],"
+	                  "\"o\":{\"k\":\"v\",\"t\":true}},\"time\":\"2020-01-01T00:00:00Z\"}";
+	xform_t *x = transformer("{\"s\":\"$.detail.s\",\"n\":\"$.detail.n\",\"o\":\"$.detail.o\","
+	                         "\"w\":\"$.detail.n[*]\",\"k\":\"$.detail.o.k\"}",
+	                         "{\"a\": <s>, \"b\": [<n>, <w>], \"c\": <o>, \"d\": \"<s> <k>\", "
+	                         "\"e\": <aws.events.event>, \"f\": <aws.events.event.json>}");
+	uint32_t seed = 12345;
+	size_t n = strlen(ev0);
+	char *ev = sl_malloc(n + 1);
+	int ok = 0, parse = 0;
+	for (int i = 0; i < 3000; i++) {
+		memcpy(ev, ev0, n + 1);
+		mutate(ev, n, &seed, true);
+		char *out = NULL;
+		size_t len;
+		sl_err rc = xform_render(x, ev, n, &default_ctx, &out, &len, NULL);
+		cr_assert(rc == SL_OK || rc == SL_ERR_PARSE, "rc %s for %s", sl_err_name(rc), ev);
+		if (rc != SL_OK) {
+			parse++;
+			continue;
+		}
+		ok++;
+		json_error_t je;
+		json_t *in = json_loads(ev, 0, &je);
+		cr_assert_not_null(in, "rendered an event jansson refuses: %s", ev);
+		json_decref(in);
+		json_t *j = json_loads(out, 0, &je);
+		cr_assert_not_null(j, "output is not JSON (%s):\n%s\nevent: %s", je.text, out, ev);
+		json_decref(j);
+		sl_free(out);
+	}
+	cr_expect_gt(ok, 100);
+	cr_expect_gt(parse, 100);
+	sl_free(ev);
+	xform_free(x);
+}
+
+/* Mutated templates either compile or are refused with a ValidationException; what
+ * compiles renders to JSON (JSON template) or is refused as not deliverable. */
+Test(xform, mutated_templates_compile_or_are_refused)
+{
+	const char *t0 = "{\"a\": <s>, \"b\": [<n>, \"x<k>y\"], \"c\": {\"d\": <o>}}";
+	const char *map = "{\"s\":\"$.detail.s\",\"n\":\"$.detail.n\",\"o\":\"$.detail.o\","
+	                  "\"k\":\"$.detail.o.k\"}";
+	const char *ev = "{\"detail\":{\"s\":\"a\\\"b\",\"n\":[1,2],\"o\":{\"k\":\"v\"}}}";
+	uint32_t seed = 777;
+	size_t n = strlen(t0);
+	char *t = sl_malloc(n + 1);
+	int compiled = 0, refused = 0;
+	for (int i = 0; i < 3000; i++) {
+		memcpy(t, t0, n + 1);
+		mutate(t, n, &seed, false);
+		char msg[1024];
+		sl_err rc = transformer_err(map, t, msg, sizeof msg);
+		if (rc != SL_OK) {
+			cr_assert_eq(rc, SL_ERR_INVALID_ARG, "%s: %s", t, msg);
+			cr_assert(msg[0] != 0);
+			refused++;
+			continue;
+		}
+		compiled++;
+		xform_t *x = transformer(map, t);
+		char *out = NULL;
+		size_t len;
+		rc = xform_render(x, ev, strlen(ev), &default_ctx, &out, &len, NULL);
+		cr_assert(rc == SL_OK || rc == SL_ERR_INVALID_ARG, "%s", t);
+		const char *first = t;
+		while (*first == ' ')
+			first++;
+		if (rc == SL_OK && (*first == '{' || *first == '[')) {
+			json_error_t je;
+			json_t *j = json_loads(out, 0, &je);
+			cr_assert_not_null(j, "template %s gave non-JSON %s (%s)", t, out, je.text);
+			json_decref(j);
+		}
+		sl_free(out);
+		xform_free(x);
+	}
+	cr_expect_gt(compiled, 100);
+	cr_expect_gt(refused, 100);
+	sl_free(t);
+}
