@@ -33,34 +33,34 @@
 #include "common/sl_err.h"
 
 #define STORE_SCHEMA_VERSION 1
-#define STORE_MAX_KEY 511
+#define STORE_MAX_KEY        511
 
 /* The named databases of DESIGN.md's keyspace. */
-#define STORE_DB_LIST(X)                                                                        \
-	X(META, "meta")                                                                          \
-	X(BUSES, "buses")                                                                        \
-	X(RULES, "rules")                                                                        \
-	X(EVENTS, "events")                                                                      \
-	X(DELIVERIES, "deliveries")                                                              \
-	X(DEADLETTERS, "deadletters")                                                            \
-	X(SCHEDULES, "schedules")                                                                \
-	X(ARCHIVES, "archives")                                                                  \
-	X(REPLAYS, "replays")                                                                    \
-	X(MACHINES, "machines")                                                                  \
-	X(ACTIVITIES, "activities")                                                              \
-	X(EXECUTIONS, "executions")                                                              \
-	X(EXEC_INDEX, "exec_index")                                                              \
-	X(FRAMES, "frames")                                                                      \
-	X(HISTORY, "history")                                                                    \
-	X(TASKS, "tasks")                                                                        \
-	X(TASK_TOKENS, "task_tokens")                                                            \
+#define STORE_DB_LIST(X)                                                                           \
+	X(META, "meta")                                                                            \
+	X(BUSES, "buses")                                                                          \
+	X(RULES, "rules")                                                                          \
+	X(EVENTS, "events")                                                                        \
+	X(DELIVERIES, "deliveries")                                                                \
+	X(DEADLETTERS, "deadletters")                                                              \
+	X(SCHEDULES, "schedules")                                                                  \
+	X(ARCHIVES, "archives")                                                                    \
+	X(REPLAYS, "replays")                                                                      \
+	X(MACHINES, "machines")                                                                    \
+	X(ACTIVITIES, "activities")                                                                \
+	X(EXECUTIONS, "executions")                                                                \
+	X(EXEC_INDEX, "exec_index")                                                                \
+	X(FRAMES, "frames")                                                                        \
+	X(HISTORY, "history")                                                                      \
+	X(TASKS, "tasks")                                                                          \
+	X(TASK_TOKENS, "task_tokens")                                                              \
 	X(TIMERS, "timers")
 
 enum store_db {
 #define STORE_DB_ENUM_(id, name) STORE_DB_##id,
 	STORE_DB_LIST(STORE_DB_ENUM_)
 #undef STORE_DB_ENUM_
-	STORE_DB__COUNT
+	        STORE_DB__COUNT
 };
 
 typedef struct store store_t;
@@ -83,9 +83,11 @@ struct store_val {
 /* Opens (creating if needed) the data directory dir. Refuses a newer schema with
  * SL_ERR_STORE_SCHEMA and a message naming both versions. Runs mdb_reader_check. */
 sl_err store_open(const char *dir, const struct store_options *opt, store_t **out,
-		  struct sl_error *err);
+                  struct sl_error *err);
 /* Aborts any open batch (its callbacks get SL_ERR_SHUTTING_DOWN), closes. NULL is fine. */
 void store_free(store_t *st);
+/* The explanation of the last LMDB-level failure ("grow map: ..."), or "" (borrowed). */
+const char *store_last_error(const store_t *st);
 
 /* --- write batches (group commit) ------------------------------------------------------ */
 
@@ -123,10 +125,10 @@ void store_read_end(store_txn_t *txn);
 
 /* SL_ERR_NOT_FOUND when absent. */
 sl_err store_get(store_txn_t *txn, enum store_db db, const void *key, size_t klen,
-		 struct store_val *out);
+                 struct store_val *out);
 /* Write operations: only on a batch's transaction. */
-sl_err store_put(store_txn_t *txn, enum store_db db, const void *key, size_t klen,
-		 const void *val, size_t vlen);
+sl_err store_put(store_txn_t *txn, enum store_db db, const void *key, size_t klen, const void *val,
+                 size_t vlen);
 /* Deleting an absent key is not an error. */
 sl_err store_del(store_txn_t *txn, enum store_db db, const void *key, size_t klen);
 
@@ -168,7 +170,9 @@ uint64_t store_commit_bucket_us(int i);
 struct store_key {
 	unsigned char buf[STORE_MAX_KEY];
 	size_t len;
-	bool overflow; /* set when a component did not fit; store_put/get refuse such keys */
+	/* set when a component did not fit; len is then 0 and stays 0, so store_put/get/del
+	 * and prefix seeks refuse the key (SL_ERR_INVALID_ARG) instead of using a truncation */
+	bool overflow;
 };
 void store_key_init(struct store_key *k);
 /* Big-endian so byte order = numeric order. */
