@@ -38,7 +38,7 @@ struct sm_path;
 /* Compiles text. On failure returns SL_ERR_INVALID_DEFINITION with a message saying what is
  * wrong and where in the text (err may be NULL). */
 sl_err sm_path_compile(const char *text, enum sm_path_kind kind, struct sm_path **out,
-		       struct sl_error *err);
+                       struct sl_error *err);
 void sm_path_free(struct sm_path *p);
 const char *sm_path_text(const struct sm_path *p);
 bool sm_path_is_context(const struct sm_path *p); /* starts with $$ */
@@ -51,12 +51,21 @@ bool sm_path_is_multi(const struct sm_path *p);
  * path names a missing field (the caller raises States.Runtime or ParameterPathFailure
  * as the state demands); multi paths over missing data give []. */
 sl_err sm_path_get(const struct sm_path *p, json_t *input, json_t *context, json_t **out);
+/* sm_path_get that also explains a miss in fault the way AWS does for InputPath/OutputPath:
+ * States.Runtime, "Invalid path '$.a.b' : Missing property in path $['a']" (the caller puts
+ * "An error occurred while executing the state 'X' (entered at the event id #N). " before
+ * it). */
+sl_err sm_path_get_fault(const struct sm_path *p, json_t *input, json_t *context, json_t **out,
+                         struct sm_fault *fault);
 
 /* ResultPath: returns a new document that is root with value placed at the (reference) path,
- * creating objects on the way. Fails (States.ResultPathMatchFailure in fault) when the path
- * goes through a non-object. value is borrowed. */
+ * creating objects on the way; `$` gives a copy of value. Fails with SL_ERR_INVALID_ARG and
+ * States.ResultPathMatchFailure in fault when the path goes through a non-object (or an
+ * array index that does not exist: arrays are never grown). root and value are borrowed and
+ * deep-copied, so out shares nothing with them. "ResultPath": null (discard the result,
+ * keep the input) is the caller's business: there is no path to compile for it. */
 sl_err sm_path_set(const struct sm_path *p, json_t *root, json_t *value, json_t **out,
-		   struct sm_fault *fault);
+                   struct sm_fault *fault);
 
 /* ---- intrinsic functions ----------------------------------------------------------------- */
 
@@ -64,12 +73,16 @@ struct sm_intrinsic;
 
 /* True if text looks like an intrinsic call ("States.Name(" ...). */
 bool sm_intrinsic_is_call(const char *text);
-/* Parses a call: known name, arity, nesting at most 10, string escapes, path arguments. */
+/* Parses a call: known name, arity, nesting at most 10, string escapes (\' \{ \} \\
+ * only), path arguments, types of literal arguments, States.Format's '{}' count for a
+ * literal template, States.JsonMerge's literal third argument (must be false). */
 sl_err sm_intrinsic_compile(const char *text, struct sm_intrinsic **out, struct sl_error *err);
 void sm_intrinsic_free(struct sm_intrinsic *f);
-/* Evaluates; on failure fills fault (States.IntrinsicFailure / States.Runtime). */
-sl_err sm_intrinsic_eval(const struct sm_intrinsic *f, json_t *input, json_t *context,
-			 json_t **out, struct sm_fault *fault);
+/* Evaluates; on failure fills fault: States.IntrinsicFailure for bad arguments at run time
+ * (wrong types, out-of-range values, a path argument that matches nothing), States.Runtime
+ * with SL_ERR_NOMEM when memory runs out. */
+sl_err sm_intrinsic_eval(const struct sm_intrinsic *f, json_t *input, json_t *context, json_t **out,
+                         struct sm_fault *fault);
 
 /* ---- payload templates (Parameters, ResultSelector, ItemSelector, Arguments) ------------- */
 
@@ -79,9 +92,10 @@ struct sm_template;
  * (compiled here); other values are copied as they are, recursively. */
 sl_err sm_template_compile(json_t *tmpl, struct sm_template **out, struct sl_error *err);
 void sm_template_free(struct sm_template *t);
-/* Builds the payload (new reference); a path that matches nothing raises
- * States.ParameterPathFailure (AWS's cause text) in fault. */
-sl_err sm_template_eval(const struct sm_template *t, json_t *input, json_t *context,
-			json_t **out, struct sm_fault *fault);
+/* Builds the payload (new reference, sharing nothing with the template); a definite path
+ * that matches nothing returns SL_ERR_NOT_FOUND with States.ParameterPathFailure and AWS's
+ * cause text in fault; intrinsic failures come back as sm_intrinsic_eval reports them. */
+sl_err sm_template_eval(const struct sm_template *t, json_t *input, json_t *context, json_t **out,
+                        struct sm_fault *fault);
 
 #endif
