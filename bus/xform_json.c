@@ -8,6 +8,7 @@
  */
 #include "bus/xform_internal.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "common/sl_alloc.h"
@@ -225,10 +226,24 @@ const char *
 xform_json_string_end(const char *p, const char *e)
 {
 	p++;
-	while (p < e && *p != '"')
-		p += *p == '\\' ? 2 : 1;
-	return p < e ? p + 1 : e;
+	for (;;) {
+		const char *q = memchr(p, '"', (size_t)(e - p));
+		if (!q)
+			return e;
+		/* the quote closes the string unless an odd run of backslashes escapes it */
+		size_t bs = 0;
+		while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\')
+			bs++;
+		if (bs % 2 == 0)
+			return q + 1;
+		p = q + 1;
+	}
 }
+
+/* The bytes xform_json_skip must look at inside a container; everything else is skipped in
+ * a tight loop (this walk is most of the cost of rendering a large event). */
+static const bool structural[256]
+        = { ['"'] = true, ['{'] = true, ['['] = true, ['}'] = true, [']'] = true };
 
 const char *
 xform_json_skip(const char *p, const char *e)
@@ -240,6 +255,10 @@ xform_json_skip(const char *p, const char *e)
 	if (*p == '{' || *p == '[') {
 		int depth = 0;
 		while (p < e) {
+			while (p < e && !structural[(unsigned char)*p])
+				p++;
+			if (p >= e)
+				break;
 			char c = *p;
 			if (c == '"') {
 				p = xform_json_string_end(p, e);
