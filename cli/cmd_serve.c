@@ -1,0 +1,124 @@
+/*
+ * cmd_serve.c - `sluice serve`: run the daemon until SIGINT/SIGTERM.
+ *
+ * Settings come from the defaults, then --config FILE, then the other flags, so a flag
+ * always wins over the file.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/sl_log.h"
+#include "server/srv.h"
+
+static void
+serve_usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: sluice serve [options]\n\n"
+	        "Runs the event bus and workflow server until SIGINT or SIGTERM.\n\n"
+	        "options:\n"
+	        "  --data DIR            data directory (default %s)\n"
+	        "  --http ADDR:PORT      HTTP API address (default %s; port 0 = any free port)\n"
+	        "  --workers NNG_URL     worker socket (default %s)\n"
+	        "  --config FILE         YAML file with the same keys (data, http, workers, "
+	        "region,\n"
+	        "                        account, log-level, log-format, limits: {max-body,\n"
+	        "                        max-header, max-connections, idle-timeout, "
+	        "drain-timeout});\n"
+	        "                        flags override it\n"
+	        "  --region R            region in ARNs (default us-east-1)\n"
+	        "  --account A           12-digit account in ARNs (default 000000000000)\n"
+	        "  --log-level L         debug, info, warn, error or off (default info)\n"
+	        "  --log-format F        plain or json (default plain)\n"
+	        "  -h, --help            this text\n\n"
+	        "Once listening it prints one line on stderr:\n"
+	        "  sluice: ready http=HOST:PORT workers=URL data=DIR\n",
+	        SRV_DEFAULT_DATA, SRV_DEFAULT_HTTP, SRV_DEFAULT_WORKERS);
+}
+
+struct flag_value {
+	const char *key, *flag, *value;
+};
+
+int
+cmd_serve(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "data", required_argument, NULL, 'd' },
+		{ "http", required_argument, NULL, 'H' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "region", required_argument, NULL, 'r' },
+		{ "account", required_argument, NULL, 'a' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "log-format", required_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct flag_value flags[16];
+	size_t nflags = 0;
+	const char *config = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		const char *key = NULL, *flag = NULL;
+		switch (c) {
+		case 'h': serve_usage(stdout); return CLI_OK;
+		case 'c': config = optarg; continue;
+		case 'd': key = "data", flag = "--data"; break;
+		case 'H': key = "http", flag = "--http"; break;
+		case 'w': key = "workers", flag = "--workers"; break;
+		case 'r': key = "region", flag = "--region"; break;
+		case 'a': key = "account", flag = "--account"; break;
+		case 'l': key = "log-level", flag = "--log-level"; break;
+		case 'f': key = "log-format", flag = "--log-format"; break;
+		default: serve_usage(stderr); return CLI_USAGE;
+		}
+		if (nflags == sizeof flags / sizeof flags[0]) {
+			fprintf(stderr, "sluice serve: too many options\n");
+			return CLI_USAGE;
+		}
+		flags[nflags++] = (struct flag_value) { key, flag, optarg };
+	}
+	if (optind < argc) {
+		fprintf(stderr, "sluice serve: unexpected argument '%s'\n", argv[optind]);
+		serve_usage(stderr);
+		return CLI_USAGE;
+	}
+
+	struct srv_config cfg;
+	struct sl_error err;
+	sl_error_clear(&err);
+	if (srv_config_init(&cfg) != SL_OK) {
+		fprintf(stderr, "sluice serve: out of memory\n");
+		return CLI_RUNTIME;
+	}
+	sl_err rc = config ? srv_config_load_file(&cfg, config, &err) : SL_OK;
+	for (size_t i = 0; rc == SL_OK && i < nflags; i++)
+		rc = srv_config_set(&cfg, flags[i].key, flags[i].value, flags[i].flag, &err);
+	if (rc != SL_OK) {
+		fprintf(stderr, "sluice serve: %s\n",
+		        err.code != SL_OK ? sl_error_text(&err) : sl_err_message(rc));
+		srv_config_clear(&cfg);
+		return rc == SL_ERR_NOMEM || rc == SL_ERR_IO ? CLI_RUNTIME : CLI_USAGE;
+	}
+	sl_log_set_level(cfg.log_level);
+	sl_log_set_format(cfg.log_format);
+	signal(SIGPIPE, SIG_IGN); /* a client that hangs up must not kill the server */
+
+	srv_t *s = NULL;
+	rc = srv_new(&cfg, &s, &err);
+	srv_config_clear(&cfg);
+	if (rc == SL_OK)
+		rc = srv_run(s, &err);
+	srv_free(s);
+	if (rc != SL_OK) {
+		fprintf(stderr, "sluice serve: %s\n",
+		        err.code != SL_OK ? sl_error_text(&err) : sl_err_message(rc));
+		return CLI_RUNTIME;
+	}
+	return CLI_OK;
+}
