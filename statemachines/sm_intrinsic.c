@@ -447,7 +447,15 @@ sm_intrinsic_eval(const struct sm_intrinsic *f, json_t *input, json_t *context, 
 	for (; got < f->argc; got++) {
 		const struct sm_iarg *a = &f->args[got];
 		switch (a->kind) {
-		case SM_ARG_LITERAL: argv[got] = json_incref(a->lit); break;
+		case SM_ARG_LITERAL:
+			/* a copy: results may embed their arguments, and the compiled call is
+			 * shared by every execution of the definition */
+			argv[got] = json_deep_copy(a->lit);
+			if (!argv[got]) {
+				sm_fault_set(fault, "States.Runtime", "out of memory");
+				rc = SL_ERR_NOMEM;
+			}
+			break;
 		case SM_ARG_PATH:
 			rc = sm_path_get(a->path, input, context, &argv[got]);
 			if (rc == SL_ERR_NOT_FOUND) {

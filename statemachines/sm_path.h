@@ -11,6 +11,16 @@
  *   - context path: a path starting `$$` reads the context object instead of the input.
  *
  * Ownership follows jansson: results returned through json_t **out are new references.
+ * Results of sm_path_get, sm_intrinsic_eval and sm_template_eval may share values with the
+ * input and context documents (never with the compiled object): deep-copy before changing
+ * them in place. sm_path_set copies, so its result shares nothing.
+ *
+ * Threads: compiled paths, calls and templates are immutable after compilation, so any
+ * number of threads may evaluate the same one at once.
+ *
+ * Deliberate limits (documented where they bite): filters support == != < <= > >=, && || !,
+ * parentheses, existence tests and literals, not regular expressions (=~), `in`/`nin` or
+ * functions such as length(); workflow variables ($name) are not paths here.
  */
 #ifndef SLUICE_STATEMACHINES_SM_PATH_H
 #define SLUICE_STATEMACHINES_SM_PATH_H

@@ -1321,3 +1321,118 @@ Test(sm_corpus, context_object_and_base_pass)
 	cr_log_info("replayed %d context_object/base pass cases", ran);
 	cr_assert_geq(ran, 3, "only %d cases fit", ran);
 }
+
+struct compile_tally {
+	int compiled, failed;
+	const char *file;
+};
+
+static bool
+is_variable_ref(const char *s)
+{
+	return s[0] == '$' && s[1] != '$' && s[1] != '.' && s[1] != '[' && s[1] != '\0';
+}
+
+static void
+try_compile(const char *what, const char *s, enum sm_path_kind kind, bool allow_call,
+            struct compile_tally *t)
+{
+	struct sl_error err;
+	sl_err rc;
+	if (strncmp(s, "{%", 2) == 0 || is_variable_ref(s))
+		return;
+	if (allow_call && sm_intrinsic_is_call(s)) {
+		struct sm_intrinsic *f;
+		rc = sm_intrinsic_compile(s, &f, &err);
+		if (!rc)
+			sm_intrinsic_free(f);
+	} else {
+		struct sm_path *p;
+		rc = sm_path_compile(s, kind, &p, &err);
+		if (!rc)
+			sm_path_free(p);
+	}
+	if (rc) {
+		t->failed++;
+		cr_log_error("%s: %s '%s': %s", t->file, what, s, err.message);
+	} else {
+		t->compiled++;
+	}
+}
+
+/* Compiles every path and intrinsic call in a JSONPath-mode definition. */
+static void
+walk_definition(json_t *v, struct compile_tally *t)
+{
+	const char *k;
+	json_t *x;
+	if (json_is_array(v)) {
+		for (size_t i = 0; i < json_array_size(v); i++)
+			walk_definition(json_array_get(v, i), t);
+		return;
+	}
+	if (!json_is_object(v))
+		return;
+	json_object_foreach(v, k, x)
+	{
+		size_t n = strlen(k);
+		const char *s = json_string_value(x);
+		if (!s || strcmp(k, "Result") == 0 || strcmp(k, "Assign") == 0) {
+			if (strcmp(k, "Result") != 0 && strcmp(k, "Assign") != 0)
+				walk_definition(x, t);
+			continue;
+		}
+		if (n > 2 && strcmp(k + n - 2, ".$") == 0)
+			try_compile(k, s, SM_PATH_JSONPATH, true, t);
+		else if (!strcmp(k, "InputPath") || !strcmp(k, "OutputPath")
+		         || !strcmp(k, "ItemsPath"))
+			try_compile(k, s, SM_PATH_JSONPATH, false, t);
+		else if (!strcmp(k, "ResultPath") || !strcmp(k, "Variable"))
+			try_compile(k, s, SM_PATH_REFERENCE, false, t);
+		else if (!strcmp(k, "ErrorPath") || !strcmp(k, "CausePath"))
+			try_compile(k, s, SM_PATH_REFERENCE, true, t);
+	}
+}
+
+Test(sm_corpus, every_jsonpath_in_the_corpus_compiles)
+{
+	const char *shared = getenv("SLUICE_SHARED");
+	static const char *groups[]
+	        = { "base",           "intrinsic_functions", "scenarios",        "services",
+		    "error_handling", "context_object",      "choice_operators", "callback",
+		    "timeouts" };
+	struct compile_tally t = { 0 };
+	if (!shared)
+		cr_skip_test("SLUICE_SHARED is not set");
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		char dir[4096];
+		snprintf(dir, sizeof(dir), "%s/corpus/asl/%s", shared, groups[g]);
+		DIR *d = opendir(dir);
+		if (!d)
+			cr_skip_test("corpus directory %s is missing", dir);
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			char file[8192];
+			if (!strstr(de->d_name, ".json"))
+				continue;
+			snprintf(file, sizeof(file), "%s/%s", dir, de->d_name);
+			json_t *c = json_load_file(file, 0, NULL);
+			const char *status
+			        = json_string_value(json_object_get(c, "expected_status"));
+			json_t *def = json_object_get(c, "definition");
+			char *text = def ? json_dumps(def, JSON_COMPACT) : NULL;
+			/* JSONata definitions and ones AWS refused are not for this walk */
+			if (def && status && strcmp(status, "CREATE_FAILED") != 0
+			    && !strstr(text, "JSONata")) {
+				t.file = de->d_name;
+				walk_definition(def, &t);
+			}
+			free(text);
+			json_decref(c);
+		}
+		closedir(d);
+	}
+	cr_log_info("compiled %d paths and calls from the corpus", t.compiled);
+	cr_assert_eq(t.failed, 0, "%d corpus paths did not compile (see log)", t.failed);
+	cr_assert_geq(t.compiled, 500);
+}
