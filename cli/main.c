@@ -12,6 +12,7 @@ static int cmd_version(int argc, char **argv);
 static const struct cli_command commands[] = {
 	{ "serve", "run the event bus and workflow server", cmd_serve },
 	{ "worker", "serve activities by running a command per task", cmd_worker },
+	{ "validate", "check state machine definitions (JSON or YAML)", cmd_validate },
 	{ "version", "print the version", cmd_version },
 };
 

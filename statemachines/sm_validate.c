@@ -121,7 +121,8 @@ transition(struct vctx *v, json_t *s, const char *p, const struct vnames *names,
 {
 	json_t *next = json_object_get(s, "Next");
 	bool end = false, has_end = false;
-	v_bool(v, s, p, "End", &end, &has_end);
+	if (!v_bool(v, s, p, "End", &end, &has_end))
+		return;
 	if (next && has_end && end) {
 		v_report_field(v, p, "End",
 		               SM_SCHEMA "Only one of 'Next' and 'End' may be set (End is true)");
