@@ -13,18 +13,33 @@
 #include "common/sl_alloc.h"
 #include "statemachines/sm_path.h"
 
+/* Criterion's workers end without running LeakSanitizer, so ASan builds ask for a leak
+ * check after every test. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define SM_LEAK_CHECK() __lsan_do_recoverable_leak_check()
+#else
+#define SM_LEAK_CHECK() 0
+#endif
+
 static void
 setup(void)
 {
 	sl_alloc_init();
 }
 
-TestSuite(sm_path, .init = setup);
-TestSuite(sm_result_path, .init = setup);
-TestSuite(sm_intrinsic, .init = setup);
-TestSuite(sm_template, .init = setup);
-TestSuite(sm_oom, .init = setup);
-TestSuite(sm_corpus, .init = setup);
+static void
+teardown(void)
+{
+	cr_assert_eq(SM_LEAK_CHECK(), 0, "LeakSanitizer found leaks (report on stderr)");
+}
+
+TestSuite(sm_path, .init = setup, .fini = teardown);
+TestSuite(sm_result_path, .init = setup, .fini = teardown);
+TestSuite(sm_intrinsic, .init = setup, .fini = teardown);
+TestSuite(sm_template, .init = setup, .fini = teardown);
+TestSuite(sm_oom, .init = setup, .fini = teardown);
+TestSuite(sm_corpus, .init = setup, .fini = teardown);
 
 static json_t *
 J(const char *text)
@@ -1125,6 +1140,7 @@ Test(sm_oom, compile_paths)
 	oom_walk(oom_path, "$.a['b c'][0].d", "reference path");
 	oom_walk(oom_path, "$..book[?(@.price < $.max && !(@.t == 'x') || @.n)][1:3:1]", "filter");
 	oom_walk(oom_path, "$['a','b'][0,1,2].*", "unions");
+	cr_assert_eq(SM_LEAK_CHECK(), 0, "LeakSanitizer found leaks (report on stderr)");
 }
 
 Test(sm_oom, compile_intrinsics)
@@ -1133,6 +1149,7 @@ Test(sm_oom, compile_intrinsics)
 	         "States.Format('{} {} {}', 'str', 1.5, States.Array($.a[*], $$.b, true, null, "
 	         "States.ArrayRange(1, 3, 1), -7, 'x', 'y', 'z'))",
 	         "nested call");
+	cr_assert_eq(SM_LEAK_CHECK(), 0, "LeakSanitizer found leaks (report on stderr)");
 }
 
 Test(sm_oom, compile_template)
@@ -1141,6 +1158,7 @@ Test(sm_oom, compile_template)
 	               "\"lit\":{\"k\":\"v\"},\"e.$\":\"$$.Execution\"}");
 	oom_walk(oom_template, tj, "template");
 	json_decref(tj);
+	cr_assert_eq(SM_LEAK_CHECK(), 0, "LeakSanitizer found leaks (report on stderr)");
 }
 
 Test(sm_oom, evaluate)
@@ -1162,6 +1180,7 @@ Test(sm_oom, evaluate)
 	json_decref(s.root);
 	json_decref(c.in);
 	json_decref(c.ctx);
+	cr_assert_eq(SM_LEAK_CHECK(), 0, "LeakSanitizer found leaks (report on stderr)");
 }
 
 /* ---- replay of AWS-recorded corpus cases ------------------------------------------------ */
