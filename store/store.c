@@ -8,11 +8,13 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/sl_alloc.h"
@@ -21,6 +23,7 @@
 #define STORE_DEFAULT_MAP ((size_t)1 << 30)
 #define STORE_MAX_MAP     ((size_t)1 << 40)
 #define STORE_MIN_MAP     ((size_t)64 << 10)
+#define STORE_GROW_WAIT_S 1
 
 static const char *const db_names[STORE_DB__COUNT] = {
 #define STORE_DB_NAME_(id, name) name,
@@ -252,6 +255,12 @@ store_open(const char *dir, const struct store_options *opt, store_t **out, stru
 		return sl_error_set(err, SL_ERR_NOMEM, "out of memory");
 	st->lock_fd = -1;
 	st->max_batch_ops = o.max_batch_ops;
+	pthread_mutex_init(&st->read_mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&st->read_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	st->dir = sl_strdup(dir);
 	if (!st->dir) {
 		e = sl_error_set(err, SL_ERR_NOMEM, "out of memory");
@@ -307,6 +316,8 @@ out_free:
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
 	sl_free(st->dir);
+	pthread_mutex_destroy(&st->read_mu);
+	pthread_cond_destroy(&st->read_cv);
 	sl_free(st);
 	return e;
 }
@@ -325,33 +336,53 @@ store_free(store_t *st)
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
 	sl_free(st->dir);
+	pthread_mutex_destroy(&st->read_mu);
+	pthread_cond_destroy(&st->read_cv);
 	sl_free(st);
 }
 
 /* Doubles the map. Only legal with no transaction of this process active: the batch has
- * aborted its own, and a read txn open now would keep pointers into the old mapping. */
+ * aborted its own, and a read txn open now would keep pointers into the old mapping. The
+ * read mutex keeps other threads from beginning one during the remap. Read txns are
+ * short by contract, so growth waits up to STORE_GROW_WAIT_S for the open ones. */
 sl_err
 store_grow_map(store_t *st)
 {
+	pthread_mutex_lock(&st->read_mu);
+	/* readers are short by contract: hold new ones back and give open ones a moment */
+	st->growing = true;
+	struct timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += STORE_GROW_WAIT_S;
+	while (st->reads_open > 0
+	       && pthread_cond_timedwait(&st->read_cv, &st->read_mu, &deadline) != ETIMEDOUT)
+		;
+	sl_err e = SL_OK;
 	if (st->reads_open > 0) {
 		snprintf(st->errbuf, sizeof(st->errbuf),
-		         "map full (%zu bytes) and %u read transaction(s) open: cannot grow",
-		         st->map_size, st->reads_open);
-		return SL_ERR_STORE;
-	}
-	if (st->map_size >= STORE_MAX_MAP) {
+		         "map full (%zu bytes) and %u read transaction(s) stayed open for %d s: "
+		         "cannot grow",
+		         st->map_size, st->reads_open, STORE_GROW_WAIT_S);
+		e = SL_ERR_STORE;
+	} else if (st->map_size >= STORE_MAX_MAP) {
 		snprintf(st->errbuf, sizeof(st->errbuf), "map full at the %zu-byte limit",
 		         st->map_size);
-		return SL_ERR_STORE;
+		e = SL_ERR_STORE;
+	} else {
+		int rc = mdb_env_set_mapsize(st->env, st->map_size * 2);
+		if (rc) {
+			e = store_rc(st, rc, "grow map");
+		} else {
+			refresh_map_size(st);
+			st->stats.map_growths++;
+		}
 	}
-	size_t want = st->map_size * 2;
-	int rc = mdb_env_set_mapsize(st->env, want);
-	if (rc)
-		return store_rc(st, rc, "grow map");
-	refresh_map_size(st);
-	st->stats.map_growths++;
-	sl_info("store", "map grown to %zu bytes", st->map_size);
-	return SL_OK;
+	st->growing = false;
+	pthread_cond_broadcast(&st->read_cv);
+	pthread_mutex_unlock(&st->read_mu);
+	if (e == SL_OK)
+		sl_info("store", "map grown to %zu bytes", st->map_size);
+	return e;
 }
 
 /* --- read transactions ----------------------------------------------------------------- */
@@ -360,29 +391,37 @@ sl_err
 store_read_begin(store_t *st, store_txn_t **out)
 {
 	*out = NULL;
+	int rc;
+	pthread_mutex_lock(&st->read_mu);
+	while (st->growing)
+		pthread_cond_wait(&st->read_cv, &st->read_mu);
 	struct store_txn *t = st->spare_read;
 	if (t) {
 		st->spare_read = NULL;
-		int rc = mdb_txn_renew(t->mt);
+		rc = mdb_txn_renew(t->mt);
 		if (rc) {
 			mdb_txn_abort(t->mt);
 			sl_free(t);
-			return store_rc(st, rc, "renew read txn");
+			goto out_unlock;
 		}
 	} else {
 		t = SL_NEW(struct store_txn);
-		if (!t)
+		if (!t) {
+			pthread_mutex_unlock(&st->read_mu);
 			return SL_ERR_NOMEM;
+		}
 		t->st = st;
-		int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t->mt);
+		rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &t->mt);
 		if (rc) {
 			sl_free(t);
-			return store_rc(st, rc, "begin read txn");
+			goto out_unlock;
 		}
 	}
 	st->reads_open++;
 	*out = t;
-	return SL_OK;
+out_unlock:
+	pthread_mutex_unlock(&st->read_mu);
+	return rc ? store_rc(st, rc, "begin read txn") : SL_OK;
 }
 
 void
@@ -392,14 +431,19 @@ store_read_end(store_txn_t *txn)
 		return;
 	store_t *st = txn->st;
 	store_cursors_detach(txn);
-	st->reads_open--;
+	pthread_mutex_lock(&st->read_mu);
+	if (--st->reads_open == 0)
+		pthread_cond_broadcast(&st->read_cv);
 	if (!st->spare_read) {
 		mdb_txn_reset(txn->mt);
 		st->spare_read = txn;
-		return;
+		txn = NULL;
 	}
-	mdb_txn_abort(txn->mt);
-	sl_free(txn);
+	pthread_mutex_unlock(&st->read_mu);
+	if (txn) {
+		mdb_txn_abort(txn->mt);
+		sl_free(txn);
+	}
 }
 
 /* --- point reads ------------------------------------------------------------------------- */

@@ -17,7 +17,14 @@
  *     iterations (it pins pages and the file grows).
  *
  * Threads: a store_t and its batch belong to the thread that opened it (the core thread).
- * Read transactions may be used from any single thread (MDB_NOTLS).
+ * Read transactions may be begun, used and ended from any thread (MDB_NOTLS), one thread
+ * at a time per transaction. Map growth waits up to 1 s for open read transactions; if one
+ * stays open (e.g. the core thread holds one while writing), growth fails and so does the
+ * batch (SL_ERR_STORE, see store_last_error).
+ *
+ * A batch that hit an unrecoverable failure (map cannot grow, LMDB error during replay) is
+ * poisoned: every later write and store_batch_commit return that error, and the commit
+ * runs the callbacks with it.
  *
  * Keys: at most STORE_MAX_KEY bytes (LMDB's 511); build keys with the store_key helpers,
  * which hash any component that could be longer. Values returned by get/cursors point into
@@ -126,7 +133,8 @@ void store_read_end(store_txn_t *txn);
 /* SL_ERR_NOT_FOUND when absent. */
 sl_err store_get(store_txn_t *txn, enum store_db db, const void *key, size_t klen,
                  struct store_val *out);
-/* Write operations: only on a batch's transaction. */
+/* Write operations: only on a batch's transaction (a read txn gets SL_ERR_INVALID_ARG).
+ * Keys are 1..STORE_MAX_KEY bytes; key and value are copied. */
 sl_err store_put(store_txn_t *txn, enum store_db db, const void *key, size_t klen, const void *val,
                  size_t vlen);
 /* Deleting an absent key is not an error. */
@@ -134,7 +142,14 @@ sl_err store_del(store_txn_t *txn, enum store_db db, const void *key, size_t kle
 
 /* Cursors iterate keys in order. seek positions at the first key >= key (or the first key
  * when key is NULL); next returns SL_ERR_NOT_FOUND at the end. With a prefix set, iteration
- * stops at the first key that does not start with it. */
+ * stops at the first key that does not start with it.
+ *
+ * Seeks only position (they answer SL_OK even when nothing matches); the first next/prev
+ * after a seek returns the entry sought (next: first key >= key; prev after seek: the last
+ * key <= key). seek_prefix needs a prefix of 1..STORE_MAX_KEY bytes: use seek(c, NULL, 0)
+ * for a full scan. A batch cursor stays valid across savepoints, map growth and writes in
+ * the batch (it remembers its key and re-seeks). When the transaction ends the cursor
+ * answers SL_ERR_INVALID_ARG; close it in any case. */
 sl_err store_cursor_open(store_txn_t *txn, enum store_db db, store_cursor_t **out);
 void store_cursor_close(store_cursor_t *c);
 sl_err store_cursor_seek(store_cursor_t *c, const void *key, size_t klen);
@@ -143,7 +158,8 @@ sl_err store_cursor_next(store_cursor_t *c, struct store_val *key, struct store_
 /* Seek to the last key with the prefix and walk backwards (reverse listings). */
 sl_err store_cursor_seek_last_prefix(store_cursor_t *c, const void *prefix, size_t plen);
 sl_err store_cursor_prev(store_cursor_t *c, struct store_val *key, struct store_val *val);
-/* Deletes the entry the cursor is on (batch transactions only). */
+/* Deletes the entry last returned by next/prev (batch transactions only; logged like
+ * store_del). next/prev then continue from its neighbours. */
 sl_err store_cursor_del(store_cursor_t *c);
 
 /* --- facts for /metrics ---------------------------------------------------------------- */

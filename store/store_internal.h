@@ -6,6 +6,7 @@
 #define SLUICE_STORE_STORE_INTERNAL_H
 
 #include <lmdb.h>
+#include <pthread.h>
 
 #include "store/store.h"
 
@@ -89,6 +90,11 @@ struct store {
 	size_t map_size;
 	size_t max_batch_ops;
 	store_batch_t *batch;
+	/* read txns may begin and end on any thread: read_mu guards the fields below, and map
+	 * growth holds it (and sets growing) so no read txn begins during the remap */
+	pthread_mutex_t read_mu;
+	pthread_cond_t read_cv; /* signalled when reads_open drops to 0 or growth ends */
+	bool growing;
 	struct store_txn *spare_read; /* a reset read txn kept for reuse */
 	unsigned reads_open;
 	bool fail_next_commit;

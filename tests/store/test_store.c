@@ -1,5 +1,7 @@
 #include <criterion/criterion.h>
 #include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -759,6 +761,80 @@ Test(store, growth_with_a_read_txn_open_fails_the_batch_cleanly)
 		        store_put(store_batch_txn(b), STORE_DB_EVENTS, k.buf, k.len, v, sizeof(v)),
 		        SL_OK);
 	}
+	cr_assert_eq(store_batch_commit(st), SL_OK);
+	store_free(st);
+}
+
+struct reader_arg {
+	store_t *st;
+	atomic_bool stop;
+	long reads;
+	sl_err failed;
+};
+
+static void *
+reader_main(void *p)
+{
+	struct reader_arg *a = p;
+	do {
+		store_txn_t *t;
+		sl_err e = store_read_begin(a->st, &t);
+		if (e) {
+			a->failed = e;
+			break;
+		}
+		struct store_val v;
+		e = store_get(t, STORE_DB_BUSES, "k", 1, &v);
+		store_read_end(t);
+		if (e && e != SL_ERR_NOT_FOUND) {
+			a->failed = e;
+			break;
+		}
+		a->reads++;
+	} while (!atomic_load(&a->stop));
+	return NULL;
+}
+
+Test(store, growth_waits_for_readers_on_other_threads)
+{
+	store_t *st = open_store(64 << 10);
+	struct reader_arg ra = { .st = st };
+	atomic_init(&ra.stop, false);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, reader_main, &ra), 0);
+	store_batch_t *b;
+	cr_assert_eq(store_batch_get(st, &b), SL_OK);
+	char v[GROW_VLEN];
+	struct store_key k;
+	for (int i = 0; i < GROW_N; i++) {
+		grow_key(&k, i);
+		grow_val(v, i);
+		cr_assert_eq(
+		        store_put(store_batch_txn(b), STORE_DB_EVENTS, k.buf, k.len, v, GROW_VLEN),
+		        SL_OK, "put %d: %s", i, store_last_error(st));
+	}
+	cr_assert_eq(store_batch_commit(st), SL_OK, "%s", store_last_error(st));
+	atomic_store(&ra.stop, true);
+	pthread_join(th, NULL);
+	cr_assert_eq(ra.failed, SL_OK);
+	cr_assert_gt(ra.reads, 0);
+	struct store_stats s;
+	store_get_stats(st, &s);
+	cr_assert_gt(s.map_growths, 0);
+	store_free(st);
+}
+
+Test(store, batch_full_at_max_batch_ops)
+{
+	struct store_options o = { .max_batch_ops = 3 };
+	struct sl_error err = { 0 };
+	store_t *st;
+	cr_assert_eq(store_open(dir, &o, &st, &err), SL_OK, "%s", sl_error_text(&err));
+	put_str(st, STORE_DB_META, "a", "1");
+	put_str(st, STORE_DB_META, "b", "1");
+	cr_assert_not(store_batch_full(store_batch_current(st)));
+	del_str(st, STORE_DB_META, "c");
+	cr_assert(store_batch_full(store_batch_current(st)));
 	cr_assert_eq(store_batch_commit(st), SL_OK);
 	store_free(st);
 }
