@@ -154,6 +154,50 @@ transition(struct vctx *v, json_t *s, const char *p, const struct vnames *names,
 	st->end = true;
 }
 
+static size_t
+quiet_target(const struct vnames *names, json_t *target)
+{
+	if (!json_is_string(target))
+		return SM_NO_STATE;
+	for (size_t i = 0; i < names->n; i++)
+		if (!strcmp(names->names[i], json_string_value(target)))
+			return i;
+	return SM_NO_STATE;
+}
+
+/* A JSONata state is reported once as unsupported; its transitions are still followed
+ * (without checks) so that the states after it are not called unreachable. */
+static void
+quiet_transitions(struct vctx *v, json_t *s, const struct vnames *names, struct sm_state *st)
+{
+	st->next = quiet_target(names, json_object_get(s, "Next"));
+	st->end = json_is_true(json_object_get(s, "End"));
+	json_t *catch = json_object_get(s, "Catch");
+	if (json_is_array(catch) && json_array_size(catch)) {
+		if (!(st->catch_ = sl_calloc(json_array_size(catch), sizeof *st->catch_))) {
+			v_nomem(v);
+			return;
+		}
+		for (size_t i = 0; i < json_array_size(catch); i++)
+			st->catch_[st->n_catch++].next = quiet_target(
+			        names, json_object_get(json_array_get(catch, i), "Next"));
+	}
+	if (st->type != SM_STATE_CHOICE)
+		return;
+	st->u.choice.default_next = quiet_target(names, json_object_get(s, "Default"));
+	json_t *choices = json_object_get(s, "Choices");
+	if (!json_is_array(choices) || !json_array_size(choices))
+		return;
+	if (!(st->u.choice.rules
+	      = sl_calloc(json_array_size(choices), sizeof *st->u.choice.rules))) {
+		v_nomem(v);
+		return;
+	}
+	for (size_t i = 0; i < json_array_size(choices); i++)
+		st->u.choice.rules[st->u.choice.n_rules++].next
+		        = quiet_target(names, json_object_get(json_array_get(choices, i), "Next"));
+}
+
 /* Compiles the fields of one state. */
 static void
 state(struct vctx *v, json_t *s, const char *p, const struct vnames *names, struct sm_state *st,
@@ -185,11 +229,7 @@ state(struct vctx *v, json_t *s, const char *p, const struct vnames *names, stru
 				v_report(v, qp,
 				         SM_SCHEMA "QueryLanguage JSONata is not supported yet");
 			sl_free(qp);
-			/* JSONata fields would all look wrong to the JSONPath checks: resolve the
-			 * transition only, so reachability is still right. */
-			if (st->type != SM_STATE_CHOICE && st->type != SM_STATE_SUCCEED
-			    && st->type != SM_STATE_FAIL)
-				transition(v, s, p, names, st);
+			quiet_transitions(v, s, names, st);
 			return;
 		}
 		if (strcmp(qls, "JSONPath") != 0 && qp)

@@ -155,6 +155,8 @@ operand(struct vctx *v, json_t *val, const char *p, const char *key, const struc
 			         SM_SCHEMA "The value for the field '%s' must be a valid "
 			                   "ReferencePath",
 			         key);
+		} else if (v_uses_variable(json_string_value(val))) {
+			v_variable_problem(v, p, key, json_string_value(val));
 		} else if (sm_path_compile(json_string_value(val), SM_PATH_REFERENCE,
 		                           &out->operand.path, &err)
 		           != SL_OK) {
@@ -279,6 +281,8 @@ rule(struct vctx *v, json_t *r, const char *p, const struct vnames *names, bool 
 				v_report(v, vp,
 				         SM_SCHEMA "The value for the field 'Variable' must be a "
 				                   "valid ReferencePath");
+			} else if (vp && v_uses_variable(json_string_value(var))) {
+				v_variable_problem(v, p, "Variable", json_string_value(var));
 			} else if (vp
 			           && sm_path_compile(json_string_value(var), SM_PATH_REFERENCE,
 			                              &out->variable, &err)

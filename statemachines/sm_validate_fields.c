@@ -80,6 +80,43 @@ v_ptr_index(struct vctx *v, const char *pointer, size_t index)
 	return p ? p : v_nomem(v);
 }
 
+/* ---- workflow variables ------------------------------------------------------------------- */
+
+/* `$name` (not `$`, `$.x`, `$[..]` or `$$`): a workflow variable, which sm_path does not
+ * compile. Inside intrinsic calls, a `$name` argument outside quotes counts too. */
+bool
+v_uses_variable(const char *text)
+{
+	bool quoted = false;
+	for (const char *c = text; *c; c++) {
+		if (quoted) {
+			if (*c == '\\' && c[1])
+				c++;
+			else if (*c == '\'')
+				quoted = false;
+			continue;
+		}
+		if (*c == '\'') {
+			quoted = true;
+			continue;
+		}
+		if (*c == '$' && (c == text || c[-1] != '$')
+		    && ((c[1] >= 'a' && c[1] <= 'z') || (c[1] >= 'A' && c[1] <= 'Z')
+		        || c[1] == '_'))
+			return true;
+	}
+	return false;
+}
+
+void
+v_variable_problem(struct vctx *v, const char *pointer, const char *field, const char *text)
+{
+	v_report_field(v, pointer, field,
+	               SM_SCHEMA "Workflow variables are not supported yet (field '%s' reads "
+	                         "'%s')",
+	               field, text);
+}
+
 /* ---- fields ------------------------------------------------------------------------------ */
 
 static const char *const jsonata_only[] = { "Arguments", "Output", "Items", "Condition", NULL };
@@ -275,6 +312,8 @@ v_path(struct vctx *v, json_t *obj, const char *pointer, const char *field, enum
 	if (!json_is_string(m)) {
 		v_report(v, p, SM_SCHEMA "The value for the field '%s' must be a valid %s", field,
 		         kind_word(kind));
+	} else if (v_uses_variable(json_string_value(m))) {
+		v_variable_problem(v, pointer, field, json_string_value(m));
 	} else if (sm_path_compile(json_string_value(m), kind, out, &err) != SL_OK) {
 		if (err.code == SL_ERR_NOMEM)
 			v_nomem(v);
@@ -327,6 +366,10 @@ v_expr(struct vctx *v, json_t *obj, const char *pointer, const char *field, stru
 		*present = m != NULL;
 	if (!m)
 		return true;
+	if (json_is_string(m) && v_uses_variable(json_string_value(m))) {
+		v_variable_problem(v, pointer, field, json_string_value(m));
+		return false;
+	}
 	if (json_is_string(m) && sm_intrinsic_is_call(json_string_value(m))) {
 		struct sl_error err;
 		sl_error_clear(&err);
@@ -387,6 +430,11 @@ check_template_keys(struct vctx *v, json_t *node, const char *pointer, const cha
 		struct sl_error err;
 		sl_error_clear(&err);
 		bool good = false;
+		if (json_is_string(val) && v_uses_variable(json_string_value(val))) {
+			v_variable_problem(v, pointer, key, json_string_value(val));
+			ok = false;
+			continue;
+		}
 		if (json_is_string(val)) {
 			const char *text = json_string_value(val);
 			sl_err rc;

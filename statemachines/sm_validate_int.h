@@ -42,6 +42,10 @@ void v_report_field(struct vctx *v, const char *pointer, const char *field, cons
 /* Remembers an out-of-memory condition; returns NULL for use in expressions. */
 void *v_nomem(struct vctx *v);
 
+/* Workflow variables ($name) are not supported yet: detect and report them. */
+bool v_uses_variable(const char *text);
+void v_variable_problem(struct vctx *v, const char *pointer, const char *field, const char *text);
+
 /* pointer + "/" + token (NULL on NOMEM, recorded in v). */
 char *v_ptr(struct vctx *v, const char *pointer, const char *token);
 char *v_ptr_index(struct vctx *v, const char *pointer, size_t index);
