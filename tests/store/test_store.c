@@ -140,6 +140,24 @@ Test(store, open_refuses_bad_arguments)
 	cr_assert(strstr(err.message, "not a directory"), "%s", err.message);
 }
 
+Test(store, garbage_data_file_is_a_clear_error)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	for (int i = 0; i < 16384; i++)
+		fputc((i * 7919) & 0xFF, f);
+	fclose(f);
+	struct sl_error err = { 0 };
+	store_t *st = NULL;
+	sl_err e = store_open(dir, NULL, &st, &err);
+	cr_assert_neq(e, SL_OK);
+	cr_assert_null(st);
+	cr_assert(strstr(err.message, "cannot open LMDB environment in"), "%s", err.message);
+	cr_assert(strstr(err.message, dir), "%s", err.message);
+}
+
 /* Writes meta/schema with raw LMDB, as a newer (or broken) sluice would have. */
 static void
 write_raw_schema(const void *val, size_t len)
