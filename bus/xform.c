@@ -360,9 +360,12 @@ compile_transformer(xform_t *x, const char *id, unsigned index, const json_t *it
 		                    "InputTransformer for target %s must be an object", id);
 	x->kind = XFORM_TRANSFORMER;
 	const json_t *tv = member(it, "InputTemplate");
-	if (!tv)
-		return constraint(err, index, "inputTransformer.inputTemplate", "null", 4,
-		                  "Member must not be null");
+	if (!tv) /* the service prints a null value unquoted */
+		return sl_error_set(err, SL_ERR_INVALID_ARG,
+		                    "1 validation error detected: Value null at "
+		                    "'targets.%u.member.inputTransformer.inputTemplate' failed to "
+		                    "satisfy constraint: Member must not be null",
+		                    index);
 	if (!json_is_string(tv))
 		return sl_error_set(err, SL_ERR_SERIALIZATION,
 		                    "InputTemplate for target %s must be a string", id);

@@ -787,7 +787,7 @@ Test(xform, malformed_templates)
 	xform_t *x = NULL;
 	cr_expect_eq(xform_new(t, 1, &x, &err), SL_ERR_INVALID_ARG);
 	cr_expect_str_eq(err.message,
-	                 "1 validation error detected: Value 'null' at "
+	                 "1 validation error detected: Value null at "
 	                 "'targets.1.member.inputTransformer.inputTemplate' failed to "
 	                 "satisfy constraint: Member must not be null");
 	json_decref(t);
