@@ -211,3 +211,32 @@ Test(store_crash, acknowledged_writes_survive_sigkill, .timeout = 300)
 	free(c.acks);
 	st_util_rmdir(dir);
 }
+
+Test(store_crash, a_second_process_is_told_who_holds_the_directory, .timeout = 60)
+{
+	const char *helper = getenv("STORE_CRASH_HELPER");
+	if (!helper || access(helper, X_OK) != 0)
+		cr_skip_test("STORE_CRASH_HELPER is not set to the crash_writer binary");
+	char *dir = st_util_mkdtemp();
+	cr_assert_not_null(dir);
+	struct child c = { 0 };
+	start(&c, helper, dir, 0);
+	while (!c.ready && !c.eof)
+		pump(&c, -1);
+	cr_assert(c.ready, "crash_writer exited before opening the store");
+	struct sl_error err = { 0 };
+	store_t *st = NULL;
+	sl_err e = store_open(dir, NULL, &st, &err);
+	char want[64];
+	snprintf(want, sizeof(want), "in use by another process (pid %ld)", (long)c.pid);
+	kill(c.pid, SIGKILL);
+	waitpid(c.pid, NULL, 0);
+	close(c.fd);
+	cr_assert_eq(e, SL_ERR_STORE_BUSY, "%s", sl_error_text(&err));
+	cr_assert(strstr(err.message, want), "%s", err.message);
+	/* the kill released the lock */
+	cr_assert_eq(store_open(dir, NULL, &st, &err), SL_OK, "%s", sl_error_text(&err));
+	store_free(st);
+	free(c.acks);
+	st_util_rmdir(dir);
+}
