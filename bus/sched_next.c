@@ -195,6 +195,30 @@ sched_next(const sched_t *s, int64_t after_ms, int64_t *out_ms)
 	}
 }
 
+/*
+ * The last slot <= top, given a slot x <= top. Bisects rather than walks, so a dense cron
+ * looked at over years costs a few dozen sched_next calls.
+ */
+static sl_err
+last_slot(const sched_t *s, int64_t x, int64_t top, int64_t *out_ms)
+{
+	for (;;) {
+		int64_t y, z;
+		if (sched_next(s, x, &y) != SL_OK || y > top) {
+			*out_ms = x;
+			return SL_OK;
+		}
+		/* x < y <= top: look in the upper half of [y, top] first */
+		int64_t m = y + (int64_t)(((uint64_t)top - (uint64_t)y) / 2);
+		if (sched_next(s, m, &z) == SL_OK && z <= top) {
+			x = z;
+		} else {
+			top = m;
+			x = y;
+		}
+	}
+}
+
 sl_err
 sched_prev(const sched_t *s, int64_t lo_ms, int64_t hi_ms, int64_t *out_ms)
 {
@@ -222,14 +246,11 @@ sched_prev(const sched_t *s, int64_t lo_ms, int64_t hi_ms, int64_t *out_ms)
 	/* widen a window back from hi until it holds a slot, then walk to its last one */
 	uint64_t span = (uint64_t)hi_ms - (uint64_t)lo_ms, w = 60000;
 	for (;;) {
-		int64_t start = span > w ? hi_ms - (int64_t)w : lo_ms, x, y;
+		/* hi - w lies inside (lo, hi) when w < span: the unsigned difference is exact */
+		int64_t start = span > w ? (int64_t)((uint64_t)hi_ms - w) : lo_ms, x;
 		sl_err rc = sched_next(s, start, &x);
-		if (rc == SL_OK && x <= hi_ms) {
-			while (sched_next(s, x, &y) == SL_OK && y <= hi_ms)
-				x = y;
-			*out_ms = x;
-			return SL_OK;
-		}
+		if (rc == SL_OK && x <= hi_ms)
+			return last_slot(s, x, hi_ms, out_ms);
 		if (rc != SL_OK && rc != SL_ERR_NOT_FOUND)
 			return rc;
 		if (start == lo_ms)

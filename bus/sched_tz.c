@@ -402,7 +402,7 @@ sl_err
 sched_tz_next_transition(const sched_tz_t *tz, int64_t after_s, int64_t *at_s, int32_t *off_before,
                          int32_t *off_after)
 {
-	if (!tz)
+	if (!tz || after_s >= SCHED_S_MAX)
 		return SL_ERR_NOT_FOUND;
 	int64_t t = clamp_s(after_s);
 	int32_t cur = sched_tz_offset(tz, t);
@@ -423,6 +423,8 @@ sched_tz_next_transition(const sched_tz_t *tz, int64_t after_s, int64_t *at_s, i
 	for (int k = 0;
 	     tz->footer.present && k < 4 && posix_next(&tz->footer, t, at_s, off_before, off_after);
 	     k++) {
+		if (*at_s > SCHED_S_MAX)
+			break;
 		if (*off_after != cur) {
 			*off_before = cur;
 			return SL_OK;
@@ -437,6 +439,7 @@ sched_tz_local_to_utc(const sched_tz_t *tz, int64_t local_s)
 {
 	if (!tz)
 		return local_s;
+	local_s = clamp_s(local_s);
 	int64_t lo = clamp_s(local_s - NEAR_WINDOW_S), hi = clamp_s(local_s + NEAR_WINDOW_S);
 	int32_t offs[16];
 	int n = 0;

@@ -1020,3 +1020,75 @@ Test(sched_parse, out_of_memory_is_clean)
 		cr_assert_null(s);
 	}
 }
+
+Test(sched_next, extreme_instants_are_safe)
+{
+	static const char *const exprs[]
+	        = { "cron(0 2 * * ? *)", "rate(1 minute)", "at(2026-11-24T02:00:00)" };
+	static const char *const zones[] = { NULL, "America/New_York" };
+	for (size_t i = 0; i < 3; i++) {
+		for (size_t z = 0; z < 2; z++) {
+			sched_t *s = parse_ok(exprs[i], zones[z]);
+			int64_t x;
+			/* the first slot of all, and none after the end of time */
+			cr_assert_eq(sched_next(s, INT64_MIN, &x), SL_OK, "%s", exprs[i]);
+			cr_assert_eq(sched_next(s, INT64_MAX, &x), SL_ERR_NOT_FOUND, "%s",
+			             exprs[i]);
+			cr_assert_eq(sched_prev(s, INT64_MIN, INT64_MAX, &x), SL_OK, "%s",
+			             exprs[i]);
+			sched_free(s);
+		}
+	}
+	/* the first cron slot is in 1970; the last in 2199 */
+	sched_t *s = parse_ok("cron(0 2 * * ? *)", NULL);
+	int64_t x;
+	cr_assert_eq(sched_next(s, INT64_MIN, &x), SL_OK);
+	cr_assert_eq(x, T("1970-01-01T02:00:00Z"));
+	cr_assert_eq(sched_prev(s, INT64_MIN, INT64_MAX, &x), SL_OK);
+	cr_assert_eq(x, T("2199-12-31T02:00:00Z"));
+	sched_free(s);
+	sched_tz_t *tz = NULL;
+	cr_assert_eq(sched_tz_open("Europe/Berlin", &tz, NULL), SL_OK);
+	int64_t at;
+	int32_t ob, oa;
+	cr_assert_eq(sched_tz_offset(tz, INT64_MAX), 7200 - 3600); /* year 9999 winter: CET */
+	(void)sched_tz_offset(tz, INT64_MIN);
+	(void)sched_tz_local_to_utc(tz, INT64_MIN);
+	(void)sched_tz_local_to_utc(tz, INT64_MAX);
+	cr_assert_eq(sched_tz_next_transition(tz, INT64_MAX, &at, &ob, &oa), SL_ERR_NOT_FOUND);
+	sched_tz_free(tz);
+}
+
+Test(sched_backfill, prev_agrees_with_a_forward_walk)
+{
+	static const char *const exprs[] = { "cron(* * * * ? *)",     "cron(0/7 3-5 ? * MON,FRI *)",
+		                             "cron(30 2 L * ? *)",    "cron(0 1 ? * 1#2 2026-2027)",
+		                             "cron(15 1 * 3,11 ? *)", "rate(13 minutes)" };
+	static const char *const zones[] = { NULL, "America/New_York", "Europe/Berlin" };
+	uint64_t seed = 99;
+	for (size_t i = 0; i < sizeof(exprs) / sizeof(exprs[0]); i++) {
+		for (size_t z = 0; z < 3; z++) {
+			sched_t *s = parse_ok(exprs[i], zones[z]);
+			for (int k = 0; k < 12; k++) {
+				seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+				/* windows of up to ~10 days within 2026 */
+				int64_t lo = T("2026-01-01T00:00:00Z")
+				        + (int64_t)((seed >> 30) % (360ULL * 86400000));
+				int64_t hi = lo + (int64_t)((seed >> 11) % (10ULL * 86400000));
+				struct sched_iter it;
+				int64_t x, want = NONE, got = NONE;
+				sched_iter_init(&it, s, lo + 1, hi + 1);
+				while (sched_iter_next(&it, &x) == SL_OK)
+					want = x;
+				sl_err rc = sched_prev(s, lo, hi, &got);
+				char a[32], b[32];
+				cr_assert_eq(rc, want == NONE ? SL_ERR_NOT_FOUND : SL_OK);
+				cr_assert_eq(got, want,
+				             "%s %s: prev in (%lld, %lld] is %s, walk says %s",
+				             exprs[i], zones[z] ? zones[z] : "UTC", (long long)lo,
+				             (long long)hi, fmt(got, a), fmt(want, b));
+			}
+			sched_free(s);
+		}
+	}
+}
