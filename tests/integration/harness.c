@@ -86,8 +86,9 @@ h_start(struct h_server *s, const char *const *extra)
 	snprintf(s->data, sizeof s->data, "%s/data", s->dir);
 	snprintf(s->log, sizeof s->log, "%s/server.log", s->dir);
 
-	const char *argv[64] = { bin, "serve", "--http", "127.0.0.1:0", "--workers",
-				 "tcp://127.0.0.1:0", "--data", s->data };
+	const char *argv[64]
+	        = { bin,      "serve", "--http", "127.0.0.1:0", "--workers", "tcp://127.0.0.1:0",
+		    "--data", s->data };
 	size_t argc = 8;
 	for (size_t i = 0; extra && extra[i] && argc < 62; i++)
 		argv[argc++] = extra[i];
@@ -114,7 +115,8 @@ h_start(struct h_server *s, const char *const *extra)
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			s->pid = 0;
 			char *log = h_log(s);
-			fprintf(stderr, "harness: server exited before ready:\n%s\n", log ? log : "");
+			fprintf(stderr, "harness: server exited before ready:\n%s\n",
+			        log ? log : "");
 			free(log);
 			return false;
 		}
@@ -209,8 +211,8 @@ write_all(int fd, const char *p, size_t n)
 }
 
 bool
-h_send(int fd, const char *method, const char *path, const char *const *headers,
-       const char *body, size_t len)
+h_send(int fd, const char *method, const char *path, const char *const *headers, const char *body,
+       size_t len)
 {
 	char head[8192];
 	int n = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n", method, path);
@@ -287,7 +289,7 @@ fail:
 
 bool
 h_request(int port, const char *method, const char *path, const char *const *headers,
-	  const char *body, size_t len, struct h_response *r)
+          const char *body, size_t len, struct h_response *r)
 {
 	int fd = h_connect(port);
 	if (fd < 0)

@@ -14,7 +14,7 @@
 
 struct h_server {
 	pid_t pid;
-	char dir[256];     /* the mkdtemp directory: data/ and server.log inside */
+	char dir[256]; /* the mkdtemp directory: data/ and server.log inside */
 	char data[300];
 	char log[300];
 	char host[128];
@@ -46,12 +46,12 @@ int h_connect(int port);
 /* Writes one request; headers is a NULL-terminated list of "Name: value" (may be NULL).
  * Content-Length is added when body is not NULL. */
 bool h_send(int fd, const char *method, const char *path, const char *const *headers,
-	    const char *body, size_t len);
+            const char *body, size_t len);
 /* Reads one response (Content-Length framed). false on EOF, error or timeout. */
 bool h_recv(int fd, struct h_response *r);
 /* Connect, send (with Connection: close), receive, close. */
 bool h_request(int port, const char *method, const char *path, const char *const *headers,
-	       const char *body, size_t len, struct h_response *r);
+               const char *body, size_t len, struct h_response *r);
 /* A header's value (case-insensitive name), copied into out; false if absent. */
 bool h_header(const struct h_response *r, const char *name, char *out, size_t cap);
 void h_response_free(struct h_response *r);

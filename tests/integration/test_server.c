@@ -34,6 +34,17 @@ start(const char *const *extra)
 	cr_assert(h_start(&srv, extra), "the server did not start (see stderr)");
 }
 
+/* Every test ends here: SIGTERM, exit 0, and no sanitizer report in the server's log. */
+static void
+stop_clean(void)
+{
+	int rc = h_stop(&srv);
+	char *log = h_log(&srv);
+	bool clean = log && !strstr(log, "runtime error") && !strstr(log, "Sanitizer");
+	cr_assert(rc == 0 && clean, "server exit %d, log:\n%s", rc, log ? log : "");
+	free(log);
+}
+
 static bool
 is_uuid(const char *s)
 {
@@ -79,7 +90,7 @@ post(const char *const *headers, const char *body)
 {
 	struct h_response r;
 	cr_assert(h_request(srv.http_port, "POST", "/", headers, body, strlen(body), &r),
-		  "no answer");
+	          "no answer");
 	return r;
 }
 
@@ -93,6 +104,7 @@ Test(server, healthz)
 	char v[64];
 	cr_assert(h_header(&r, "x-amzn-RequestId", v, sizeof v) && is_uuid(v));
 	h_response_free(&r);
+	stop_clean();
 }
 
 Test(server, metrics_are_prometheus_text)
@@ -136,52 +148,57 @@ Test(server, metrics_are_prometheus_text)
 		cr_assert(end != p + 1 && *end == '\0', "bad value in '%s'", line);
 	}
 	h_response_free(&r);
+	stop_clean();
 }
 
 Test(server, unknown_operation_json_1_1)
 {
 	start(NULL);
 	const char *h[] = { "X-Amz-Target: AWSEvents.ListRules",
-			    "Content-Type: application/x-amz-json-1.1", NULL };
+		            "Content-Type: application/x-amz-json-1.1", NULL };
 	struct h_response r = post(h, "{}");
 	expect_aws_error(&r, 400, "UnknownOperationException", "application/x-amz-json-1.1");
-	cr_assert(strstr(r.body, "operation AWSEvents.ListRules is not supported by this "
-				 "server yet"),
-		  "%s", r.body);
+	cr_assert(strstr(r.body,
+	                 "operation AWSEvents.ListRules is not supported by this "
+	                 "server yet"),
+	          "%s", r.body);
 	h_response_free(&r);
 
 	const char *h2[] = { "X-Amz-Target: Nope.Nothing",
-			     "Content-Type: application/x-amz-json-1.1", NULL };
+		             "Content-Type: application/x-amz-json-1.1", NULL };
 	r = post(h2, "{}");
 	expect_aws_error(&r, 400, "UnknownOperationException", "application/x-amz-json-1.1");
 	h_response_free(&r);
+	stop_clean();
 }
 
 Test(server, unknown_operation_json_1_0)
 {
 	start(NULL);
 	const char *h[] = { "X-Amz-Target: AWSStepFunctions.ListStateMachines",
-			    "Content-Type: application/x-amz-json-1.0", NULL };
+		            "Content-Type: application/x-amz-json-1.0", NULL };
 	struct h_response r = post(h, "{}");
 	expect_aws_error(&r, 400, "UnknownOperationException", "application/x-amz-json-1.0");
 	h_response_free(&r);
+	stop_clean();
 }
 
 Test(server, lowercase_header_names)
 {
 	start(NULL);
 	const char *h[] = { "x-amz-target: AWSStepFunctions.StartExecution",
-			    "content-type: application/x-amz-json-1.0", NULL };
+		            "content-type: application/x-amz-json-1.0", NULL };
 	struct h_response r = post(h, "{\"name\":\"x\"}");
 	expect_aws_error(&r, 400, "UnknownOperationException", "application/x-amz-json-1.0");
 	h_response_free(&r);
+	stop_clean();
 }
 
 Test(server, body_not_json_keeps_serving)
 {
 	start(NULL);
 	const char *h[] = { "X-Amz-Target: AWSEvents.PutEvents",
-			    "Content-Type: application/x-amz-json-1.1", NULL };
+		            "Content-Type: application/x-amz-json-1.1", NULL };
 	struct h_response r = post(h, "{\"Entries\": [");
 	expect_aws_error(&r, 400, "SerializationException", "application/x-amz-json-1.1");
 	h_response_free(&r);
@@ -192,6 +209,7 @@ Test(server, body_not_json_keeps_serving)
 	expect_aws_error(&r, 400, "SerializationException", "application/x-amz-json-1.1");
 	h_response_free(&r);
 	expect_healthy();
+	stop_clean();
 }
 
 Test(server, body_over_limit_is_413_and_keeps_serving)
@@ -204,13 +222,14 @@ Test(server, body_over_limit_is_413_and_keeps_serving)
 	big[n - 1] = '}';
 	big[n] = '\0';
 	const char *h[] = { "X-Amz-Target: AWSEvents.PutEvents",
-			    "Content-Type: application/x-amz-json-1.1", NULL };
+		            "Content-Type: application/x-amz-json-1.1", NULL };
 	struct h_response r;
 	cr_assert(h_request(srv.http_port, "POST", "/", h, big, n, &r), "no answer to 2 MiB");
 	cr_assert_eq(r.status, 413);
 	h_response_free(&r);
 	free(big);
 	expect_healthy();
+	stop_clean();
 }
 
 Test(server, missing_target)
@@ -220,16 +239,18 @@ Test(server, missing_target)
 	struct h_response r = post(h, "{}");
 	expect_aws_error(&r, 400, "MissingAction", "application/x-amz-json-1.1");
 	h_response_free(&r);
+	stop_clean();
 }
 
 Test(server, unsupported_protocol)
 {
 	start(NULL);
 	const char *h[] = { "X-Amz-Target: AWSEvents.ListRules", "Content-Type: application/cbor",
-			    "smithy-protocol: rpc-v2-cbor", NULL };
+		            "smithy-protocol: rpc-v2-cbor", NULL };
 	struct h_response r = post(h, "\xa0");
 	expect_aws_error(&r, 400, "UnsupportedProtocolException", "application/x-amz-json-1.1");
 	h_response_free(&r);
+	stop_clean();
 }
 
 Test(server, paths_and_methods)
@@ -248,6 +269,7 @@ Test(server, paths_and_methods)
 	cr_assert(h_request(srv.http_port, "DELETE", "/healthz", NULL, NULL, 0, &r));
 	expect_aws_error(&r, 405, "MethodNotAllowed", "application/json");
 	h_response_free(&r);
+	stop_clean();
 }
 
 Test(server, keep_alive_two_requests_one_connection)
@@ -266,6 +288,7 @@ Test(server, keep_alive_two_requests_one_connection)
 	expect_aws_error(&r, 400, "UnknownOperationException", "application/x-amz-json-1.1");
 	h_response_free(&r);
 	close(fd);
+	stop_clean();
 }
 
 Test(server, connection_cap)
@@ -312,6 +335,7 @@ Test(server, connection_cap)
 	}
 	cr_assert_eq(status, 200, "a freed slot was never reused");
 	close(a);
+	stop_clean();
 }
 
 Test(server, sigterm_exits_zero)
@@ -320,7 +344,7 @@ Test(server, sigterm_exits_zero)
 	expect_healthy();
 	int fd = h_connect(srv.http_port); /* an idle keep-alive connection must not block it */
 	cr_assert(fd >= 0);
-	cr_assert_eq(h_stop(&srv), 0);
+	stop_clean();
 	close(fd);
 	char *log = h_log(&srv);
 	cr_assert(strstr(log, "stopped") != NULL, "%s", log);
@@ -373,7 +397,7 @@ Test(server, worker_socket_validates_frames)
 	char *log = h_log(&srv);
 	cr_assert(strstr(log, "malformed frame") != NULL, "malformed frames are not logged");
 	free(log);
-	cr_assert_eq(h_stop(&srv), 0);
+	stop_clean();
 }
 
 Test(server, aws_cli_gets_an_aws_shaped_error)
@@ -383,13 +407,13 @@ Test(server, aws_cli_gets_an_aws_shaped_error)
 	start(NULL);
 	char cmd[512];
 	snprintf(cmd, sizeof cmd,
-		 "AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 "
-		 "AWS_MAX_ATTEMPTS=1 aws --endpoint-url http://127.0.0.1:%d events list-rules",
-		 srv.http_port);
+	         "AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 "
+	         "AWS_MAX_ATTEMPTS=1 aws --endpoint-url http://127.0.0.1:%d events list-rules",
+	         srv.http_port);
 	char *out = NULL;
 	int rc = h_run(cmd, &out);
 	cr_assert(rc == 254 || rc == 255, "aws exited %d: %s", rc, out);
-	cr_assert(strstr(out, "An error occurred (UnknownOperationException)") != NULL, "%s",
-		  out);
+	cr_assert(strstr(out, "An error occurred (UnknownOperationException)") != NULL, "%s", out);
 	free(out);
+	stop_clean();
 }
