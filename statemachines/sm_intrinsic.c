@@ -467,6 +467,7 @@ sm_intrinsic_eval(const struct sm_intrinsic *f, json_t *input, json_t *context, 
 				             "found in "
 				             "the input '%s'",
 				             sm_path_text(a->path), f->fn->name, doc);
+				rc = SL_ERR_INVALID_ARG;
 			} else if (rc == SL_ERR_NOMEM) {
 				sm_fault_set(fault, "States.Runtime", "out of memory");
 			}

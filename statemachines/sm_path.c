@@ -21,6 +21,7 @@
 
 /* Deeper JSON than this is not walked by ".." (inputs are bounded at 256 KiB anyway). */
 #define SM_DESCEND_MAX_DEPTH 512
+#define SM_INDEX_MAX (1L << 40)
 
 struct sm_path {
 	char *text;
@@ -304,7 +305,8 @@ parse_long(struct sm_pparse *pp, long *out)
 		return sm_parse_error(pp, "expected an integer");
 	errno = 0;
 	long v = strtol(s, &end, 10);
-	if (errno == ERANGE)
+	/* bounded well inside long so slice arithmetic cannot overflow */
+	if (errno == ERANGE || v > SM_INDEX_MAX || v < -SM_INDEX_MAX)
 		return sm_parse_error(pp, "integer out of range");
 	pp->pos += (size_t)(end - s);
 	*out = v;

@@ -88,9 +88,9 @@ bool sm_intrinsic_is_call(const char *text);
  * literal template, States.JsonMerge's literal third argument (must be false). */
 sl_err sm_intrinsic_compile(const char *text, struct sm_intrinsic **out, struct sl_error *err);
 void sm_intrinsic_free(struct sm_intrinsic *f);
-/* Evaluates; on failure fills fault: States.IntrinsicFailure for bad arguments at run time
- * (wrong types, out-of-range values, a path argument that matches nothing), States.Runtime
- * with SL_ERR_NOMEM when memory runs out. */
+/* Evaluates; on failure fills fault: SL_ERR_INVALID_ARG with States.IntrinsicFailure for bad
+ * arguments at run time (wrong types, out-of-range values, a path argument that matches
+ * nothing), SL_ERR_NOMEM with States.Runtime when memory runs out. */
 sl_err sm_intrinsic_eval(const struct sm_intrinsic *f, json_t *input, json_t *context, json_t **out,
                          struct sm_fault *fault);
 

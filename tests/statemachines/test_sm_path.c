@@ -224,6 +224,9 @@ Test(sm_path, slices)
 	expect_get("$.a[4:1:-2]", a, "[4,2]");
 	expect_get("$.a[10:20]", a, "[]");
 	expect_get("$.a[3:1]", a, "[]");
+	expect_get("$.a[1:6:1099511627776]", a, "[1]");
+	expect_get("$.a[-1099511627776:1099511627776:-1099511627776]", a, "[]");
+	expect_get("$.a[5::-1099511627776]", a, "[5]");
 	/* the spec's example (awslabs/states-language issue #12): $.vals[3:] */
 	expect_get("$.vals[3:]", "{\"vals\":[0,10,20,30,40,50]}", "[30,40,50]");
 }
@@ -331,6 +334,8 @@ Test(sm_path, syntax_errors_say_where)
 	expect_bad_path("$.a[?(@.x[*] == 1)]", SM_PATH_JSONPATH, "single value");
 	expect_bad_path("$.a[?(@.x == 'open)]", SM_PATH_JSONPATH, "unterminated string");
 	expect_bad_path("$.a[99999999999999999999]", SM_PATH_JSONPATH, "out of range");
+	expect_bad_path("$.a[1:2:-9223372036854775808]", SM_PATH_JSONPATH, "out of range");
+	expect_bad_path("$.a[1099511627777]", SM_PATH_JSONPATH, "out of range");
 	cr_assert_eq(sm_path_compile(NULL, SM_PATH_JSONPATH, &(struct sm_path *) { NULL }, NULL),
 	             SL_ERR_INVALID_DEFINITION);
 	/* deeply nested filters are refused, not a stack overflow */
@@ -1454,4 +1459,142 @@ Test(sm_corpus, every_jsonpath_in_the_corpus_compiles)
 	cr_log_info("compiled %d paths and calls from the corpus", t.compiled);
 	cr_assert_eq(t.failed, 0, "%d corpus paths did not compile (see log)", t.failed);
 	cr_assert_geq(t.compiled, 500);
+}
+
+/* ---- hostile text ----------------------------------------------------------------------- */
+
+static unsigned long long fuzz_state = 0x9E3779B97F4A7C15ULL;
+
+static unsigned
+fuzz_next(unsigned bound)
+{
+	fuzz_state = fuzz_state * 6364136223846793005ULL + 1442695040888963407ULL;
+	return (unsigned)((fuzz_state >> 33) % bound);
+}
+
+/* Valid text with one to three edits: deletions, insertions of a token, or a copy of a
+ * span, so most inputs get deep into the parser before going wrong. */
+static void
+fuzz_mutate(char *buf, size_t cap, const char *seed)
+{
+	static const char *ins[] = { "[", "]", "'",  "(",  ")", ",", "$", ".", "*",
+		                     "?", "@", "\\", "{}", "-", ":", " ", "0", "States.Array(" };
+	snprintf(buf, cap, "%s", seed);
+	unsigned edits = 1 + fuzz_next(3);
+	for (unsigned e = 0; e < edits; e++) {
+		size_t len = strlen(buf);
+		size_t at = fuzz_next((unsigned)len + 1);
+		switch (fuzz_next(3)) {
+		case 0:
+			if (at < len)
+				memmove(buf + at, buf + at + 1, len - at);
+			break;
+		case 1: {
+			const char *t = ins[fuzz_next(sizeof(ins) / sizeof(ins[0]))];
+			size_t tl = strlen(t);
+			if (len + tl + 1 < cap) {
+				memmove(buf + at + tl, buf + at, len - at + 1);
+				memcpy(buf + at, t, tl);
+			}
+			break;
+		}
+		default: {
+			size_t span = fuzz_next(8);
+			if (at + span <= len && len + span + 1 < cap) {
+				memmove(buf + at + span, buf + at, len - at + 1);
+				memmove(buf + at + span, buf + at, span);
+			}
+		}
+		}
+	}
+}
+
+static void
+fuzz_text(char *buf, size_t cap, const char *prefix)
+{
+	static const char *tok[]
+	        = { "$",    "$$", ".",    "..",   "[",   "]",       "*",     "?(",     ")",
+		    "@",    "'",  "\"",   "a",    "b c", "0",       "-1",    ":",      ",",
+		    "==",   "<",  "&&",   "||",   "!",   "States.", "Array", "Format", "(",
+		    "'{}'", "\\", "true", "null", "1.5", " ",       "\xc3",  "9999" };
+	snprintf(buf, cap, "%s", prefix);
+	unsigned n = 1 + fuzz_next(14);
+	for (unsigned i = 0; i < n; i++) {
+		const char *t = tok[fuzz_next(sizeof(tok) / sizeof(tok[0]))];
+		if (strlen(buf) + strlen(t) + 1 < cap)
+			strcat(buf, t);
+	}
+}
+
+Test(sm_path, random_text_never_crashes)
+{
+	json_t *doc = J("{\"a\":[{\"b c\":1},{\"a\":[0,1]}],\"0\":null}");
+	int compiled = 0;
+	for (int i = 0; i < 20000; i++) {
+		char text[256];
+		struct sm_path *p;
+		static const char *seeds[]
+		        = { "$.a[0]['b c']", "$..a[1:2]",       "$.a[?(@.a[0] >= 1 && !@.x)]",
+			    "$$.a[*].b",     "$['a','0'][-1:]", "$.a[0,1].a[::-1]" };
+		if (i % 4 == 0)
+			fuzz_text(text, sizeof(text), i % 8 ? "$" : "");
+		else
+			fuzz_mutate(text, sizeof(text), seeds[fuzz_next(6)]);
+		sl_err rc = sm_path_compile(text, i % 3 ? SM_PATH_JSONPATH : SM_PATH_REFERENCE, &p,
+		                            NULL);
+		cr_assert(rc == SL_OK || rc == SL_ERR_INVALID_DEFINITION, "%s: %s", text,
+		          sl_err_name(rc));
+		if (rc)
+			continue;
+		compiled++;
+		json_t *out = NULL;
+		rc = sm_path_get(p, doc, doc, &out);
+		cr_assert(rc == SL_OK || rc == SL_ERR_NOT_FOUND, "%s: %s", text, sl_err_name(rc));
+		json_decref(out);
+		sm_path_free(p);
+	}
+	cr_log_info("%d of 20000 random paths compiled", compiled);
+	json_decref(doc);
+}
+
+Test(sm_intrinsic, random_text_never_crashes)
+{
+	static const char *names[]
+	        = { "States.Array(",   "States.Format(",    "States.ArrayRange(",
+		    "States.Hash(",    "States.JsonMerge(", "States.StringSplit(",
+		    "States.MathAdd(", "States.Nope(" };
+	json_t *doc = J("{\"a\":[1,2],\"s\":\"x,y\",\"o\":{}}");
+	int compiled = 0;
+	for (int i = 0; i < 20000; i++) {
+		char text[256];
+		struct sm_intrinsic *f;
+		struct sm_fault fault;
+		static const char *seeds[] = {
+			"States.Format('{} and \\{\\} {}', $.a[0], States.Array(1, 'x'))",
+			"States.ArrayRange(1, States.MathAdd($.a[1], 3), 1)",
+			"States.JsonMerge($.o, States.StringToJson('{\"k\": 1}'), false)",
+			"States.StringSplit($.s, ','), States.Hash($.s, 'MD5')",
+			"States.ArrayGetItem(States.StringSplit($$.s, ','), 1)",
+		};
+		if (i % 4 == 0) {
+			fuzz_text(text, sizeof(text) - 2, names[fuzz_next(8)]);
+			if (i % 8)
+				strcat(text, ")");
+		} else {
+			fuzz_mutate(text, sizeof(text), seeds[fuzz_next(5)]);
+		}
+		sl_err rc = sm_intrinsic_compile(text, &f, NULL);
+		cr_assert(rc == SL_OK || rc == SL_ERR_INVALID_DEFINITION, "%s: %s", text,
+		          sl_err_name(rc));
+		if (rc)
+			continue;
+		compiled++;
+		json_t *out = NULL;
+		rc = sm_intrinsic_eval(f, doc, doc, &out, &fault);
+		cr_assert(rc == SL_OK || rc == SL_ERR_INVALID_ARG, "%s: %s", text, sl_err_name(rc));
+		json_decref(out);
+		sm_intrinsic_free(f);
+	}
+	cr_log_info("%d of 20000 random calls compiled", compiled);
+	json_decref(doc);
 }
