@@ -417,6 +417,8 @@ sm_intrinsic_compile(const char *text, struct sm_intrinsic **out, struct sl_erro
 		return sl_error_set(err, SL_ERR_INVALID_DEFINITION,
 		                    "an intrinsic function call must be a string");
 	struct sm_iparse ip = { .text = text, .err = err };
+	if (!sm_utf8_valid(text, strlen(text)))
+		return ierr(&ip, "text is not valid UTF-8");
 	struct sm_intrinsic *f;
 	sl_err rc = parse_call(&ip, 1, &f);
 	if (rc)

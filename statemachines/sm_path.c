@@ -21,7 +21,7 @@
 
 /* Deeper JSON than this is not walked by ".." (inputs are bounded at 256 KiB anyway). */
 #define SM_DESCEND_MAX_DEPTH 512
-#define SM_INDEX_MAX (1L << 40)
+#define SM_INDEX_MAX         (1L << 40)
 
 struct sm_path {
 	char *text;
@@ -350,6 +350,26 @@ parse_quoted(struct sm_pparse *pp, char **out)
 	return SL_OK;
 }
 
+/* After "[start" (or "["), at ':': reads ":end" and ":step", each optional. */
+static sl_err
+parse_slice_rest(struct sm_pparse *pp, struct sm_pseg *seg)
+{
+	sl_err rc;
+	for (int part = 1; part <= 2 && peek(pp) == ':'; part++) {
+		pp->pos++;
+		skip_ws(pp);
+		if (peek(pp) == '-' || isdigit((unsigned char)peek(pp))) {
+			if ((rc = parse_long(pp, &seg->slice[part])))
+				return rc;
+			seg->has[part] = true;
+		}
+		skip_ws(pp);
+	}
+	if (seg->has[2] && seg->slice[2] == 0)
+		return sm_parse_error(pp, "slice step cannot be zero");
+	return SL_OK;
+}
+
 static sl_err
 parse_bracket(struct sm_pparse *pp, struct sm_pseg *seg)
 {
@@ -389,21 +409,8 @@ parse_bracket(struct sm_pparse *pp, struct sm_pseg *seg)
 					seg->kind = SM_SEG_SLICE;
 					seg->slice[0] = it.index;
 					seg->has[0] = have;
-					for (int part = 1; part <= 2 && peek(pp) == ':'; part++) {
-						pp->pos++;
-						skip_ws(pp);
-						if (peek(pp) == '-'
-						    || isdigit((unsigned char)peek(pp))) {
-							if ((rc
-							     = parse_long(pp, &seg->slice[part])))
-								return rc;
-							seg->has[part] = true;
-						}
-						skip_ws(pp);
-					}
-					if (seg->has[2] && seg->slice[2] == 0)
-						return sm_parse_error(pp,
-						                      "slice step cannot be zero");
+					if ((rc = parse_slice_rest(pp, seg)))
+						return rc;
 					goto close;
 				}
 			} else {
@@ -560,6 +567,8 @@ sm_path_compile(const char *text, enum sm_path_kind kind, struct sm_path **out,
 		return sl_error_set(err, SL_ERR_INVALID_DEFINITION, "a path must be a string");
 	struct sm_pparse pp
 	        = { .text = text, .err = err, .reference = (kind == SM_PATH_REFERENCE) };
+	if (!sm_utf8_valid(text, strlen(text)))
+		return sm_parse_error(&pp, "text is not valid UTF-8");
 	if (text[0] != '$')
 		return sm_parse_error(&pp, "a path must start with '$'");
 	struct sm_path *p = SL_NEW(struct sm_path);

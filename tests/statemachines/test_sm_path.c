@@ -322,6 +322,7 @@ Test(sm_path, syntax_errors_say_where)
 {
 	expect_bad_path("", SM_PATH_JSONPATH, "must start with '$'");
 	expect_bad_path("a.b", SM_PATH_JSONPATH, "must start with '$'");
+	expect_bad_path("$.caf\xc3", SM_PATH_JSONPATH, "not valid UTF-8");
 	expect_bad_path("$.", SM_PATH_JSONPATH, "expected a field name at position 2");
 	expect_bad_path("$a", SM_PATH_JSONPATH, "expected '.' or '['");
 	expect_bad_path("$.a[", SM_PATH_JSONPATH, "after '['");
