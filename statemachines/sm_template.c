@@ -8,6 +8,12 @@
 #include "common/sl_alloc.h"
 #include "statemachines/sm_path_int.h"
 
+/* The error a missing `.$` path raises. The ASL spec and this module's brief say
+ * States.ParameterPathFailure; recorded AWS histories show the same cause text under
+ * States.Runtime (which States.ALL does not catch). One place to change if the project
+ * follows the recordings. */
+#define SM_PATH_MISS_ERROR "States.ParameterPathFailure"
+
 /* Definitions nest far less than this; it bounds recursion on hostile input. */
 #define SM_TEMPLATE_MAX_DEPTH 128
 
@@ -194,7 +200,7 @@ eval_node(const struct sm_tnode *t, json_t *input, json_t *context, json_t **out
 			char doc[700];
 			sm_fault_json(sm_path_is_context(t->path) ? context : input, doc,
 			              sizeof(doc));
-			sm_fault_set(fault, "States.ParameterPathFailure",
+			sm_fault_set(fault, SM_PATH_MISS_ERROR,
 			             "The JSONPath '%s' specified for the field '%s' could not be "
 			             "found in the input '%s'",
 			             sm_path_text(t->path), t->field, doc);
