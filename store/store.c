@@ -227,6 +227,15 @@ refresh_map_size(store_t *st)
 		st->map_size = info.me_mapsize;
 }
 
+static bool
+data_file_exists(const char *dir)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+	int n = snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	return n > 0 && (size_t)n < sizeof(path) && stat(path, &sb) == 0 && sb.st_size > 0;
+}
+
 sl_err
 store_open(const char *dir, const struct store_options *opt, store_t **out, struct sl_error *err)
 {
@@ -280,7 +289,9 @@ store_open(const char *dir, const struct store_options *opt, store_t **out, stru
 	rc = mdb_env_set_maxdbs(st->env, STORE_DB__COUNT);
 	if (!rc)
 		rc = mdb_env_set_maxreaders(st->env, o.max_readers);
-	if (!rc)
+	/* A new environment gets the configured size; an existing one keeps the size recorded
+	 * in its file when that is larger (set below), so a grown map is not shrunk at restart. */
+	if (!rc && !data_file_exists(st->dir))
 		rc = mdb_env_set_mapsize(st->env, o.initial_map_size);
 	/* Full durability: no NOSYNC, NOMETASYNC or WRITEMAP. NOTLS: read txns may move between
 	 * threads and coexist with the core thread's write txn. */
@@ -302,6 +313,16 @@ store_open(const char *dir, const struct store_options *opt, store_t **out, stru
 	}
 	if (dead > 0)
 		sl_info("store", "cleared %d stale reader slot(s) in %s", dead, st->dir);
+	refresh_map_size(st);
+	if (st->map_size < o.initial_map_size) {
+		rc = mdb_env_set_mapsize(st->env, o.initial_map_size);
+		if (rc) {
+			e = sl_error_set(err, store_rc(st, rc, "map size"),
+			                 "data directory %s: cannot set the map size to %zu: %s",
+			                 st->dir, o.initial_map_size, mdb_strerror(rc));
+			goto out_free;
+		}
+	}
 	e = open_dbs(st, err);
 	if (e)
 		goto out_free;

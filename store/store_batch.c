@@ -401,7 +401,14 @@ store_batch_commit(store_t *st)
 			status = SL_ERR_IO;
 			break;
 		}
-		int rc = mdb_txn_commit(b->stack[0]);
+		int rc;
+		if (st->map_full_next_commit) {
+			st->map_full_next_commit = false;
+			chain_abort(b, 0);
+			rc = MDB_MAP_FULL;
+		} else {
+			rc = mdb_txn_commit(b->stack[0]);
+		}
 		b->live = false; /* freed by LMDB, committed or not */
 		if (rc == 0)
 			break;
@@ -440,4 +447,10 @@ void
 store_test_fail_next_commit(store_t *st)
 {
 	st->fail_next_commit = true;
+}
+
+void
+store_test_map_full_next_commit(store_t *st)
+{
+	st->map_full_next_commit = true;
 }

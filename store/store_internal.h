@@ -98,6 +98,7 @@ struct store {
 	struct store_txn *spare_read; /* a reset read txn kept for reuse */
 	unsigned reads_open;
 	bool fail_next_commit;
+	bool map_full_next_commit;
 	struct store_stats stats;
 	char errbuf[256];
 };

@@ -746,6 +746,35 @@ Test(store, map_grows_transparently_inside_one_batch)
 	store_free(st);
 }
 
+Test(store, map_full_at_commit_grows_and_retries)
+{
+	store_t *st = open_store(0);
+	struct cb_log log = { 0 };
+	struct cb_arg a = { &log, 1 };
+	put_str(st, STORE_DB_FRAMES, "f1", "one");
+	del_str(st, STORE_DB_FRAMES, "f0");
+	put_str(st, STORE_DB_FRAMES, "f2", "two");
+	cr_assert_eq(store_batch_on_commit(store_batch_current(st), record_cb, &a), SL_OK);
+	store_test_map_full_next_commit(st);
+	cr_assert_eq(store_batch_commit(st), SL_OK, "%s", store_last_error(st));
+	cr_assert_eq(log.n, 1);
+	cr_assert_eq(log.status[0], SL_OK);
+	struct store_stats s;
+	store_get_stats(st, &s);
+	cr_assert_eq(s.map_growths, 1);
+	cr_assert_eq(s.map_size, (size_t)2 << 30);
+	cr_assert_eq(s.commits, 1);
+	cr_assert_eq(s.commit_failures, 0);
+	assert_value(st, STORE_DB_FRAMES, "f1", "one");
+	assert_value(st, STORE_DB_FRAMES, "f2", "two");
+	store_free(st);
+	/* the larger map persists */
+	st = open_store(0);
+	store_get_stats(st, &s);
+	cr_assert_eq(s.map_size, (size_t)2 << 30);
+	store_free(st);
+}
+
 Test(store, growth_with_a_read_txn_open_fails_the_batch_cleanly)
 {
 	store_t *st = open_store(64 << 10);
