@@ -417,3 +417,60 @@ Test(server, aws_cli_gets_an_aws_shaped_error)
 	free(out);
 	stop_clean();
 }
+
+static int
+run_serve(const char *args, char **out)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "\"%s\" serve %s", getenv("SLUICE_BIN"), args);
+	return h_run(cmd, out);
+}
+
+Test(server, cli_help_and_bad_settings)
+{
+	char *out = NULL;
+	cr_assert_eq(run_serve("--help", &out), 0);
+	cr_assert(strstr(out, "usage: sluice serve") && strstr(out, "--workers NNG_URL"), "%s",
+	          out);
+	free(out);
+	cr_assert_eq(run_serve("--http nope", &out), 2);
+	cr_assert(strstr(out, "--http: expected HOST:PORT"), "%s", out);
+	free(out);
+	cr_assert_eq(run_serve("--log-level loud", &out), 2);
+	cr_assert(strstr(out, "--log-level: expected debug"), "%s", out);
+	free(out);
+	cr_assert_eq(run_serve("--bogus", &out), 2);
+	free(out);
+
+	snprintf(config_path, sizeof config_path, "/tmp/sluice-bad-XXXXXX");
+	int cfd = mkstemp(config_path);
+	cr_assert(cfd >= 0);
+	const char *yaml = "http: 127.0.0.1:0\nlimits:\n  max-conections: 5\n";
+	cr_assert_eq(write(cfd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+	close(cfd);
+	char args[128], want[128];
+	snprintf(args, sizeof args, "--config %s", config_path);
+	snprintf(want, sizeof want, "%s:3:3: unknown limit 'max-conections'", config_path);
+	cr_assert_eq(run_serve(args, &out), 2);
+	cr_assert(strstr(out, want), "%s", out);
+	free(out);
+}
+
+Test(server, cannot_start_twice_on_one_port_or_data_dir)
+{
+	start(NULL);
+	char args[512];
+	char *out = NULL;
+	snprintf(args, sizeof args,
+	         "--http 127.0.0.1:%d --workers tcp://127.0.0.1:0 --data %s/other", srv.http_port,
+	         srv.dir);
+	cr_assert_eq(run_serve(args, &out), 3, "%s", out);
+	cr_assert(strstr(out, "cannot listen on http"), "%s", out);
+	free(out);
+	snprintf(args, sizeof args, "--http 127.0.0.1:0 --workers tcp://127.0.0.1:0 --data %s",
+	         srv.data);
+	cr_assert_eq(run_serve(args, &out), 3, "%s", out);
+	free(out);
+	expect_healthy();
+	stop_clean();
+}
