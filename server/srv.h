@@ -121,7 +121,8 @@ const char *srv_workers_addr(const srv_t *s);
 sl_err srv_register_op(srv_t *s, const char *name, srv_op_fn fn, void *ctx);
 
 /* The open store batch for code that is not answering a request (timers, worker frames):
- * the loop commits it after the current iteration's ready events. */
+ * the loop commits it after the current iteration's ready events (a full batch is committed
+ * first). Handlers use srv_req_batch instead. */
 sl_err srv_batch(srv_t *s, store_batch_t **out);
 
 /* --- answering a request --------------------------------------------------------------- */

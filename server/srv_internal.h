@@ -139,6 +139,8 @@ void srv_req_expire_all(srv_t *s);
 
 /* srv_main.c: the flush hook */
 void srv_commit(srv_t *s);
+/* The open batch; a full one is committed first when may_commit (no savepoint open). */
+sl_err srv_batch_get(srv_t *s, bool may_commit, store_batch_t **out);
 void srv_flush_soon(srv_t *s);
 void srv_check_drained(srv_t *s);
 

@@ -44,18 +44,29 @@ srv_flush_soon(srv_t *s)
 }
 
 sl_err
-srv_batch(srv_t *s, store_batch_t **out)
+srv_batch_get(srv_t *s, bool may_commit, store_batch_t **out)
 {
-	bool fresh = store_batch_current(s->store) == NULL;
+	store_batch_t *cur = store_batch_current(s->store);
+	if (cur && may_commit && store_batch_full(cur)) {
+		s->metrics.early_commits++;
+		srv_commit(s);
+		cur = NULL;
+	}
 	sl_err rc = store_batch_get(s->store, out);
 	if (rc != SL_OK)
 		return rc;
-	if (fresh) {
+	if (!cur) {
 		s->batch_gen++;
 		s->batch_opened_ns = sl_clock_mono_ns();
 	}
 	srv_flush_soon(s);
 	return SL_OK;
+}
+
+sl_err
+srv_batch(srv_t *s, store_batch_t **out)
+{
+	return srv_batch_get(s, true, out);
 }
 
 /* --- stopping -------------------------------------------------------------------------- */

@@ -269,7 +269,7 @@ srv_req_batch(srv_req_t *r, store_batch_t **out)
 	if (r->replied)
 		return SL_ERR_INTERNAL; /* nothing may be written after the answer */
 	store_batch_t *b;
-	sl_err rc = srv_batch(s, &b);
+	sl_err rc = srv_batch_get(s, !r->savepoint, &b);
 	if (rc != SL_OK)
 		return rc;
 	if (!r->touched || r->touched_gen != s->batch_gen) {
