@@ -96,8 +96,8 @@ main(int argc, char **argv)
 	}
 
 	printf("# bench_store: %d-byte records, one fsync'd commit per batch, %.1f s per size, "
-	       "dir %s\n# reproduce: bench_store%s%s --seconds %g --max-batch %u\n",
-	       RECORD_LEN, seconds, dir, temp ? "" : " --dir ", temp ? "" : dir, seconds,
+	       "dir %s\n# reproduce: %s%s%s --seconds %g --max-batch %u\n",
+	       RECORD_LEN, seconds, dir, argv[0], temp ? "" : " --dir ", temp ? "" : dir, seconds,
 	       max_batch);
 	fflush(stdout);
 
