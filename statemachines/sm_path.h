@@ -103,7 +103,8 @@ struct sm_template;
 sl_err sm_template_compile(json_t *tmpl, struct sm_template **out, struct sl_error *err);
 void sm_template_free(struct sm_template *t);
 /* Builds the payload (new reference, sharing nothing with the template); a definite path
- * that matches nothing returns SL_ERR_NOT_FOUND with States.ParameterPathFailure and AWS's
+ * that matches nothing returns SL_ERR_NOT_FOUND with States.Runtime (as the service does;
+ * the spec's ParameterPathFailure is not what AWS raises) and AWS's
  * cause text in fault; intrinsic failures come back as sm_intrinsic_eval reports them. */
 sl_err sm_template_eval(const struct sm_template *t, json_t *input, json_t *context, json_t **out,
                         struct sm_fault *fault);

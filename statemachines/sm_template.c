@@ -8,11 +8,10 @@
 #include "common/sl_alloc.h"
 #include "statemachines/sm_path_int.h"
 
-/* The error a missing `.$` path raises. The ASL spec and this module's brief say
- * States.ParameterPathFailure; recorded AWS histories show the same cause text under
- * States.Runtime (which States.ALL does not catch). One place to change if the project
- * follows the recordings. */
-#define SM_PATH_MISS_ERROR "States.ParameterPathFailure"
+/* The error a missing `.$` path raises. The ASL spec says States.ParameterPathFailure, but
+ * AWS and Step Functions Local fail with States.Runtime and this cause text (recorded
+ * histories; floci issue #2521): States.ALL does not catch it. We follow the service. */
+#define SM_PATH_MISS_ERROR "States.Runtime"
 
 /* Definitions nest far less than this; it bounds recursion on hostile input. */
 #define SM_TEMPLATE_MAX_DEPTH 128
