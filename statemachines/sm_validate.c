@@ -19,6 +19,7 @@ v_target(struct vctx *v, const struct vnames *names, const char *target, const c
 		if (!strcmp(names->names[i], target))
 			return i;
 	char *p = v_ptr(v, pointer, field);
+	v->target_missing = true;
 	if (p)
 		v_report(v, p, SM_MISSING_TARGET "Missing '%s' target: %s", field, target);
 	sl_free(p);
@@ -121,25 +122,34 @@ transition(struct vctx *v, json_t *s, const char *p, const struct vnames *names,
 {
 	json_t *next = json_object_get(s, "Next");
 	bool end = false, has_end = false;
-	if (!v_bool(v, s, p, "End", &end, &has_end))
+	if (!v_bool(v, s, p, "End", &end, &has_end)) {
+		v->graph_broken = true;
 		return;
+	}
 	if (next && has_end && end) {
 		v_report_field(v, p, "End",
 		               SM_SCHEMA "Only one of 'Next' and 'End' may be set (End is true)");
+		/* keep both, so the graph checks see what the author meant either way */
+		st->end = true;
+		if (json_is_string(next))
+			st->next = v_target(v, names, json_string_value(next), p, "Next");
 		return;
 	}
 	if (has_end && !end && !next) {
 		v_report_field(v, p, "End",
 		               SM_SCHEMA "The value for the field 'End' must be true when 'Next' "
 		                         "is not set");
+		v->graph_broken = true;
 		return;
 	}
 	if (!next && !has_end) {
 		v_report(v, p, SM_SCHEMA "These fields are required: [Next or End]");
+		v->graph_broken = true;
 		return;
 	}
 	if (next) {
 		if (!json_is_string(next)) {
+			v->graph_broken = true;
 			char *np = v_ptr(v, p, "Next");
 			if (np)
 				v_report(v, np,
@@ -206,12 +216,16 @@ state(struct vctx *v, json_t *s, const char *p, const struct vnames *names, stru
 	st->next = SM_NO_STATE;
 	if (!json_is_object(s)) {
 		v_report(v, p, SM_SCHEMA "A state must be an OBJECT");
+		v->graph_broken = true;
 		return;
 	}
 	json_t *type = v_require(v, s, p, "Type");
-	if (!type)
+	if (!type) {
+		v->graph_broken = true;
 		return;
+	}
 	if (!json_is_string(type) || !parse_type(json_string_value(type), &st->type)) {
+		v->graph_broken = true;
 		char *tp = v_ptr(v, p, "Type");
 		if (tp)
 			v_report(v, tp,
@@ -290,13 +304,13 @@ utf8_len(const char *s)
 	return n;
 }
 
-static void
+static bool
 mark_reachable(const struct sm_machine *m, bool *seen, size_t i)
 {
 	/* explicit stack: a long chain of states must not recurse deeply */
 	size_t *stack = sl_calloc(m->n_states + 1, sizeof *stack);
 	if (!stack)
-		return;
+		return false;
 	size_t top = 0;
 	stack[top++] = i;
 	seen[i] = true;
@@ -322,19 +336,24 @@ mark_reachable(const struct sm_machine *m, bool *seen, size_t i)
 		}
 	}
 	sl_free(stack);
+	return true;
 }
 
 static void
 graph_checks(struct vctx *v, struct sm_machine *m, const char *pointer, const char *states_ptr)
 {
-	if (m->start == SM_NO_STATE || v->fatal != SL_OK)
+	if (m->start == SM_NO_STATE || v->fatal != SL_OK || v->graph_broken)
 		return;
 	bool *seen = sl_calloc(m->n_states, sizeof *seen);
 	if (!seen) {
 		v_nomem(v);
 		return;
 	}
-	mark_reachable(m, seen, m->start);
+	if (!mark_reachable(m, seen, m->start)) {
+		sl_free(seen);
+		v_nomem(v);
+		return;
+	}
 	bool terminal = false;
 	for (size_t i = 0; i < m->n_states; i++) {
 		const struct sm_state *st = &m->states[i];
@@ -350,7 +369,7 @@ graph_checks(struct vctx *v, struct sm_machine *m, const char *pointer, const ch
 			         m->states[i].name);
 		sl_free(sp);
 	}
-	if (!terminal)
+	if (!terminal && !v->target_missing)
 		v_report(v, pointer, SM_MISSING_END "Workflow has no terminal state");
 	sl_free(seen);
 }
@@ -378,6 +397,8 @@ v_machine(struct vctx *v, json_t *def, const char *pointer, bool top,
 		return v_nomem(v);
 	}
 	m->start = SM_NO_STATE;
+	bool saved_broken = v->graph_broken, saved_missing = v->target_missing;
+	v->graph_broken = v->target_missing = false;
 	if (top) {
 		const char *qls = NULL;
 		bool has_ql = false;
@@ -390,6 +411,8 @@ v_machine(struct vctx *v, json_t *def, const char *pointer, bool top,
 					         "QueryLanguage JSONata is not supported yet");
 				sl_free(qp);
 				v->depth--;
+				v->graph_broken = saved_broken;
+				v->target_missing = saved_missing;
 				return m; /* everything below is JSONata: nothing more to say */
 			}
 			if (strcmp(qls, "JSONPath") != 0 && qp)
@@ -427,6 +450,8 @@ v_machine(struct vctx *v, json_t *def, const char *pointer, bool top,
 	char *states_ptr = v_ptr(v, pointer, "States");
 	if (!states_ptr) {
 		v->depth--;
+		v->graph_broken = saved_broken;
+		v->target_missing = saved_missing;
 		return m;
 	}
 	if (states && (!json_is_object(states) || json_object_size(states) == 0)) {
@@ -480,6 +505,8 @@ v_machine(struct vctx *v, json_t *def, const char *pointer, bool top,
 		sl_free(sp);
 	}
 	graph_checks(v, m, pointer, states_ptr);
+	v->graph_broken = saved_broken;
+	v->target_missing = saved_missing;
 	sl_free(names.names);
 	sl_free(states_ptr);
 	v->depth--;

@@ -149,6 +149,7 @@ operand(struct vctx *v, json_t *val, const char *p, const char *key, const struc
 	out->operand.literal = json_incref(val);
 	if (is_path) {
 		struct sl_error err;
+		sl_err crc = SL_OK;
 		sl_error_clear(&err);
 		if (!json_is_string(val)) {
 			v_report(v, kp,
@@ -157,10 +158,10 @@ operand(struct vctx *v, json_t *val, const char *p, const char *key, const struc
 			         key);
 		} else if (v_uses_variable(json_string_value(val))) {
 			v_variable_problem(v, p, key, json_string_value(val));
-		} else if (sm_path_compile(json_string_value(val), SM_PATH_REFERENCE,
-		                           &out->operand.path, &err)
+		} else if ((crc = sm_path_compile(json_string_value(val), SM_PATH_REFERENCE,
+		                                  &out->operand.path, &err))
 		           != SL_OK) {
-			if (err.code == SL_ERR_NOMEM)
+			if ((crc == SL_ERR_NOMEM || err.code == SL_ERR_NOMEM))
 				v_nomem(v);
 			else
 				v_report(v, kp,
@@ -214,6 +215,7 @@ rule(struct vctx *v, json_t *r, const char *p, const struct vnames *names, bool 
 	const struct op_info *oi = NULL;
 	bool is_path = false;
 	int n_ops = 0;
+	bool unknown = false;
 	const char *key;
 	json_t *val;
 	json_object_foreach(r, key, val)
@@ -248,8 +250,11 @@ rule(struct vctx *v, json_t *r, const char *p, const struct vnames *names, bool 
 			               key);
 		else
 			v_report_field(v, p, key, SM_SCHEMA "Field '%s' is not supported", key);
+		unknown = true;
 	}
-	if (n_ops == 0) {
+	if (n_ops == 0 && unknown) {
+		/* an unknown field is most likely the misspelt operator: said already */
+	} else if (n_ops == 0) {
 		v_report(v, p,
 		         SM_SCHEMA "A Choice Rule must have exactly one comparison operator or one "
 		                   "of And, Or, Not");
@@ -276,6 +281,7 @@ rule(struct vctx *v, json_t *r, const char *p, const struct vnames *names, bool 
 		} else {
 			char *vp = v_ptr(v, p, "Variable");
 			struct sl_error err;
+			sl_err crc = SL_OK;
 			sl_error_clear(&err);
 			if (vp && !json_is_string(var)) {
 				v_report(v, vp,
@@ -284,10 +290,11 @@ rule(struct vctx *v, json_t *r, const char *p, const struct vnames *names, bool 
 			} else if (vp && v_uses_variable(json_string_value(var))) {
 				v_variable_problem(v, p, "Variable", json_string_value(var));
 			} else if (vp
-			           && sm_path_compile(json_string_value(var), SM_PATH_REFERENCE,
-			                              &out->variable, &err)
+			           && (crc
+			               = sm_path_compile(json_string_value(var), SM_PATH_REFERENCE,
+			                                 &out->variable, &err))
 			                   != SL_OK) {
-				if (err.code == SL_ERR_NOMEM)
+				if ((crc == SL_ERR_NOMEM || err.code == SL_ERR_NOMEM))
 					v_nomem(v);
 				else
 					v_report(v, vp,
@@ -304,12 +311,14 @@ rule(struct vctx *v, json_t *r, const char *p, const struct vnames *names, bool 
 		json_t *next = json_object_get(r, "Next");
 		if (!next) {
 			v_report(v, p, SM_SCHEMA "These fields are required: [Next]");
+			v->graph_broken = true;
 		} else if (!json_is_string(next)) {
 			char *np = v_ptr(v, p, "Next");
 			if (np)
 				v_report(v, np,
 				         SM_SCHEMA
 				         "The value for the field 'Next' must be a STRING");
+			v->graph_broken = true;
 			sl_free(np);
 		} else {
 			out->next = v_target(v, names, json_string_value(next), p, "Next");
@@ -331,6 +340,7 @@ v_state_choice(struct vctx *v, json_t *s, const char *p, const struct vnames *na
 				v_report(v, dp,
 				         SM_SCHEMA
 				         "The value for the field 'Default' must be a STRING");
+			v->graph_broken = true;
 			sl_free(dp);
 		} else {
 			st->u.choice.default_next
@@ -362,10 +372,12 @@ v_state_choice(struct vctx *v, json_t *s, const char *p, const struct vnames *na
 		json_t *r = json_array_get(choices, i);
 		st->u.choice.n_rules++;
 		st->u.choice.rules[i].next = SM_NO_STATE;
-		if (!json_is_object(r))
+		if (!json_is_object(r)) {
 			v_report(v, ip, SM_SCHEMA "A Choice Rule must be an OBJECT");
-		else
+			v->graph_broken = true;
+		} else {
 			rule(v, r, ip, names, true, 0, &st->u.choice.rules[i]);
+		}
 		sl_free(ip);
 	}
 	sl_free(cp);

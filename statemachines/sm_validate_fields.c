@@ -307,6 +307,7 @@ v_path(struct vctx *v, json_t *obj, const char *pointer, const char *field, enum
 	if (!p)
 		return false;
 	struct sl_error err;
+	sl_err crc = SL_OK;
 	sl_error_clear(&err);
 	bool ok = false;
 	if (!json_is_string(m)) {
@@ -314,8 +315,8 @@ v_path(struct vctx *v, json_t *obj, const char *pointer, const char *field, enum
 		         kind_word(kind));
 	} else if (v_uses_variable(json_string_value(m))) {
 		v_variable_problem(v, pointer, field, json_string_value(m));
-	} else if (sm_path_compile(json_string_value(m), kind, out, &err) != SL_OK) {
-		if (err.code == SL_ERR_NOMEM)
+	} else if ((crc = sm_path_compile(json_string_value(m), kind, out, &err)) != SL_OK) {
+		if ((crc == SL_ERR_NOMEM || err.code == SL_ERR_NOMEM))
 			v_nomem(v);
 		else
 			v_report(v, p,
@@ -372,10 +373,11 @@ v_expr(struct vctx *v, json_t *obj, const char *pointer, const char *field, stru
 	}
 	if (json_is_string(m) && sm_intrinsic_is_call(json_string_value(m))) {
 		struct sl_error err;
+		sl_err crc = SL_OK;
 		sl_error_clear(&err);
-		if (sm_intrinsic_compile(json_string_value(m), &out->fn, &err) == SL_OK)
+		if ((crc = sm_intrinsic_compile(json_string_value(m), &out->fn, &err)) == SL_OK)
 			return true;
-		if (err.code == SL_ERR_NOMEM) {
+		if ((crc == SL_ERR_NOMEM || err.code == SL_ERR_NOMEM)) {
 			v_nomem(v);
 			return false;
 		}
@@ -479,9 +481,10 @@ v_template(struct vctx *v, json_t *obj, const char *pointer, const char *field,
 	bool ok = check_template_keys(v, m, p, field, 0);
 	if (ok) {
 		struct sl_error err;
+		sl_err crc = SL_OK;
 		sl_error_clear(&err);
-		if (sm_template_compile(m, out, &err) != SL_OK) {
-			if (err.code == SL_ERR_NOMEM)
+		if ((crc = sm_template_compile(m, out, &err)) != SL_OK) {
+			if ((crc == SL_ERR_NOMEM || err.code == SL_ERR_NOMEM))
 				v_nomem(v);
 			else
 				v_report(v, p,
@@ -629,6 +632,7 @@ v_catch(struct vctx *v, json_t *state, const char *pointer, const struct vnames 
 		return;
 	if (!json_is_array(arr)) {
 		v_report(v, p, SM_SCHEMA "The value for the field 'Catch' must be an ARRAY");
+		v->graph_broken = true;
 		sl_free(p);
 		return;
 	}
@@ -648,6 +652,7 @@ v_catch(struct vctx *v, json_t *state, const char *pointer, const struct vnames 
 		ct->next = SM_NO_STATE;
 		if (!json_is_object(c)) {
 			v_report(v, cp, SM_SCHEMA "A Catcher must be an OBJECT");
+			v->graph_broken = true;
 			sl_free(cp);
 			continue;
 		}
@@ -657,12 +662,14 @@ v_catch(struct vctx *v, json_t *state, const char *pointer, const struct vnames 
 		json_t *next = v_require(v, c, cp, "Next");
 		if (next) {
 			char *np = v_ptr(v, cp, "Next");
-			if (np && !json_is_string(next))
+			if (np && !json_is_string(next)) {
 				v_report(v, np,
 				         SM_SCHEMA
 				         "The value for the field 'Next' must be a STRING");
-			else if (np)
+				v->graph_broken = true;
+			} else if (np) {
 				ct->next = v_target(v, names, json_string_value(next), cp, "Next");
+			}
 			sl_free(np);
 		}
 		v_io_path(v, c, cp, "ResultPath", SM_PATH_REFERENCE, &ct->result_path);

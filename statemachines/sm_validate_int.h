@@ -30,6 +30,11 @@ struct vctx {
 	sl_err fatal;      /* SL_ERR_NOMEM once memory ran out; checks stop adding then */
 	json_t *all_names; /* every state name seen so far, for DUPLICATE_STATE_NAME */
 	unsigned depth;    /* nested machines */
+	/* Per machine, so one mistake is not reported again as its consequences: a state
+	 * whose transition could not be read makes reachability unknowable (graph_broken);
+	 * a transition to a missing state makes "no terminal state" unknowable. */
+	bool graph_broken;
+	bool target_missing;
 };
 
 /* Reports a problem located at the value at pointer. */
