@@ -48,7 +48,7 @@ validate_one(const char *path, enum sm_format forced)
 	sl_error_clear(&err);
 	/* one byte over the limit lets the loader say "too large" itself */
 	if (cli_read_file(path, SM_DEFINITION_MAX_BYTES + 1, &text, &len, &err) != SL_OK) {
-		printf("%s: %s\n", path, sl_error_text(&err));
+		printf("%s\n", sl_error_text(&err)); /* the text names the file */
 		return false;
 	}
 	struct sm_problems problems = { 0 };
