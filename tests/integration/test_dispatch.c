@@ -279,3 +279,19 @@ Test(srv_dispatch, shutdown_answers_long_polls)
 	cr_assert(json_is_true(json_object_get(ans, "timedOut")));
 	json_decref(ans);
 }
+
+/* A client that hangs up during a long poll: the late answer goes nowhere, nothing breaks. */
+Test(srv_dispatch, client_gone_during_long_poll)
+{
+	for (int i = 0; i < 5; i++) {
+		int fd = h_connect(t.port);
+		cr_assert(fd >= 0);
+		const char *h[] = { "X-Amz-Target: AWSEvents.Wait", NULL };
+		cr_assert(h_send(fd, "POST", "/", h, "{\"ms\":30}", 9));
+		close(fd);
+	}
+	json_t *j = call("Wait", "{\"ms\":60}", 200);
+	cr_assert(json_is_true(json_object_get(j, "timedOut")));
+	json_decref(j);
+	json_decref(call("PutThing", "{\"key\":\"d\",\"value\":\"4\"}", 200));
+}
