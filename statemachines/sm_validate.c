@@ -210,8 +210,7 @@ quiet_transitions(struct vctx *v, json_t *s, const struct vnames *names, struct 
 
 /* Compiles the fields of one state. */
 static void
-state(struct vctx *v, json_t *s, const char *p, const struct vnames *names, struct sm_state *st,
-      enum sm_query_language ql)
+state(struct vctx *v, json_t *s, const char *p, const struct vnames *names, struct sm_state *st)
 {
 	st->next = SM_NO_STATE;
 	if (!json_is_object(s)) {
@@ -252,7 +251,6 @@ state(struct vctx *v, json_t *s, const char *p, const struct vnames *names, stru
 			                   "[JSONPath, JSONata]");
 		sl_free(qp);
 	}
-	(void)ql;
 	v_check_fields(v, s, p, type_fields[st->type]);
 	v_strdup_field(v, s, p, "Comment", &st->comment);
 
@@ -501,7 +499,7 @@ v_machine(struct vctx *v, json_t *def, const char *pointer, bool top,
 			v_report(v, sp, SM_DUPLICATE_NAME "Duplicate State name: %s", name);
 		else if (json_object_set_new(v->all_names, name, json_true()) != 0)
 			v_nomem(v);
-		state(v, json_object_get(states, name), sp, &names, &m->states[i], SM_QL_JSONPATH);
+		state(v, json_object_get(states, name), sp, &names, &m->states[i]);
 		sl_free(sp);
 	}
 	graph_checks(v, m, pointer, states_ptr);

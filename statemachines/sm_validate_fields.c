@@ -395,8 +395,7 @@ v_expr(struct vctx *v, json_t *obj, const char *pointer, const char *field, stru
 
 /* Checks each `.$` key in a template, recursively, so a bad one is named with its place. */
 static bool
-check_template_keys(struct vctx *v, json_t *node, const char *pointer, const char *owner,
-                    unsigned depth)
+check_template_keys(struct vctx *v, json_t *node, const char *pointer, unsigned depth)
 {
 	bool ok = true;
 	if (depth > 256)
@@ -409,7 +408,7 @@ check_template_keys(struct vctx *v, json_t *node, const char *pointer, const cha
 			char *p = v_ptr_index(v, pointer, i);
 			if (!p)
 				return false;
-			ok &= check_template_keys(v, el, p, owner, depth + 1);
+			ok &= check_template_keys(v, el, p, depth + 1);
 			sl_free(p);
 		}
 		return ok;
@@ -425,7 +424,7 @@ check_template_keys(struct vctx *v, json_t *node, const char *pointer, const cha
 			char *p = v_ptr(v, pointer, key);
 			if (!p)
 				return false;
-			ok &= check_template_keys(v, val, p, key, depth + 1);
+			ok &= check_template_keys(v, val, p, depth + 1);
 			sl_free(p);
 			continue;
 		}
@@ -464,7 +463,6 @@ check_template_keys(struct vctx *v, json_t *node, const char *pointer, const cha
 			ok = false;
 		}
 	}
-	(void)owner;
 	return ok;
 }
 
@@ -478,7 +476,7 @@ v_template(struct vctx *v, json_t *obj, const char *pointer, const char *field,
 	char *p = v_ptr(v, pointer, field);
 	if (!p)
 		return false;
-	bool ok = check_template_keys(v, m, p, field, 0);
+	bool ok = check_template_keys(v, m, p, 0);
 	if (ok) {
 		struct sl_error err;
 		sl_err crc = SL_OK;
