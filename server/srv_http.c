@@ -327,7 +327,11 @@ srv_http_start(srv_t *s, struct sl_error *err)
 	s->http = evhttp_new(s->base);
 	if (!s->http)
 		return SL_ERR_NOMEM;
-	evhttp_set_max_body_size(s->http, (ev_ssize_t)s->cfg.max_body);
+	/* evhttp refuses bodies over its limit with its own HTML page (2.1.12 has no hook), so
+	 * give it a hard cap well above ours and answer the AWS-shaped 413, with a request id,
+	 * ourselves for everything between: memory per connection stays bounded. */
+	size_t hard_cap = s->cfg.max_body > SIZE_MAX / 4 ? s->cfg.max_body : s->cfg.max_body * 4;
+	evhttp_set_max_body_size(s->http, (ev_ssize_t)hard_cap);
 	evhttp_set_max_headers_size(s->http, (ev_ssize_t)s->cfg.max_header);
 	evhttp_set_timeout(s->http, (int)s->cfg.idle_timeout_s);
 	/* answer 405 ourselves instead of evhttp's 501 */

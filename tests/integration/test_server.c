@@ -225,6 +225,19 @@ Test(server, body_over_limit_is_413_and_keeps_serving)
 		            "Content-Type: application/x-amz-json-1.1", NULL };
 	struct h_response r;
 	cr_assert(h_request(srv.http_port, "POST", "/", h, big, n, &r), "no answer to 2 MiB");
+	/* over our 1 MiB limit: the AWS-shaped answer with its request id */
+	expect_aws_error(&r, 413, "RequestEntityTooLarge", "application/x-amz-json-1.1");
+	h_response_free(&r);
+	free(big);
+	expect_healthy();
+	/* over evhttp's hard cap (4 x the limit): still a 413, and the server keeps serving */
+	n = 5 * 1024 * 1024;
+	big = malloc(n + 1);
+	memset(big, ' ', n);
+	big[0] = '{';
+	big[n - 1] = '}';
+	big[n] = '\0';
+	cr_assert(h_request(srv.http_port, "POST", "/", h, big, n, &r), "no answer to 5 MiB");
 	cr_assert_eq(r.status, 413);
 	h_response_free(&r);
 	free(big);
