@@ -286,31 +286,40 @@ rule_day(const struct posix_rule *r, int64_t y)
 struct px_event {
 	int64_t at;
 	int32_t off_after;
-	int order; /* ties: the end of DST before the start, so all-year DST stays DST */
 };
 
-/* The rule's changes for years y0 .. y0+3, sorted. */
-static void
+/*
+ * The rule's changes for years y0 .. y0+3, sorted; returns how many. Each year pairs its own
+ * start and end, as tzcode does: when DST would last a whole year or more, that year has no
+ * change (all-year DST, RFC 8536's "EST5EDT4,0/0,J365/25").
+ */
+static int
 posix_events(const struct posix_tz *p, int64_t y0, struct px_event ev[8])
 {
+	int n = 0;
 	for (int i = 0; i < 4; i++) {
 		int64_t y = y0 + i;
-		ev[2 * i] = (struct px_event) {
-			rule_day(&p->start, y) * 86400 + p->start.time - p->std_off, p->dst_off, 1
-		};
-		ev[2 * i + 1] = (struct px_event) {
-			rule_day(&p->end, y) * 86400 + p->end.time - p->dst_off, p->std_off, 0
-		};
+		int64_t s = rule_day(&p->start, y) * 86400 + p->start.time - p->std_off;
+		int64_t e = rule_day(&p->end, y) * 86400 + p->end.time - p->dst_off;
+		int64_t year_s = (is_leap(y) ? 366 : 365) * 86400LL;
+		if (e < s) {
+			ev[n++] = (struct px_event) { e, p->std_off };
+			ev[n++] = (struct px_event) { s, p->dst_off };
+		} else if (e - s < year_s) {
+			ev[n++] = (struct px_event) { s, p->dst_off };
+			ev[n++] = (struct px_event) { e, p->std_off };
+		}
 	}
-	for (int i = 1; i < 8; i++) {
-		struct px_event e = ev[i];
+	for (int i = 1; i < n; i++) {
+		struct px_event x = ev[i];
 		int j = i - 1;
-		while (j >= 0 && (ev[j].at > e.at || (ev[j].at == e.at && ev[j].order > e.order))) {
+		while (j >= 0 && ev[j].at > x.at) {
 			ev[j + 1] = ev[j];
 			j--;
 		}
-		ev[j + 1] = e;
+		ev[j + 1] = x;
 	}
+	return n;
 }
 
 static int64_t
@@ -328,10 +337,12 @@ posix_offset(const struct posix_tz *p, int64_t t)
 	if (!p->has_dst)
 		return p->std_off;
 	struct px_event ev[8];
-	posix_events(p, year_of(t + p->std_off) - 2, ev);
+	int n = posix_events(p, year_of(t + p->std_off) - 2, ev);
+	if (n == 0)
+		return p->dst_off;
 	/* before the first event of the window, the state is the one that event leaves */
 	int32_t cur = ev[0].off_after == p->dst_off ? p->std_off : p->dst_off;
-	for (int i = 0; i < 8 && ev[i].at <= t; i++)
+	for (int i = 0; i < n && ev[i].at <= t; i++)
 		cur = ev[i].off_after;
 	return cur;
 }
@@ -345,11 +356,11 @@ posix_next(const struct posix_tz *p, int64_t after, int64_t *at, int32_t *before
 	int64_t y = year_of(after + p->std_off) - 1;
 	for (int pass = 0; pass < 2; pass++, y += 3) {
 		struct px_event ev[8];
-		posix_events(p, y, ev);
-		for (int i = 0; i < 8;) {
+		int n = posix_events(p, y, ev);
+		for (int i = 0; i < n;) {
 			int j = i;
 			int32_t o = cur;
-			while (j < 8 && ev[j].at == ev[i].at)
+			while (j < n && ev[j].at == ev[i].at)
 				o = ev[j++].off_after;
 			if (ev[i].at > after && o != cur) {
 				*at = ev[i].at;

@@ -534,6 +534,82 @@ put32(unsigned char *p, uint32_t v)
 	p[3] = (unsigned char)v;
 }
 
+/* A v2 file with no transitions and one type (offset 0): the footer decides everything. */
+static size_t
+craft_footer_only(const char *tzstring, unsigned char f[512])
+{
+	size_t n = 0;
+	for (int part = 0; part < 2; part++) {
+		memset(f + n, 0, 44);
+		memcpy(f + n, "TZif2", 5);
+		put32(f + n + 36, 1);
+		put32(f + n + 40, 4);
+		n += 44;
+		memset(f + n, 0, 6);
+		n += 6;
+		memcpy(f + n, "XXX", 4);
+		n += 4;
+	}
+	f[n++] = '\n';
+	memcpy(f + n, tzstring, strlen(tzstring));
+	n += strlen(tzstring);
+	f[n++] = '\n';
+	return n;
+}
+
+Test(sched_tz, footer_rules_all_year_and_southern)
+{
+	unsigned char f[512];
+	sched_tz_t *tz = NULL;
+	struct sl_error err;
+	int64_t at;
+	int32_t ob, oa;
+	/* RFC 8536 3.3.1: DST all year, leap years included */
+	size_t n = craft_footer_only("EST5EDT4,0/0,J365/25", f);
+	cr_assert_eq(sched_tz_parse(f, n, "alldst", &tz, &err), SL_OK, "%s", err.message);
+	static const char *const when[]
+	        = { "2026-01-01T00:00:00Z", "2026-01-01T05:00:00Z", "2026-07-01T00:00:00Z",
+		    "2026-12-31T23:59:59Z", "2028-02-29T12:00:00Z", "2028-12-31T23:00:00Z" };
+	for (size_t i = 0; i < 6; i++)
+		cr_assert_eq(sched_tz_offset(tz, T(when[i]) / 1000), -14400, "%s", when[i]);
+	cr_assert_eq(sched_tz_next_transition(tz, T("2026-06-01T00:00:00Z") / 1000, &at, &ob, &oa),
+	             SL_ERR_NOT_FOUND);
+	sched_tz_free(tz);
+	/* Sydney's rule: DST ends the first Sunday of April at 03:00 AEDT (2026-04-05, i.e.
+	 * 04-04T16:00Z), starts the first Sunday of October at 02:00 AEST (10-03T16:00Z) */
+	n = craft_footer_only("AEST-10AEDT,M10.1.0,M4.1.0/3", f);
+	cr_assert_eq(sched_tz_parse(f, n, "south", &tz, &err), SL_OK, "%s", err.message);
+	cr_assert_eq(sched_tz_offset(tz, T("2026-04-04T15:59:59Z") / 1000), 39600);
+	cr_assert_eq(sched_tz_offset(tz, T("2026-04-04T16:00:00Z") / 1000), 36000);
+	cr_assert_eq(sched_tz_offset(tz, T("2026-10-03T15:59:59Z") / 1000), 36000);
+	cr_assert_eq(sched_tz_offset(tz, T("2026-10-03T16:00:00Z") / 1000), 39600);
+	cr_assert_eq(sched_tz_next_transition(tz, T("2026-05-01T00:00:00Z") / 1000, &at, &ob, &oa),
+	             SL_OK);
+	cr_assert_eq(at, T("2026-10-03T16:00:00Z") / 1000);
+	cr_assert_eq(ob, 36000);
+	cr_assert_eq(oa, 39600);
+	sched_tz_free(tz);
+	/* fixed offsets, quoted names, minutes */
+	n = craft_footer_only("<+0530>-5:30", f);
+	cr_assert_eq(sched_tz_parse(f, n, "fixed", &tz, &err), SL_OK, "%s", err.message);
+	cr_assert_eq(sched_tz_offset(tz, T("2026-07-01T00:00:00Z") / 1000), 19800);
+	sched_tz_free(tz);
+	static const char *const bad[] = { "EST",
+		                           "E5",
+		                           "EST5EDT,M3.2.0",
+		                           "EST5EDT,M13.1.0,M11.1.0",
+		                           "EST5EDT,J0,J365",
+		                           "EST25",
+		                           "<E>5",
+		                           "EST5EDT,M3.2.0,M11.1.0x",
+		                           "EST5EDT,M3.2.0/168,M11.1.0" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		n = craft_footer_only(bad[i], f);
+		cr_assert_eq(sched_tz_parse(f, n, "bad", &tz, &err), SL_ERR_INVALID_ARG, "'%s'",
+		             bad[i]);
+	}
+}
+
 Test(sched_tz, footer_only_v2_file)
 {
 	/* a v2 file with no transitions at all: everything comes from the POSIX string */
