@@ -497,10 +497,16 @@ sm_definition_load_ex(const char *text, size_t len, const char *filename,
 		return SL_ERR_NOMEM;
 	json_t *tree = NULL;
 	sl_err rc;
-	if (fmt == SM_FORMAT_JSON)
+	if (fmt == SM_FORMAT_JSON) {
+		/* jansson refuses a byte order mark; RFC 8259 lets parsers ignore it */
+		if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) {
+			text += 3;
+			len -= 3;
+		}
 		rc = load_json(text, len, filename, &tree, pos, problems);
-	else
+	} else {
 		rc = sm_yaml_load(text, len, filename, &opts, &tree, pos, problems);
+	}
 	if (rc != SL_OK) {
 		sm_positions_free(pos);
 		return rc;

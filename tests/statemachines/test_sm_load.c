@@ -379,3 +379,47 @@ Test(sm_load, out_of_memory_is_clean)
 	}
 	cr_assert_fail("the loader never succeeded");
 }
+
+Test(sm_load, hostile_bytes_are_refused_cleanly)
+{
+	const struct {
+		const char *text;
+		size_t len;
+		enum sm_format fmt;
+	} cases[] = {
+		{ "{\"a\": \"x\0y\"}", 12, SM_FORMAT_JSON },
+		{ "a: \"x\0y\"\n", 9, SM_FORMAT_YAML },
+		{ "{\"a\": \"\xff\xfe\"}", 11, SM_FORMAT_JSON },
+		{ "a: \xc3\x28\n", 6, SM_FORMAT_YAML },
+		{ "a: [", 4, SM_FORMAT_AUTO },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		struct sm_problems p = { 0 };
+		json_t *tree = NULL;
+		struct sm_positions *pos = NULL;
+		sl_err rc = sm_definition_load(cases[i].text, cases[i].len, "h", cases[i].fmt,
+		                               &tree, &pos, &p);
+		cr_assert_eq(rc, SL_ERR_PARSE, "case %zu: %s", i, sl_err_name(rc));
+		cr_assert_null(tree);
+		cr_assert_geq(p.count, 1);
+		cr_assert(strncmp(p.items[0].location, "h:", 2) == 0, "case %zu: %s", i,
+		          p.items[0].location);
+		sm_problems_clear(&p);
+	}
+}
+
+Test(sm_load, byte_order_mark_is_accepted)
+{
+	const char *json = "\xef\xbb\xbf{\"StartAt\": \"A\"}";
+	struct sm_problems p = { 0 };
+	json_t *tree = NULL;
+	sl_err rc = sm_definition_load(json, strlen(json), NULL, SM_FORMAT_AUTO, &tree, NULL, &p);
+	cr_assert_eq(rc, SL_OK, "%s", p.count ? p.items[0].message : "");
+	cr_assert_str_eq(json_string_value(json_object_get(tree, "StartAt")), "A");
+	json_decref(tree);
+	const char *yaml = "\xef\xbb\xbfStartAt: A\n";
+	rc = sm_definition_load(yaml, strlen(yaml), NULL, SM_FORMAT_AUTO, &tree, NULL, &p);
+	cr_assert_eq(rc, SL_OK);
+	cr_assert_str_eq(json_string_value(json_object_get(tree, "StartAt")), "A");
+	json_decref(tree);
+}
