@@ -49,14 +49,15 @@ struct sm_time {
 	int32_t nanos;
 };
 /* Parses an RFC 3339 date-time with a mandatory 'T' and zone (Z or +hh:mm); false if the
- * text is not one (also used by the stepper for TimestampPath and Timestamp* rules). */
+ * text is not one (also used by the stepper for TimestampPath and Timestamp* rules). A leap
+ * second (:60) compares as :59. */
 bool sm_time_parse(const char *text, struct sm_time *out);
 /* -1, 0, 1 */
 int sm_time_compare(const struct sm_time *a, const struct sm_time *b);
 
 /* A value that is either a path or an intrinsic call (Fail ErrorPath/CausePath). */
 struct sm_expr {
-	struct sm_path *path; /* exactly one of path and fn is set */
+	struct sm_path *path; /* when the field is present, exactly one of path and fn is set */
 	struct sm_intrinsic *fn;
 };
 
