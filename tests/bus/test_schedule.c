@@ -1168,3 +1168,26 @@ Test(sched_backfill, prev_agrees_with_a_forward_walk)
 		}
 	}
 }
+
+Test(sched_missed, out_of_memory_is_clean)
+{
+	sched_t *s = parse_ok("rate(1 minute)", NULL);
+	struct sched_due d;
+	/* 600 due slots grow the array several times; each failure is clean */
+	for (long n = 0;; n++) {
+		sl_alloc_fail_after(n);
+		sl_err rc = sched_due(s, T("2026-11-24T00:00:00Z"), T("2026-11-24T10:00:00Z"),
+		                      SCHED_MISSED_ALL, 0, 1000, &d);
+		sl_alloc_fail_after(-1);
+		if (rc == SL_OK) {
+			cr_assert_eq(d.n, 600);
+			cr_assert_gt(n, 3, "expected several growths");
+			sched_due_release(&d);
+			break;
+		}
+		cr_assert_eq(rc, SL_ERR_NOMEM, "n=%ld: rc %d", n, rc);
+		cr_assert_null(d.slots);
+		cr_assert_eq(d.n, 0);
+	}
+	sched_free(s);
+}
