@@ -503,7 +503,30 @@ sm_definition_load_ex(const char *text, size_t len, const char *filename,
 			text += 3;
 			len -= 3;
 		}
-		rc = load_json(text, len, filename, &tree, pos, problems);
+		struct sm_problems json_problems = { 0 };
+		rc = load_json(text, len, filename, &tree, pos, &json_problems);
+		if (rc == SL_ERR_PARSE && opts.format == SM_FORMAT_AUTO) {
+			/* flow-style YAML ("{StartAt: A, ...}") also starts with a brace */
+			struct sm_problems yaml_problems = { 0 };
+			sm_positions_free(pos);
+			if (!(pos = sm_positions_new(filename))) {
+				sm_problems_clear(&json_problems);
+				return SL_ERR_NOMEM;
+			}
+			rc = sm_yaml_load(text, len, filename, &opts, &tree, pos, &yaml_problems);
+			sm_problems_clear(&yaml_problems);
+			if (rc != SL_OK && rc != SL_ERR_NOMEM)
+				rc = SL_ERR_PARSE; /* the JSON diagnosis is the one to show */
+		}
+		if (rc != SL_OK && rc != SL_ERR_NOMEM) {
+			for (size_t i = 0; i < json_problems.count; i++)
+				if (sm_problems_add(problems, json_problems.items[i].location,
+				                    json_problems.items[i].pointer, "%s",
+				                    json_problems.items[i].message)
+				    != SL_OK)
+					rc = SL_ERR_NOMEM;
+		}
+		sm_problems_clear(&json_problems);
 	} else {
 		rc = sm_yaml_load(text, len, filename, &opts, &tree, pos, problems);
 	}

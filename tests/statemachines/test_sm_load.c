@@ -423,3 +423,19 @@ Test(sm_load, byte_order_mark_is_accepted)
 	cr_assert_str_eq(json_string_value(json_object_get(tree, "StartAt")), "A");
 	json_decref(tree);
 }
+
+Test(sm_load, auto_format_falls_back_to_flow_yaml)
+{
+	json_t *t = load_ok("{StartAt: A, States: {A: {Type: Pass, End: yes}}}", SM_FORMAT_AUTO,
+	                    NULL);
+	cr_assert_str_eq(json_string_value(json_object_get(t, "StartAt")), "A");
+	json_decref(t);
+	/* neither JSON nor YAML: the JSON diagnosis is reported */
+	char *e = load_fail("{\"a\": [1, 2}", SM_FORMAT_AUTO, SL_ERR_PARSE);
+	cr_assert(strstr(e, "INVALID_JSON_DESCRIPTION"), "%s", e);
+	sl_free(e);
+	/* an explicit JSON format does not fall back */
+	e = load_fail("{StartAt: A}", SM_FORMAT_JSON, SL_ERR_PARSE);
+	cr_assert(strstr(e, "INVALID_JSON_DESCRIPTION"), "%s", e);
+	sl_free(e);
+}
