@@ -435,3 +435,25 @@ Test(sm_validate, compile_out_of_memory_is_clean)
 	sl_free(path);
 	sl_free(dir);
 }
+
+Test(sm_validate, problem_list_is_capped)
+{
+	/* 1,500 unknown fields: the list stops at SM_PROBLEMS_MAX and counts the rest */
+	size_t cap = 64 * 1024, n = 0;
+	char *text = sl_malloc(cap);
+	n += (size_t)snprintf(text + n, cap - n,
+	                      "{\"StartAt\":\"A\",\"States\":{\"A\":{\"Type\":"
+	                      "\"Pass\",\"End\":true");
+	for (int i = 0; i < 1500; i++)
+		n += (size_t)snprintf(text + n, cap - n, ",\"X%d\":1", i);
+	snprintf(text + n, cap - n, "}}}");
+	struct sm_problems p = { 0 };
+	struct sm_machine *m = NULL;
+	cr_assert_eq(sm_definition_compile_text(text, strlen(text), NULL, SM_FORMAT_JSON, &m, &p),
+	             SL_ERR_INVALID_DEFINITION);
+	cr_assert_eq(p.count, SM_PROBLEMS_MAX);
+	cr_assert_eq(p.dropped, 1500 - SM_PROBLEMS_MAX);
+	cr_assert_null(m);
+	sm_problems_clear(&p);
+	sl_free(text);
+}
