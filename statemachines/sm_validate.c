@@ -12,12 +12,19 @@
 #include "statemachines/sm_validate_int.h"
 
 size_t
+v_lookup(const struct vnames *names, const char *name)
+{
+	json_t *i = names->index ? json_object_get(names->index, name) : NULL;
+	return i ? (size_t)json_integer_value(i) : SM_NO_STATE;
+}
+
+size_t
 v_target(struct vctx *v, const struct vnames *names, const char *target, const char *pointer,
          const char *field)
 {
-	for (size_t i = 0; i < names->n; i++)
-		if (!strcmp(names->names[i], target))
-			return i;
+	size_t found = v_lookup(names, target);
+	if (found != SM_NO_STATE)
+		return found;
 	char *p = v_ptr(v, pointer, field);
 	v->target_missing = true;
 	if (p)
@@ -169,10 +176,7 @@ quiet_target(const struct vnames *names, json_t *target)
 {
 	if (!json_is_string(target))
 		return SM_NO_STATE;
-	for (size_t i = 0; i < names->n; i++)
-		if (!strcmp(names->names[i], json_string_value(target)))
-			return i;
-	return SM_NO_STATE;
+	return v_lookup(names, json_string_value(target));
 }
 
 /* A JSONata state is reported once as unsupported; its transitions are still followed
@@ -469,6 +473,12 @@ v_machine(struct vctx *v, json_t *def, const char *pointer, bool top,
 			json_t *val;
 			json_object_foreach(states, key, val)
 			{
+				if (!names.index)
+					names.index = json_object();
+				if (!names.index
+				    || json_object_set_new(names.index, key,
+				                           json_integer((json_int_t)names.n)))
+					v_nomem(v);
 				names.names[names.n++] = key;
 				m->states[m->n_states].next = SM_NO_STATE;
 				if (!(m->states[m->n_states++].name = sl_strdup(key)))
@@ -506,6 +516,7 @@ v_machine(struct vctx *v, json_t *def, const char *pointer, bool top,
 	v->graph_broken = saved_broken;
 	v->target_missing = saved_missing;
 	sl_free(names.names);
+	json_decref(names.index);
 	sl_free(states_ptr);
 	v->depth--;
 	return m;

@@ -22,7 +22,11 @@
 struct vnames {
 	const char **names; /* borrowed from the tree */
 	size_t n;
+	json_t *index; /* name -> position in names, so lookups stay O(1) in big machines */
 };
+
+/* Index of name in names, or SM_NO_STATE. */
+size_t v_lookup(const struct vnames *names, const char *name);
 
 struct vctx {
 	const struct sm_positions *pos;
