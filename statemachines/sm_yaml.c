@@ -226,6 +226,12 @@ build_scalar(struct ybuild *b, yaml_node_t *node, const char *pointer)
 	const char *why = NULL;
 	json_t *v;
 	bool plain = node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+	if (memchr(s, '\0', n)) {
+		/* as JSON does (jansson refuses \u0000): names would compare short in C */
+		yproblem(b, &node->start_mark, pointer, SL_ERR_PARSE,
+		         "SCHEMA_VALIDATION_FAILED: string contains a NUL character");
+		return NULL;
+	}
 	if (tag_is(node, YAML_STR_TAG)) {
 		v = plain ? core_scalar(s, n, &why) : json_stringn(s, n);
 	} else if (tag_is(node, YAML_INT_TAG) || tag_is(node, YAML_FLOAT_TAG)

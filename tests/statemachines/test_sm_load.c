@@ -392,6 +392,9 @@ Test(sm_load, hostile_bytes_are_refused_cleanly)
 		{ "{\"a\": \"\xff\xfe\"}", 11, SM_FORMAT_JSON },
 		{ "a: \xc3\x28\n", 6, SM_FORMAT_YAML },
 		{ "a: [", 4, SM_FORMAT_AUTO },
+		{ "a: \"x\\0y\"\n", 10, SM_FORMAT_YAML },
+		{ "\"a\\0b\": 1\n", 10, SM_FORMAT_YAML },
+		{ "{\"a\": \"x\\u0000y\"}", 17, SM_FORMAT_JSON },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		struct sm_problems p = { 0 };
