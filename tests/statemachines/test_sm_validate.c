@@ -66,6 +66,37 @@ by_name(const struct dirent **a, const struct dirent **b)
 	return strcmp((*a)->d_name, (*b)->d_name);
 }
 
+/* The same tree sent as JSON must give the same problem at the same pointer: validation
+ * does not depend on the source format (only the location's form does). */
+static bool
+same_as_json(const char *name, const char *text, size_t len, const struct sm_problems *yp,
+             size_t *compared)
+{
+	struct sm_problems lp = { 0 };
+	json_t *tree = NULL;
+	if (sm_definition_load(text, len, NULL, SM_FORMAT_YAML, &tree, NULL, &lp) != SL_OK) {
+		sm_problems_clear(&lp);
+		return true; /* a loader rule: nothing to compare */
+	}
+	(*compared)++;
+	char *js = json_dumps(tree, JSON_ENCODE_ANY);
+	json_decref(tree);
+	struct sm_problems jp = { 0 };
+	struct sm_machine *m = NULL;
+	sm_definition_compile_text(js, strlen(js), NULL, SM_FORMAT_JSON, &m, &jp);
+	bool same = jp.count == 1 && yp->count == 1
+	        && !strcmp(jp.items[0].message, yp->items[0].message)
+	        && !strcmp(jp.items[0].pointer, yp->items[0].pointer);
+	if (!same)
+		fprintf(stderr, "FAIL %s: as JSON gives %zu problems, first: %s [%s]\n", name,
+		        jp.count, jp.count ? jp.items[0].message : "",
+		        jp.count ? jp.items[0].pointer : "");
+	sm_machine_free(m);
+	sm_problems_clear(&jp);
+	free(js);
+	return same;
+}
+
 TestSuite(sm_validate, .init = sl_alloc_init);
 
 Test(sm_validate, invalid_corpus_one_rule_each)
@@ -74,7 +105,7 @@ Test(sm_validate, invalid_corpus_one_rule_each)
 	struct dirent **ents;
 	int n = scandir(dir, &ents, NULL, by_name);
 	cr_assert_geq(n, 0, "cannot list %s", dir);
-	size_t cases = 0, failures = 0;
+	size_t cases = 0, failures = 0, compared = 0;
 	for (int i = 0; i < n; i++) {
 		const char *name = ents[i]->d_name;
 		const char *dot = strrchr(name, '.');
@@ -116,6 +147,8 @@ Test(sm_validate, invalid_corpus_one_rule_each)
 			        p.count ? p.items[0].pointer : "");
 		}
 		cr_assert_null(m);
+		if (!json && p.count == 1)
+			failures += !same_as_json(name, text, len, &p, &compared);
 		sl_free(got);
 		sm_problems_clear(&p);
 		sl_free(expect);
@@ -126,7 +159,9 @@ Test(sm_validate, invalid_corpus_one_rule_each)
 	}
 	free(ents);
 	sl_free(dir);
-	fprintf(stderr, "invalid definitions: %zu cases, %zu failures\n", cases, failures);
+	fprintf(stderr, "invalid definitions: %zu cases (%zu also checked as JSON), %zu failures\n",
+	        cases, compared, failures);
+	cr_assert_geq(compared, 150);
 	cr_assert_geq(cases, 150, "only %zu invalid definitions found", cases);
 	cr_assert_eq(failures, 0);
 }
