@@ -405,6 +405,61 @@ Test(xform, aws_recorded_snapshots)
 	cr_expect_eq(empty, 4);
 }
 
+/* Targets AWS accepted at PutTargets and listed back (test_events.snapshot.json): an
+ * InputPath that matches nothing is still a valid configuration. */
+static int
+compile_listed_targets(const json_t *v)
+{
+	int n = 0;
+	if (json_is_object(v)) {
+		const json_t *targets = json_object_get(v, "Targets");
+		size_t i;
+		const json_t *t;
+		json_array_foreach(targets, i, t)
+		{
+			struct sl_error err;
+			xform_t *x = NULL;
+			cr_expect_eq(xform_new(t, (unsigned)i + 1, &x, &err), SL_OK, "%s",
+			             sl_error_text(&err));
+			xform_free(x);
+			n++;
+		}
+		const char *k;
+		json_t *m;
+		json_object_foreach((json_t *)v, k, m)
+		{
+			if (strcmp(k, "Targets") != 0)
+				n += compile_listed_targets(m);
+		}
+	} else if (json_is_array(v)) {
+		size_t i;
+		const json_t *m;
+		json_array_foreach(v, i, m)
+		{
+			n += compile_listed_targets(m);
+		}
+	}
+	return n;
+}
+
+Test(xform, aws_accepted_targets_compile)
+{
+	const char *shared = getenv("SLUICE_SHARED");
+	if (!shared)
+		cr_skip_test("SLUICE_SHARED is not set; the AWS-recorded cases live there");
+	char path[1024];
+	snprintf(path, sizeof path,
+	         "%s/corpus/patterns/localstack-eventbridge-snapshots/test_events.snapshot.json",
+	         shared);
+	json_error_t je;
+	json_t *snap = json_load_file(path, 0, &je);
+	if (!snap)
+		cr_skip_test("missing %s (%s)", path, je.text);
+	int n = compile_listed_targets(snap);
+	json_decref(snap);
+	cr_expect_geq(n, 7, "only %d listed targets found", n);
+}
+
 /* The three templates LocalStack's AWS-validated test expects no delivery for. */
 Test(xform, object_inside_string_of_json_template_is_not_delivered)
 {
