@@ -24,6 +24,7 @@ struct cli_command {
 int cmd_serve(int argc, char **argv);
 int cmd_test_pattern(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 
 /* Reads a whole file into a new NUL-terminated buffer (limit bytes at most). */

@@ -13,6 +13,7 @@ static const struct cli_command commands[] = {
 	{ "serve", "run the event bus and workflow server", cmd_serve },
 	{ "worker", "serve activities by running a command per task", cmd_worker },
 	{ "validate", "check state machine definitions (JSON or YAML)", cmd_validate },
+	{ "run", "run one execution in-process and print its output", cmd_run },
 	{ "version", "print the version", cmd_version },
 };
 

@@ -1,0 +1,443 @@
+/*
+ * step_engine.c - the engine's lifecycle, its inputs (start, task answers, stop) and the
+ * bounded run loop over runnable frames.
+ */
+#include <ctype.h>
+#include <string.h>
+
+#include "common/sl_alloc.h"
+#include "common/sl_clock.h"
+#include "common/sl_id.h"
+#include "stepper/step_int.h"
+
+const char *
+step_status_name(enum step_status s)
+{
+	switch (s) {
+	case STEP_RUNNING: return "RUNNING";
+	case STEP_SUCCEEDED: return "SUCCEEDED";
+	case STEP_FAILED: return "FAILED";
+	case STEP_TIMED_OUT: return "TIMED_OUT";
+	case STEP_ABORTED: return "ABORTED";
+	}
+	return "UNKNOWN";
+}
+
+sl_err
+step_engine_new(store_t *st, const struct step_options *opt, step_engine_t **out)
+{
+	step_engine_t *eng = SL_NEW(step_engine_t);
+	if (!eng)
+		return SL_ERR_NOMEM;
+	eng->st = st;
+	if (opt)
+		eng->opt = *opt;
+	if (!eng->opt.payload_limit)
+		eng->opt.payload_limit = STEP_DEFAULT_PAYLOAD_LIMIT;
+	if (!eng->opt.history_limit)
+		eng->opt.history_limit = STEP_DEFAULT_HISTORY_LIMIT;
+	if (!eng->opt.max_steps)
+		eng->opt.max_steps = STEP_DEFAULT_MAX_STEPS;
+	if (!eng->opt.map_concurrency_cap)
+		eng->opt.map_concurrency_cap = STEP_DEFAULT_MAP_CAP;
+	eng->rng = eng->opt.jitter_seed;
+	if (!eng->rng && sl_random_bytes(&eng->rng, sizeof eng->rng) != SL_OK)
+		eng->rng = (uint64_t)sl_clock_mono_ns();
+	*out = eng;
+	return SL_OK;
+}
+
+void
+step_engine_free(step_engine_t *eng)
+{
+	if (!eng)
+		return;
+	for (size_t i = 0; i < eng->n_machines; i++)
+		sl_free(eng->machines[i].name);
+	sl_free(eng->machines);
+	for (size_t i = 0; i < eng->r_len; i++)
+		sl_free(eng->ready[(eng->r_head + i) % eng->r_cap].arn);
+	sl_free(eng->ready);
+	sl_free(eng);
+}
+
+sl_err
+step_engine_add_machine(step_engine_t *eng, const char *name, const struct sm_machine *machine)
+{
+	for (size_t i = 0; i < eng->n_machines; i++)
+		if (strcmp(eng->machines[i].name, name) == 0) {
+			eng->machines[i].m = machine;
+			return SL_OK;
+		}
+	if (eng->n_machines == eng->cap_machines) {
+		size_t ncap = eng->cap_machines ? eng->cap_machines * 2 : 8;
+		void *n = sl_reallocarray(eng->machines, ncap, sizeof *eng->machines);
+		if (!n)
+			return SL_ERR_NOMEM;
+		eng->machines = n;
+		eng->cap_machines = ncap;
+	}
+	char *nm = sl_strdup(name);
+	if (!nm)
+		return SL_ERR_NOMEM;
+	eng->machines[eng->n_machines].name = nm;
+	eng->machines[eng->n_machines].m = machine;
+	eng->n_machines++;
+	return SL_OK;
+}
+
+bool
+step_engine_has_ready(const step_engine_t *eng)
+{
+	return eng->r_len > 0;
+}
+
+sl_err
+step_engine_recover(step_engine_t *eng, store_batch_t *b, struct sl_error *err)
+{
+	store_cursor_t *cur = NULL;
+	sl_err e = store_cursor_open(store_batch_txn(b), STORE_DB_FRAMES, &cur);
+	if (e != SL_OK)
+		return sl_error_set(err, e, "cannot scan frames");
+	struct store_val k, v;
+	e = store_cursor_seek(cur, NULL, 0);
+	while (e == SL_OK && (e = store_cursor_next(cur, &k, &v)) == SL_OK) {
+		if (v.len < 2 || ((const char *)v.data)[0] != 'F' || k.len < 5)
+			continue;
+		json_error_t je;
+		json_t *o = json_loadb((const char *)v.data + 1, v.len - 1, 0, &je);
+		if (!o) {
+			e = sl_error_set(err, SL_ERR_STORE, "a frame record is not JSON: %s",
+			                 je.text);
+			break;
+		}
+		int64_t ph = step_jint(o, "ph", -1);
+		const char *arn = step_jstr(o, "a");
+		if (arn && (ph == PH_ENTER || ph == PH_RERUN))
+			e = step_ready_push(
+			        eng, arn,
+			        store_decode_u32((const unsigned char *)k.data + k.len - 4));
+		json_decref(o);
+	}
+	store_cursor_close(cur);
+	return e == SL_ERR_NOT_FOUND ? SL_OK : e;
+}
+
+/* AWS execution names: 1..80 characters, none of whitespace, brackets, wildcards, control
+ * characters or the special ones listed in the StartExecution reference. */
+static bool
+valid_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 80)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p < 0x21 || *p == 0x7f || strchr("<>{}[]?*\"#%\\^|~`$&,;:/", *p))
+			return false;
+	}
+	return true;
+}
+
+sl_err
+step_start(step_engine_t *eng, store_batch_t *b, const struct step_start *req, char *arn_out,
+           const struct step_effects *fx, struct sl_error *err)
+{
+	const struct sm_machine *m = step_machine_get(eng, req->machine);
+	if (!m)
+		return sl_error_set(err, SL_ERR_SM_NOT_FOUND, "State Machine Does Not Exist: '%s'",
+		                    req->machine ? req->machine : "");
+	char uuid[SL_UUID_STRLEN + 1];
+	const char *name = req->name;
+	if (!name) {
+		sl_err e = sl_uuid4(uuid);
+		if (e != SL_OK)
+			return sl_error_set(err, e, "cannot make an execution name");
+		name = uuid;
+	}
+	if (!valid_name(name))
+		return sl_error_set(err, SL_ERR_INVALID_NAME, "Invalid Name: '%s'", name);
+	char arn[STEP_ARN_MAX], smarn[STEP_ARN_MAX];
+	if (sl_arn_format(arn, sizeof arn, "states", "execution", req->machine, name, NULL) != SL_OK
+	    || sl_arn_format(smarn, sizeof smarn, "states", "stateMachine", req->machine, NULL)
+	            != SL_OK)
+		return sl_error_set(err, SL_ERR_INVALID_NAME, "names too long for an ARN");
+	json_t *input = req->input ? json_incref(req->input) : json_object();
+	if (!input)
+		return SL_ERR_NOMEM;
+	store_txn_t *txn = store_batch_txn(b);
+	struct step_ctx c = { .eng = eng, .txn = txn, .fx = fx, .err = err, .inline_frame = -1 };
+	sl_err e;
+	struct store_key k;
+	step_key_exec(&k, arn);
+	struct store_val v;
+	if ((e = store_get(txn, STORE_DB_EXECUTIONS, k.buf, k.len, &v)) == SL_OK) {
+		json_decref(input);
+		return sl_error_set(err, SL_ERR_EXEC_EXISTS, "Execution Already Exists: '%s'", arn);
+	}
+	if (e != SL_ERR_NOT_FOUND) {
+		json_decref(input);
+		return sl_error_set(err, e, "cannot read executions");
+	}
+	size_t isz = json_dumpb(input, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (isz > eng->opt.payload_limit) {
+		json_decref(input);
+		return sl_error_set(err, SL_ERR_INVALID_EXECUTION_INPUT,
+		                    "execution input is %zu bytes, over the limit of %zu", isz,
+		                    eng->opt.payload_limit);
+	}
+	int64_t now = sl_clock_now_ms();
+	c.exec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:i, s:i}", "executionArn", arn,
+	                   "stateMachineArn", smarn, "machine", req->machine, "name", name,
+	                   "status", "RUNNING", "input", input, "startMs", (json_int_t)now,
+	                   "nextEvent", 1, "nextFrame", 2);
+	if (!c.exec)
+		return SL_ERR_NOMEM;
+	c.arn = step_jstr(c.exec, "executionArn");
+	c.top = m;
+	c.exec_dirty = true;
+	struct step_frame *f = step_frame_new();
+	if (!f) {
+		step_ctx_done(&c);
+		return SL_ERR_NOMEM;
+	}
+	f->id = 1;
+	f->mp = json_array();
+	f->m = m;
+	f->st = m->start;
+	f->in = json_incref(input);
+	f->ph = PH_ENTER;
+	json_t *d = step_payload_details("input", input);
+	if (d)
+		json_object_set_new(d, "roleArn",
+		                    json_string("arn:aws:iam::000000000000:role/sluice"));
+	e = f->mp && d ? step_event(&c, NULL, "ExecutionStarted", "executionStartedEventDetails", d)
+	               : SL_ERR_NOMEM;
+	if (e == SL_OK) {
+		f->prev = (uint64_t)step_jint(c.exec, "lastEvent", 0);
+		e = step_frame_save(&c, f);
+	}
+	if (e == SL_OK) {
+		struct store_key ik;
+		store_key_init(&ik);
+		store_key_str(&ik, req->machine);
+		store_key_i64(&ik, now);
+		store_key_str(&ik, arn);
+		e = store_put(txn, STORE_DB_EXEC_INDEX, ik.buf, ik.len, "", 0);
+	}
+	if (e == SL_OK && m->timeout_seconds > 0)
+		e = step_timer_arm(&c, now + m->timeout_seconds * 1000, TK_EXEC_TIMEOUT, 0, 0,
+		                   NULL);
+	if (e == SL_OK)
+		e = step_exec_save(&c);
+	if (e == SL_OK)
+		e = step_ready_push(eng, arn, 1);
+	if (e == SL_OK && arn_out)
+		snprintf(arn_out, STEP_ARN_MAX, "%s", arn);
+	step_frame_free(f);
+	step_ctx_done(&c);
+	if (e != SL_OK && err && err->code == SL_OK)
+		sl_error_set(err, e, "starting '%s' failed", arn);
+	return e;
+}
+
+sl_err
+step_run_ready(step_engine_t *eng, store_batch_t *b, const struct step_effects *fx, unsigned *ran,
+               struct sl_error *err)
+{
+	unsigned budget = eng->opt.max_steps;
+	sl_err e = SL_OK;
+	store_txn_t *txn = store_batch_txn(b);
+	while (budget > 0 && eng->r_len > 0) {
+		struct step_ready r = eng->ready[eng->r_head];
+		eng->r_head = (eng->r_head + 1) % eng->r_cap;
+		eng->r_len--;
+		struct step_ctx c
+		        = { .eng = eng, .txn = txn, .fx = fx, .err = err, .inline_frame = -1 };
+		e = step_exec_load(&c, r.arn);
+		if (e == SL_ERR_EXEC_NOT_FOUND) {
+			if (err)
+				sl_error_clear(err);
+			e = SL_OK;
+		} else if (e == SL_OK && strcmp(step_jstr(c.exec, "status"), "RUNNING") == 0) {
+			e = step_frame_run(&c, r.frame, &budget);
+			if (e == SL_OK)
+				e = step_exec_save(&c);
+		}
+		step_ctx_done(&c);
+		sl_free(r.arn);
+		if (e != SL_OK)
+			break;
+	}
+	if (ran)
+		*ran = eng->opt.max_steps - budget;
+	if (e != SL_OK && err && err->code == SL_OK)
+		sl_error_set(err, e, "running frames failed");
+	return e;
+}
+
+/* Finds the frame waiting on token; SL_ERR_TASK_NOT_FOUND if none. */
+static sl_err
+task_lookup(struct step_ctx *c, const char *token, struct step_frame **out, json_t **rec)
+{
+	size_t n = token ? strlen(token) : 0;
+	if (n == 0 || n > STEP_TOKEN_LEN)
+		return sl_error_set(c->err, SL_ERR_INVALID_TOKEN, "Invalid Token: '%s'",
+		                    token ? token : "");
+	struct store_key tk;
+	store_key_init(&tk);
+	store_key_raw(&tk, token, n);
+	sl_err e = step_get_json(c->txn, STORE_DB_TASK_TOKENS, &tk, 'T', rec);
+	if (e == SL_ERR_NOT_FOUND)
+		return sl_error_set(c->err, SL_ERR_TASK_NOT_FOUND, "Task Does Not Exist: '%s'",
+		                    token);
+	if (e != SL_OK)
+		return e;
+	const char *arn = step_jstr(*rec, "arn");
+	if (!arn)
+		return SL_ERR_STORE;
+	if ((e = step_exec_load(c, arn)) != SL_OK)
+		return e;
+	e = step_frame_load(c, (uint32_t)step_jint(*rec, "frame", 0), out);
+	if (e == SL_ERR_NOT_FOUND
+	    || (e == SL_OK && ((*out)->ph != PH_TASK || strcmp((*out)->tok, token) != 0))) {
+		step_frame_free(*out);
+		*out = NULL;
+		return sl_error_set(c->err, SL_ERR_TASK_NOT_FOUND, "Task Does Not Exist: '%s'",
+		                    token);
+	}
+	return e;
+}
+
+static sl_err
+task_answer(step_engine_t *eng, store_batch_t *b, const char *token, bool ok, json_t *output,
+            const char *error, const char *cause, const struct step_effects *fx,
+            struct sl_error *err)
+{
+	struct step_ctx c = { .eng = eng,
+		              .txn = store_batch_txn(b),
+		              .fx = fx,
+		              .err = err,
+		              .inline_frame = -1 };
+	struct step_frame *f = NULL;
+	json_t *rec = NULL;
+	sl_err e = task_lookup(&c, token, &f, &rec);
+	if (e == SL_OK) {
+		e = step_task_resolve(&c, f, ok, output ? output : json_null(), error, cause);
+		if (e == SL_OK && !f->gone && !c.closed)
+			e = step_frame_save(&c, f);
+		if (e == SL_OK)
+			e = step_exec_save(&c);
+	}
+	step_frame_free(f);
+	json_decref(rec);
+	step_ctx_done(&c);
+	return e;
+}
+
+sl_err
+step_task_succeed(step_engine_t *eng, store_batch_t *b, const char *token, json_t *output,
+                  const struct step_effects *fx, struct sl_error *err)
+{
+	return task_answer(eng, b, token, true, output, NULL, NULL, fx, err);
+}
+
+sl_err
+step_task_fail(step_engine_t *eng, store_batch_t *b, const char *token, const char *error,
+               const char *cause, const struct step_effects *fx, struct sl_error *err)
+{
+	return task_answer(eng, b, token, false, NULL, error, cause, fx, err);
+}
+
+sl_err
+step_task_heartbeat(step_engine_t *eng, store_batch_t *b, const char *token,
+                    const struct step_effects *fx, struct sl_error *err)
+{
+	struct step_ctx c = { .eng = eng,
+		              .txn = store_batch_txn(b),
+		              .fx = fx,
+		              .err = err,
+		              .inline_frame = -1 };
+	struct step_frame *f = NULL;
+	json_t *rec = NULL;
+	sl_err e = task_lookup(&c, token, &f, &rec);
+	if (e == SL_OK) {
+		const struct sm_task *t = &f->m->states[f->st].u.task;
+		int64_t hb = t->heartbeat_seconds;
+		if (hb > 0) {
+			int64_t due = sl_clock_now_ms() + hb * 1000;
+			json_object_set_new(rec, "hbDue", json_integer(due));
+			struct store_key tk;
+			store_key_init(&tk);
+			store_key_raw(&tk, token, strlen(token));
+			e = step_put_json(c.txn, STORE_DB_TASK_TOKENS, &tk, 'T', rec);
+			if (e == SL_OK)
+				e = step_timer_arm(&c, due, TK_HEARTBEAT, f->id, f->wk, token);
+		}
+	}
+	step_frame_free(f);
+	json_decref(rec);
+	step_ctx_done(&c);
+	return e;
+}
+
+sl_err
+step_stop(step_engine_t *eng, store_batch_t *b, const char *arn, const char *error,
+          const char *cause, const struct step_effects *fx, struct sl_error *err)
+{
+	struct step_ctx c = { .eng = eng,
+		              .txn = store_batch_txn(b),
+		              .fx = fx,
+		              .err = err,
+		              .inline_frame = -1 };
+	sl_err e = step_exec_load(&c, arn);
+	if (e == SL_OK && strcmp(step_jstr(c.exec, "status"), "RUNNING") == 0) {
+		e = step_exec_close(&c, STEP_ABORTED, NULL, error, cause);
+		if (e == SL_OK)
+			e = step_exec_save(&c);
+	}
+	step_ctx_done(&c);
+	return e;
+}
+
+sl_err
+step_describe(step_engine_t *eng, store_txn_t *txn, const char *arn, json_t **out,
+              struct sl_error *err)
+{
+	struct step_ctx c = { .eng = eng, .txn = txn, .err = err, .inline_frame = -1 };
+	sl_err e = step_exec_load(&c, arn);
+	if (e != SL_OK)
+		return e;
+	json_t *x = c.exec;
+	char start[32], stop[32];
+	sl_clock_format_rfc3339(step_jint(x, "startMs", 0), start);
+	json_t *o = json_pack("{s:O, s:O, s:O, s:O, s:s}", "executionArn",
+	                      json_object_get(x, "executionArn"), "stateMachineArn",
+	                      json_object_get(x, "stateMachineArn"), "name",
+	                      json_object_get(x, "name"), "status", json_object_get(x, "status"),
+	                      "startDate", start);
+	if (!o) {
+		step_ctx_done(&c);
+		return SL_ERR_NOMEM;
+	}
+	char *in = step_dumps(json_object_get(x, "input"));
+	if (in)
+		json_object_set_new(o, "input", json_string(in));
+	sl_free(in);
+	if (json_object_get(x, "stopMs")) {
+		sl_clock_format_rfc3339(step_jint(x, "stopMs", 0), stop);
+		json_object_set_new(o, "stopDate", json_string(stop));
+	}
+	if (json_object_get(x, "output")) {
+		char *s = step_dumps(json_object_get(x, "output"));
+		if (s)
+			json_object_set_new(o, "output", json_string(s));
+		sl_free(s);
+	}
+	if (step_jstr(x, "error"))
+		json_object_set(o, "error", json_object_get(x, "error"));
+	if (step_jstr(x, "cause"))
+		json_object_set(o, "cause", json_object_get(x, "cause"));
+	step_ctx_done(&c);
+	*out = o;
+	return SL_OK;
+}

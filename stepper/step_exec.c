@@ -1,0 +1,364 @@
+/*
+ * step_exec.c - execution and frame records: keys, JSON encoding, load and save.
+ */
+#include <string.h>
+
+#include "common/sl_alloc.h"
+#include "stepper/step_int.h"
+
+void
+step_key_exec(struct store_key *k, const char *arn)
+{
+	store_key_init(k);
+	store_key_str(k, arn);
+}
+
+void
+step_key_frame(struct store_key *k, const char *arn, uint32_t id)
+{
+	store_key_init(k);
+	store_key_str(k, arn);
+	store_key_u32(k, id);
+}
+
+void
+step_key_result(struct store_key *k, const char *arn, uint32_t id, uint32_t idx)
+{
+	step_key_frame(k, arn, id);
+	store_key_raw(k, "R", 1);
+	store_key_u32(k, idx);
+}
+
+/* Values are a tag byte then compact JSON: recovery scans tell frames from results by it. */
+sl_err
+step_put_json(store_txn_t *txn, enum store_db db, const struct store_key *k, char tag, json_t *v)
+{
+	size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (n == 0)
+		return SL_ERR_NOMEM;
+	char *buf = sl_malloc(n + 1);
+	if (!buf)
+		return SL_ERR_NOMEM;
+	buf[0] = tag;
+	json_dumpb(v, buf + 1, n, JSON_COMPACT | JSON_ENCODE_ANY);
+	sl_err e = store_put(txn, db, k->buf, k->len, buf, n + 1);
+	sl_free(buf);
+	return e;
+}
+
+sl_err
+step_get_json(store_txn_t *txn, enum store_db db, const struct store_key *k, char tag, json_t **out)
+{
+	struct store_val v;
+	sl_err e = store_get(txn, db, k->buf, k->len, &v);
+	if (e != SL_OK)
+		return e;
+	if (v.len < 1 || ((const char *)v.data)[0] != tag)
+		return SL_ERR_STORE;
+	json_error_t je;
+	*out = json_loadb((const char *)v.data + 1, v.len - 1, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+	                  &je);
+	return *out ? SL_OK : SL_ERR_STORE;
+}
+
+int64_t
+step_jint(json_t *o, const char *key, int64_t dflt)
+{
+	json_t *v = json_object_get(o, key);
+	if (json_is_integer(v))
+		return json_integer_value(v);
+	if (json_is_real(v))
+		return (int64_t)json_real_value(v);
+	return dflt;
+}
+
+const char *
+step_jstr(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+const struct sm_machine *
+step_machine_get(step_engine_t *eng, const char *name)
+{
+	if (!name)
+		return NULL;
+	for (size_t i = 0; i < eng->n_machines; i++)
+		if (strcmp(eng->machines[i].name, name) == 0)
+			return eng->machines[i].m;
+	return NULL;
+}
+
+sl_err
+step_exec_load(struct step_ctx *c, const char *arn)
+{
+	struct store_key k;
+	step_key_exec(&k, arn);
+	json_t *ex = NULL;
+	sl_err e = step_get_json(c->txn, STORE_DB_EXECUTIONS, &k, 'X', &ex);
+	if (e == SL_ERR_NOT_FOUND)
+		return sl_error_set(c->err, SL_ERR_EXEC_NOT_FOUND, "Execution Does Not Exist: '%s'",
+		                    arn);
+	if (e != SL_OK)
+		return sl_error_set(c->err, e, "execution record of '%s' is unreadable", arn);
+	c->exec = ex;
+	c->arn = step_jstr(ex, "executionArn");
+	c->top = step_machine_get(c->eng, step_jstr(ex, "machine"));
+	if (!c->arn)
+		return sl_error_set(c->err, SL_ERR_STORE, "execution record of '%s' has no ARN",
+		                    arn);
+	return SL_OK;
+}
+
+sl_err
+step_exec_save(struct step_ctx *c)
+{
+	if (!c->exec || !c->exec_dirty)
+		return SL_OK;
+	struct store_key k;
+	step_key_exec(&k, c->arn);
+	sl_err e = step_put_json(c->txn, STORE_DB_EXECUTIONS, &k, 'X', c->exec);
+	if (e == SL_OK)
+		c->exec_dirty = false;
+	return e;
+}
+
+void
+step_ctx_done(struct step_ctx *c)
+{
+	json_decref(c->exec);
+	c->exec = NULL;
+	c->arn = NULL;
+}
+
+uint32_t
+step_next_frame_id(struct step_ctx *c)
+{
+	int64_t id = step_jint(c->exec, "nextFrame", 1);
+	json_object_set_new(c->exec, "nextFrame", json_integer(id + 1));
+	c->exec_dirty = true;
+	return (uint32_t)id;
+}
+
+struct step_frame *
+step_frame_new(void)
+{
+	struct step_frame *f = SL_NEW(struct step_frame);
+	if (!f)
+		return NULL;
+	f->parent = -1;
+	f->tol_n = -1;
+	f->tol_p = -1;
+	return f;
+}
+
+void
+step_frame_free(struct step_frame *f)
+{
+	if (!f)
+		return;
+	json_decref(f->mp);
+	json_decref(f->in);
+	json_decref(f->rc);
+	json_decref(f->eff);
+	json_decref(f->kids);
+	json_decref(f->ferr);
+	sl_free(f);
+}
+
+sl_err
+step_frame_resolve(struct step_ctx *c, struct step_frame *f)
+{
+	const struct sm_machine *m = c->top;
+	if (!m)
+		return sl_error_set(c->err, SL_ERR_SM_NOT_FOUND,
+		                    "state machine '%s' of execution '%s' is not registered",
+		                    step_jstr(c->exec, "machine"), c->arn);
+	size_t i;
+	json_t *step;
+	json_array_foreach(f->mp, i, step)
+	{
+		size_t s = (size_t)json_integer_value(json_array_get(step, 0));
+		size_t b = (size_t)json_integer_value(json_array_get(step, 1));
+		if (s >= m->n_states)
+			goto bad;
+		const struct sm_state *st = &m->states[s];
+		if (st->type == SM_STATE_PARALLEL && b < st->u.parallel.n_branches)
+			m = st->u.parallel.branches[b];
+		else if (st->type == SM_STATE_MAP && b == 0)
+			m = st->u.map.processor;
+		else
+			goto bad;
+	}
+	if (f->st >= m->n_states)
+		goto bad;
+	f->m = m;
+	return SL_OK;
+bad:
+	return sl_error_set(c->err, SL_ERR_STORE,
+	                    "frame %u of '%s' does not fit its state machine (was it replaced?)",
+	                    f->id, c->arn);
+}
+
+static json_t *
+frame_encode(const struct step_frame *f, const char *arn)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	int bad = 0;
+	bad |= json_object_set_new(o, "a", json_string(arn));
+	bad |= json_object_set_new(o, "p", json_integer(f->parent));
+	bad |= json_object_set_new(o, "pi", json_integer(f->pidx));
+	bad |= json_object_set(o, "mp", f->mp);
+	bad |= json_object_set_new(o, "st", json_integer((json_int_t)f->st));
+	bad |= json_object_set(o, "in", f->in ? f->in : json_null());
+	bad |= json_object_set_new(o, "ph", json_integer(f->ph));
+	if (f->rc)
+		bad |= json_object_set(o, "rc", f->rc);
+	bad |= json_object_set_new(o, "pv", json_integer((json_int_t)f->prev));
+	bad |= json_object_set_new(o, "ee", json_integer((json_int_t)f->entered_event));
+	bad |= json_object_set_new(o, "em", json_integer(f->entered_ms));
+	bad |= json_object_set_new(o, "wk", json_integer((json_int_t)f->wk));
+	bad |= json_object_set_new(o, "d", json_integer(f->depth));
+	if (f->tok[0])
+		bad |= json_object_set_new(o, "tok", json_string(f->tok));
+	if (f->ph == PH_KIDS || f->eff) {
+		if (f->eff)
+			bad |= json_object_set(o, "eff", f->eff);
+		bad |= json_object_set_new(o, "n", json_integer(f->n));
+		bad |= json_object_set_new(o, "nx", json_integer(f->nx));
+		bad |= json_object_set_new(o, "al", json_integer(f->alive));
+		bad |= json_object_set_new(o, "dn", json_integer(f->done));
+		bad |= json_object_set_new(o, "fl", json_integer(f->failed));
+		bad |= json_object_set_new(o, "mc", json_integer(f->maxc));
+		bad |= json_object_set_new(o, "tn", json_integer(f->tol_n));
+		bad |= json_object_set_new(o, "tp", json_real(f->tol_p));
+		if (f->kids)
+			bad |= json_object_set(o, "kids", f->kids);
+		if (f->ferr)
+			bad |= json_object_set(o, "fe", f->ferr);
+	}
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *
+jref(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return v ? json_incref(v) : NULL;
+}
+
+sl_err
+step_frame_load(struct step_ctx *c, uint32_t id, struct step_frame **out)
+{
+	struct store_key k;
+	step_key_frame(&k, c->arn, id);
+	json_t *o = NULL;
+	sl_err e = step_get_json(c->txn, STORE_DB_FRAMES, &k, 'F', &o);
+	if (e != SL_OK)
+		return e;
+	struct step_frame *f = step_frame_new();
+	if (!f) {
+		json_decref(o);
+		return SL_ERR_NOMEM;
+	}
+	f->id = id;
+	f->parent = step_jint(o, "p", -1);
+	f->pidx = (uint32_t)step_jint(o, "pi", 0);
+	f->mp = jref(o, "mp");
+	f->st = (size_t)step_jint(o, "st", 0);
+	f->in = jref(o, "in");
+	f->ph = (enum step_phase)step_jint(o, "ph", 0);
+	f->rc = jref(o, "rc");
+	f->prev = (uint64_t)step_jint(o, "pv", 0);
+	f->entered_event = (uint64_t)step_jint(o, "ee", 0);
+	f->entered_ms = step_jint(o, "em", 0);
+	f->wk = (uint64_t)step_jint(o, "wk", 0);
+	f->depth = (uint32_t)step_jint(o, "d", 0);
+	const char *tok = step_jstr(o, "tok");
+	if (tok)
+		snprintf(f->tok, sizeof f->tok, "%s", tok);
+	f->eff = jref(o, "eff");
+	f->n = (uint32_t)step_jint(o, "n", 0);
+	f->nx = (uint32_t)step_jint(o, "nx", 0);
+	f->alive = (uint32_t)step_jint(o, "al", 0);
+	f->done = (uint32_t)step_jint(o, "dn", 0);
+	f->failed = (uint32_t)step_jint(o, "fl", 0);
+	f->maxc = (uint32_t)step_jint(o, "mc", 0);
+	f->tol_n = step_jint(o, "tn", -1);
+	json_t *tp = json_object_get(o, "tp");
+	f->tol_p = json_is_number(tp) ? json_number_value(tp) : -1;
+	f->kids = jref(o, "kids");
+	f->ferr = jref(o, "fe");
+	json_decref(o);
+	if (!f->mp || !json_is_array(f->mp)) {
+		step_frame_free(f);
+		return sl_error_set(c->err, SL_ERR_STORE, "frame %u of '%s' is malformed", id,
+		                    c->arn);
+	}
+	if ((e = step_frame_resolve(c, f)) != SL_OK) {
+		step_frame_free(f);
+		return e;
+	}
+	*out = f;
+	return SL_OK;
+}
+
+sl_err
+step_frame_save(struct step_ctx *c, struct step_frame *f)
+{
+	json_t *o = frame_encode(f, c->arn);
+	if (!o)
+		return SL_ERR_NOMEM;
+	struct store_key k;
+	step_key_frame(&k, c->arn, f->id);
+	sl_err e = step_put_json(c->txn, STORE_DB_FRAMES, &k, 'F', o);
+	json_decref(o);
+	return e;
+}
+
+sl_err
+step_frame_delete(struct step_ctx *c, struct step_frame *f)
+{
+	struct store_key k;
+	step_key_frame(&k, c->arn, f->id);
+	if (f->tok[0]) {
+		struct store_key tk;
+		store_key_init(&tk);
+		store_key_raw(&tk, f->tok, strlen(f->tok));
+		sl_err e = store_del(c->txn, STORE_DB_TASK_TOKENS, tk.buf, tk.len);
+		if (e != SL_OK)
+			return e;
+	}
+	return store_del(c->txn, STORE_DB_FRAMES, k.buf, k.len);
+}
+
+sl_err
+step_ready_push(step_engine_t *eng, const char *arn, uint32_t frame)
+{
+	if (eng->r_len == eng->r_cap) {
+		size_t ncap = eng->r_cap ? eng->r_cap * 2 : 64;
+		struct step_ready *n = sl_calloc(ncap, sizeof *n);
+		if (!n)
+			return SL_ERR_NOMEM;
+		for (size_t i = 0; i < eng->r_len; i++)
+			n[i] = eng->ready[(eng->r_head + i) % eng->r_cap];
+		sl_free(eng->ready);
+		eng->ready = n;
+		eng->r_cap = ncap;
+		eng->r_head = 0;
+	}
+	char *a = sl_strdup(arn);
+	if (!a)
+		return SL_ERR_NOMEM;
+	struct step_ready *r = &eng->ready[(eng->r_head + eng->r_len) % eng->r_cap];
+	r->arn = a;
+	r->frame = frame;
+	eng->r_len++;
+	return SL_OK;
+}

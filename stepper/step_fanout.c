@@ -1,0 +1,482 @@
+/*
+ * step_fanout.c - Parallel branches and Map iterations: child frames created lazily (at
+ * most MaxConcurrency alive), their results kept under the parent's key until all are in,
+ * tolerated failures, and the abort of the other children when one fails the state.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "common/sl_alloc.h"
+#include "stepper/step_int.h"
+
+static bool
+is_map(const struct step_frame *f)
+{
+	return f->m->states[f->st].type == SM_STATE_MAP;
+}
+
+static bool
+is_distributed(const struct step_frame *f)
+{
+	return is_map(f) && f->m->states[f->st].u.map.mode == SM_MAP_DISTRIBUTED;
+}
+
+static sl_err
+simple_event(struct step_ctx *c, struct step_frame *f, const char *what)
+{
+	char type[48];
+	snprintf(type, sizeof type, "%sState%s", is_map(f) ? "Map" : "Parallel", what);
+	return step_event(c, f, type, NULL, NULL);
+}
+
+static sl_err
+iteration_event(struct step_ctx *c, struct step_frame *f, const char *what, uint32_t idx)
+{
+	if (!is_map(f) || is_distributed(f))
+		return SL_OK;
+	char type[48], key[64];
+	snprintf(type, sizeof type, "MapIteration%s", what);
+	snprintf(key, sizeof key, "mapIteration%sEventDetails", what);
+	json_t *d = json_pack("{s:s, s:i}", "name", f->m->states[f->st].name, "index", (int)idx);
+	return d ? step_event(c, f, type, key, d) : SL_ERR_NOMEM;
+}
+
+/* The items of a Map: ItemsPath over the effective input, which must be an array. */
+static sl_err
+map_items(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t **items,
+          struct step_fault *ft)
+{
+	const struct sm_map *mp = &f->m->states[f->st].u.map;
+	if (!mp->items_path) {
+		*items = json_incref(f->eff);
+	} else {
+		struct sm_fault sf = { 0 };
+		sl_err e = sm_path_get_fault(mp->items_path, f->eff, ctx, items, &sf);
+		if (e == SL_ERR_NOT_FOUND) {
+			step_fault_runtime(ft, f, "States.Runtime", "%s", sf.cause);
+			return SL_ERR_INVALID_ARG;
+		}
+		if (e != SL_OK)
+			return e;
+	}
+	if (!json_is_array(*items)) {
+		char *s = step_dumps(*items);
+		step_fault_runtime(ft, f, "States.Runtime",
+		                   "Map state input must be an array but was: %s", s ? s : "?");
+		sl_free(s);
+		json_decref(*items);
+		*items = NULL;
+		return SL_ERR_INVALID_ARG;
+	}
+	(void)c;
+	return SL_OK;
+}
+
+/* A ...Path number field of Map, with AWS's run-time checks. */
+static sl_err
+map_number(struct step_frame *f, struct sm_path *p, json_t *ctx, const char *field, bool integer,
+           double max, double *out, struct step_fault *ft)
+{
+	json_t *v = NULL;
+	struct sm_fault sf = { 0 };
+	sl_err e = sm_path_get_fault(p, f->eff, ctx, &v, &sf);
+	if (e == SL_ERR_NOT_FOUND) {
+		step_fault_runtime(ft, f, "States.Runtime", "%s", sf.cause);
+		return SL_ERR_INVALID_ARG;
+	}
+	if (e != SL_OK)
+		return e;
+	char *s = step_dumps(v);
+	e = SL_OK;
+	if (integer ? !json_is_integer(v) : !json_is_number(v)) {
+		step_fault_runtime(
+		        ft, f, "States.Runtime",
+		        "The %s field refers to value \"%s\" which is not a valid %s: %s", field,
+		        s ? s : "?", integer ? "integer" : "float", sm_path_text(p));
+		e = SL_ERR_INVALID_ARG;
+	} else if (json_number_value(v) < 0) {
+		char name[64];
+		snprintf(name, sizeof name, "%.*s", (int)(strlen(field) - 4), field);
+		step_fault_runtime(ft, f, "States.Runtime", "%s cannot be negative.", name);
+		e = SL_ERR_INVALID_ARG;
+	} else if (max > 0 && json_number_value(v) > max) {
+		char name[64];
+		snprintf(name, sizeof name, "%.*s", (int)(strlen(field) - 4), field);
+		step_fault_runtime(ft, f, "States.Runtime", "%s cannot be greater than %g.", name,
+		                   max);
+		e = SL_ERR_INVALID_ARG;
+	} else {
+		*out = json_number_value(v);
+	}
+	sl_free(s);
+	json_decref(v);
+	return e;
+}
+
+sl_err
+step_fanout_start(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t *ctx)
+{
+	const struct sm_state *s = &f->m->states[f->st];
+	struct step_fault ft;
+	sl_err e = SL_OK;
+	json_decref(f->eff);
+	f->eff = NULL;
+	json_decref(f->kids);
+	json_decref(f->ferr);
+	f->ferr = NULL;
+	if (!(f->kids = json_array()))
+		return SL_ERR_NOMEM;
+	f->nx = f->alive = f->done = f->failed = 0;
+	f->tol_n = -1;
+	f->tol_p = -1;
+	if (s->type == SM_STATE_PARALLEL) {
+		if (s->parameters)
+			e = step_io_template(c, f, s->parameters, eff, ctx, &f->eff, &ft);
+		else
+			f->eff = json_incref(eff);
+		if (e != SL_OK)
+			goto fail;
+		f->n = f->maxc = (uint32_t)s->u.parallel.n_branches;
+		if ((e = simple_event(c, f, "Started")) != SL_OK)
+			return e;
+	} else {
+		const struct sm_map *mp = &s->u.map;
+		f->eff = json_incref(eff);
+		if (mp->item_reader || mp->item_batcher) {
+			step_fault_runtime(&ft, f, "States.Runtime",
+			                   "ItemReader and ItemBatcher are not supported by this "
+			                   "engine yet");
+			e = SL_ERR_INVALID_ARG;
+			goto fail;
+		}
+		json_t *items = NULL;
+		if ((e = map_items(c, f, ctx, &items, &ft)) != SL_OK)
+			goto fail;
+		f->n = (uint32_t)json_array_size(items);
+		json_decref(items);
+		double d;
+		f->maxc = (uint32_t)mp->max_concurrency;
+		if (mp->max_concurrency_path) {
+			if ((e = map_number(f, mp->max_concurrency_path, ctx, "MaxConcurrencyPath",
+			                    true, 0, &d, &ft))
+			    != SL_OK)
+				goto fail;
+			f->maxc = d > 4294967295.0 ? 0 : (uint32_t)d;
+		}
+		if (mp->has_tolerated_failure_count)
+			f->tol_n = mp->tolerated_failure_count;
+		if (mp->tolerated_failure_count_path) {
+			if ((e = map_number(f, mp->tolerated_failure_count_path, ctx,
+			                    "ToleratedFailureCountPath", true, 0, &d, &ft))
+			    != SL_OK)
+				goto fail;
+			f->tol_n = (int64_t)d;
+		}
+		if (mp->has_tolerated_failure_percentage)
+			f->tol_p = mp->tolerated_failure_percentage;
+		if (mp->tolerated_failure_percentage_path) {
+			if ((e = map_number(f, mp->tolerated_failure_percentage_path, ctx,
+			                    "ToleratedFailurePercentagePath", false, 100, &d, &ft))
+			    != SL_OK)
+				goto fail;
+			f->tol_p = d;
+		}
+		if (f->maxc == 0 || f->maxc > c->eng->opt.map_concurrency_cap)
+			f->maxc = c->eng->opt.map_concurrency_cap;
+		json_t *d2 = json_pack("{s:i}", "length", (int)f->n);
+		if (!d2)
+			return SL_ERR_NOMEM;
+		if ((e = step_event(c, f, "MapStateStarted", "mapStateStartedEventDetails", d2))
+		    != SL_OK)
+			return e;
+		if (mp->mode == SM_MAP_DISTRIBUTED) {
+			char arn[STEP_ARN_MAX];
+			snprintf(arn, sizeof arn, "%s/%s:%u", c->arn, s->name, f->id);
+			json_t *d3 = json_pack("{s:s}", "mapRunArn", arn);
+			if (!d3)
+				return SL_ERR_NOMEM;
+			if ((e = step_event(c, f, "MapRunStarted", "mapRunStartedEventDetails", d3))
+			    != SL_OK)
+				return e;
+		}
+	}
+	f->ph = PH_KIDS;
+	f->wk++;
+	if (f->n == 0)
+		return step_fanout_child_done(c, f, 0, 0, true, NULL, NULL);
+	return step_fanout_spawn(c, f);
+fail:
+	if (e == SL_ERR_INVALID_ARG)
+		return step_state_error(c, f, &ft);
+	return e;
+}
+
+/* The input of child idx: the branch input, or the Map item through ItemSelector. */
+static sl_err
+child_input(struct step_ctx *c, struct step_frame *f, uint32_t idx, json_t *items, json_t **out,
+            struct step_fault *ft)
+{
+	if (!is_map(f)) {
+		*out = json_incref(f->eff);
+		return SL_OK;
+	}
+	json_t *item = json_array_get(items, idx);
+	const struct sm_map *mp = &f->m->states[f->st].u.map;
+	if (!mp->item_selector) {
+		*out = json_incref(item);
+		return SL_OK;
+	}
+	json_t *ctx = step_context(c, f);
+	json_t *mi = json_pack("{s:{s:i, s:O}}", "Item", "Index", (int)idx, "Value", item);
+	if (!ctx || !mi || json_object_set_new(ctx, "Map", mi)) {
+		json_decref(ctx);
+		return SL_ERR_NOMEM;
+	}
+	sl_err e = step_io_template(c, f, mp->item_selector, f->eff, ctx, out, ft);
+	json_decref(ctx);
+	return e;
+}
+
+sl_err
+step_fanout_spawn(struct step_ctx *c, struct step_frame *f)
+{
+	const struct sm_state *s = &f->m->states[f->st];
+	json_t *items = NULL;
+	struct step_fault ft;
+	sl_err e = SL_OK;
+	if (is_map(f) && f->alive < f->maxc && f->nx < f->n) {
+		json_t *ctx = step_context(c, f);
+		if (!ctx)
+			return SL_ERR_NOMEM;
+		e = map_items(c, f, ctx, &items, &ft);
+		json_decref(ctx);
+		if (e != SL_OK)
+			goto fail;
+	}
+	while (f->alive < f->maxc && f->nx < f->n) {
+		uint32_t idx = f->nx;
+		json_t *in = NULL;
+		if ((e = child_input(c, f, idx, items, &in, &ft)) != SL_OK)
+			goto fail;
+		struct step_frame *k = step_frame_new();
+		if (!k) {
+			json_decref(in);
+			e = SL_ERR_NOMEM;
+			goto fail;
+		}
+		k->id = step_next_frame_id(c);
+		k->parent = f->id;
+		k->pidx = idx;
+		k->depth = f->depth + 1;
+		k->mp = json_deep_copy(f->mp);
+		json_t *step = json_pack("[I, i]", (json_int_t)f->st, is_map(f) ? 0 : (int)idx);
+		if (!k->mp || !step || json_array_append_new(k->mp, step)) {
+			json_decref(in);
+			step_frame_free(k);
+			e = SL_ERR_NOMEM;
+			goto fail;
+		}
+		k->m = is_map(f) ? s->u.map.processor : s->u.parallel.branches[idx];
+		k->st = k->m->start;
+		k->in = in;
+		k->ph = PH_ENTER;
+		if ((e = iteration_event(c, f, "Started", idx)) == SL_OK) {
+			k->prev = f->prev;
+			e = step_frame_save(c, k);
+		}
+		if (e == SL_OK)
+			e = json_array_append_new(f->kids, json_integer(k->id)) ? SL_ERR_NOMEM
+			                                                        : SL_OK;
+		if (e == SL_OK)
+			e = step_ready_push(c->eng, c->arn, k->id);
+		step_frame_free(k);
+		if (e != SL_OK)
+			goto fail;
+		f->nx++;
+		f->alive++;
+	}
+	json_decref(items);
+	return SL_OK;
+fail:
+	json_decref(items);
+	if (e == SL_ERR_INVALID_ARG) {
+		if ((e = step_kill_children(c, f)) != SL_OK)
+			return e;
+		f->ph = PH_RERUN;
+		return step_state_error(c, f, &ft);
+	}
+	return e;
+}
+
+static sl_err
+kill_frame(struct step_ctx *c, uint32_t id)
+{
+	struct step_frame *k = NULL;
+	sl_err e = step_frame_load(c, id, &k);
+	if (e == SL_ERR_NOT_FOUND)
+		return SL_OK;
+	if (e != SL_OK)
+		return e;
+	if (k->ph == PH_KIDS)
+		e = step_kill_children(c, k);
+	if (e == SL_OK)
+		e = step_frame_delete(c, k);
+	step_frame_free(k);
+	return e;
+}
+
+static sl_err
+drop_results(struct step_ctx *c, struct step_frame *f)
+{
+	for (uint32_t i = 0; i < f->nx; i++) {
+		struct store_key k;
+		step_key_result(&k, c->arn, f->id, i);
+		sl_err e = store_del(c->txn, STORE_DB_FRAMES, k.buf, k.len);
+		if (e != SL_OK)
+			return e;
+	}
+	return SL_OK;
+}
+
+sl_err
+step_kill_children(struct step_ctx *c, struct step_frame *f)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(f->kids, i, v)
+	{
+		sl_err e = kill_frame(c, (uint32_t)json_integer_value(v));
+		if (e != SL_OK)
+			return e;
+	}
+	json_array_clear(f->kids);
+	f->alive = 0;
+	return drop_results(c, f);
+}
+
+static sl_err
+gather(struct step_ctx *c, struct step_frame *f, json_t **out)
+{
+	json_t *arr = json_array();
+	if (!arr)
+		return SL_ERR_NOMEM;
+	for (uint32_t i = 0; i < f->n; i++) {
+		struct store_key k;
+		step_key_result(&k, c->arn, f->id, i);
+		json_t *v = NULL;
+		sl_err e = step_get_json(c->txn, STORE_DB_FRAMES, &k, 'R', &v);
+		if (e == SL_OK && json_array_append_new(arr, v))
+			e = SL_ERR_NOMEM;
+		if (e == SL_OK)
+			e = store_del(c->txn, STORE_DB_FRAMES, k.buf, k.len);
+		if (e != SL_OK) {
+			json_decref(arr);
+			return e;
+		}
+	}
+	*out = arr;
+	return SL_OK;
+}
+
+static bool
+threshold_exceeded(const struct step_frame *f)
+{
+	if (f->failed == 0)
+		return false;
+	if (f->tol_n < 0 && f->tol_p < 0)
+		return true;
+	if (f->tol_n >= 0 && (int64_t)f->failed > f->tol_n)
+		return true;
+	if (f->tol_p >= 0 && (double)f->failed * 100.0 > f->tol_p * (double)f->n)
+		return true;
+	return false;
+}
+
+static sl_err
+remove_kid(struct step_frame *f, uint32_t child)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(f->kids, i, v)
+	{
+		if ((uint32_t)json_integer_value(v) == child)
+			return json_array_remove(f->kids, i) ? SL_ERR_INTERNAL : SL_OK;
+	}
+	return SL_ERR_NOT_FOUND;
+}
+
+sl_err
+step_fanout_child_done(struct step_ctx *c, struct step_frame *f, uint32_t child, uint32_t idx,
+                       bool ok, json_t *output, struct step_fault *ft)
+{
+	sl_err e;
+	if (f->n > 0) {
+		if (f->ph != PH_KIDS || remove_kid(f, child) != SL_OK)
+			return SL_OK; // a late child of a state that already ended
+		f->alive--;
+		struct store_key k;
+		step_key_result(&k, c->arn, f->id, idx);
+		json_t *r = output;
+		json_t *eo = NULL;
+		if (ok) {
+			f->done++;
+		} else {
+			f->failed++;
+			eo = json_object();
+			if (!eo)
+				return SL_ERR_NOMEM;
+			if (ft->has_error)
+				json_object_set_new(eo, "Error", json_string(ft->error));
+			if (ft->has_cause)
+				json_object_set_new(eo, "Cause", json_string(ft->cause));
+			if (!f->ferr)
+				f->ferr = json_incref(eo);
+			r = eo;
+		}
+		e = step_put_json(c->txn, STORE_DB_FRAMES, &k, 'R', r);
+		json_decref(eo);
+		if (e == SL_OK)
+			e = iteration_event(c, f, ok ? "Succeeded" : "Failed", idx);
+		if (e != SL_OK)
+			return e;
+		if (threshold_exceeded(f)) {
+			struct step_fault fail;
+			if (is_map(f) && (f->tol_n >= 0 || f->tol_p >= 0)) {
+				step_fault_set(
+				        &fail, "States.ExceedToleratedFailureThreshold",
+				        "The specified tolerated failure threshold was exceeded");
+			} else {
+				fail = *ft;
+			}
+			if ((e = step_kill_children(c, f)) != SL_OK)
+				return e;
+			if (is_distributed(f)
+			    && (e = step_event(c, f, "MapRunFailed", "mapRunFailedEventDetails",
+			                       NULL))
+			            != SL_OK)
+				return e;
+			if ((e = simple_event(c, f, "Failed")) != SL_OK)
+				return e;
+			f->ph = PH_RERUN;
+			return step_state_error(c, f, &fail);
+		}
+		if (f->done + f->failed < f->n)
+			return step_fanout_spawn(c, f);
+	}
+	json_t *results = NULL;
+	if ((e = gather(c, f, &results)) != SL_OK)
+		return e;
+	if (is_distributed(f))
+		e = step_event(c, f, "MapRunSucceeded", NULL, NULL);
+	if (e == SL_OK)
+		e = simple_event(c, f, "Succeeded");
+	json_decref(f->kids);
+	f->kids = NULL;
+	json_decref(f->eff);
+	f->eff = NULL;
+	f->ph = PH_RERUN;
+	if (e == SL_OK)
+		e = step_state_finish(c, f, results);
+	json_decref(results);
+	return e;
+}

@@ -1,0 +1,107 @@
+/*
+ * step_history.c - history events in GetExecutionHistory's shape: id, previousEventId,
+ * timestamp, type and a `<type>EventDetails` member whose payloads are JSON text.
+ */
+#include <string.h>
+
+#include "common/sl_alloc.h"
+#include "common/sl_clock.h"
+#include "stepper/step_int.h"
+
+char *
+step_dumps(json_t *v)
+{
+	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+json_t *
+step_payload_details(const char *key, json_t *v)
+{
+	char *s = step_dumps(v ? v : json_null());
+	if (!s)
+		return NULL;
+	char dkey[64];
+	snprintf(dkey, sizeof dkey, "%sDetails", key);
+	json_t *o = json_pack("{s:s, s:{s:b}}", key, s, dkey, "truncated", 0);
+	sl_free(s);
+	return o;
+}
+
+sl_err
+step_event(struct step_ctx *c, struct step_frame *f, const char *type, const char *detail_key,
+           json_t *details)
+{
+	int64_t id = step_jint(c->exec, "nextEvent", 1);
+	size_t limit = c->eng->opt.history_limit;
+	// The last slot is kept for the failure that the limit itself causes.
+	if ((size_t)id > limit && strcmp(type, "ExecutionFailed") != 0) {
+		json_decref(details);
+		return SL_ERR_LIMIT;
+	}
+	uint64_t prev = f ? f->prev : (uint64_t)step_jint(c->exec, "lastEvent", 0);
+	char ts[32];
+	sl_clock_format_rfc3339(sl_clock_now_ms(), ts);
+	json_t *ev = json_pack("{s:I, s:I, s:s, s:s}", "id", (json_int_t)id, "previousEventId",
+	                       (json_int_t)prev, "timestamp", ts, "type", type);
+	if (!ev) {
+		json_decref(details);
+		return SL_ERR_NOMEM;
+	}
+	if (detail_key && json_object_set_new(ev, detail_key, details ? details : json_object())) {
+		json_decref(ev);
+		return SL_ERR_NOMEM;
+	} else if (!detail_key) {
+		json_decref(details);
+	}
+	struct store_key k;
+	store_key_init(&k);
+	store_key_str(&k, c->arn);
+	store_key_u64(&k, (uint64_t)id);
+	sl_err e = step_put_json(c->txn, STORE_DB_HISTORY, &k, 'E', ev);
+	json_decref(ev);
+	if (e != SL_OK)
+		return e;
+	json_object_set_new(c->exec, "nextEvent", json_integer(id + 1));
+	json_object_set_new(c->exec, "lastEvent", json_integer(id));
+	c->exec_dirty = true;
+	if (f)
+		f->prev = (uint64_t)id;
+	return SL_OK;
+}
+
+sl_err
+step_history(step_engine_t *eng, store_txn_t *txn, const char *arn, json_t **out,
+             struct sl_error *err)
+{
+	(void)eng;
+	struct store_key k;
+	store_key_init(&k);
+	store_key_str(&k, arn);
+	json_t *arr = json_array();
+	if (!arr)
+		return SL_ERR_NOMEM;
+	store_cursor_t *cur = NULL;
+	sl_err e = store_cursor_open(txn, STORE_DB_HISTORY, &cur);
+	if (e == SL_OK)
+		e = store_cursor_seek_prefix(cur, k.buf, k.len);
+	struct store_val kv, vv;
+	while (e == SL_OK && (e = store_cursor_next(cur, &kv, &vv)) == SL_OK) {
+		json_error_t je;
+		if (vv.len < 1) {
+			e = SL_ERR_STORE;
+			break;
+		}
+		json_t *ev = json_loadb((const char *)vv.data + 1, vv.len - 1, 0, &je);
+		if (!ev || json_array_append_new(arr, ev)) {
+			e = ev ? SL_ERR_NOMEM : SL_ERR_STORE;
+			break;
+		}
+	}
+	store_cursor_close(cur);
+	if (e != SL_ERR_NOT_FOUND) {
+		json_decref(arr);
+		return sl_error_set(err, e, "reading the history of '%s' failed", arn);
+	}
+	*out = arr;
+	return SL_OK;
+}

@@ -1,0 +1,194 @@
+/*
+ * step_int.h - what the stepper's files share: the engine, the per-call context, frames.
+ */
+#ifndef SLUICE_STEPPER_STEP_INT_H
+#define SLUICE_STEPPER_STEP_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "statemachines/sm_graph.h"
+#include "stepper/stepper.h"
+#include "store/store.h"
+
+struct step_machine_ent {
+	char *name;
+	const struct sm_machine *m;
+};
+
+struct step_ready {
+	char *arn;
+	uint32_t frame;
+};
+
+struct step_engine {
+	store_t *st;
+	struct step_options opt;
+	struct step_machine_ent *machines;
+	size_t n_machines, cap_machines;
+	/* runnable frames, a ring */
+	struct step_ready *ready;
+	size_t r_head, r_len, r_cap;
+	uint64_t rng;
+	uint64_t task_seq;
+};
+
+/* What a frame is doing. */
+enum step_phase {
+	PH_ENTER = 0, /* enter state st with input in */
+	PH_RERUN,     /* run state st's work again (after a retry back-off) */
+	PH_TASK,      /* waiting for the task with token tok */
+	PH_WAIT,      /* waiting for a Wait state's timer */
+	PH_RETRY,     /* waiting for a retry back-off timer */
+	PH_KIDS,      /* waiting for Parallel/Map children */
+};
+
+enum step_timer_kind {
+	TK_WAIT = 1,
+	TK_RETRY,
+	TK_TASK_TIMEOUT,
+	TK_HEARTBEAT,
+	TK_EXEC_TIMEOUT,
+};
+
+struct step_frame {
+	uint32_t id;
+	int64_t parent; /* -1: top frame */
+	uint32_t pidx;  /* branch or item index in the parent */
+	json_t *mp;     /* machine path [[state, branch], ...] from the top machine */
+	const struct sm_machine *m;
+	size_t st;
+	json_t *in; /* raw input of state st */
+	enum step_phase ph;
+	json_t *rc;             /* retry count per retrier of state st */
+	uint64_t prev;          /* last history event of this frame */
+	uint64_t entered_event; /* id of state st's Entered event */
+	int64_t entered_ms;
+	uint64_t wk; /* bumps whenever the frame stops waiting: stale timers are ignored */
+	char tok[STEP_TOKEN_LEN + 1];
+	/* fan-out (Parallel, Map) */
+	json_t *eff; /* Parallel: branch input; Map: effective input (after InputPath) */
+	uint32_t n, nx, alive, done, failed;
+	json_t *kids; /* ids of children alive */
+	uint32_t maxc;
+	int64_t tol_n;  /* -1: none */
+	double tol_p;   /* < 0: none */
+	json_t *ferr;   /* first failure {"Error","Cause"} */
+	uint32_t depth; /* nesting depth */
+	bool gone;      /* in memory only: the frame ended and its record is deleted */
+};
+
+/* One input's work: the engine, the batch, the effects and the execution being changed. */
+struct step_ctx {
+	step_engine_t *eng;
+	store_txn_t *txn;
+	const struct step_effects *fx;
+	const char *arn;
+	json_t *exec; /* execution record */
+	const struct sm_machine *top;
+	bool exec_dirty;
+	bool closed;          /* the execution ended during this call */
+	int64_t inline_frame; /* the frame step_frame_run is running: not queued again */
+	struct sl_error *err;
+};
+
+/* --- step_exec.c: records ---------------------------------------------------------------- */
+void step_key_exec(struct store_key *k, const char *arn);
+void step_key_frame(struct store_key *k, const char *arn, uint32_t id);
+void step_key_result(struct store_key *k, const char *arn, uint32_t id, uint32_t idx);
+sl_err step_put_json(store_txn_t *txn, enum store_db db, const struct store_key *k, char tag,
+                     json_t *v);
+sl_err step_get_json(store_txn_t *txn, enum store_db db, const struct store_key *k, char tag,
+                     json_t **out);
+sl_err step_exec_load(struct step_ctx *c, const char *arn);
+sl_err step_exec_save(struct step_ctx *c);
+void step_ctx_done(struct step_ctx *c);
+const struct sm_machine *step_machine_get(step_engine_t *eng, const char *name);
+int64_t step_jint(json_t *o, const char *key, int64_t dflt);
+const char *step_jstr(json_t *o, const char *key);
+
+struct step_frame *step_frame_new(void);
+void step_frame_free(struct step_frame *f);
+sl_err step_frame_load(struct step_ctx *c, uint32_t id, struct step_frame **out);
+sl_err step_frame_save(struct step_ctx *c, struct step_frame *f);
+sl_err step_frame_delete(struct step_ctx *c, struct step_frame *f);
+/* Resolves f->mp into f->m. */
+sl_err step_frame_resolve(struct step_ctx *c, struct step_frame *f);
+uint32_t step_next_frame_id(struct step_ctx *c);
+sl_err step_ready_push(step_engine_t *eng, const char *arn, uint32_t frame);
+/* Queues f unless it is the frame being run inline. */
+sl_err step_frame_wake(struct step_ctx *c, struct step_frame *f);
+
+/* --- step_history.c ---------------------------------------------------------------------- */
+/* Appends an event; details (stolen, may be NULL) go under detail_key. prev may be the
+ * frame's last event; the frame's prev moves to the new id when f is not NULL. */
+sl_err step_event(struct step_ctx *c, struct step_frame *f, const char *type,
+                  const char *detail_key, json_t *details);
+/* {"input": "<json>", "inputDetails": {"truncated": false}} style members. */
+json_t *step_payload_details(const char *key, json_t *v);
+char *step_dumps(json_t *v);
+
+/* --- step_io.c ---------------------------------------------------------------------------- */
+struct step_fault {
+	char error[256];
+	char cause[2048];
+	bool has_error, has_cause;
+};
+void step_fault_set(struct step_fault *ft, const char *error, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+/* "An error occurred while executing the state 'X' (entered at the event id #N). " + cause */
+void step_fault_runtime(struct step_fault *ft, const struct step_frame *f, const char *error,
+                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+json_t *step_context(struct step_ctx *c, struct step_frame *f);
+sl_err step_io_input(struct step_ctx *c, struct step_frame *f, const struct sm_io_path *p,
+                     json_t *in, json_t *ctx, json_t **out, struct step_fault *ft);
+sl_err step_io_template(struct step_ctx *c, struct step_frame *f, const struct sm_template *t,
+                        json_t *in, json_t *ctx, json_t **out, struct step_fault *ft);
+sl_err step_io_result(struct step_ctx *c, struct step_frame *f, const struct sm_io_path *p,
+                      json_t *in, json_t *result, json_t **out, struct step_fault *ft);
+bool step_payload_too_large(struct step_ctx *c, json_t *v);
+
+/* --- step_choice.c ------------------------------------------------------------------------ */
+/* *next: the next state, or SM_NO_STATE when nothing matched and there is no Default.
+ * SL_ERR_INVALID_ARG with ft filled when a Variable names nothing (States.Runtime). */
+sl_err step_choice_eval(const struct step_frame *f, json_t *input, json_t *ctx, size_t *next,
+                        struct step_fault *ft);
+
+/* --- step_retry.c ------------------------------------------------------------------------- */
+bool step_error_matches(const struct sm_error_match *m, const char *error, bool is_task);
+/* Delay of attempt (1-based) of retrier r, in ms, jitter applied. */
+int64_t step_retry_delay_ms(step_engine_t *eng, const struct sm_retrier *r, int64_t attempt);
+uint64_t step_rand(step_engine_t *eng);
+
+/* --- step_timers.c ------------------------------------------------------------------------ */
+sl_err step_timer_arm(struct step_ctx *c, int64_t due_ms, enum step_timer_kind kind, uint32_t frame,
+                      uint64_t wk, const char *token);
+
+/* --- step_states.c ------------------------------------------------------------------------ */
+/* Runs frame id until it blocks or ends. */
+sl_err step_frame_run(struct step_ctx *c, uint32_t id, unsigned *budget);
+/* The state of f failed with ft: Retry, Catch or fail the frame. */
+sl_err step_state_error(struct step_ctx *c, struct step_frame *f, struct step_fault *ft);
+/* The state of f produced output: next state or end of frame. */
+sl_err step_state_next(struct step_ctx *c, struct step_frame *f, size_t next, json_t *output);
+/* A frame ended: tell its parent or end the execution. */
+sl_err step_frame_succeed(struct step_ctx *c, struct step_frame *f, json_t *output);
+sl_err step_frame_fail(struct step_ctx *c, struct step_frame *f, struct step_fault *ft);
+/* Work after the raw result of a Task/Parallel/Map: ResultSelector, ResultPath, OutputPath. */
+sl_err step_state_finish(struct step_ctx *c, struct step_frame *f, json_t *result);
+/* Ends the execution with status, deleting every frame. */
+sl_err step_exec_close(struct step_ctx *c, enum step_status st, json_t *output, const char *error,
+                       const char *cause);
+sl_err step_task_resolve(struct step_ctx *c, struct step_frame *f, bool ok, json_t *output,
+                         const char *error, const char *cause);
+
+/* --- step_map.c / step_parallel.c --------------------------------------------------------- */
+sl_err step_fanout_start(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t *ctx);
+sl_err step_fanout_child_done(struct step_ctx *c, struct step_frame *parent, uint32_t child,
+                              uint32_t idx, bool ok, json_t *output, struct step_fault *ft);
+sl_err step_fanout_spawn(struct step_ctx *c, struct step_frame *f);
+/* Deletes every child frame of f, recursively (their timers and tasks become stale). */
+sl_err step_kill_children(struct step_ctx *c, struct step_frame *f);
+
+#endif

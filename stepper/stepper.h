@@ -1,0 +1,182 @@
+/*
+ * stepper.h - the durable States Language engine (functional core, DESIGN.md).
+ *
+ * Model
+ *   - An engine (step_engine_new) knows the compiled machines it may run (borrowed
+ *     struct sm_machine pointers registered by name) and reads and writes only through the
+ *     store batch the caller passes in. It opens no socket, starts no thread, never sleeps
+ *     and never commits: the caller (server loop, `sluice run`) owns the batch and commits
+ *     it, so a transition, its history events and its outbox land in one transaction.
+ *   - An execution is a tree of frames: the top frame, one per Parallel branch, one per Map
+ *     iteration, nested to any depth. Records (keys built with store_key_*):
+ *       executions  arn                          -> execution record (JSON)
+ *       frames      arn, frame id                -> frame: machine path, state, input,
+ *                                                   phase, retry counts, fan-out counters
+ *       frames      arn, frame id, 'R', index    -> a finished child's result
+ *       history     arn, event id                -> history event (AWS shape, JSON)
+ *       timers      due ms, kind, arn, frame, wk -> timer (Wait, retry back-off, task
+ *                                                   timeout, heartbeat, execution timeout)
+ *       task_tokens token                        -> task in flight
+ *       tasks       resource name, created, tok  -> queued task (the workers issue serves it)
+ *   - Inputs: step_start, step_task_succeed / step_task_fail / step_task_heartbeat (by
+ *     token), step_fire_timers (due timers by time), step_stop. Each records what it
+ *     changes and may make frames runnable; step_run_ready then runs runnable frames until
+ *     they block (Task, Wait, retry back-off, Parallel/Map children), bounded per call so the
+ *     loop stays responsive.
+ *   - Effects go out through struct step_effects callbacks during the call: a task to
+ *     dispatch, a timer to arm, an execution that finished. They describe records already
+ *     written in the caller's batch: act on them only after the batch commits.
+ *   - The runnable set is in memory; step_engine_recover() rebuilds it from the frames after
+ *     a restart, and due timers are found again by time, so every execution resumes where its
+ *     last committed batch left it.
+ *
+ * Ownership: JSON arguments are borrowed (jansson's plain convention); JSON in effect
+ * structs is borrowed for the duration of the callback.
+ * Threads: an engine belongs to the thread that owns the store's batch (the core thread).
+ *
+ * Caveats
+ *   - Frames of running executions are re-read and re-written as JSON on each activation:
+ *     a Map state keeps its effective input in its frame, so very large Map inputs cost
+ *     O(items) per iteration start.
+ *   - EXPRESS executions, distributed Map child executions, ItemReader/ItemBatcher,
+ *     JSONata and workflow variables are not run by this engine yet (refused with a clear
+ *     States.Runtime error at the state that needs them).
+ */
+#ifndef SLUICE_STEPPER_STEPPER_H
+#define SLUICE_STEPPER_STEPPER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/sl_err.h"
+#include "statemachines/sm_graph.h"
+#include "store/store.h"
+
+typedef struct step_engine step_engine_t;
+
+#define STEP_DEFAULT_PAYLOAD_LIMIT (256 * 1024)
+#define STEP_DEFAULT_HISTORY_LIMIT 25000
+#define STEP_DEFAULT_MAX_STEPS     1024
+#define STEP_DEFAULT_MAP_CAP       1000
+#define STEP_TOKEN_LEN             32 /* hex characters of a 128-bit token */
+#define STEP_ARN_MAX               512
+
+struct step_options {
+	size_t payload_limit;         /* bytes of a state's input/output; 0 = 256 KiB */
+	size_t history_limit;         /* events per execution; 0 = 25,000 */
+	unsigned max_steps;           /* state activations per step_run_ready; 0 = 1024 */
+	unsigned map_concurrency_cap; /* children alive per Map when MaxConcurrency is 0 */
+	/* Seed of the jitter RNG (JitterStrategy FULL); 0 seeds from the CSPRNG. */
+	uint64_t jitter_seed;
+};
+
+enum step_status {
+	STEP_RUNNING,
+	STEP_SUCCEEDED,
+	STEP_FAILED,
+	STEP_TIMED_OUT,
+	STEP_ABORTED,
+};
+const char *step_status_name(enum step_status s); /* "RUNNING", ... as AWS */
+
+/* A task to hand to a worker (borrowed for the callback). */
+struct step_task {
+	const char *token; /* STEP_TOKEN_LEN hex characters */
+	const char *execution_arn;
+	const char *state_name;
+	enum sm_resource_kind kind;
+	const char *resource; /* as written */
+	const char *name;     /* activity/function name, or service name */
+	const char *action;   /* service action or NULL */
+	enum sm_integration integration;
+	json_t *input;
+	int64_t timeout_seconds;
+	int64_t heartbeat_seconds; /* 0 = none */
+};
+
+struct step_finished {
+	const char *execution_arn;
+	enum step_status status;
+	json_t *output;    /* SUCCEEDED only */
+	const char *error; /* may be NULL */
+	const char *cause; /* may be NULL */
+};
+
+/* Callbacks the engine calls while handling an input; every member may be NULL. */
+struct step_effects {
+	void *arg;
+	void (*task)(void *arg, const struct step_task *t);
+	void (*timer)(void *arg, int64_t due_ms);
+	void (*finished)(void *arg, const struct step_finished *f);
+};
+
+/* --- lifecycle -------------------------------------------------------------------------- */
+
+/* st is borrowed and must outlive the engine; opt may be NULL. */
+sl_err step_engine_new(store_t *st, const struct step_options *opt, step_engine_t **out);
+void step_engine_free(step_engine_t *eng);
+
+/* Makes machine runnable under name (copied); machine is borrowed and must outlive the
+ * engine. Registering a name again replaces the pointer (running executions follow it). */
+sl_err step_engine_add_machine(step_engine_t *eng, const char *name,
+                               const struct sm_machine *machine);
+
+/* Rebuilds the runnable set from the frames in the store (call once after open). */
+sl_err step_engine_recover(step_engine_t *eng, store_batch_t *b, struct sl_error *err);
+
+/* True when some frame is runnable (call step_run_ready again). */
+bool step_engine_has_ready(const step_engine_t *eng);
+
+/* --- inputs ----------------------------------------------------------------------------- */
+
+struct step_start {
+	const char *machine; /* registered name */
+	const char *name;    /* execution name; NULL = a new UUID */
+	json_t *input;       /* NULL = {} */
+};
+
+/* Starts an execution: writes its record, ExecutionStarted and its runnable top frame.
+ * arn_out (STEP_ARN_MAX bytes, may be NULL) receives the execution ARN.
+ * SL_ERR_SM_NOT_FOUND, SL_ERR_EXEC_EXISTS, SL_ERR_INVALID_NAME, SL_ERR_INVALID_EXECUTION_INPUT. */
+sl_err step_start(step_engine_t *eng, store_batch_t *b, const struct step_start *req, char *arn_out,
+                  const struct step_effects *fx, struct sl_error *err);
+
+/* Runs runnable frames until they block or max_steps activations are used. *ran (may be
+ * NULL) gets the number of activations. */
+sl_err step_run_ready(step_engine_t *eng, store_batch_t *b, const struct step_effects *fx,
+                      unsigned *ran, struct sl_error *err);
+
+/* A worker's answer for token. SL_ERR_TASK_NOT_FOUND if the token is unknown or no longer
+ * awaited (timed out, execution stopped). output is borrowed. */
+sl_err step_task_succeed(step_engine_t *eng, store_batch_t *b, const char *token, json_t *output,
+                         const struct step_effects *fx, struct sl_error *err);
+sl_err step_task_fail(step_engine_t *eng, store_batch_t *b, const char *token, const char *error,
+                      const char *cause, const struct step_effects *fx, struct sl_error *err);
+/* Pushes the heartbeat deadline forward. */
+sl_err step_task_heartbeat(step_engine_t *eng, store_batch_t *b, const char *token,
+                           const struct step_effects *fx, struct sl_error *err);
+
+/* Fires every timer due at or before now_ms (at most limit; 0 = no limit). */
+sl_err step_fire_timers(step_engine_t *eng, store_batch_t *b, int64_t now_ms, unsigned limit,
+                        const struct step_effects *fx, unsigned *fired, struct sl_error *err);
+/* The earliest timer's due time; SL_ERR_NOT_FOUND when there is none. */
+sl_err step_next_timer(step_engine_t *eng, store_txn_t *txn, int64_t *due_ms);
+
+/* StopExecution: ABORTED with ExecutionAborted; SL_ERR_EXEC_NOT_FOUND if unknown; a closed
+ * execution is left as it is (SL_OK). error and cause may be NULL. */
+sl_err step_stop(step_engine_t *eng, store_batch_t *b, const char *arn, const char *error,
+                 const char *cause, const struct step_effects *fx, struct sl_error *err);
+
+/* --- reads ------------------------------------------------------------------------------ */
+
+/* DescribeExecution's shape (executionArn, stateMachineArn, name, status, startDate,
+ * stopDate, input, output, error, cause). New reference. */
+sl_err step_describe(step_engine_t *eng, store_txn_t *txn, const char *arn, json_t **out,
+                     struct sl_error *err);
+/* The history events in order (a JSON array, new reference). */
+sl_err step_history(step_engine_t *eng, store_txn_t *txn, const char *arn, json_t **out,
+                    struct sl_error *err);
+
+#endif
