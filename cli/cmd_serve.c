@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "common/sl_log.h"
 #include "server/srv.h"
+#include "server/srv_api.h"
 
 static void
 serve_usage(FILE *out)
@@ -112,6 +113,8 @@ cmd_serve(int argc, char **argv)
 	srv_t *s = NULL;
 	rc = srv_new(&cfg, &s, &err);
 	srv_config_clear(&cfg);
+	if (rc == SL_OK && (rc = srv_api_register_all(s)) != SL_OK)
+		sl_error_set(&err, rc, "cannot register the API operations");
 	if (rc == SL_OK)
 		rc = srv_run(s, &err);
 	srv_free(s);

@@ -1,0 +1,11 @@
+/*
+ * srv_api.c - which AWS operations `sluice serve` answers.
+ */
+#include "server/srv_api.h"
+
+sl_err
+srv_api_register_all(srv_t *s)
+{
+	sl_err rc = srv_api_machines_register(s);
+	return rc;
+}

@@ -1,0 +1,44 @@
+/*
+ * srv_api.h - the AWS operations the daemon serves, registered on a server by module.
+ *
+ * Each srv_api_*.c file translates one family of AWS JSON requests into calls of the
+ * engines and store, and answers in AWS's shapes and error names.
+ */
+#ifndef SLUICE_SERVER_SRV_API_H
+#define SLUICE_SERVER_SRV_API_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "common/sl_err.h"
+#include "server/srv.h"
+#include "store/store.h"
+
+/* Registers every operation this build serves. */
+sl_err srv_api_register_all(srv_t *s);
+
+/* Step Functions: state machines, their revisions and versions (srv_api_machines.c). */
+sl_err srv_api_machines_register(srv_t *s);
+/* EventBridge: TestEventPattern (srv_api_events.c). */
+sl_err srv_api_events_register(srv_t *s);
+
+/*
+ * Stored state machines, for the engines. Records are JSON in STORE_DB_MACHINES:
+ *   'M' name          -> {"name", "type", "created", "updated", "revision", "version"}
+ *   'R' name revision -> {"definition" (text as written), "roleArn", "revisionId", "created"}
+ *   'V' name version  -> {"revision", "description", "created"}
+ * Revisions start at 1; every update that changes something adds one. Running executions
+ * keep the revision they started with.
+ */
+struct srv_machine_ref {
+	char name[81];
+	uint32_t revision; /* 0 = the current one */
+};
+/* The definition text (new string) of name at revision (0 = current) and the revision. */
+sl_err srv_machine_definition(store_txn_t *txn, const char *name, uint32_t revision,
+                              char **definition, uint32_t *out_revision);
+
+/* Epoch milliseconds as AWS's JSON timestamp (epoch seconds with a fraction). */
+json_t *srv_json_time(int64_t ms);
+
+#endif
