@@ -309,7 +309,7 @@ fail:
 }
 
 static sl_err
-kill_frame(struct step_ctx *c, uint32_t id)
+kill_frame(struct step_ctx *c, struct step_frame *parent, uint32_t id)
 {
 	struct step_frame *k = NULL;
 	sl_err e = step_frame_load(c, id, &k);
@@ -319,6 +319,10 @@ kill_frame(struct step_ctx *c, uint32_t id)
 		return e;
 	if (k->ph == PH_KIDS)
 		e = step_kill_children(c, k);
+	if (e == SL_OK && k->ph == PH_TASK)
+		e = step_event(c, k, "TaskStateAborted", NULL, NULL);
+	if (e == SL_OK)
+		e = iteration_event(c, parent, "Aborted", k->pidx);
 	if (e == SL_OK)
 		e = step_frame_delete(c, k);
 	step_frame_free(k);
@@ -345,7 +349,7 @@ step_kill_children(struct step_ctx *c, struct step_frame *f)
 	json_t *v;
 	json_array_foreach(f->kids, i, v)
 	{
-		sl_err e = kill_frame(c, (uint32_t)json_integer_value(v));
+		sl_err e = kill_frame(c, f, (uint32_t)json_integer_value(v));
 		if (e != SL_OK)
 			return e;
 	}

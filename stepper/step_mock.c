@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,8 +14,10 @@ struct step_mock {
 	json_t *states; /* state name -> array of checked responses, one per attempt */
 };
 
+/* Checks one response and returns it normalised (new reference): a Throw's Cause that is
+ * not a string (Lambda error objects) becomes its JSON text, as the service passes it on. */
 static sl_err
-check_response(json_t *r, const char *where, struct sl_error *err)
+check_response(json_t *r, const char *where, json_t **out, struct sl_error *err)
 {
 	if (!json_is_object(r))
 		return sl_error_set(err, SL_ERR_INVALID_ARG,
@@ -24,14 +27,34 @@ check_response(json_t *r, const char *where, struct sl_error *err)
 	if ((ret != NULL) == (thr != NULL) || json_object_size(r) != 1)
 		return sl_error_set(err, SL_ERR_INVALID_ARG,
 		                    "%s: expected exactly one of \"Return\" and \"Throw\"", where);
-	if (thr) {
-		json_t *e = json_object_get(thr, "Error");
-		json_t *c = json_object_get(thr, "Cause");
-		if (!json_is_object(thr) || !json_is_string(e) || (c && !json_is_string(c)))
-			return sl_error_set(
-			        err, SL_ERR_INVALID_ARG,
-			        "%s/Throw: expected {\"Error\": string, \"Cause\": string}", where);
+	if (!thr) {
+		*out = json_incref(r);
+		return SL_OK;
 	}
+	json_t *e = json_object_get(thr, "Error");
+	json_t *c = json_object_get(thr, "Cause");
+	if (!json_is_object(thr) || (e && !json_is_string(e)))
+		return sl_error_set(err, SL_ERR_INVALID_ARG,
+		                    "%s/Throw: expected {\"Error\": string, \"Cause\": any}",
+		                    where);
+	json_t *t = json_object();
+	json_t *o = json_pack("{s:o}", "Throw", t);
+	if (!o)
+		return SL_ERR_NOMEM;
+	if (e)
+		json_object_set(t, "Error", e);
+	if (c && json_is_string(c)) {
+		json_object_set(t, "Cause", c);
+	} else if (c) {
+		char *s = json_dumps(c, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!s || json_object_set_new(t, "Cause", json_string(s))) {
+			free(s);
+			json_decref(o);
+			return SL_ERR_NOMEM;
+		}
+		free(s);
+	}
+	*out = o;
 	return SL_OK;
 }
 
@@ -48,18 +71,22 @@ add_short(struct step_mock *m, json_t *doc, struct sl_error *err)
 			return sl_error_set(err, SL_ERR_INVALID_ARG,
 			                    "%s: expected an array of responses, one per attempt",
 			                    where);
+		json_t *arr = json_array();
+		if (!arr || json_object_set_new(m->states, state, arr))
+			return SL_ERR_NOMEM;
 		size_t i;
 		json_t *r;
 		json_array_foreach(list, i, r)
 		{
 			char w2[300];
+			json_t *n = NULL;
 			snprintf(w2, sizeof w2, "%s/%zu", where, i);
-			sl_err e = check_response(r, w2, err);
+			sl_err e = check_response(r, w2, &n, err);
 			if (e != SL_OK)
 				return e;
+			if (json_array_append_new(arr, n))
+				return SL_ERR_NOMEM;
 		}
-		if (json_object_set(m->states, state, list))
-			return SL_ERR_NOMEM;
 	}
 	return SL_OK;
 }
@@ -107,15 +134,17 @@ expand_response(json_t *spec, const char *where, json_t **out, struct sl_error *
 			                 "%s: expected an attempt number or range below %d (\"0\", "
 			                 "\"1-2\")",
 			                 w2, STEP_MOCK_MAX_ATTEMPTS);
+		json_t *n = NULL;
 		if (e == SL_OK)
-			e = check_response(r, w2, err);
+			e = check_response(r, w2, &n, err);
 		for (long i = lo; e == SL_OK && i <= hi; i++) {
 			while (e == SL_OK && json_array_size(arr) <= (size_t)i)
 				if (json_array_append_new(arr, json_null()))
 					e = SL_ERR_NOMEM;
-			if (e == SL_OK && json_array_set(arr, (size_t)i, r))
+			if (e == SL_OK && json_array_set(arr, (size_t)i, n))
 				e = SL_ERR_NOMEM;
 		}
+		json_decref(n);
 		if (e != SL_OK) {
 			json_decref(arr);
 			return e;

@@ -7,17 +7,22 @@
 
 #include "stepper/step_int.h"
 
+/* States.Runtime is never caught nor retried, not even by its own name (recorded AWS
+ * histories). A States.DataLimitExceeded the engine raises ends the frame before Retry and
+ * Catch are looked at; one a task reports is an ordinary task error (recorded: States.ALL
+ * catches it). */
 static bool
 uncatchable_by_all(const char *error)
 {
-	return strcmp(error, "States.Runtime") == 0
-	        || strcmp(error, "States.DataLimitExceeded") == 0;
+	return strcmp(error, "States.Runtime") == 0;
 }
 
 bool
 step_error_matches(const struct sm_error_match *m, const char *error, bool is_task)
 {
 	const char *err = error ? error : "";
+	if (uncatchable_by_all(err))
+		return false;
 	for (size_t i = 0; i < m->n_names; i++) {
 		const char *n = m->names[i];
 		if (strcmp(n, err) == 0)

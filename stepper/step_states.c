@@ -250,7 +250,12 @@ step_state_error(struct step_ctx *c, struct step_frame *f, struct step_fault *ft
 			return step_frame_fail(c, f, &ft2);
 		if (e != SL_OK)
 			return e;
-		e = step_state_next(c, f, k->next, out);
+		// a caught state still exits, with the error output (recorded histories)
+		e = state_event(c, f, "Exited", "output", out);
+		if (e == SL_OK)
+			e = step_state_next(c, f, k->next, out);
+		else if (e == SL_ERR_LIMIT)
+			e = history_full(c);
 		json_decref(out);
 		return e;
 	}
@@ -292,10 +297,26 @@ step_state_finish(struct step_ctx *c, struct step_frame *f, json_t *result)
 
 /* ---- Task ------------------------------------------------------------------------------ */
 
+/* The family of history events: definitions recorded with placeholders in their ARNs
+ * ("arn:<partition>:lambda:...:function:<name>") still name a function or an activity. */
+static enum sm_resource_kind
+task_kind(const struct sm_task *t)
+{
+	if (t->kind != SM_RESOURCE_OTHER || !t->resource)
+		return t->kind;
+	if (strncmp(t->resource, "arn:", 4) == 0 && strstr(t->resource, ":lambda:")
+	    && strstr(t->resource, ":function:"))
+		return SM_RESOURCE_LAMBDA;
+	if (strncmp(t->resource, "arn:", 4) == 0 && strstr(t->resource, ":states:")
+	    && strstr(t->resource, ":activity:"))
+		return SM_RESOURCE_ACTIVITY;
+	return t->kind;
+}
+
 static const char *
 task_family(const struct sm_task *t)
 {
-	switch (t->kind) {
+	switch (task_kind(t)) {
 	case SM_RESOURCE_LAMBDA: return "LambdaFunction";
 	case SM_RESOURCE_ACTIVITY: return "Activity";
 	default: return "Task";
@@ -314,7 +335,7 @@ task_event(struct step_ctx *c, struct step_frame *f, const char *what, json_t *d
 		d = json_object();
 	if (!d)
 		return SL_ERR_NOMEM;
-	if (t->kind != SM_RESOURCE_LAMBDA && t->kind != SM_RESOURCE_ACTIVITY) {
+	if (task_kind(t) != SM_RESOURCE_LAMBDA && task_kind(t) != SM_RESOURCE_ACTIVITY) {
 		json_object_set_new(d, "resourceType", json_string(t->name ? t->name : "task"));
 		json_object_set_new(d, "resource",
 		                    json_string(t->action ? t->action : t->resource));
@@ -418,7 +439,7 @@ task_schedule(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t *ctx
 	memcpy(f->tok, tok, sizeof tok);
 	// scheduled and started at once: a worker takes it from the queue (workers issue)
 	json_t *d;
-	if (t->kind == SM_RESOURCE_LAMBDA || t->kind == SM_RESOURCE_ACTIVITY) {
+	if (task_kind(t) == SM_RESOURCE_LAMBDA || task_kind(t) == SM_RESOURCE_ACTIVITY) {
 		d = step_payload_details("input", par);
 		if (d)
 			json_object_set_new(d, "resource", json_string(t->resource));
@@ -435,6 +456,9 @@ task_schedule(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t *ctx
 	e = task_event(c, f, "Scheduled", d);
 	if (e == SL_OK)
 		e = task_event(c, f, "Started", NULL);
+	// the callback pattern: the request went out, now the token is awaited
+	if (e == SL_OK && t->integration == SM_INTEGRATION_WAIT_FOR_TASK_TOKEN)
+		e = task_event(c, f, "Submitted", step_payload_details("output", json_object()));
 	if (e == SL_OK && timeout > 0 && timeout < SM_TASK_DEFAULT_TIMEOUT_SECONDS)
 		e = step_timer_arm(c, now + timeout * 1000, TK_TASK_TIMEOUT, f->id, f->wk, tok);
 	if (e == SL_OK && hb > 0)
@@ -513,6 +537,9 @@ step_task_resolve(struct step_ctx *c, struct step_frame *f, bool ok, json_t *out
 	if (e != SL_OK)
 		return e;
 	struct step_fault ft;
+	// a timeout carries an empty cause in the error output (recorded histories)
+	if (!cause && timeout)
+		cause = "";
 	step_fault_set(&ft, error, cause ? "%s" : NULL, cause);
 	ft.has_error = error != NULL;
 	return step_state_error(c, f, &ft);
