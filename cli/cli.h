@@ -26,6 +26,7 @@ int cmd_test_pattern(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
+int cmd_state_machines(int argc, char **argv);
 
 /* Reads a whole file into a new NUL-terminated buffer (limit bytes at most). */
 sl_err cli_read_file(const char *path, size_t limit, char **out, size_t *out_len,

@@ -11,6 +11,8 @@ static int cmd_version(int argc, char **argv);
 
 static const struct cli_command commands[] = {
 	{ "serve", "run the event bus and workflow server", cmd_serve },
+	{ "state-machines", "create, update, describe, list, delete state machines",
+	  cmd_state_machines },
 	{ "worker", "serve activities by running a command per task", cmd_worker },
 	{ "validate", "check state machine definitions (JSON or YAML)", cmd_validate },
 	{ "run", "run one execution in-process and print its output", cmd_run },

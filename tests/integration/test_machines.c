@@ -285,3 +285,58 @@ Test(machines, aws_cli_round_trip)
 	free(out);
 	stop();
 }
+
+Test(machines, sluice_state_machines_command)
+{
+	start();
+	const char *bin = getenv("SLUICE_BIN");
+	char cmd[2048], *out = NULL, yaml[400], bad[400];
+	snprintf(yaml, sizeof yaml, "%s/m.yaml", srv.dir);
+	snprintf(bad, sizeof bad, "%s/bad.yaml", srv.dir);
+	FILE *f = fopen(yaml, "w");
+	fputs("StartAt: A\nStates:\n  A:\n    Type: Pass\n    Result: {ok: yes, n: 010}\n"
+	      "    End: true\n",
+	      f);
+	fclose(f);
+	f = fopen(bad, "w");
+	fputs("StartAt: B\nStates:\n  A:\n    Type: Pass\n    End: true\n", f);
+	fclose(f);
+	char env[128];
+	snprintf(env, sizeof env, "SLUICE_ENDPOINT=http://127.0.0.1:%d", srv.http_port);
+
+	snprintf(cmd, sizeof cmd, "%s %s state-machines create demo %s --publish 2>&1", env, bin,
+	         yaml);
+	cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
+	cr_assert(strstr(out, ARN("demo:1")), "%s", out);
+	free(out);
+	/* YAML became JSON with 1.2 typing: yes is a string, 010 is ten */
+	snprintf(cmd, sizeof cmd, "%s %s state-machines describe demo 2>&1", env, bin);
+	cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
+	json_t *d = json_loads(out, 0, NULL);
+	cr_assert_not_null(d, "%s", out);
+	json_t *def = json_loads(s(d, "definition"), 0, NULL);
+	json_t *res
+	        = json_object_get(json_object_get(json_object_get(def, "States"), "A"), "Result");
+	cr_assert_str_eq(json_string_value(json_object_get(res, "ok")), "yes");
+	cr_assert_eq(json_integer_value(json_object_get(res, "n")), 10);
+	json_decref(def);
+	json_decref(d);
+	free(out);
+	/* a bad file is refused locally with FILE:LINE:COLUMN, nothing is sent */
+	snprintf(cmd, sizeof cmd, "%s %s state-machines create bad %s 2>&1", env, bin, bad);
+	cr_assert_eq(h_run(cmd, &out), 2, "%s", out);
+	cr_assert(strstr(out, "bad.yaml:1:10:"), "%s", out);
+	free(out);
+	snprintf(cmd, sizeof cmd, "%s %s state-machines delete demo 2>&1", env, bin);
+	cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
+	free(out);
+	snprintf(cmd, sizeof cmd, "%s %s state-machines describe demo 2>&1", env, bin);
+	cr_assert_eq(h_run(cmd, &out), 2, "%s", out);
+	free(out);
+	stop();
+	snprintf(cmd, sizeof cmd, "SLUICE_ENDPOINT=http://127.0.0.1:1 %s state-machines list 2>&1",
+	         bin);
+	cr_assert_eq(h_run(cmd, &out), 3, "%s", out);
+	cr_assert(strstr(out, "no answer"), "%s", out);
+	free(out);
+}
