@@ -159,6 +159,18 @@ call(const struct sm_opts *o, const char *op, json_t *req)
 	return report(rc, &err, answer);
 }
 
+/* The fields create and update share. */
+static void
+add_revision_fields(json_t *req, const struct sm_opts *o)
+{
+	if (o->role_arn)
+		json_object_set_new(req, "roleArn", json_string(o->role_arn));
+	if (o->publish)
+		json_object_set_new(req, "publish", json_true());
+	if (o->description)
+		json_object_set_new(req, "versionDescription", json_string(o->description));
+}
+
 int
 cmd_state_machines(int argc, char **argv)
 {
@@ -198,12 +210,7 @@ cmd_state_machines(int argc, char **argv)
 		sl_free(def);
 		if (o.type)
 			json_object_set_new(req, "type", json_string(o.type));
-		if (o.role_arn)
-			json_object_set_new(req, "roleArn", json_string(o.role_arn));
-		if (o.publish)
-			json_object_set_new(req, "publish", json_true());
-		if (o.description)
-			json_object_set_new(req, "versionDescription", json_string(o.description));
+		add_revision_fields(req, &o);
 		return call(&o, "CreateStateMachine", req);
 	}
 	if (strcmp(verb, "update") == 0 && n == 3) {
@@ -216,12 +223,7 @@ cmd_state_machines(int argc, char **argv)
 		}
 		json_t *req = json_pack("{s:s,s:s}", "stateMachineArn", arn, "definition", def);
 		sl_free(def);
-		if (o.role_arn)
-			json_object_set_new(req, "roleArn", json_string(o.role_arn));
-		if (o.publish)
-			json_object_set_new(req, "publish", json_true());
-		if (o.description)
-			json_object_set_new(req, "versionDescription", json_string(o.description));
+		add_revision_fields(req, &o);
 		return call(&o, "UpdateStateMachine", req);
 	}
 	if ((strcmp(verb, "describe") == 0 || strcmp(verb, "delete") == 0) && n == 2) {

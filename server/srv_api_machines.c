@@ -399,6 +399,26 @@ lookup(store_txn_t *txn, const char *arn, char name[NAME_MAX_LEN + 1], uint32_t 
 	return SL_OK;
 }
 
+/* For writes on the machine itself (update, publish): the request's batch, and the
+ * machine's records; a version ARN is refused, what names the operation for the message. */
+static sl_err
+lookup_for_write(srv_req_t *req, const char *arn, const char *what, store_txn_t **txn,
+                 char name[NAME_MAX_LEN + 1], json_t **meta, json_t **rev, struct sl_error *err)
+{
+	store_batch_t *b;
+	uint32_t version;
+	sl_err rc = srv_req_batch(req, &b);
+	if (rc)
+		return rc;
+	*txn = store_batch_txn(b);
+	if ((rc = lookup(*txn, arn, name, &version, meta, rev, NULL, err)))
+		return rc;
+	if (version)
+		return sl_error_set(err, SL_ERR_SFN_VALIDATION,
+		                    "Cannot %s a state machine version: '%s'", what, arn);
+	return SL_OK;
+}
+
 static sl_err
 op_describe(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 {
@@ -467,20 +487,11 @@ op_update(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		                    "Version description can only be set when publish is true");
 	if (definition && (rc = check_definition(definition, err)))
 		return rc;
-	store_batch_t *b;
-	if ((rc = srv_req_batch(req, &b)))
-		return rc;
-	store_txn_t *txn = store_batch_txn(b);
+	store_txn_t *txn;
 	char name[NAME_MAX_LEN + 1];
-	uint32_t version;
 	json_t *meta = NULL, *rev = NULL;
-	if ((rc = lookup(txn, arn, name, &version, &meta, &rev, NULL, err)))
+	if ((rc = lookup_for_write(req, arn, "update", &txn, name, &meta, &rev, err)))
 		goto out;
-	if (version) {
-		rc = sl_error_set(err, SL_ERR_SFN_VALIDATION,
-		                  "Cannot update a state machine version: '%s'", arn);
-		goto out;
-	}
 	const char *cur_def = rec_str(rev, "definition");
 	const char *cur_role = rec_str(rev, "roleArn");
 	bool changed = (definition && strcmp(definition, cur_def) != 0)
@@ -687,20 +698,11 @@ op_publish(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	    || (rc = str_field(body, "revisionId", false, &revision_id, err))
 	    || (rc = str_field(body, "description", false, &desc, err)))
 		return rc;
-	store_batch_t *b;
-	if ((rc = srv_req_batch(req, &b)))
-		return rc;
-	store_txn_t *txn = store_batch_txn(b);
+	store_txn_t *txn;
 	char name[NAME_MAX_LEN + 1];
-	uint32_t version;
 	json_t *meta = NULL, *rev = NULL;
-	if ((rc = lookup(txn, arn, name, &version, &meta, &rev, NULL, err)))
+	if ((rc = lookup_for_write(req, arn, "publish", &txn, name, &meta, &rev, err)))
 		goto out;
-	if (version) {
-		rc = sl_error_set(err, SL_ERR_SFN_VALIDATION, "Cannot publish a version: '%s'",
-		                  arn);
-		goto out;
-	}
 	if (revision_id && strcmp(revision_id, rec_str(rev, "revisionId")) != 0) {
 		rc = sl_error_set(
 		        err, SL_ERR_CONFLICT,
