@@ -126,13 +126,10 @@ step_io_result(struct step_ctx *c, struct step_frame *f, const struct sm_io_path
 	char *s = step_dumps(in);
 	snprintf(doc, sizeof doc, "%s", s ? s : "");
 	sl_free(s);
-	step_fault_runtime(ft, f, sf.error ? sf.error : "States.ResultPathMatchFailure",
-	                   "Unable to apply ResultPath \"%s\" to input \"%s\"",
-	                   sm_path_text(p->path), doc);
-	// The ResultPath failure is not a runtime error in AWS: no state prefix.
-	if (strcmp(ft->error, "States.ResultPathMatchFailure") == 0)
-		step_fault_set(ft, ft->error, "Unable to apply ResultPath \"%s\" to input \"%s\"",
-		               sm_path_text(p->path), doc);
+	// not a runtime error in AWS's words: no state prefix
+	step_fault_set(ft, sf.error && *sf.error ? sf.error : "States.ResultPathMatchFailure",
+	               "Unable to apply ResultPath \"%s\" to input \"%s\"", sm_path_text(p->path),
+	               doc);
 	return SL_ERR_INVALID_ARG;
 }
 

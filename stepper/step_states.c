@@ -457,8 +457,12 @@ task_schedule(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t *ctx
 	if (e == SL_OK)
 		e = task_event(c, f, "Started", NULL);
 	// the callback pattern: the request went out, now the token is awaited
-	if (e == SL_OK && t->integration == SM_INTEGRATION_WAIT_FOR_TASK_TOKEN)
-		e = task_event(c, f, "Submitted", step_payload_details("output", json_object()));
+	if (e == SL_OK && t->integration == SM_INTEGRATION_WAIT_FOR_TASK_TOKEN) {
+		json_t *empty = json_object();
+		e = empty ? task_event(c, f, "Submitted", step_payload_details("output", empty))
+		          : SL_ERR_NOMEM;
+		json_decref(empty);
+	}
 	if (e == SL_OK && timeout > 0 && timeout < SM_TASK_DEFAULT_TIMEOUT_SECONDS)
 		e = step_timer_arm(c, now + timeout * 1000, TK_TASK_TIMEOUT, f->id, f->wk, tok);
 	if (e == SL_OK && hb > 0)

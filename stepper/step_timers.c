@@ -157,6 +157,20 @@ fire_one(step_engine_t *eng, store_txn_t *txn, const struct fired *t, const stru
 	case TK_HEARTBEAT:
 		if (f->ph != PH_TASK || strcmp(f->tok, t->tok) != 0)
 			break;
+		if (t->kind == TK_HEARTBEAT) {
+			// a heartbeat since this timer was armed moved the deadline: stale
+			struct store_key tk;
+			store_key_init(&tk);
+			store_key_raw(&tk, t->tok, strlen(t->tok));
+			json_t *rec = NULL;
+			e = step_get_json(c.txn, STORE_DB_TASK_TOKENS, &tk, 'T', &rec);
+			int64_t hb_due = e == SL_OK ? step_jint(rec, "hbDue", 0) : 0;
+			json_decref(rec);
+			if (e != SL_OK || hb_due != t->due) {
+				e = e == SL_ERR_NOT_FOUND ? SL_OK : e;
+				break;
+			}
+		}
 		e = step_task_resolve(&c, f, false, NULL,
 		                      t->kind == TK_HEARTBEAT ? "States.HeartbeatTimeout"
 		                                              : "States.Timeout",

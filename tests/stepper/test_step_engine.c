@@ -1,0 +1,498 @@
+/*
+ * test_step_engine.c - the engine driven by hand: task tokens, heartbeats and timeouts,
+ * timers on the fake clock, stop, start errors, lazy Map concurrency, and restarts that
+ * resume from the store (the engine is rebuilt from nothing but the data directory).
+ */
+#include "tests/stepper/step_test_util.h"
+
+#define T0 1700000000000LL
+
+struct rig {
+	char dir[64];
+	store_t *st;
+	step_engine_t *eng;
+	struct sm_machine *m;
+	/* effects seen */
+	char tokens[256][STEP_TOKEN_LEN + 1];
+	char states[256][81];
+	int n_tasks;
+	int max_open_tasks, open_tasks;
+	int64_t timers[256];
+	int n_timers;
+	bool finished;
+	enum step_status status;
+	char error[256];
+	struct step_effects fx;
+};
+
+static void
+fx_task(void *arg, const struct step_task *t)
+{
+	struct rig *r = arg;
+	cr_assert_lt(r->n_tasks, 256);
+	snprintf(r->tokens[r->n_tasks], sizeof r->tokens[0], "%s", t->token);
+	snprintf(r->states[r->n_tasks], sizeof r->states[0], "%s", t->state_name);
+	r->n_tasks++;
+	r->open_tasks++;
+	if (r->open_tasks > r->max_open_tasks)
+		r->max_open_tasks = r->open_tasks;
+}
+
+static void
+fx_timer(void *arg, int64_t due)
+{
+	struct rig *r = arg;
+	if (r->n_timers < 256)
+		r->timers[r->n_timers++] = due;
+}
+
+static void
+fx_finished(void *arg, const struct step_finished *f)
+{
+	struct rig *r = arg;
+	r->finished = true;
+	r->status = f->status;
+	snprintf(r->error, sizeof r->error, "%s", f->error ? f->error : "");
+}
+
+static void
+rig_open_engine(struct rig *r)
+{
+	struct sl_error err;
+	sl_error_clear(&err);
+	cr_assert_eq(store_open(r->dir, NULL, &r->st, &err), SL_OK, "%s", sl_error_text(&err));
+	struct step_options o = { .jitter_seed = 1 };
+	cr_assert_eq(step_engine_new(r->st, &o, &r->eng), SL_OK);
+	cr_assert_eq(step_engine_add_machine(r->eng, "m", r->m), SL_OK);
+	store_batch_t *b;
+	cr_assert_eq(store_batch_get(r->st, &b), SL_OK);
+	cr_assert_eq(step_engine_recover(r->eng, b, &err), SL_OK, "%s", sl_error_text(&err));
+	cr_assert_eq(store_batch_commit(r->st), SL_OK);
+}
+
+static void
+rig_init(struct rig *r, const char *def)
+{
+	memset(r, 0, sizeof *r);
+	snprintf(r->dir, sizeof r->dir, "/tmp/step-eng-XXXXXX");
+	cr_assert(mkdtemp(r->dir));
+	sl_clock_fake_enable(T0);
+	r->m = step_test_compile(def);
+	r->fx = (struct step_effects) { .arg = r,
+		                        .task = fx_task,
+		                        .timer = fx_timer,
+		                        .finished = fx_finished };
+	rig_open_engine(r);
+}
+
+/* Simulates a crash after the last commit: everything in memory is dropped. */
+static void
+rig_restart(struct rig *r)
+{
+	store_batch_abort(r->st, SL_ERR_SHUTTING_DOWN);
+	step_engine_free(r->eng);
+	store_free(r->st);
+	rig_open_engine(r);
+}
+
+static void
+rig_free(struct rig *r)
+{
+	step_engine_free(r->eng);
+	store_free(r->st);
+	sm_machine_free(r->m);
+	step_test_rmtree(r->dir);
+}
+
+static store_batch_t *
+rig_batch(struct rig *r)
+{
+	store_batch_t *b = NULL;
+	cr_assert_eq(store_batch_get(r->st, &b), SL_OK);
+	return b;
+}
+
+/* Runs ready frames, fires due timers, commits; until nothing moves. */
+static void
+rig_settle(struct rig *r)
+{
+	struct sl_error err;
+	sl_error_clear(&err);
+	for (int i = 0; i < 10000; i++) {
+		store_batch_t *b = rig_batch(r);
+		unsigned fired = 0;
+		cr_assert_eq(
+		        step_fire_timers(r->eng, b, sl_clock_now_ms(), 0, &r->fx, &fired, &err),
+		        SL_OK, "%s", sl_error_text(&err));
+		bool ran = step_engine_has_ready(r->eng);
+		cr_assert_eq(step_run_ready(r->eng, b, &r->fx, NULL, &err), SL_OK, "%s",
+		             sl_error_text(&err));
+		cr_assert_eq(store_batch_commit(r->st), SL_OK);
+		if (!fired && !ran)
+			return;
+	}
+	cr_assert_fail("engine did not settle");
+}
+
+static char *
+rig_start(struct rig *r, const char *name, const char *input)
+{
+	static char arn[STEP_ARN_MAX];
+	struct sl_error err;
+	sl_error_clear(&err);
+	json_t *in = input ? step_test_json(input) : NULL;
+	struct step_start req = { .machine = "m", .name = name, .input = in };
+	cr_assert_eq(step_start(r->eng, rig_batch(r), &req, arn, &r->fx, &err), SL_OK, "%s",
+	             sl_error_text(&err));
+	json_decref(in);
+	cr_assert_eq(store_batch_commit(r->st), SL_OK);
+	rig_settle(r);
+	return arn;
+}
+
+static json_t *
+rig_history(struct rig *r, const char *arn)
+{
+	store_txn_t *txn;
+	cr_assert_eq(store_read_begin(r->st, &txn), SL_OK);
+	json_t *h = NULL;
+	cr_assert_eq(step_history(r->eng, txn, arn, &h, NULL), SL_OK);
+	store_read_end(txn);
+	return h;
+}
+
+static void
+expect_dense_history(json_t *h)
+{
+	size_t i;
+	json_t *ev;
+	int started = 0, ended = 0;
+	json_array_foreach(h, i, ev)
+	{
+		cr_expect_eq(json_integer_value(json_object_get(ev, "id")), (json_int_t)i + 1);
+		const char *t = json_string_value(json_object_get(ev, "type"));
+		started += strcmp(t, "ExecutionStarted") == 0;
+		ended += strncmp(t, "Execution", 9) == 0 && strcmp(t, "ExecutionStarted") != 0;
+	}
+	cr_expect_eq(started, 1);
+	cr_expect_eq(ended, 1);
+}
+
+static const char *TASK_DEF
+        = "{\"StartAt\":\"T\",\"States\":{\"T\":{\"Type\":\"Task\",\"Resource\":"
+          "\"arn:aws:states:us-east-1:000000000000:activity:work\",\"TimeoutSeconds\":100,"
+          "\"HeartbeatSeconds\":10,\"End\":true}}}";
+
+Test(step_engine, task_token_success_and_unknown_tokens)
+{
+	struct rig r;
+	rig_init(&r, TASK_DEF);
+	char *arn = rig_start(&r, "e1", "{\"a\":1}");
+	cr_assert_eq(r.n_tasks, 1);
+	cr_expect_eq(strlen(r.tokens[0]), STEP_TOKEN_LEN);
+	struct sl_error err;
+	sl_error_clear(&err);
+	cr_expect_eq(step_task_succeed(r.eng, rig_batch(&r), "ffffffffffffffffffffffffffffffff",
+	                               NULL, &r.fx, &err),
+	             SL_ERR_TASK_NOT_FOUND);
+	cr_expect_eq(step_task_succeed(r.eng, rig_batch(&r), "", NULL, &r.fx, &err),
+	             SL_ERR_INVALID_TOKEN);
+	json_t *out = step_test_json("{\"done\":true}");
+	cr_assert_eq(step_task_succeed(r.eng, rig_batch(&r), r.tokens[0], out, &r.fx, &err), SL_OK,
+	             "%s", sl_error_text(&err));
+	cr_assert_eq(store_batch_commit(r.st), SL_OK);
+	rig_settle(&r);
+	cr_expect(r.finished);
+	cr_expect_eq(r.status, STEP_SUCCEEDED);
+	// answered once: a second answer for the same token is refused
+	cr_expect_eq(step_task_succeed(r.eng, rig_batch(&r), r.tokens[0], out, &r.fx, &err),
+	             SL_ERR_TASK_NOT_FOUND);
+	store_batch_commit(r.st);
+	json_decref(out);
+	store_txn_t *txn;
+	cr_assert_eq(store_read_begin(r.st, &txn), SL_OK);
+	json_t *d = NULL;
+	cr_assert_eq(step_describe(r.eng, txn, arn, &d, NULL), SL_OK);
+	store_read_end(txn);
+	cr_expect_str_eq(json_string_value(json_object_get(d, "status")), "SUCCEEDED");
+	cr_expect_str_eq(json_string_value(json_object_get(d, "output")), "{\"done\":true}");
+	cr_expect_str_eq(json_string_value(json_object_get(d, "name")), "e1");
+	json_decref(d);
+	json_t *h = rig_history(&r, arn);
+	expect_dense_history(h);
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(h, 2), "type")),
+	                 "ActivityScheduled");
+	json_decref(h);
+	rig_free(&r);
+}
+
+Test(step_engine, heartbeat_extends_then_times_out)
+{
+	struct rig r;
+	rig_init(&r, TASK_DEF);
+	rig_start(&r, "e1", NULL);
+	cr_assert_eq(r.n_tasks, 1);
+	sl_clock_fake_advance(8000);
+	rig_settle(&r);
+	cr_assert_eq(step_task_heartbeat(r.eng, rig_batch(&r), r.tokens[0], &r.fx, NULL), SL_OK);
+	cr_assert_eq(store_batch_commit(r.st), SL_OK);
+	sl_clock_fake_advance(8000); // 16 s after start, 8 s after the heartbeat
+	rig_settle(&r);
+	cr_expect_not(r.finished, "the heartbeat should have kept the task alive");
+	sl_clock_fake_advance(2500);
+	rig_settle(&r);
+	cr_expect(r.finished);
+	cr_expect_eq(r.status, STEP_FAILED);
+	cr_expect_str_eq(r.error, "States.HeartbeatTimeout");
+	rig_free(&r);
+}
+
+Test(step_engine, task_timeout_is_retried)
+{
+	struct rig r;
+	rig_init(&r,
+	         "{\"StartAt\":\"T\",\"States\":{\"T\":{\"Type\":\"Task\",\"Resource\":"
+	         "\"arn:aws:lambda:us-east-1:000000000000:function:f\",\"TimeoutSeconds\":5,"
+	         "\"Retry\":[{\"ErrorEquals\":[\"States.Timeout\"],\"IntervalSeconds\":3,"
+	         "\"MaxAttempts\":1}],\"End\":true}}}");
+	rig_start(&r, "e1", NULL);
+	sl_clock_fake_advance(5000);
+	rig_settle(&r);
+	cr_expect_eq(r.n_tasks, 1, "retry waits for its back-off");
+	sl_clock_fake_advance(3000);
+	rig_settle(&r);
+	cr_assert_eq(r.n_tasks, 2);
+	sl_clock_fake_advance(5000);
+	rig_settle(&r);
+	cr_expect(r.finished);
+	cr_expect_str_eq(r.error, "States.Timeout");
+	// the late answer of the first attempt finds nothing
+	cr_expect_eq(step_task_succeed(r.eng, rig_batch(&r), r.tokens[0], NULL, &r.fx, NULL),
+	             SL_ERR_TASK_NOT_FOUND);
+	store_batch_commit(r.st);
+	rig_free(&r);
+}
+
+Test(step_engine, retry_backoff_max_delay)
+{
+	struct rig r;
+	rig_init(&r,
+	         "{\"StartAt\":\"T\",\"States\":{\"T\":{\"Type\":\"Task\",\"Resource\":"
+	         "\"arn:aws:lambda:us-east-1:000000000000:function:f\",\"Retry\":[{"
+	         "\"ErrorEquals\":[\"E\"],\"IntervalSeconds\":2,\"BackoffRate\":3,"
+	         "\"MaxDelaySeconds\":5,\"MaxAttempts\":3}],\"End\":true}}}");
+	rig_start(&r, "e1", NULL);
+	int64_t expect[] = { 2000, 5000, 5000 };
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(r.n_tasks, i + 1);
+		int64_t now = sl_clock_now_ms();
+		r.n_timers = 0;
+		cr_assert_eq(
+		        step_task_fail(r.eng, rig_batch(&r), r.tokens[i], "E", "c", &r.fx, NULL),
+		        SL_OK);
+		cr_assert_eq(store_batch_commit(r.st), SL_OK);
+		cr_assert_eq(r.n_timers, 1);
+		cr_expect_eq(r.timers[0] - now, expect[i], "attempt %d delay %lld", i + 1,
+		             (long long)(r.timers[0] - now));
+		sl_clock_fake_set(r.timers[0]);
+		rig_settle(&r);
+	}
+	cr_assert_eq(r.n_tasks, 4);
+	cr_assert_eq(step_task_fail(r.eng, rig_batch(&r), r.tokens[3], "E", "c", &r.fx, NULL),
+	             SL_OK);
+	store_batch_commit(r.st);
+	rig_settle(&r);
+	cr_expect(r.finished);
+	cr_expect_str_eq(r.error, "E");
+	rig_free(&r);
+}
+
+Test(step_engine, retry_full_jitter_stays_in_range)
+{
+	struct rig r;
+	rig_init(&r,
+	         "{\"StartAt\":\"T\",\"States\":{\"T\":{\"Type\":\"Task\",\"Resource\":"
+	         "\"arn:aws:lambda:us-east-1:000000000000:function:f\",\"Retry\":[{"
+	         "\"ErrorEquals\":[\"States.ALL\"],\"IntervalSeconds\":10,\"MaxAttempts\":20,"
+	         "\"BackoffRate\":1,\"JitterStrategy\":\"FULL\"}],\"End\":true}}}");
+	rig_start(&r, "e1", NULL);
+	bool varied = false;
+	int64_t first = -1;
+	for (int i = 0; i < 20; i++) {
+		int64_t now = sl_clock_now_ms();
+		r.n_timers = 0;
+		cr_assert_eq(
+		        step_task_fail(r.eng, rig_batch(&r), r.tokens[i], "X", NULL, &r.fx, NULL),
+		        SL_OK);
+		store_batch_commit(r.st);
+		cr_assert_eq(r.n_timers, 1);
+		int64_t d = r.timers[0] - now;
+		cr_expect(d >= 0 && d <= 10000, "delay %lld", (long long)d);
+		if (first < 0)
+			first = d;
+		else if (d != first)
+			varied = true;
+		sl_clock_fake_set(r.timers[0]);
+		rig_settle(&r);
+	}
+	cr_expect(varied, "FULL jitter gave the same delay 20 times");
+	rig_free(&r);
+}
+
+Test(step_engine, stop_aborts_and_cancels_the_task)
+{
+	struct rig r;
+	rig_init(&r, TASK_DEF);
+	char arn[STEP_ARN_MAX];
+	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", NULL));
+	cr_assert_eq(step_stop(r.eng, rig_batch(&r), arn, "Stopped", "by test", &r.fx, NULL),
+	             SL_OK);
+	store_batch_commit(r.st);
+	cr_expect(r.finished);
+	cr_expect_eq(r.status, STEP_ABORTED);
+	cr_expect_eq(step_task_succeed(r.eng, rig_batch(&r), r.tokens[0], NULL, &r.fx, NULL),
+	             SL_ERR_TASK_NOT_FOUND);
+	store_batch_commit(r.st);
+	// timers of the stopped execution fire into nothing
+	sl_clock_fake_advance(200000);
+	rig_settle(&r);
+	json_t *h = rig_history(&r, arn);
+	expect_dense_history(h);
+	cr_expect_str_eq(json_string_value(json_object_get(
+	                         json_array_get(h, json_array_size(h) - 1), "type")),
+	                 "ExecutionAborted");
+	json_decref(h);
+	cr_expect_eq(step_stop(r.eng, rig_batch(&r), "arn:aws:states:x:1:execution:m:none", NULL,
+	                       NULL, &r.fx, NULL),
+	             SL_ERR_EXEC_NOT_FOUND);
+	store_batch_commit(r.st);
+	rig_free(&r);
+}
+
+Test(step_engine, start_errors)
+{
+	struct rig r;
+	rig_init(&r, "{\"StartAt\":\"A\",\"States\":{\"A\":{\"Type\":\"Pass\",\"End\":true}}}");
+	rig_start(&r, "same", NULL);
+	struct sl_error err;
+	sl_error_clear(&err);
+	struct step_start req = { .machine = "m", .name = "same" };
+	cr_expect_eq(step_start(r.eng, rig_batch(&r), &req, NULL, &r.fx, &err), SL_ERR_EXEC_EXISTS);
+	req.name = "has space";
+	cr_expect_eq(step_start(r.eng, rig_batch(&r), &req, NULL, &r.fx, &err),
+	             SL_ERR_INVALID_NAME);
+	req.name = "ok";
+	req.machine = "nope";
+	cr_expect_eq(step_start(r.eng, rig_batch(&r), &req, NULL, &r.fx, &err),
+	             SL_ERR_SM_NOT_FOUND);
+	cr_expect(strstr(sl_error_text(&err), "nope"));
+	store_batch_commit(r.st);
+	rig_free(&r);
+}
+
+Test(step_engine, map_creates_iterations_lazily)
+{
+	struct rig r;
+	rig_init(
+	        &r,
+	        "{\"StartAt\":\"M\",\"States\":{\"M\":{\"Type\":\"Map\",\"MaxConcurrency\":3,"
+	        "\"ItemProcessor\":{\"StartAt\":\"T\",\"States\":{\"T\":{\"Type\":\"Task\","
+	        "\"Resource\":\"arn:aws:lambda:us-east-1:000000000000:function:f\",\"End\":true}}},"
+	        "\"End\":true}}}");
+	json_t *items = json_array();
+	for (int i = 0; i < 50; i++)
+		json_array_append_new(items, json_integer(i));
+	char *txt = json_dumps(items, 0);
+	rig_start(&r, "e1", txt);
+	free(txt);
+	json_decref(items);
+	int answered = 0;
+	while (!r.finished && answered < r.n_tasks) {
+		json_t *out = json_integer(answered);
+		cr_assert_eq(step_task_succeed(r.eng, rig_batch(&r), r.tokens[answered], out, &r.fx,
+		                               NULL),
+		             SL_OK);
+		json_decref(out);
+		r.open_tasks--;
+		answered++;
+		store_batch_commit(r.st);
+		rig_settle(&r);
+	}
+	cr_expect(r.finished);
+	cr_expect_eq(r.status, STEP_SUCCEEDED);
+	cr_expect_eq(answered, 50);
+	cr_expect_eq(r.max_open_tasks, 3, "at most MaxConcurrency iterations alive, saw %d",
+	             r.max_open_tasks);
+	rig_free(&r);
+}
+
+Test(step_engine, restart_resumes_a_wait)
+{
+	struct rig r;
+	rig_init(&r,
+	         "{\"StartAt\":\"A\",\"States\":{\"A\":{\"Type\":\"Pass\",\"Result\":1,"
+	         "\"ResultPath\":\"$.a\",\"Next\":\"W\"},\"W\":{\"Type\":\"Wait\",\"Seconds\":60,"
+	         "\"Next\":\"B\"},\"B\":{\"Type\":\"Pass\",\"Result\":2,\"ResultPath\":\"$.b\","
+	         "\"End\":true}}}");
+	char arn[STEP_ARN_MAX];
+	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", "{}"));
+	cr_expect_not(r.finished);
+	rig_restart(&r);
+	sl_clock_fake_advance(60000);
+	rig_settle(&r);
+	cr_expect(r.finished);
+	cr_expect_eq(r.status, STEP_SUCCEEDED);
+	json_t *h = rig_history(&r, arn);
+	expect_dense_history(h);
+	cr_expect_eq(json_array_size(h), 8);
+	json_decref(h);
+	rig_free(&r);
+}
+
+Test(step_engine, restart_between_start_and_first_run)
+{
+	struct rig r;
+	rig_init(&r, TASK_DEF);
+	struct step_start req = { .machine = "m", .name = "e1" };
+	char arn[STEP_ARN_MAX];
+	cr_assert_eq(step_start(r.eng, rig_batch(&r), &req, arn, &r.fx, NULL), SL_OK);
+	cr_assert_eq(store_batch_commit(r.st), SL_OK);
+	// crash before the frame ran: recovery must find it runnable
+	rig_restart(&r);
+	rig_settle(&r);
+	cr_assert_eq(r.n_tasks, 1);
+	// crash with the task in flight: its token survives
+	rig_restart(&r);
+	cr_assert_eq(step_task_succeed(r.eng, rig_batch(&r), r.tokens[0], NULL, &r.fx, NULL),
+	             SL_OK);
+	store_batch_commit(r.st);
+	rig_settle(&r);
+	cr_expect(r.finished);
+	json_t *h = rig_history(&r, arn);
+	expect_dense_history(h);
+	json_decref(h);
+	rig_free(&r);
+}
+
+Test(step_engine, uncommitted_work_is_redone_once)
+{
+	struct rig r;
+	rig_init(&r,
+	         "{\"StartAt\":\"A\",\"States\":{\"A\":{\"Type\":\"Pass\",\"Next\":\"B\"},\"B\":{"
+	         "\"Type\":\"Pass\",\"End\":true}}}");
+	struct step_start req = { .machine = "m", .name = "e1" };
+	char arn[STEP_ARN_MAX];
+	cr_assert_eq(step_start(r.eng, rig_batch(&r), &req, arn, &r.fx, NULL), SL_OK);
+	cr_assert_eq(store_batch_commit(r.st), SL_OK);
+	// run the frame but lose the batch (crash before commit)
+	cr_assert_eq(step_run_ready(r.eng, rig_batch(&r), &r.fx, NULL, NULL), SL_OK);
+	r.finished = false;
+	rig_restart(&r);
+	rig_settle(&r);
+	cr_expect(r.finished);
+	json_t *h = rig_history(&r, arn);
+	expect_dense_history(h);
+	cr_expect_eq(json_array_size(h), 6);
+	json_decref(h);
+	rig_free(&r);
+}
