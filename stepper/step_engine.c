@@ -441,3 +441,48 @@ step_describe(step_engine_t *eng, store_txn_t *txn, const char *arn, json_t **ou
 	*out = o;
 	return SL_OK;
 }
+
+sl_err
+step_tasks_replay(step_engine_t *eng, store_txn_t *txn, const struct step_effects *fx,
+                  struct sl_error *err)
+{
+	(void)eng;
+	store_cursor_t *cur = NULL;
+	sl_err e = store_cursor_open(txn, STORE_DB_TASK_TOKENS, &cur);
+	if (e != SL_OK)
+		return sl_error_set(err, e, "cannot scan tasks");
+	struct store_val k, v;
+	e = store_cursor_seek(cur, NULL, 0);
+	while (e == SL_OK && (e = store_cursor_next(cur, &k, &v)) == SL_OK) {
+		json_error_t je;
+		if (v.len < 2 || k.len > STEP_TOKEN_LEN)
+			continue;
+		json_t *o = json_loadb((const char *)v.data + 1, v.len - 1, 0, &je);
+		if (!o) {
+			e = sl_error_set(err, SL_ERR_STORE, "a task record is not JSON: %s",
+			                 je.text);
+			break;
+		}
+		char tok[STEP_TOKEN_LEN + 1];
+		memcpy(tok, k.data, k.len);
+		tok[k.len] = 0;
+		struct step_task t = {
+			.token = tok,
+			.execution_arn = step_jstr(o, "arn"),
+			.state_name = step_jstr(o, "state"),
+			.kind = (enum sm_resource_kind)step_jint(o, "kind", SM_RESOURCE_OTHER),
+			.resource = step_jstr(o, "resource"),
+			.name = step_jstr(o, "name"),
+			.action = step_jstr(o, "action"),
+			.integration = (enum sm_integration)step_jint(o, "integration", 0),
+			.input = json_object_get(o, "input"),
+			.timeout_seconds = step_jint(o, "timeout", 0),
+			.heartbeat_seconds = step_jint(o, "hb", 0),
+		};
+		if (t.execution_arn && t.state_name && t.input && fx && fx->task)
+			fx->task(fx->arg, &t);
+		json_decref(o);
+	}
+	store_cursor_close(cur);
+	return e == SL_ERR_NOT_FOUND ? SL_OK : e;
+}

@@ -415,10 +415,16 @@ task_schedule(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t *ctx
 	}
 	int64_t now = sl_clock_now_ms();
 	const char *queue = t->name ? t->name : t->resource;
-	json_t *rec = json_pack("{s:s, s:I, s:I, s:s, s:I, s:I}", "arn", c->arn, "frame",
-	                        (json_int_t)f->id, "wk", (json_int_t)(f->wk + 1), "queue", queue,
-	                        "created", (json_int_t)now, "hbDue",
-	                        (json_int_t)(hb > 0 ? now + hb * 1000 : 0));
+	// everything a worker needs is kept: after a restart the tasks are handed out again
+	json_t *rec
+	        = json_pack("{s:s, s:I, s:I, s:s, s:I, s:I, s:s, s:O, s:s, s:i, s:s?, s:s?, "
+	                    "s:i, s:I, s:I}",
+	                    "arn", c->arn, "frame", (json_int_t)f->id, "wk",
+	                    (json_int_t)(f->wk + 1), "queue", queue, "created", (json_int_t)now,
+	                    "hbDue", (json_int_t)(hb > 0 ? now + hb * 1000 : 0), "state", s->name,
+	                    "input", par, "resource", t->resource, "kind", (int)t->kind, "name",
+	                    t->name, "action", t->action, "integration", (int)t->integration,
+	                    "timeout", (json_int_t)timeout, "hb", (json_int_t)hb);
 	struct store_key tk, qk;
 	store_key_init(&tk);
 	store_key_raw(&tk, tok, strlen(tok));

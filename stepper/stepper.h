@@ -158,6 +158,11 @@ sl_err step_task_fail(step_engine_t *eng, store_batch_t *b, const char *token, c
 sl_err step_task_heartbeat(step_engine_t *eng, store_batch_t *b, const char *token,
                            const struct step_effects *fx, struct sl_error *err);
 
+/* Calls fx->task again for every task in flight (in token order): after a restart the
+ * dispatcher refills its queues from the store with it. */
+sl_err step_tasks_replay(step_engine_t *eng, store_txn_t *txn, const struct step_effects *fx,
+                         struct sl_error *err);
+
 /* Fires every timer due at or before now_ms (at most limit; 0 = no limit). */
 sl_err step_fire_timers(step_engine_t *eng, store_batch_t *b, int64_t now_ms, unsigned limit,
                         const struct step_effects *fx, unsigned *fired, struct sl_error *err);
