@@ -1,0 +1,570 @@
+/*
+ * pat_flatten.c - streaming event reader. Walks the raw JSON once, descends only into
+ * objects some rule names a path below, decodes only leaves of named paths, and checks
+ * the syntax of everything it skips. No DOM is built.
+ */
+#include <string.h>
+
+#include "bus/pat_internal.h"
+#include "common/sl_alloc.h"
+
+struct fl {
+	const char *s;
+	size_t n, i;
+	struct pat_flat *f;
+	pat_path_lookup_fn lookup;
+	void *ctx;
+	struct sl_error *err;
+	uint32_t next_array;
+	size_t nstack;
+	int depth;
+};
+
+static sl_err
+bad(struct fl *p, const char *what)
+{
+	return sl_error_set(p->err, SL_ERR_INVALID_ARG, "event is not valid JSON: %s at byte %zu",
+	                    what, p->i);
+}
+
+static sl_err
+nomem(struct fl *p)
+{
+	return sl_error_set(p->err, SL_ERR_NOMEM, "out of memory reading an event");
+}
+
+static inline void
+ws(struct fl *p)
+{
+	while (p->i < p->n) {
+		char c = p->s[p->i];
+		if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
+			return;
+		p->i++;
+	}
+}
+
+static bool
+grow(void **buf, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return true;
+	size_t nc = *cap ? *cap * 2 : 16;
+	while (nc < need)
+		nc *= 2;
+	void *nb = sl_reallocarray(*buf, nc, elem);
+	if (!nb)
+		return false;
+	*buf = nb;
+	*cap = nc;
+	return true;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static bool
+hex4(const char *s, uint32_t *out)
+{
+	uint32_t v = 0;
+	for (int k = 0; k < 4; k++) {
+		int h = hexval(s[k]);
+		if (h < 0)
+			return false;
+		v = v << 4 | (uint32_t)h;
+	}
+	*out = v;
+	return true;
+}
+
+static size_t
+put_utf8(char *o, uint32_t cp)
+{
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xC0 | cp >> 6);
+		o[1] = (char)(0x80 | (cp & 0x3F));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xE0 | cp >> 12);
+		o[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+		o[2] = (char)(0x80 | (cp & 0x3F));
+		return 3;
+	}
+	o[0] = (char)(0xF0 | cp >> 18);
+	o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+	o[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+	o[3] = (char)(0x80 | (cp & 0x3F));
+	return 4;
+}
+
+/* Length of a valid UTF-8 sequence at s, or 0. */
+static size_t
+utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		len = 2;
+	else if (c >= 0xE0 && c <= 0xEF)
+		len = 3;
+	else if (c >= 0xF0 && c <= 0xF4)
+		len = 4;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t k = 1; k < len; k++)
+		if ((s[k] & 0xC0) != 0x80)
+			return 0;
+	if (c == 0xE0 && s[1] < 0xA0)
+		return 0; /* overlong */
+	if (c == 0xED && s[1] > 0x9F)
+		return 0; /* surrogate */
+	if (c == 0xF0 && s[1] < 0x90)
+		return 0;
+	if (c == 0xF4 && s[1] > 0x8F)
+		return 0;
+	return len;
+}
+
+/* Skips a string (p->i at the opening quote), checking escapes and control bytes. */
+static sl_err
+skip_string(struct fl *p, bool *escaped)
+{
+	const char *s = p->s;
+	size_t i = p->i + 1, n = p->n;
+	*escaped = false;
+	for (;;) {
+		while (i < n && s[i] != '"' && s[i] != '\\' && (unsigned char)s[i] >= 0x20)
+			i++;
+		if (i >= n) {
+			p->i = i;
+			return bad(p, "unterminated string");
+		}
+		if (s[i] == '"') {
+			p->i = i + 1;
+			return SL_OK;
+		}
+		if (s[i] == '\\') {
+			*escaped = true;
+			if (i + 1 >= n)
+				break;
+			char e = s[i + 1];
+			if (e == 'u') {
+				uint32_t cp;
+				if (i + 6 > n || !hex4(s + i + 2, &cp)) {
+					p->i = i;
+					return bad(p, "bad \\u escape");
+				}
+				i += 6;
+			} else if (strchr("\"\\/bfnrt", e) && e) {
+				i += 2;
+			} else {
+				p->i = i;
+				return bad(p, "bad escape");
+			}
+			continue;
+		}
+		p->i = i;
+		return bad(p, "control character in string");
+	}
+	p->i = i;
+	return bad(p, "unterminated string");
+}
+
+/* Decodes the string at p->i into *out (len *olen), checking UTF-8. */
+static sl_err
+decode_string(struct fl *p, char **out, size_t *olen, size_t *ocap)
+{
+	size_t start = p->i + 1;
+	bool escaped;
+	sl_err rc = skip_string(p, &escaped);
+	if (rc)
+		return rc;
+	size_t end = p->i - 1, n = end - start;
+	if (!grow((void **)out, ocap, *olen + n + 1, 1))
+		return nomem(p);
+	const unsigned char *s = (const unsigned char *)p->s;
+	char *o = *out + *olen;
+	for (size_t i = start; i < end;) {
+		if (s[i] == '\\') {
+			char e = (char)s[i + 1];
+			uint32_t cp = 0;
+			switch (e) {
+			case 'b': *o++ = '\b'; break;
+			case 'f': *o++ = '\f'; break;
+			case 'n': *o++ = '\n'; break;
+			case 'r': *o++ = '\r'; break;
+			case 't': *o++ = '\t'; break;
+			case 'u':
+				hex4((const char *)s + i + 2, &cp);
+				if (cp >= 0xD800 && cp <= 0xDBFF && i + 12 <= end
+				    && s[i + 6] == '\\' && s[i + 7] == 'u') {
+					uint32_t lo;
+					if (hex4((const char *)s + i + 8, &lo) && lo >= 0xDC00
+					    && lo <= 0xDFFF) {
+						cp = 0x10000 + ((cp - 0xD800) << 10)
+						        + (lo - 0xDC00);
+						i += 6;
+					}
+				}
+				if (cp >= 0xD800 && cp <= 0xDFFF)
+					cp = 0xFFFD; /* lone surrogate: no UTF-8 form */
+				o += put_utf8(o, cp);
+				i += 6;
+				continue;
+			default: *o++ = e; break;
+			}
+			i += 2;
+			continue;
+		}
+		size_t l = utf8_len(s + i, end - i);
+		if (!l) {
+			p->i = i;
+			return bad(p, "invalid UTF-8 in string");
+		}
+		memcpy(o, s + i, l);
+		o += l;
+		i += l;
+	}
+	*olen = (size_t)(o - *out);
+	return SL_OK;
+}
+
+static sl_err
+scan_number(struct fl *p)
+{
+	const char *s = p->s;
+	size_t i = p->i, n = p->n;
+	if (i < n && s[i] == '-')
+		i++;
+	if (i >= n || s[i] < '0' || s[i] > '9') {
+		p->i = i;
+		return bad(p, "expected a digit");
+	}
+	if (s[i] == '0')
+		i++;
+	else
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+	if (i < n && s[i] == '.') {
+		i++;
+		if (i >= n || s[i] < '0' || s[i] > '9') {
+			p->i = i;
+			return bad(p, "expected a digit after '.'");
+		}
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		if (i >= n || s[i] < '0' || s[i] > '9') {
+			p->i = i;
+			return bad(p, "expected a digit in exponent");
+		}
+		while (i < n && s[i] >= '0' && s[i] <= '9')
+			i++;
+	}
+	p->i = i;
+	return SL_OK;
+}
+
+static sl_err
+literal(struct fl *p, const char *word, size_t wl)
+{
+	if (p->n - p->i < wl || memcmp(p->s + p->i, word, wl) != 0)
+		return bad(p, "unexpected character");
+	p->i += wl;
+	return SL_OK;
+}
+
+static sl_err
+skip_value(struct fl *p)
+{
+	if (p->i >= p->n)
+		return bad(p, "unexpected end of input");
+	char c = p->s[p->i];
+	bool esc;
+	sl_err rc;
+	switch (c) {
+	case '"': return skip_string(p, &esc);
+	case 't': return literal(p, "true", 4);
+	case 'f': return literal(p, "false", 5);
+	case 'n': return literal(p, "null", 4);
+	case '{':
+	case '[':
+		if (++p->depth > PAT_MAX_DEPTH)
+			return bad(p, "nesting too deep");
+		p->i++;
+		ws(p);
+		if (p->i < p->n && p->s[p->i] == (c == '{' ? '}' : ']')) {
+			p->i++;
+			p->depth--;
+			return SL_OK;
+		}
+		for (;;) {
+			if (c == '{') {
+				if (p->i >= p->n || p->s[p->i] != '"')
+					return bad(p, "expected a string key");
+				if ((rc = skip_string(p, &esc)))
+					return rc;
+				ws(p);
+				if (p->i >= p->n || p->s[p->i] != ':')
+					return bad(p, "expected ':'");
+				p->i++;
+				ws(p);
+			}
+			if ((rc = skip_value(p)))
+				return rc;
+			ws(p);
+			if (p->i < p->n && p->s[p->i] == ',') {
+				p->i++;
+				ws(p);
+				continue;
+			}
+			if (p->i < p->n && p->s[p->i] == (c == '{' ? '}' : ']')) {
+				p->i++;
+				p->depth--;
+				return SL_OK;
+			}
+			return bad(p, c == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
+		}
+	default:
+		if (c == '-' || (c >= '0' && c <= '9'))
+			return scan_number(p);
+		return bad(p, "unexpected character");
+	}
+}
+
+static sl_err
+add_value(struct fl *p, int32_t field, char type, size_t off, size_t len, bool decoded)
+{
+	struct pat_flat *f = p->f;
+	if (!grow((void **)&f->vals, &f->cap_vals, f->nvals + 1, sizeof *f->vals)
+	    || !grow((void **)&f->mem, &f->cap_mem, f->nmem + p->nstack, sizeof *f->mem))
+		return nomem(p);
+	if (len > UINT32_MAX || off > UINT32_MAX)
+		return bad(p, "value too large");
+	struct pat_fval *v = &f->vals[f->nvals++];
+	v->field = field;
+	v->type = type;
+	v->off = (uint32_t)off;
+	v->len = (uint32_t)len;
+	v->decoded = decoded;
+	v->mem_off = (uint32_t)f->nmem;
+	v->mem_len = (uint32_t)p->nstack;
+	memcpy(f->mem + f->nmem, f->stack, p->nstack * sizeof *f->mem);
+	f->nmem += p->nstack;
+	v->num_ok = false;
+	if (type == PAT_T_NUMBER) {
+		char key[9];
+		v->num_ok = pat_number_key(p->s + off, len, key, &v->num);
+	}
+	return SL_OK;
+}
+
+static sl_err parse_object(struct fl *p, size_t plen);
+
+/* A value at a path the machine knows about (info from the lookup). */
+static sl_err
+parse_value(struct fl *p, size_t plen, const struct pat_path_info *info)
+{
+	if (p->i >= p->n)
+		return bad(p, "unexpected end of input");
+	char c = p->s[p->i];
+	sl_err rc;
+	if (c == '{')
+		return info->prefix ? parse_object(p, plen) : skip_value(p);
+	if (c == '[') {
+		if (++p->depth > PAT_MAX_DEPTH)
+			return bad(p, "nesting too deep");
+		uint32_t id = p->next_array++;
+		p->i++;
+		ws(p);
+		if (p->i < p->n && p->s[p->i] == ']') {
+			p->i++;
+			p->depth--;
+			return SL_OK;
+		}
+		for (uint32_t k = 0;; k++) {
+			if (p->i >= p->n)
+				return bad(p, "unexpected end of input");
+			char e = p->s[p->i];
+			if ((e == '{' && info->prefix) || e == '[') {
+				/* values inside this element must come from the same element */
+				if (!grow((void **)&p->f->stack, &p->f->cap_stack, p->nstack + 1,
+				          sizeof *p->f->stack))
+					return nomem(p);
+				p->f->stack[p->nstack].array = id;
+				p->f->stack[p->nstack++].index = k;
+				if (e == '{')
+					p->f->has_obj_arrays = true;
+				rc = parse_value(p, plen, info);
+				p->nstack--;
+			} else {
+				rc = parse_value(p, plen, info);
+			}
+			if (rc)
+				return rc;
+			ws(p);
+			if (p->i < p->n && p->s[p->i] == ',') {
+				p->i++;
+				ws(p);
+				continue;
+			}
+			if (p->i < p->n && p->s[p->i] == ']') {
+				p->i++;
+				p->depth--;
+				return SL_OK;
+			}
+			return bad(p, "expected ',' or ']'");
+		}
+	}
+	if (info->field < 0)
+		return skip_value(p);
+	size_t start = p->i;
+	switch (c) {
+	case '"': {
+		bool esc;
+		size_t save = p->i;
+		if ((rc = skip_string(p, &esc)))
+			return rc;
+		const unsigned char *s = (const unsigned char *)p->s;
+		bool plain = !esc;
+		for (size_t i = start + 1; plain && i < p->i - 1; i++)
+			if (s[i] >= 0x80)
+				plain = false;
+		if (plain)
+			return add_value(p, info->field, PAT_T_STRING, start + 1, p->i - start - 2,
+			                 false);
+		p->i = save;
+		size_t off = p->f->ndec;
+		if ((rc = decode_string(p, &p->f->dec, &p->f->ndec, &p->f->cap_dec)))
+			return rc;
+		return add_value(p, info->field, PAT_T_STRING, off, p->f->ndec - off, true);
+	}
+	case 't':
+		if ((rc = literal(p, "true", 4)))
+			return rc;
+		return add_value(p, info->field, PAT_T_TRUE, start, 0, false);
+	case 'f':
+		if ((rc = literal(p, "false", 5)))
+			return rc;
+		return add_value(p, info->field, PAT_T_FALSE, start, 0, false);
+	case 'n':
+		if ((rc = literal(p, "null", 4)))
+			return rc;
+		return add_value(p, info->field, PAT_T_NULL, start, 0, false);
+	default:
+		if ((rc = scan_number(p)))
+			return rc;
+		return add_value(p, info->field, PAT_T_NUMBER, start, p->i - start, false);
+	}
+}
+
+static sl_err
+parse_object(struct fl *p, size_t plen)
+{
+	if (++p->depth > PAT_MAX_DEPTH)
+		return bad(p, "nesting too deep");
+	struct pat_flat *f = p->f;
+	p->i++;
+	ws(p);
+	if (p->i < p->n && p->s[p->i] == '}') {
+		p->i++;
+		p->depth--;
+		return SL_OK;
+	}
+	for (;;) {
+		if (p->i >= p->n || p->s[p->i] != '"')
+			return bad(p, "expected a string key");
+		size_t klen = plen, kcap = f->cap_path;
+		sl_err rc;
+		if (plen) {
+			if (!grow((void **)&f->path, &f->cap_path, plen + 1, 1))
+				return nomem(p);
+			f->path[klen++] = '.';
+		}
+		kcap = f->cap_path;
+		if ((rc = decode_string(p, &f->path, &klen, &kcap)))
+			return rc;
+		f->cap_path = kcap;
+		struct pat_path_info info;
+		if (!p->lookup(p->ctx, f->path, klen, &info)) {
+			info.field = -1;
+			info.prefix = false;
+		}
+		ws(p);
+		if (p->i >= p->n || p->s[p->i] != ':')
+			return bad(p, "expected ':'");
+		p->i++;
+		ws(p);
+		if (info.field < 0 && !info.prefix)
+			rc = skip_value(p);
+		else
+			rc = parse_value(p, klen, &info);
+		if (rc)
+			return rc;
+		ws(p);
+		if (p->i < p->n && p->s[p->i] == ',') {
+			p->i++;
+			ws(p);
+			continue;
+		}
+		if (p->i < p->n && p->s[p->i] == '}') {
+			p->i++;
+			p->depth--;
+			return SL_OK;
+		}
+		return bad(p, "expected ',' or '}'");
+	}
+}
+
+void
+pat_flat_free(struct pat_flat *f)
+{
+	sl_free(f->vals);
+	sl_free(f->mem);
+	sl_free(f->dec);
+	sl_free(f->path);
+	sl_free(f->stack);
+	memset(f, 0, sizeof *f);
+}
+
+sl_err
+pat_flatten(struct pat_flat *f, const char *ev, size_t len, pat_path_lookup_fn lookup, void *ctx,
+            struct sl_error *err)
+{
+	struct fl p = { .s = ev, .n = len, .f = f, .lookup = lookup, .ctx = ctx, .err = err };
+	f->nvals = f->nmem = f->ndec = 0;
+	f->has_obj_arrays = false;
+	ws(&p);
+	if (p.i >= p.n || p.s[p.i] != '{')
+		return sl_error_set(err, SL_ERR_INVALID_ARG,
+		                    "event is not valid JSON: expected an object at byte %zu", p.i);
+	sl_err rc = parse_object(&p, 0);
+	if (rc)
+		return rc;
+	ws(&p);
+	if (p.i != p.n)
+		return bad(&p, "unexpected data after the event object");
+	return SL_OK;
+}
