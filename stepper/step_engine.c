@@ -58,6 +58,7 @@ step_engine_free(step_engine_t *eng)
 	for (size_t i = 0; i < eng->r_len; i++)
 		sl_free(eng->ready[(eng->r_head + i) % eng->r_cap].arn);
 	sl_free(eng->ready);
+	step_cache_clear(eng);
 	sl_free(eng);
 }
 
@@ -186,17 +187,21 @@ step_start(step_engine_t *eng, store_batch_t *b, const struct step_start *req, c
 		                    eng->opt.payload_limit);
 	}
 	int64_t now = sl_clock_now_ms();
-	c.exec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:i, s:i}", "executionArn", arn,
+	// the input lives under its own key: the record is re-read at every step
+	c.exec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:i}", "executionArn", arn,
 	                   "stateMachineArn", smarn, "machine", req->machine, "name", name,
-	                   "status", "RUNNING", "input", input, "startMs", (json_int_t)now,
-	                   "nextEvent", 1, "nextFrame", 2);
-	if (!c.exec)
+	                   "status", "RUNNING", "startMs", (json_int_t)now, "nextEvent", 1,
+	                   "nextFrame", 2);
+	if (!c.exec) {
+		json_decref(input);
 		return SL_ERR_NOMEM;
+	}
 	c.arn = step_jstr(c.exec, "executionArn");
 	c.top = m;
 	c.exec_dirty = true;
 	struct step_frame *f = step_frame_new();
 	if (!f) {
+		json_decref(input);
 		step_ctx_done(&c);
 		return SL_ERR_NOMEM;
 	}
@@ -204,14 +209,17 @@ step_start(step_engine_t *eng, store_batch_t *b, const struct step_start *req, c
 	f->mp = json_array();
 	f->m = m;
 	f->st = m->start;
-	f->in = json_incref(input);
+	f->in = input; // the frame owns the reference now
 	f->ph = PH_ENTER;
 	json_t *d = step_payload_details("input", input);
 	if (d)
 		json_object_set_new(d, "roleArn",
 		                    json_string("arn:aws:iam::000000000000:role/sluice"));
-	e = f->mp && d ? step_event(&c, NULL, "ExecutionStarted", "executionStartedEventDetails", d)
-	               : SL_ERR_NOMEM;
+	e = f->mp && d ? step_exec_put_input(&c, input) : SL_ERR_NOMEM;
+	if (e == SL_OK)
+		e = step_event(&c, NULL, "ExecutionStarted", "executionStartedEventDetails", d);
+	else
+		json_decref(d);
 	if (e == SL_OK) {
 		f->prev = (uint64_t)step_jint(c.exec, "lastEvent", 0);
 		e = step_frame_save(&c, f);
@@ -419,7 +427,7 @@ step_describe(step_engine_t *eng, store_txn_t *txn, const char *arn, json_t **ou
 		step_ctx_done(&c);
 		return SL_ERR_NOMEM;
 	}
-	char *in = step_dumps(json_object_get(x, "input"));
+	char *in = step_dumps(step_exec_input(&c));
 	if (in)
 		json_object_set_new(o, "input", json_string(in));
 	sl_free(in);

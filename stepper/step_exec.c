@@ -22,6 +22,131 @@ step_key_frame(struct store_key *k, const char *arn, uint32_t id)
 }
 
 void
+step_key_input(struct store_key *k, const char *arn)
+{
+	step_key_exec(k, arn);
+	store_key_raw(k, "I", 1);
+}
+
+void
+step_key_eff(struct store_key *k, const char *arn, uint32_t id)
+{
+	step_key_frame(k, arn, id);
+	store_key_raw(k, "E", 1);
+}
+
+static uint64_t
+fnv(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+json_t *
+step_cache_get(step_engine_t *eng, const char *key)
+{
+	struct step_cache_ent *e = &eng->cache[fnv(key) % STEP_CACHE_SLOTS];
+	return e->key && strcmp(e->key, key) == 0 ? e->v : NULL;
+}
+
+void
+step_cache_put(step_engine_t *eng, const char *key, json_t *v)
+{
+	struct step_cache_ent *e = &eng->cache[fnv(key) % STEP_CACHE_SLOTS];
+	char *k = sl_strdup(key);
+	if (!k)
+		return; // a cache: failing to fill it costs time only
+	sl_free(e->key);
+	json_decref(e->v);
+	e->key = k;
+	e->v = json_incref(v);
+}
+
+void
+step_cache_clear(step_engine_t *eng)
+{
+	for (size_t i = 0; i < STEP_CACHE_SLOTS; i++) {
+		sl_free(eng->cache[i].key);
+		json_decref(eng->cache[i].v);
+		eng->cache[i].key = NULL;
+		eng->cache[i].v = NULL;
+	}
+}
+
+json_t *
+step_exec_input(struct step_ctx *c)
+{
+	char key[STEP_ARN_MAX + 8];
+	snprintf(key, sizeof key, "I|%s", c->arn);
+	json_t *v = step_cache_get(c->eng, key);
+	if (v)
+		return v;
+	struct store_key k;
+	step_key_input(&k, c->arn);
+	if (step_get_json(c->txn, STORE_DB_EXECUTIONS, &k, 'I', &v) != SL_OK)
+		return NULL;
+	step_cache_put(c->eng, key, v);
+	json_decref(v);
+	return step_cache_get(c->eng, key);
+}
+
+sl_err
+step_exec_put_input(struct step_ctx *c, json_t *input)
+{
+	struct store_key k;
+	step_key_input(&k, c->arn);
+	sl_err e = step_put_json(c->txn, STORE_DB_EXECUTIONS, &k, 'I', input);
+	char key[STEP_ARN_MAX + 8];
+	snprintf(key, sizeof key, "I|%s", c->arn);
+	if (e == SL_OK)
+		step_cache_put(c->eng, key, input);
+	return e;
+}
+
+sl_err
+step_frame_in(struct step_ctx *c, struct step_frame *f)
+{
+	if (f->in || !f->in_aux)
+		return SL_OK;
+	char key[STEP_ARN_MAX + 64];
+	snprintf(key, sizeof key, "N|%s|%u|%llu", c->arn, f->id, (unsigned long long)f->wk);
+	json_t *v = step_cache_get(c->eng, key);
+	if (v) {
+		f->in = json_incref(v);
+		return SL_OK;
+	}
+	struct store_key k;
+	step_key_frame(&k, c->arn, f->id);
+	store_key_raw(&k, "N", 1);
+	sl_err e = step_get_json(c->txn, STORE_DB_FRAMES, &k, 'N', &f->in);
+	if (e == SL_OK)
+		step_cache_put(c->eng, key, f->in);
+	return e;
+}
+
+sl_err
+step_frame_eff(struct step_ctx *c, struct step_frame *f)
+{
+	if (f->eff)
+		return SL_OK;
+	char key[STEP_ARN_MAX + 64];
+	snprintf(key, sizeof key, "E|%s|%u|%llu", c->arn, f->id, (unsigned long long)f->wk);
+	json_t *v = step_cache_get(c->eng, key);
+	if (v) {
+		f->eff = json_incref(v);
+		return SL_OK;
+	}
+	struct store_key k;
+	step_key_eff(&k, c->arn, f->id);
+	sl_err e = step_get_json(c->txn, STORE_DB_FRAMES, &k, 'E', &f->eff);
+	if (e == SL_OK)
+		step_cache_put(c->eng, key, f->eff);
+	return e;
+}
+
+void
 step_key_result(struct store_key *k, const char *arn, uint32_t id, uint32_t idx)
 {
 	step_key_frame(k, arn, id);
@@ -161,7 +286,6 @@ step_frame_free(struct step_frame *f)
 	json_decref(f->in);
 	json_decref(f->rc);
 	json_decref(f->eff);
-	json_decref(f->kids);
 	json_decref(f->ferr);
 	sl_free(f);
 }
@@ -212,7 +336,10 @@ frame_encode(const struct step_frame *f, const char *arn)
 	bad |= json_object_set_new(o, "pi", json_integer(f->pidx));
 	bad |= json_object_set(o, "mp", f->mp);
 	bad |= json_object_set_new(o, "st", json_integer((json_int_t)f->st));
-	bad |= json_object_set(o, "in", f->in ? f->in : json_null());
+	if (f->in_aux)
+		bad |= json_object_set_new(o, "ia", json_true());
+	else
+		bad |= json_object_set(o, "in", f->in ? f->in : json_null());
 	bad |= json_object_set_new(o, "ph", json_integer(f->ph));
 	if (f->rc)
 		bad |= json_object_set(o, "rc", f->rc);
@@ -223,9 +350,9 @@ frame_encode(const struct step_frame *f, const char *arn)
 	bad |= json_object_set_new(o, "d", json_integer(f->depth));
 	if (f->tok[0])
 		bad |= json_object_set_new(o, "tok", json_string(f->tok));
-	if (f->ph == PH_KIDS || f->eff) {
-		if (f->eff)
-			bad |= json_object_set(o, "eff", f->eff);
+	if (f->pw)
+		bad |= json_object_set_new(o, "pw", json_integer((json_int_t)f->pw));
+	if (f->ph == PH_KIDS) {
 		bad |= json_object_set_new(o, "n", json_integer(f->n));
 		bad |= json_object_set_new(o, "nx", json_integer(f->nx));
 		bad |= json_object_set_new(o, "al", json_integer(f->alive));
@@ -234,8 +361,6 @@ frame_encode(const struct step_frame *f, const char *arn)
 		bad |= json_object_set_new(o, "mc", json_integer(f->maxc));
 		bad |= json_object_set_new(o, "tn", json_integer(f->tol_n));
 		bad |= json_object_set_new(o, "tp", json_real(f->tol_p));
-		if (f->kids)
-			bad |= json_object_set(o, "kids", f->kids);
 		if (f->ferr)
 			bad |= json_object_set(o, "fe", f->ferr);
 	}
@@ -283,7 +408,8 @@ step_frame_load(struct step_ctx *c, uint32_t id, struct step_frame **out)
 	const char *tok = step_jstr(o, "tok");
 	if (tok)
 		snprintf(f->tok, sizeof f->tok, "%s", tok);
-	f->eff = jref(o, "eff");
+	f->pw = (uint64_t)step_jint(o, "pw", 0);
+	f->in_aux = json_is_true(json_object_get(o, "ia"));
 	f->n = (uint32_t)step_jint(o, "n", 0);
 	f->nx = (uint32_t)step_jint(o, "nx", 0);
 	f->alive = (uint32_t)step_jint(o, "al", 0);
@@ -293,7 +419,6 @@ step_frame_load(struct step_ctx *c, uint32_t id, struct step_frame **out)
 	f->tol_n = step_jint(o, "tn", -1);
 	json_t *tp = json_object_get(o, "tp");
 	f->tol_p = json_is_number(tp) ? json_number_value(tp) : -1;
-	f->kids = jref(o, "kids");
 	f->ferr = jref(o, "fe");
 	json_decref(o);
 	if (!f->mp || !json_is_array(f->mp)) {
@@ -301,7 +426,8 @@ step_frame_load(struct step_ctx *c, uint32_t id, struct step_frame **out)
 		return sl_error_set(c->err, SL_ERR_STORE, "frame %u of '%s' is malformed", id,
 		                    c->arn);
 	}
-	if ((e = step_frame_resolve(c, f)) != SL_OK) {
+	if ((e = step_frame_resolve(c, f)) != SL_OK
+	    || (f->ph != PH_KIDS && (e = step_frame_in(c, f)) != SL_OK)) {
 		step_frame_free(f);
 		return e;
 	}

@@ -47,6 +47,9 @@ map_items(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t **items,
           struct step_fault *ft)
 {
 	const struct sm_map *mp = &f->m->states[f->st].u.map;
+	sl_err e0 = step_frame_eff(c, f);
+	if (e0 != SL_OK)
+		return e0;
 	if (!mp->items_path) {
 		*items = json_incref(f->eff);
 	} else {
@@ -68,7 +71,6 @@ map_items(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t **items,
 		*items = NULL;
 		return SL_ERR_INVALID_ARG;
 	}
-	(void)c;
 	return SL_OK;
 }
 
@@ -121,11 +123,10 @@ step_fanout_start(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t 
 	sl_err e = SL_OK;
 	json_decref(f->eff);
 	f->eff = NULL;
-	json_decref(f->kids);
 	json_decref(f->ferr);
 	f->ferr = NULL;
-	if (!(f->kids = json_array()))
-		return SL_ERR_NOMEM;
+	// a new generation: children of an earlier attempt of this state report into nothing
+	f->wk++;
 	f->nx = f->alive = f->done = f->failed = 0;
 	f->tol_n = -1;
 	f->tol_p = -1;
@@ -201,9 +202,23 @@ step_fanout_start(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t 
 		}
 	}
 	f->ph = PH_KIDS;
-	f->wk++;
 	if (f->n == 0)
-		return step_fanout_child_done(c, f, 0, 0, true, NULL, NULL);
+		return step_fanout_child_done(c, f, f->wk, 0, true, NULL, NULL);
+	// written once; children are created from it lazily, maybe after a restart
+	struct store_key k;
+	step_key_eff(&k, c->arn, f->id);
+	if ((e = step_put_json(c->txn, STORE_DB_FRAMES, &k, 'E', f->eff)) != SL_OK)
+		return e;
+	char key[STEP_ARN_MAX + 64];
+	snprintf(key, sizeof key, "E|%s|%u|%llu", c->arn, f->id, (unsigned long long)f->wk);
+	step_cache_put(c->eng, key, f->eff);
+	step_key_frame(&k, c->arn, f->id);
+	store_key_raw(&k, "N", 1);
+	if ((e = step_put_json(c->txn, STORE_DB_FRAMES, &k, 'N', f->in)) != SL_OK)
+		return e;
+	snprintf(key, sizeof key, "N|%s|%u|%llu", c->arn, f->id, (unsigned long long)f->wk);
+	step_cache_put(c->eng, key, f->in);
+	f->in_aux = true;
 	return step_fanout_spawn(c, f);
 fail:
 	if (e == SL_ERR_INVALID_ARG)
@@ -244,6 +259,8 @@ step_fanout_spawn(struct step_ctx *c, struct step_frame *f)
 	json_t *items = NULL;
 	struct step_fault ft;
 	sl_err e = SL_OK;
+	if (f->alive < f->maxc && f->nx < f->n && (e = step_frame_eff(c, f)) != SL_OK)
+		return e;
 	if (is_map(f) && f->alive < f->maxc && f->nx < f->n) {
 		json_t *ctx = step_context(c, f);
 		if (!ctx)
@@ -280,13 +297,11 @@ step_fanout_spawn(struct step_ctx *c, struct step_frame *f)
 		k->st = k->m->start;
 		k->in = in;
 		k->ph = PH_ENTER;
+		k->pw = f->wk;
 		if ((e = iteration_event(c, f, "Started", idx)) == SL_OK) {
 			k->prev = f->prev;
 			e = step_frame_save(c, k);
 		}
-		if (e == SL_OK)
-			e = json_array_append_new(f->kids, json_integer(k->id)) ? SL_ERR_NOMEM
-			                                                        : SL_OK;
 		if (e == SL_OK)
 			e = step_ready_push(c->eng, c->arn, k->id);
 		step_frame_free(k);
@@ -308,6 +323,95 @@ fail:
 	return e;
 }
 
+static sl_err kill_frame(struct step_ctx *c, struct step_frame *parent, uint32_t id);
+
+static sl_err
+drop_results(struct step_ctx *c, struct step_frame *f)
+{
+	for (uint32_t i = 0; i < f->nx; i++) {
+		struct store_key k;
+		step_key_result(&k, c->arn, f->id, i);
+		sl_err e = store_del(c->txn, STORE_DB_FRAMES, k.buf, k.len);
+		if (e != SL_OK)
+			return e;
+	}
+	struct store_key k;
+	step_key_eff(&k, c->arn, f->id);
+	sl_err e = store_del(c->txn, STORE_DB_FRAMES, k.buf, k.len);
+	if (e == SL_OK)
+		e = step_frame_in(c, f);
+	step_key_frame(&k, c->arn, f->id);
+	store_key_raw(&k, "N", 1);
+	if (e == SL_OK)
+		e = store_del(c->txn, STORE_DB_FRAMES, k.buf, k.len);
+	f->in_aux = false;
+	return e;
+}
+
+/* The ids of f's live children: a scan of the execution's frames (aborts are rare, so the
+ * frames do not keep a list that every child completion would have to rewrite). */
+static sl_err
+children_of(struct step_ctx *c, struct step_frame *f, uint32_t **ids, size_t *n)
+{
+	struct store_key pk;
+	store_key_init(&pk);
+	store_key_str(&pk, c->arn);
+	store_cursor_t *cur = NULL;
+	sl_err e = store_cursor_open(c->txn, STORE_DB_FRAMES, &cur);
+	if (e != SL_OK)
+		return e;
+	size_t cap = 0;
+	*ids = NULL;
+	*n = 0;
+	struct store_val k, v;
+	e = store_cursor_seek_prefix(cur, pk.buf, pk.len);
+	while (e == SL_OK && (e = store_cursor_next(cur, &k, &v)) == SL_OK) {
+		if (v.len < 2 || ((const char *)v.data)[0] != 'F')
+			continue;
+		json_error_t je;
+		json_t *o = json_loadb((const char *)v.data + 1, v.len - 1, 0, &je);
+		if (!o) {
+			e = SL_ERR_STORE;
+			break;
+		}
+		bool mine = step_jint(o, "p", -1) == (int64_t)f->id
+		        && (uint64_t)step_jint(o, "pw", 0) == f->wk;
+		json_decref(o);
+		if (!mine)
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			uint32_t *nn = sl_reallocarray(*ids, cap, sizeof **ids);
+			if (!nn) {
+				e = SL_ERR_NOMEM;
+				break;
+			}
+			*ids = nn;
+		}
+		(*ids)[(*n)++] = store_decode_u32((const unsigned char *)k.data + k.len - 4);
+	}
+	store_cursor_close(cur);
+	if (e != SL_ERR_NOT_FOUND) {
+		sl_free(*ids);
+		*ids = NULL;
+		return e;
+	}
+	return SL_OK;
+}
+
+sl_err
+step_kill_children(struct step_ctx *c, struct step_frame *f)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0;
+	sl_err e = children_of(c, f, &ids, &n);
+	for (size_t i = 0; e == SL_OK && i < n; i++)
+		e = kill_frame(c, f, ids[i]);
+	sl_free(ids);
+	f->alive = 0;
+	return e == SL_OK ? drop_results(c, f) : e;
+}
+
 static sl_err
 kill_frame(struct step_ctx *c, struct step_frame *parent, uint32_t id)
 {
@@ -327,35 +431,6 @@ kill_frame(struct step_ctx *c, struct step_frame *parent, uint32_t id)
 		e = step_frame_delete(c, k);
 	step_frame_free(k);
 	return e;
-}
-
-static sl_err
-drop_results(struct step_ctx *c, struct step_frame *f)
-{
-	for (uint32_t i = 0; i < f->nx; i++) {
-		struct store_key k;
-		step_key_result(&k, c->arn, f->id, i);
-		sl_err e = store_del(c->txn, STORE_DB_FRAMES, k.buf, k.len);
-		if (e != SL_OK)
-			return e;
-	}
-	return SL_OK;
-}
-
-sl_err
-step_kill_children(struct step_ctx *c, struct step_frame *f)
-{
-	size_t i;
-	json_t *v;
-	json_array_foreach(f->kids, i, v)
-	{
-		sl_err e = kill_frame(c, f, (uint32_t)json_integer_value(v));
-		if (e != SL_OK)
-			return e;
-	}
-	json_array_clear(f->kids);
-	f->alive = 0;
-	return drop_results(c, f);
 }
 
 static sl_err
@@ -396,26 +471,13 @@ threshold_exceeded(const struct step_frame *f)
 	return false;
 }
 
-static sl_err
-remove_kid(struct step_frame *f, uint32_t child)
-{
-	size_t i;
-	json_t *v;
-	json_array_foreach(f->kids, i, v)
-	{
-		if ((uint32_t)json_integer_value(v) == child)
-			return json_array_remove(f->kids, i) ? SL_ERR_INTERNAL : SL_OK;
-	}
-	return SL_ERR_NOT_FOUND;
-}
-
 sl_err
-step_fanout_child_done(struct step_ctx *c, struct step_frame *f, uint32_t child, uint32_t idx,
-                       bool ok, json_t *output, struct step_fault *ft)
+step_fanout_child_done(struct step_ctx *c, struct step_frame *f, uint64_t pw, uint32_t idx, bool ok,
+                       json_t *output, struct step_fault *ft)
 {
 	sl_err e;
 	if (f->n > 0) {
-		if (f->ph != PH_KIDS || remove_kid(f, child) != SL_OK)
+		if (f->ph != PH_KIDS || pw != f->wk)
 			return SL_OK; // a late child of a state that already ended
 		f->alive--;
 		struct store_key k;
@@ -474,8 +536,18 @@ step_fanout_child_done(struct step_ctx *c, struct step_frame *f, uint32_t child,
 		e = step_event(c, f, "MapRunSucceeded", NULL, NULL);
 	if (e == SL_OK)
 		e = simple_event(c, f, "Succeeded");
-	json_decref(f->kids);
-	f->kids = NULL;
+	if (e == SL_OK && f->n > 0) {
+		struct store_key k;
+		step_key_eff(&k, c->arn, f->id);
+		e = store_del(c->txn, STORE_DB_FRAMES, k.buf, k.len);
+		if (e == SL_OK)
+			e = step_frame_in(c, f);
+		step_key_frame(&k, c->arn, f->id);
+		store_key_raw(&k, "N", 1);
+		if (e == SL_OK)
+			e = store_del(c->txn, STORE_DB_FRAMES, k.buf, k.len);
+		f->in_aux = false;
+	}
 	json_decref(f->eff);
 	f->eff = NULL;
 	f->ph = PH_RERUN;

@@ -12,6 +12,8 @@
 #include "stepper/stepper.h"
 #include "store/store.h"
 
+#define STEP_CACHE_SLOTS 256
+
 struct step_machine_ent {
 	char *name;
 	const struct sm_machine *m;
@@ -32,6 +34,11 @@ struct step_engine {
 	size_t r_head, r_len, r_cap;
 	uint64_t rng;
 	uint64_t task_seq;
+	/* immutable documents (execution inputs, Map/Parallel effective inputs), direct-mapped */
+	struct step_cache_ent {
+		char *key;
+		json_t *v;
+	} cache[STEP_CACHE_SLOTS];
 };
 
 /* What a frame is doing. */
@@ -68,9 +75,15 @@ struct step_frame {
 	uint64_t wk; /* bumps whenever the frame stops waiting: stale timers are ignored */
 	char tok[STEP_TOKEN_LEN + 1];
 	/* fan-out (Parallel, Map) */
-	json_t *eff; /* Parallel: branch input; Map: effective input (after InputPath) */
+	/* Parallel: branch input; Map: effective input (after InputPath). Kept under its own
+	 * key (written once per fan-out) and loaded on demand by step_frame_eff. */
+	json_t *eff;
 	uint32_t n, nx, alive, done, failed;
-	json_t *kids; /* ids of children alive */
+	uint64_t pw; /* child frames: the parent's wake counter when it created them */
+	/* While its children run, a fan-out frame's input sits under its own key (written once)
+	 * so that each child's completion rewrites a small record; in is then NULL until
+	 * step_frame_in loads it. */
+	bool in_aux;
 	uint32_t maxc;
 	int64_t tol_n;  /* -1: none */
 	double tol_p;   /* < 0: none */
@@ -102,6 +115,18 @@ sl_err step_put_json(store_txn_t *txn, enum store_db db, const struct store_key 
 sl_err step_get_json(store_txn_t *txn, enum store_db db, const struct store_key *k, char tag,
                      json_t **out);
 sl_err step_exec_load(struct step_ctx *c, const char *arn);
+/* The execution input (borrowed from the engine's cache, valid during the call). */
+json_t *step_exec_input(struct step_ctx *c);
+sl_err step_exec_put_input(struct step_ctx *c, json_t *input);
+void step_key_input(struct store_key *k, const char *arn);
+void step_key_eff(struct store_key *k, const char *arn, uint32_t id);
+/* Loads f->in if it is kept aside (in_aux). */
+sl_err step_frame_in(struct step_ctx *c, struct step_frame *f);
+/* Loads f->eff if it is not loaded. */
+sl_err step_frame_eff(struct step_ctx *c, struct step_frame *f);
+json_t *step_cache_get(step_engine_t *eng, const char *key);
+void step_cache_put(step_engine_t *eng, const char *key, json_t *v);
+void step_cache_clear(step_engine_t *eng);
 sl_err step_exec_save(struct step_ctx *c);
 void step_ctx_done(struct step_ctx *c);
 const struct sm_machine *step_machine_get(step_engine_t *eng, const char *name);
@@ -185,7 +210,7 @@ sl_err step_task_resolve(struct step_ctx *c, struct step_frame *f, bool ok, json
 
 /* --- step_map.c / step_parallel.c --------------------------------------------------------- */
 sl_err step_fanout_start(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t *ctx);
-sl_err step_fanout_child_done(struct step_ctx *c, struct step_frame *parent, uint32_t child,
+sl_err step_fanout_child_done(struct step_ctx *c, struct step_frame *parent, uint64_t pw,
                               uint32_t idx, bool ok, json_t *output, struct step_fault *ft);
 sl_err step_fanout_spawn(struct step_ctx *c, struct step_frame *f);
 /* Deletes every child frame of f, recursively (their timers and tasks become stale). */

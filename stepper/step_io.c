@@ -57,7 +57,7 @@ step_context(struct step_ctx *c, struct step_frame *f)
 	char started[32], entered[32];
 	sl_clock_format_rfc3339(step_jint(c->exec, "startMs", 0), started);
 	sl_clock_format_rfc3339(f->entered_ms, entered);
-	json_t *in = json_object_get(c->exec, "input");
+	json_t *in = step_exec_input(c);
 	int64_t retries = 0;
 	size_t i;
 	json_t *v;

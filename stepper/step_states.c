@@ -145,7 +145,7 @@ step_frame_succeed(struct step_ctx *c, struct step_frame *f, json_t *output)
 		return SL_OK;
 	if (e != SL_OK)
 		return e;
-	e = step_fanout_child_done(c, p, f->id, f->pidx, true, output, NULL);
+	e = step_fanout_child_done(c, p, f->pw, f->pidx, true, output, NULL);
 	if (e == SL_OK && !p->gone && !c->closed)
 		e = step_frame_save(c, p);
 	step_frame_free(p);
@@ -167,7 +167,7 @@ step_frame_fail(struct step_ctx *c, struct step_frame *f, struct step_fault *ft)
 		return SL_OK;
 	if (e != SL_OK)
 		return e;
-	e = step_fanout_child_done(c, p, f->id, f->pidx, false, NULL, ft);
+	e = step_fanout_child_done(c, p, f->pw, f->pidx, false, NULL, ft);
 	if (e == SL_OK && !p->gone && !c->closed)
 		e = step_frame_save(c, p);
 	step_frame_free(p);
