@@ -15,6 +15,7 @@ static const struct cli_command commands[] = {
 	  cmd_state_machines },
 	{ "worker", "serve activities by running a command per task", cmd_worker },
 	{ "validate", "check state machine definitions (JSON or YAML)", cmd_validate },
+	{ "test-pattern", "does an event match an EventBridge event pattern?", cmd_test_pattern },
 	{ "run", "run one execution in-process and print its output", cmd_run },
 	{ "version", "print the version", cmd_version },
 };
