@@ -154,20 +154,44 @@ step_key_result(struct store_key *k, const char *arn, uint32_t id, uint32_t idx)
 	store_key_u32(k, idx);
 }
 
-/* Values are a tag byte then compact JSON: recovery scans tell frames from results by it. */
+struct dumpbuf {
+	char *p;
+	size_t len, cap;
+	char stack[1024];
+};
+
+static int
+dump_cb(const char *buf, size_t size, void *data)
+{
+	struct dumpbuf *d = data;
+	if (d->len + size > d->cap) {
+		size_t ncap = d->cap * 2 > d->len + size ? d->cap * 2 : d->len + size + 256;
+		char *n = d->p == d->stack ? sl_malloc(ncap) : sl_realloc(d->p, ncap);
+		if (!n)
+			return -1;
+		if (d->p == d->stack)
+			memcpy(n, d->stack, d->len);
+		d->p = n;
+		d->cap = ncap;
+	}
+	memcpy(d->p + d->len, buf, size);
+	d->len += size;
+	return 0;
+}
+
+/* Values are a tag byte then compact JSON: recovery scans tell frames from results by it.
+ * One pass into a stack buffer (spilling to the heap): this runs for every event. */
 sl_err
 step_put_json(store_txn_t *txn, enum store_db db, const struct store_key *k, char tag, json_t *v)
 {
-	size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
-	if (n == 0)
-		return SL_ERR_NOMEM;
-	char *buf = sl_malloc(n + 1);
-	if (!buf)
-		return SL_ERR_NOMEM;
-	buf[0] = tag;
-	json_dumpb(v, buf + 1, n, JSON_COMPACT | JSON_ENCODE_ANY);
-	sl_err e = store_put(txn, db, k->buf, k->len, buf, n + 1);
-	sl_free(buf);
+	struct dumpbuf d = { .len = 1, .cap = sizeof d.stack };
+	d.p = d.stack;
+	d.stack[0] = tag;
+	sl_err e = SL_ERR_NOMEM;
+	if (json_dump_callback(v, dump_cb, &d, JSON_COMPACT | JSON_ENCODE_ANY) == 0)
+		e = store_put(txn, db, k->buf, k->len, d.p, d.len);
+	if (d.p != d.stack)
+		sl_free(d.p);
 	return e;
 }
 
