@@ -229,7 +229,8 @@ step_start(step_engine_t *eng, store_batch_t *b, const struct step_start *req, c
 		store_key_init(&ik);
 		store_key_str(&ik, req->machine);
 		store_key_i64(&ik, now);
-		store_key_str(&ik, arn);
+		// raw, not str: listings read the ARN back and it must never be hashed
+		store_key_raw(&ik, arn, strlen(arn));
 		e = store_put(txn, STORE_DB_EXEC_INDEX, ik.buf, ik.len, "", 0);
 	}
 	if (e == SL_OK && m->timeout_seconds > 0)
@@ -405,49 +406,6 @@ step_stop(step_engine_t *eng, store_batch_t *b, const char *arn, const char *err
 	}
 	step_ctx_done(&c);
 	return e;
-}
-
-sl_err
-step_describe(step_engine_t *eng, store_txn_t *txn, const char *arn, json_t **out,
-              struct sl_error *err)
-{
-	struct step_ctx c = { .eng = eng, .txn = txn, .err = err, .inline_frame = -1 };
-	sl_err e = step_exec_load(&c, arn);
-	if (e != SL_OK)
-		return e;
-	json_t *x = c.exec;
-	char start[32], stop[32];
-	sl_clock_format_rfc3339(step_jint(x, "startMs", 0), start);
-	json_t *o = json_pack("{s:O, s:O, s:O, s:O, s:s}", "executionArn",
-	                      json_object_get(x, "executionArn"), "stateMachineArn",
-	                      json_object_get(x, "stateMachineArn"), "name",
-	                      json_object_get(x, "name"), "status", json_object_get(x, "status"),
-	                      "startDate", start);
-	if (!o) {
-		step_ctx_done(&c);
-		return SL_ERR_NOMEM;
-	}
-	char *in = step_dumps(step_exec_input(&c));
-	if (in)
-		json_object_set_new(o, "input", json_string(in));
-	sl_free(in);
-	if (json_object_get(x, "stopMs")) {
-		sl_clock_format_rfc3339(step_jint(x, "stopMs", 0), stop);
-		json_object_set_new(o, "stopDate", json_string(stop));
-	}
-	if (json_object_get(x, "output")) {
-		char *s = step_dumps(json_object_get(x, "output"));
-		if (s)
-			json_object_set_new(o, "output", json_string(s));
-		sl_free(s);
-	}
-	if (step_jstr(x, "error"))
-		json_object_set(o, "error", json_object_get(x, "error"));
-	if (step_jstr(x, "cause"))
-		json_object_set(o, "cause", json_object_get(x, "cause"));
-	step_ctx_done(&c);
-	*out = o;
-	return SL_OK;
 }
 
 sl_err

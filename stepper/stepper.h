@@ -184,4 +184,30 @@ sl_err step_describe(step_engine_t *eng, store_txn_t *txn, const char *arn, json
 sl_err step_history(step_engine_t *eng, store_txn_t *txn, const char *arn, json_t **out,
                     struct sl_error *err);
 
+/* GetExecutionHistory's paging. max_results 0 = 100 (at most 1000); include_data applies
+ * only when include_data_set (AWS's default is true). */
+struct step_history_query {
+	size_t max_results;
+	const char *next_token; /* from an earlier page, or NULL */
+	bool reverse;
+	bool include_data_set;
+	bool include_data;
+};
+/* One page of events (new reference) and *next_token (new string, NULL on the last page).
+ * SL_ERR_EXEC_NOT_FOUND, SL_ERR_INVALID_TOKEN, SL_ERR_SFN_VALIDATION. */
+sl_err step_history_page(step_engine_t *eng, store_txn_t *txn, const char *arn,
+                         const struct step_history_query *q, json_t **out, char **next_token,
+                         struct sl_error *err);
+
+/* ListExecutions of one machine (registered name), newest first, optionally one status
+ * ("RUNNING", "SUCCEEDED", ...). Items in AWS's shape; paging as above. */
+struct step_list_query {
+	const char *machine;
+	const char *status;
+	size_t max_results;
+	const char *next_token;
+};
+sl_err step_list_executions(step_engine_t *eng, store_txn_t *txn, const struct step_list_query *q,
+                            json_t **out, char **next_token, struct sl_error *err);
+
 #endif

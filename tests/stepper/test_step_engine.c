@@ -496,3 +496,84 @@ Test(step_engine, uncommitted_work_is_redone_once)
 	json_decref(h);
 	rig_free(&r);
 }
+
+Test(step_engine, history_pages_and_listing)
+{
+	struct rig r;
+	rig_init(&r,
+	         "{\"StartAt\":\"A\",\"States\":{\"A\":{\"Type\":\"Pass\",\"Next\":\"B\"},\"B\":{"
+	         "\"Type\":\"Pass\",\"End\":true}}}");
+	char arn[STEP_ARN_MAX];
+	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", "{\"big\":\"payload\"}"));
+	sl_clock_fake_advance(1000);
+	rig_start(&r, "e2", NULL);
+	sl_clock_fake_advance(1000);
+	rig_start(&r, "e3", NULL);
+	store_txn_t *txn;
+	cr_assert_eq(store_read_begin(r.st, &txn), SL_OK);
+	struct sl_error err;
+	sl_error_clear(&err);
+	// 6 events in pages of 4, forwards then backwards
+	struct step_history_query q = { .max_results = 4 };
+	json_t *page = NULL;
+	char *next = NULL;
+	cr_assert_eq(step_history_page(r.eng, txn, arn, &q, &page, &next, &err), SL_OK);
+	cr_expect_eq(json_array_size(page), 4);
+	cr_assert_not_null(next);
+	json_decref(page);
+	q.next_token = next;
+	char *next2 = NULL;
+	cr_assert_eq(step_history_page(r.eng, txn, arn, &q, &page, &next2, &err), SL_OK);
+	cr_expect_eq(json_array_size(page), 2);
+	cr_expect_null(next2);
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(page, 1), "id")), 6);
+	json_decref(page);
+	sl_free(next);
+	struct step_history_query rq = { .max_results = 1,
+		                         .reverse = true,
+		                         .include_data_set = true,
+		                         .include_data = false };
+	cr_assert_eq(step_history_page(r.eng, txn, arn, &rq, &page, &next, &err), SL_OK);
+	json_t *last = json_array_get(page, 0);
+	cr_expect_str_eq(json_string_value(json_object_get(last, "type")), "ExecutionSucceeded");
+	cr_expect_null(
+	        json_object_get(json_object_get(last, "executionSucceededEventDetails"), "output"));
+	json_decref(page);
+	sl_free(next);
+	q.next_token = "garbage";
+	cr_expect_eq(step_history_page(r.eng, txn, arn, &q, &page, &next, &err),
+	             SL_ERR_INVALID_TOKEN);
+	q.next_token = NULL;
+	q.max_results = 5000;
+	cr_expect_eq(step_history_page(r.eng, txn, arn, &q, &page, &next, &err),
+	             SL_ERR_SFN_VALIDATION);
+	// listing: newest first, two per page
+	struct step_list_query lq = { .machine = "m", .max_results = 2 };
+	cr_assert_eq(step_list_executions(r.eng, txn, &lq, &page, &next, &err), SL_OK, "%s",
+	             sl_error_text(&err));
+	cr_assert_eq(json_array_size(page), 2);
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(page, 0), "name")), "e3");
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(page, 1), "name")), "e2");
+	cr_assert_not_null(next);
+	json_decref(page);
+	lq.next_token = next;
+	cr_assert_eq(step_list_executions(r.eng, txn, &lq, &page, &next2, &err), SL_OK);
+	cr_expect_eq(json_array_size(page), 1);
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(page, 0), "name")), "e1");
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(page, 0), "status")),
+	                 "SUCCEEDED");
+	cr_expect_null(next2);
+	json_decref(page);
+	sl_free(next);
+	lq.next_token = "x00";
+	cr_expect_eq(step_list_executions(r.eng, txn, &lq, &page, &next, &err),
+	             SL_ERR_INVALID_TOKEN);
+	lq.next_token = NULL;
+	lq.status = "RUNNING";
+	cr_assert_eq(step_list_executions(r.eng, txn, &lq, &page, &next, &err), SL_OK);
+	cr_expect_eq(json_array_size(page), 0);
+	json_decref(page);
+	sl_free(next);
+	store_read_end(txn);
+	rig_free(&r);
+}
