@@ -7,5 +7,7 @@ sl_err
 srv_api_register_all(srv_t *s)
 {
 	sl_err rc = srv_api_machines_register(s);
+	if (rc == SL_OK)
+		rc = srv_api_events_register(s);
 	return rc;
 }
