@@ -610,6 +610,18 @@ pat_compile(const char *text, size_t len, struct pat_rule **out, struct sl_error
 		        PAT_MAX_PATTERN_CHARS, chars);
 	json_error_t je;
 	json_t *j = json_loadb(text, len, JSON_DECODE_ANY, &je);
+	/* jansson may report a failed allocation as a syntax error: a text that passes our own
+	 * (allocation-free) syntax check and is refused for no data reason ran out of memory */
+	if (!j) {
+		enum json_error_code jc = json_error_code(&je);
+		bool data = jc == json_error_numeric_overflow || jc == json_error_null_character
+		        || jc == json_error_null_byte_in_key || jc == json_error_invalid_utf8
+		        || jc == json_error_duplicate_key;
+		if (jc == json_error_out_of_memory
+		    || (!data && pat_json_check(text, len, NULL) == SL_OK))
+			return sl_error_set(err, SL_ERR_NOMEM,
+			                    "out of memory reading an event pattern");
+	}
 	if (!j)
 		return sl_error_set(err, SL_ERR_INVALID_PATTERN, REASON "%s at line %d, column %d",
 		                    je.text, je.line, je.column);

@@ -568,3 +568,17 @@ pat_flatten(struct pat_flat *f, const char *ev, size_t len, pat_path_lookup_fn l
 		return bad(&p, "unexpected data after the event object");
 	return SL_OK;
 }
+
+sl_err
+pat_json_check(const char *s, size_t len, struct sl_error *err)
+{
+	struct fl p = { .s = s, .n = len, .err = err };
+	ws(&p);
+	sl_err rc = skip_value(&p);
+	if (rc)
+		return rc;
+	ws(&p);
+	if (p.i != p.n)
+		return bad(&p, "unexpected data after the value");
+	return SL_OK;
+}

@@ -164,6 +164,9 @@ pat_fval_ptr(const struct pat_flat *f, const char *ev, const struct pat_fval *v)
 	return v->decoded ? f->dec + v->off : ev + v->off;
 }
 
+/* Syntax check of any JSON text, without allocating (SL_ERR_INVALID_ARG when bad). */
+sl_err pat_json_check(const char *s, size_t len, struct sl_error *err);
+
 /* UTF-8 code points in s (invalid bytes count one each). */
 size_t pat_utf8_chars(const char *s, size_t n);
 

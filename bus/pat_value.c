@@ -21,7 +21,7 @@
 void
 pat_wild_free(struct pat_wild *w)
 {
-	for (size_t i = 0; i < w->nparts; i++)
+	for (size_t i = 0; w->parts && i < w->nparts; i++)
 		sl_free(w->parts[i]);
 	sl_free(w->parts);
 	sl_free(w->lens);
