@@ -371,7 +371,8 @@ add_value(struct fl *p, int32_t field, char type, size_t off, size_t len, bool d
 	v->decoded = decoded;
 	v->mem_off = (uint32_t)f->nmem;
 	v->mem_len = (uint32_t)p->nstack;
-	memcpy(f->mem + f->nmem, f->stack, p->nstack * sizeof *f->mem);
+	if (p->nstack)
+		memcpy(f->mem + f->nmem, f->stack, p->nstack * sizeof *f->mem);
 	f->nmem += p->nstack;
 	v->num_ok = false;
 	if (type == PAT_T_NUMBER) {
