@@ -143,6 +143,14 @@ sl_err
 step_start(step_engine_t *eng, store_batch_t *b, const struct step_start *req, char *arn_out,
            const struct step_effects *fx, struct sl_error *err)
 {
+	return step_start_txn(eng, store_batch_txn(b), req, NULL, 0, arn_out, fx, err);
+}
+
+sl_err
+step_start_txn(step_engine_t *eng, store_txn_t *txn, const struct step_start *req,
+               const char *parent_token, int parent_mode, char *arn_out,
+               const struct step_effects *fx, struct sl_error *err)
+{
 	const struct sm_machine *m = step_machine_get(eng, req->machine);
 	if (!m)
 		return sl_error_set(err, SL_ERR_SM_NOT_FOUND, "State Machine Does Not Exist: '%s'",
@@ -165,7 +173,6 @@ step_start(step_engine_t *eng, store_batch_t *b, const struct step_start *req, c
 	json_t *input = req->input ? json_incref(req->input) : json_object();
 	if (!input)
 		return SL_ERR_NOMEM;
-	store_txn_t *txn = store_batch_txn(b);
 	struct step_ctx c = { .eng = eng, .txn = txn, .fx = fx, .err = err, .inline_frame = -1 };
 	sl_err e;
 	struct store_key k;
@@ -199,6 +206,14 @@ step_start(step_engine_t *eng, store_batch_t *b, const struct step_start *req, c
 	c.arn = step_jstr(c.exec, "executionArn");
 	c.top = m;
 	c.exec_dirty = true;
+	// started by a Task (states:startExecution): its token is answered when this one ends
+	if (parent_token
+	    && (json_object_set_new(c.exec, "parentToken", json_string(parent_token))
+	        || json_object_set_new(c.exec, "parentMode", json_integer(parent_mode)))) {
+		json_decref(input);
+		step_ctx_done(&c);
+		return SL_ERR_NOMEM;
+	}
 	struct step_frame *f = step_frame_new();
 	if (!f) {
 		json_decref(input);
@@ -317,16 +332,12 @@ task_lookup(struct step_ctx *c, const char *token, struct step_frame **out, json
 	return e;
 }
 
-static sl_err
-task_answer(step_engine_t *eng, store_batch_t *b, const char *token, bool ok, json_t *output,
-            const char *error, const char *cause, const struct step_effects *fx,
-            struct sl_error *err)
+sl_err
+step_task_answer_txn(step_engine_t *eng, store_txn_t *txn, const char *token, bool ok,
+                     json_t *output, const char *error, const char *cause,
+                     const struct step_effects *fx, struct sl_error *err)
 {
-	struct step_ctx c = { .eng = eng,
-		              .txn = store_batch_txn(b),
-		              .fx = fx,
-		              .err = err,
-		              .inline_frame = -1 };
+	struct step_ctx c = { .eng = eng, .txn = txn, .fx = fx, .err = err, .inline_frame = -1 };
 	struct step_frame *f = NULL;
 	json_t *rec = NULL;
 	sl_err e = task_lookup(&c, token, &f, &rec);
@@ -347,14 +358,16 @@ sl_err
 step_task_succeed(step_engine_t *eng, store_batch_t *b, const char *token, json_t *output,
                   const struct step_effects *fx, struct sl_error *err)
 {
-	return task_answer(eng, b, token, true, output, NULL, NULL, fx, err);
+	return step_task_answer_txn(eng, store_batch_txn(b), token, true, output, NULL, NULL, fx,
+	                            err);
 }
 
 sl_err
 step_task_fail(step_engine_t *eng, store_batch_t *b, const char *token, const char *error,
                const char *cause, const struct step_effects *fx, struct sl_error *err)
 {
-	return task_answer(eng, b, token, false, NULL, error, cause, fx, err);
+	return step_task_answer_txn(eng, store_batch_txn(b), token, false, NULL, error, cause, fx,
+	                            err);
 }
 
 sl_err
@@ -445,7 +458,8 @@ step_tasks_replay(step_engine_t *eng, store_txn_t *txn, const struct step_effect
 			.timeout_seconds = step_jint(o, "timeout", 0),
 			.heartbeat_seconds = step_jint(o, "hb", 0),
 		};
-		if (t.execution_arn && t.state_name && t.input && fx && fx->task)
+		bool builtin = json_is_true(json_object_get(o, "builtin"));
+		if (!builtin && t.execution_arn && t.state_name && t.input && fx && fx->task)
 			fx->task(fx->arg, &t);
 		json_decref(o);
 	}

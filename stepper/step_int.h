@@ -145,6 +145,27 @@ sl_err step_ready_push(step_engine_t *eng, const char *arn, uint32_t frame);
 /* Queues f unless it is the frame being run inline. */
 sl_err step_frame_wake(struct step_ctx *c, struct step_frame *f);
 
+/* --- step_engine.c ---------------------------------------------------------------------- */
+/* step_start on a transaction; parent_token (may be NULL) is a states:startExecution task
+ * waiting for this execution (parent_mode: its enum sm_integration). */
+sl_err step_start_txn(step_engine_t *eng, store_txn_t *txn, const struct step_start *req,
+                      const char *parent_token, int parent_mode, char *arn_out,
+                      const struct step_effects *fx, struct sl_error *err);
+sl_err step_task_answer_txn(step_engine_t *eng, store_txn_t *txn, const char *token, bool ok,
+                            json_t *output, const char *error, const char *cause,
+                            const struct step_effects *fx, struct sl_error *err);
+
+/* --- step_integrations.c ------------------------------------------------------------------ */
+/* True when the task is served by the engine itself (states:startExecution). */
+bool step_builtin_task(const struct sm_task *t);
+/* Runs a built-in task whose token record exists: starts the child execution and, for the
+ * request-response pattern, answers the token at once. */
+sl_err step_builtin_run(struct step_ctx *c, struct step_frame *f, const char *token,
+                        json_t *params);
+/* An execution started by a task ended: answer that task (.sync / .sync:2 shapes). */
+sl_err step_builtin_child_closed(struct step_ctx *c, enum step_status st, json_t *output,
+                                 const char *error, const char *cause);
+
 /* --- step_history.c ---------------------------------------------------------------------- */
 /* Appends an event; details (stolen, may be NULL) go under detail_key. prev may be the
  * frame's last event; the frame's prev moves to the new id when f is not NULL. */

@@ -128,7 +128,7 @@ step_exec_close(struct step_ctx *c, enum step_status st, json_t *output, const c
 			                     .cause = cause };
 		c->fx->finished(c->fx->arg, &fin);
 	}
-	return SL_OK;
+	return step_builtin_child_closed(c, st, output, error, cause);
 }
 
 sl_err
@@ -432,9 +432,14 @@ task_schedule(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t *ctx
 	store_key_str(&qk, queue);
 	store_key_i64(&qk, now);
 	store_key_raw(&qk, tok, strlen(tok));
-	e = rec ? step_put_json(c->txn, STORE_DB_TASK_TOKENS, &tk, 'T', rec) : SL_ERR_NOMEM;
+	// built-in integrations are served here, never queued for workers
+	bool builtin = step_builtin_task(t);
+	if (rec && builtin && json_object_set_new(rec, "builtin", json_true()))
+		e = SL_ERR_NOMEM;
+	else
+		e = rec ? step_put_json(c->txn, STORE_DB_TASK_TOKENS, &tk, 'T', rec) : SL_ERR_NOMEM;
 	json_decref(rec);
-	if (e == SL_OK)
+	if (e == SL_OK && !builtin)
 		e = store_put(c->txn, STORE_DB_TASKS, qk.buf, qk.len, tok, strlen(tok));
 	if (e != SL_OK) {
 		json_decref(par);
@@ -473,7 +478,9 @@ task_schedule(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t *ctx
 		e = step_timer_arm(c, now + timeout * 1000, TK_TASK_TIMEOUT, f->id, f->wk, tok);
 	if (e == SL_OK && hb > 0)
 		e = step_timer_arm(c, now + hb * 1000, TK_HEARTBEAT, f->id, f->wk, tok);
-	if (e == SL_OK && c->fx && c->fx->task) {
+	if (e == SL_OK && builtin) {
+		e = step_builtin_run(c, f, tok, par);
+	} else if (e == SL_OK && c->fx && c->fx->task) {
 		struct step_task task = { .token = tok,
 			                  .execution_arn = c->arn,
 			                  .state_name = s->name,

@@ -577,3 +577,98 @@ Test(step_engine, history_pages_and_listing)
 	store_read_end(txn);
 	rig_free(&r);
 }
+
+static const char *CHILD_DEF
+        = "{\"StartAt\":\"W\",\"States\":{\"W\":{\"Type\":\"Wait\",\"Seconds\":10,\"Next\":\"C\"},"
+          "\"C\":{\"Type\":\"Choice\",\"Choices\":[{\"Variable\":\"$.x\",\"NumericEquals\":0,"
+          "\"Next\":\"F\"}],\"Default\":\"P\"},\"F\":{\"Type\":\"Fail\",\"Error\":\"Zero\"},"
+          "\"P\":{\"Type\":\"Pass\",\"Parameters\":{\"y.$\":\"$.x\"},\"End\":true}}}";
+
+static json_t *
+rig_output(struct rig *r, const char *arn)
+{
+	store_txn_t *txn;
+	cr_assert_eq(store_read_begin(r->st, &txn), SL_OK);
+	json_t *d = NULL;
+	cr_assert_eq(step_describe(r->eng, txn, arn, &d, NULL), SL_OK);
+	store_read_end(txn);
+	json_t *out = NULL;
+	const char *s = json_string_value(json_object_get(d, "output"));
+	if (s)
+		out = step_test_json(s);
+	json_decref(d);
+	return out;
+}
+
+Test(step_engine, start_execution_sync2_waits_for_the_child)
+{
+	struct rig r;
+	rig_init(&r,
+	         "{\"StartAt\":\"T\",\"States\":{\"T\":{\"Type\":\"Task\",\"Resource\":"
+	         "\"arn:aws:states:::states:startExecution.sync:2\",\"Parameters\":{"
+	         "\"StateMachineArn\":\"arn:aws:states:us-east-1:000000000000:stateMachine:"
+	         "child\",\"Input\":{\"x.$\":\"$.x\"}},\"ResultSelector\":{\"out.$\":\"$.Output\","
+	         "\"st.$\":\"$.Status\"},\"End\":true}}}");
+	struct sm_machine *child = step_test_compile(CHILD_DEF);
+	cr_assert_eq(step_engine_add_machine(r.eng, "child", child), SL_OK);
+	char arn[STEP_ARN_MAX];
+	snprintf(arn, sizeof arn, "%s", rig_start(&r, "p1", "{\"x\":5}"));
+	cr_expect_eq(r.n_tasks, 0, "a built-in task is not handed to workers");
+	cr_expect_not(r.finished);
+	// the parent waits across a restart too
+	rig_restart(&r);
+	cr_assert_eq(step_engine_add_machine(r.eng, "child", child), SL_OK);
+	sl_clock_fake_advance(10000);
+	rig_settle(&r);
+	json_t *out = rig_output(&r, arn);
+	json_t *want = step_test_json("{\"out\":{\"y\":5},\"st\":\"SUCCEEDED\"}");
+	cr_expect(out && json_equal(out, want), "parent output wrong");
+	json_decref(out);
+	json_decref(want);
+	rig_free(&r);
+	sm_machine_free(child);
+}
+
+Test(step_engine, start_execution_sync_child_failure_and_plain_start)
+{
+	struct rig r;
+	rig_init(&r,
+	         "{\"StartAt\":\"Plain\",\"States\":{\"Plain\":{\"Type\":\"Task\",\"Resource\":"
+	         "\"arn:aws:states:::states:startExecution\",\"Parameters\":{"
+	         "\"StateMachineArn\":\"arn:aws:states:us-east-1:000000000000:stateMachine:"
+	         "child\",\"Name\":\"fire-and-forget\",\"Input\":\"{\\\"x\\\":1}\"},"
+	         "\"ResultPath\":\"$.started\",\"Next\":\"Sync\"},\"Sync\":{\"Type\":\"Task\","
+	         "\"Resource\":\"arn:aws:states:::states:startExecution.sync\",\"Parameters\":{"
+	         "\"StateMachineArn\":\"child\",\"Input\":{\"x\":0}},\"End\":true}}}");
+	struct sm_machine *child = step_test_compile(CHILD_DEF);
+	cr_assert_eq(step_engine_add_machine(r.eng, "child", child), SL_OK);
+	char arn[STEP_ARN_MAX];
+	snprintf(arn, sizeof arn, "%s", rig_start(&r, "p1", "{}"));
+	sl_clock_fake_advance(10000);
+	rig_settle(&r);
+	cr_expect(r.finished);
+	store_txn_t *txn;
+	cr_assert_eq(store_read_begin(r.st, &txn), SL_OK);
+	json_t *d = NULL;
+	cr_assert_eq(step_describe(r.eng, txn, arn, &d, NULL), SL_OK);
+	cr_expect_str_eq(json_string_value(json_object_get(d, "status")), "FAILED");
+	cr_expect_str_eq(json_string_value(json_object_get(d, "error")), "States.TaskFailed");
+	cr_expect(strstr(json_string_value(json_object_get(d, "cause")), "\"Error\":\"Zero\""));
+	json_decref(d);
+	cr_assert_eq(step_describe(r.eng, txn,
+	                           "arn:aws:states:us-east-1:000000000000:execution:child:"
+	                           "fire-and-forget",
+	                           &d, NULL),
+	             SL_OK);
+	cr_expect_str_eq(json_string_value(json_object_get(d, "status")), "SUCCEEDED");
+	json_decref(d);
+	json_t *h = NULL;
+	cr_assert_eq(step_history(r.eng, txn, arn, &h, NULL), SL_OK);
+	const char *o4 = json_string_value(json_object_get(
+	        json_object_get(json_array_get(h, 4), "taskSucceededEventDetails"), "output"));
+	cr_expect(o4 && strstr(o4, "fire-and-forget"), "event 5: %s", o4 ? o4 : "(none)");
+	json_decref(h);
+	store_read_end(txn);
+	rig_free(&r);
+	sm_machine_free(child);
+}
