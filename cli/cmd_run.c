@@ -81,6 +81,24 @@ load_json_arg(const char *arg, size_t limit, const char *what)
 	return v;
 }
 
+/* A machine name from the file name ("etl.yaml" -> "etl") keeps ARNs readable, and picks
+ * the StateMachines entry of a MockConfigFile with several. */
+static void
+machine_name(const char *path, char name[81])
+{
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	size_t n = 0;
+	for (const char *p = base; *p && *p != '.' && n < 80; p++) {
+		bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+		        || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_';
+		name[n++] = ok ? *p : '_';
+	}
+	name[n] = 0;
+	if (n == 0)
+		snprintf(name, 81, "run");
+}
+
 static int
 run_it(const char *path, struct sm_machine *m, json_t *input, struct step_mock *mock, bool vtime,
        bool history)
@@ -102,20 +120,8 @@ run_it(const char *path, struct sm_machine *m, json_t *input, struct step_mock *
 	}
 	struct step_local_options opt
 	        = { .mock = mock, .virtual_time = vtime, .want_history = history };
-	// a machine name from the file name keeps the ARNs readable
-	const char *base = strrchr(path, '/');
-	base = base ? base + 1 : path;
 	char name[81];
-	size_t n = 0;
-	for (const char *p = base; *p && *p != '.' && n < 80; p++)
-		name[n++] = (char)((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-		                                   || (*p >= '0' && *p <= '9') || *p == '-'
-		                                   || *p == '_'
-		                           ? *p
-		                           : '_');
-	name[n] = 0;
-	if (n == 0)
-		snprintf(name, sizeof name, "run");
+	machine_name(path, name);
 	if (step_local_run(st, m, name, input, &opt, &res, &err) != SL_OK) {
 		fprintf(stderr, "sluice run: %s\n", sl_error_text(&err));
 		goto out_close;
@@ -238,7 +244,12 @@ cmd_run(int argc, char **argv)
 			        mock_arg, je.text, je.line, je.column);
 			goto out;
 		}
-		if (step_mock_parse(mdoc, NULL, mock_case, &mock, &err) != SL_OK) {
+		char mname[81];
+		machine_name(path, mname);
+		json_t *sms = json_object_get(mdoc, "StateMachines");
+		bool several = json_is_object(sms) && json_object_size(sms) > 1;
+		if (step_mock_parse(mdoc, several ? mname : NULL, mock_case, &mock, &err)
+		    != SL_OK) {
 			fprintf(stderr, "sluice run: --mock %s: %s\n", mock_arg,
 			        sl_error_text(&err));
 			goto out;

@@ -255,6 +255,15 @@ step_start_txn(step_engine_t *eng, store_txn_t *txn, const struct step_start *re
 		e = step_exec_save(&c);
 	if (e == SL_OK)
 		e = step_ready_push(eng, arn, 1);
+	if (e == SL_OK && fx && fx->status) {
+		struct step_status_change sc = { .execution_arn = c.arn,
+			                         .state_machine_arn = smarn,
+			                         .name = name,
+			                         .status = STEP_RUNNING,
+			                         .start_ms = now,
+			                         .input = f->in };
+		fx->status(fx->arg, &sc);
+	}
 	if (e == SL_OK && arn_out)
 		snprintf(arn_out, STEP_ARN_MAX, "%s", arn);
 	step_frame_free(f);

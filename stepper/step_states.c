@@ -128,6 +128,21 @@ step_exec_close(struct step_ctx *c, enum step_status st, json_t *output, const c
 			                     .cause = cause };
 		c->fx->finished(c->fx->arg, &fin);
 	}
+	if (c->fx && c->fx->status) {
+		struct step_status_change sc = {
+			.execution_arn = c->arn,
+			.state_machine_arn = step_jstr(c->exec, "stateMachineArn"),
+			.name = step_jstr(c->exec, "name"),
+			.status = st,
+			.start_ms = step_jint(c->exec, "startMs", 0),
+			.stop_ms = step_jint(c->exec, "stopMs", 0),
+			.input = step_exec_input(c),
+			.output = output,
+			.error = error,
+			.cause = cause,
+		};
+		c->fx->status(c->fx->arg, &sc);
+	}
 	return step_builtin_child_closed(c, st, output, error, cause);
 }
 

@@ -104,12 +104,28 @@ struct step_finished {
 	const char *cause; /* may be NULL */
 };
 
+/* An execution changed status (RUNNING at start, then its end): what the bus turns into
+ * "Step Functions Execution Status Change" events. Borrowed for the callback. */
+struct step_status_change {
+	const char *execution_arn;
+	const char *state_machine_arn;
+	const char *name;
+	enum step_status status;
+	int64_t start_ms;
+	int64_t stop_ms; /* 0 while RUNNING */
+	json_t *input;
+	json_t *output;    /* SUCCEEDED only */
+	const char *error; /* may be NULL */
+	const char *cause; /* may be NULL */
+};
+
 /* Callbacks the engine calls while handling an input; every member may be NULL. */
 struct step_effects {
 	void *arg;
 	void (*task)(void *arg, const struct step_task *t);
 	void (*timer)(void *arg, int64_t due_ms);
 	void (*finished)(void *arg, const struct step_finished *f);
+	void (*status)(void *arg, const struct step_status_change *s);
 };
 
 /* --- lifecycle -------------------------------------------------------------------------- */

@@ -22,8 +22,27 @@ struct rig {
 	bool finished;
 	enum step_status status;
 	char error[256];
+	int status_running, status_ended;
+	char last_status_input[256];
 	struct step_effects fx;
 };
+
+static void
+fx_status(void *arg, const struct step_status_change *s)
+{
+	struct rig *r = arg;
+	if (s->status == STEP_RUNNING) {
+		r->status_running++;
+		cr_expect_eq(s->stop_ms, 0);
+	} else {
+		r->status_ended++;
+		cr_expect_geq(s->stop_ms, s->start_ms);
+	}
+	cr_expect(s->state_machine_arn && strstr(s->state_machine_arn, ":stateMachine:"));
+	char *in = s->input ? json_dumps(s->input, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	snprintf(r->last_status_input, sizeof r->last_status_input, "%s", in ? in : "");
+	free(in);
+}
 
 static void
 fx_task(void *arg, const struct step_task *t)
@@ -81,7 +100,8 @@ rig_init(struct rig *r, const char *def)
 	r->fx = (struct step_effects) { .arg = r,
 		                        .task = fx_task,
 		                        .timer = fx_timer,
-		                        .finished = fx_finished };
+		                        .finished = fx_finished,
+		                        .status = fx_status };
 	rig_open_engine(r);
 }
 
@@ -204,6 +224,9 @@ Test(step_engine, task_token_success_and_unknown_tokens)
 	rig_settle(&r);
 	cr_expect(r.finished);
 	cr_expect_eq(r.status, STEP_SUCCEEDED);
+	cr_expect_eq(r.status_running, 1);
+	cr_expect_eq(r.status_ended, 1);
+	cr_expect_str_eq(r.last_status_input, "{\"a\":1}");
 	// answered once: a second answer for the same token is refused
 	cr_expect_eq(step_task_succeed(r.eng, rig_batch(&r), r.tokens[0], out, &r.fx, &err),
 	             SL_ERR_TASK_NOT_FOUND);
