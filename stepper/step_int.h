@@ -174,6 +174,8 @@ sl_err step_event(struct step_ctx *c, struct step_frame *f, const char *type,
 /* {"input": "<json>", "inputDetails": {"truncated": false}} style members. */
 json_t *step_payload_details(const char *key, json_t *v);
 char *step_dumps(json_t *v);
+/* Turns a stored event into AWS's shape (payloads as JSON text), in place. */
+void step_event_to_aws(json_t *ev);
 
 /* --- step_io.c ---------------------------------------------------------------------------- */
 struct step_fault {

@@ -133,6 +133,7 @@ step_history_page(step_engine_t *eng, store_txn_t *txn, const char *arn,
 		}
 		if (q && q->include_data_set && !q->include_data)
 			strip_data(ev);
+		step_event_to_aws(ev);
 		json_array_append_new(arr, ev);
 	}
 	if (next_token && id >= 1 && id <= (uint64_t)last) {

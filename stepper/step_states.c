@@ -470,9 +470,7 @@ task_schedule(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t *ctx
 		if (d)
 			json_object_set_new(d, "resource", json_string(t->resource));
 	} else {
-		char *ps = step_dumps(par);
-		d = json_pack("{s:s, s:s}", "region", "us-east-1", "parameters", ps ? ps : "{}");
-		sl_free(ps);
+		d = json_pack("{s:s, s:O}", "region", "us-east-1", "parameters", par);
 	}
 	if (d) {
 		json_object_set_new(d, "timeoutInSeconds", json_integer(timeout));
