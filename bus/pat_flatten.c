@@ -33,15 +33,16 @@ nomem(struct fl *p)
 	return sl_error_set(p->err, SL_ERR_NOMEM, "out of memory reading an event");
 }
 
+/* Whitespace and digit loops run without bounds checks: every text handed to the
+ * scanners ends (after trimming) with '}' or ']', which stops them. */
 static inline void
 ws(struct fl *p)
 {
-	while (p->i < p->n) {
-		char c = p->s[p->i];
-		if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
-			return;
-		p->i++;
-	}
+	const char *s = p->s;
+	size_t i = p->i;
+	while (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t')
+		i++;
+	p->i = i;
 }
 
 static bool
@@ -247,40 +248,42 @@ decode_string(struct fl *p, char **out, size_t *olen, size_t *ocap)
 	return SL_OK;
 }
 
+#define DIGIT(c) ((unsigned)(unsigned char)(c) - '0' < 10u)
+
 static sl_err
 scan_number(struct fl *p)
 {
 	const char *s = p->s;
-	size_t i = p->i, n = p->n;
-	if (i < n && s[i] == '-')
+	size_t i = p->i;
+	if (s[i] == '-')
 		i++;
-	if (i >= n || s[i] < '0' || s[i] > '9') {
+	if (s[i] == '0') {
+		i++;
+	} else if (DIGIT(s[i])) {
+		while (DIGIT(s[i]))
+			i++;
+	} else {
 		p->i = i;
 		return bad(p, "expected a digit");
 	}
-	if (s[i] == '0')
+	if (s[i] == '.') {
 		i++;
-	else
-		while (i < n && s[i] >= '0' && s[i] <= '9')
-			i++;
-	if (i < n && s[i] == '.') {
-		i++;
-		if (i >= n || s[i] < '0' || s[i] > '9') {
+		if (!DIGIT(s[i])) {
 			p->i = i;
 			return bad(p, "expected a digit after '.'");
 		}
-		while (i < n && s[i] >= '0' && s[i] <= '9')
+		while (DIGIT(s[i]))
 			i++;
 	}
-	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+	if (s[i] == 'e' || s[i] == 'E') {
 		i++;
-		if (i < n && (s[i] == '+' || s[i] == '-'))
+		if (s[i] == '+' || s[i] == '-')
 			i++;
-		if (i >= n || s[i] < '0' || s[i] > '9') {
+		if (!DIGIT(s[i])) {
 			p->i = i;
 			return bad(p, "expected a digit in exponent");
 		}
-		while (i < n && s[i] >= '0' && s[i] <= '9')
+		while (DIGIT(s[i]))
 			i++;
 	}
 	p->i = i;
@@ -296,62 +299,82 @@ literal(struct fl *p, const char *word, size_t wl)
 	return SL_OK;
 }
 
+/* Skips one value of any shape, iteratively; checks its syntax. */
 static sl_err
 skip_value(struct fl *p)
 {
-	if (p->i >= p->n)
-		return bad(p, "unexpected end of input");
-	char c = p->s[p->i];
+	const char *s = p->s;
+	char open[PAT_MAX_DEPTH + 1]; /* '{' or '[' per level */
+	int d = 0;
 	bool esc;
 	sl_err rc;
-	switch (c) {
-	case '"': return skip_string(p, &esc);
-	case 't': return literal(p, "true", 4);
-	case 'f': return literal(p, "false", 5);
-	case 'n': return literal(p, "null", 4);
+value:
+	if (p->i >= p->n)
+		return bad(p, "unexpected end of input");
+	switch (s[p->i]) {
 	case '{':
 	case '[':
-		if (++p->depth > PAT_MAX_DEPTH)
+		if (d + p->depth >= PAT_MAX_DEPTH)
 			return bad(p, "nesting too deep");
+		open[d++] = s[p->i++];
+		ws(p);
+		if (p->i < p->n && s[p->i] == (open[d - 1] == '{' ? '}' : ']')) {
+			p->i++;
+			d--;
+			goto after;
+		}
+		if (open[d - 1] == '{')
+			goto key;
+		goto value;
+	case '"':
+		if ((rc = skip_string(p, &esc)))
+			return rc;
+		goto after;
+	case 't':
+		if ((rc = literal(p, "true", 4)))
+			return rc;
+		goto after;
+	case 'f':
+		if ((rc = literal(p, "false", 5)))
+			return rc;
+		goto after;
+	case 'n':
+		if ((rc = literal(p, "null", 4)))
+			return rc;
+		goto after;
+	default:
+		if ((rc = scan_number(p)))
+			return rc;
+		goto after;
+	}
+key:
+	if (p->i >= p->n || s[p->i] != '"')
+		return bad(p, "expected a string key");
+	if ((rc = skip_string(p, &esc)))
+		return rc;
+	ws(p);
+	if (p->i >= p->n || s[p->i] != ':')
+		return bad(p, "expected ':'");
+	p->i++;
+	ws(p);
+	goto value;
+after:
+	if (d == 0)
+		return SL_OK;
+	ws(p);
+	if (p->i < p->n && s[p->i] == ',') {
 		p->i++;
 		ws(p);
-		if (p->i < p->n && p->s[p->i] == (c == '{' ? '}' : ']')) {
-			p->i++;
-			p->depth--;
-			return SL_OK;
-		}
-		for (;;) {
-			if (c == '{') {
-				if (p->i >= p->n || p->s[p->i] != '"')
-					return bad(p, "expected a string key");
-				if ((rc = skip_string(p, &esc)))
-					return rc;
-				ws(p);
-				if (p->i >= p->n || p->s[p->i] != ':')
-					return bad(p, "expected ':'");
-				p->i++;
-				ws(p);
-			}
-			if ((rc = skip_value(p)))
-				return rc;
-			ws(p);
-			if (p->i < p->n && p->s[p->i] == ',') {
-				p->i++;
-				ws(p);
-				continue;
-			}
-			if (p->i < p->n && p->s[p->i] == (c == '{' ? '}' : ']')) {
-				p->i++;
-				p->depth--;
-				return SL_OK;
-			}
-			return bad(p, c == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
-		}
-	default:
-		if (c == '-' || (c >= '0' && c <= '9'))
-			return scan_number(p);
-		return bad(p, "unexpected character");
+		if (open[d - 1] == '{')
+			goto key;
+		goto value;
 	}
+	if (p->i < p->n && s[p->i] == (open[d - 1] == '{' ? '}' : ']')) {
+		p->i++;
+		d--;
+		goto after;
+	}
+	return bad(p, open[d - 1] == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
 }
 
 static sl_err
@@ -382,18 +405,18 @@ add_value(struct fl *p, int32_t field, char type, size_t off, size_t len, bool d
 	return SL_OK;
 }
 
-static sl_err parse_object(struct fl *p, size_t plen);
+static sl_err parse_object(struct fl *p, size_t plen, uint64_t h);
 
 /* A value at a path the machine knows about (info from the lookup). */
 static sl_err
-parse_value(struct fl *p, size_t plen, const struct pat_path_info *info)
+parse_value(struct fl *p, size_t plen, uint64_t h, const struct pat_path_info *info)
 {
 	if (p->i >= p->n)
 		return bad(p, "unexpected end of input");
 	char c = p->s[p->i];
 	sl_err rc;
 	if (c == '{')
-		return info->prefix ? parse_object(p, plen) : skip_value(p);
+		return info->prefix ? parse_object(p, plen, h) : skip_value(p);
 	if (c == '[') {
 		if (++p->depth > PAT_MAX_DEPTH)
 			return bad(p, "nesting too deep");
@@ -418,10 +441,10 @@ parse_value(struct fl *p, size_t plen, const struct pat_path_info *info)
 				p->f->stack[p->nstack++].index = k;
 				if (e == '{')
 					p->f->has_obj_arrays = true;
-				rc = parse_value(p, plen, info);
+				rc = parse_value(p, plen, h, info);
 				p->nstack--;
 			} else {
-				rc = parse_value(p, plen, info);
+				rc = parse_value(p, plen, h, info);
 			}
 			if (rc)
 				return rc;
@@ -481,12 +504,51 @@ parse_value(struct fl *p, size_t plen, const struct pat_path_info *info)
 	}
 }
 
+/* Reads the key at p->i into f->path after plen (and a dot), hashing as it goes. */
 static sl_err
-parse_object(struct fl *p, size_t plen)
+read_key(struct fl *p, size_t plen, uint64_t h, size_t *klen, uint64_t *kh)
+{
+	struct pat_flat *f = p->f;
+	const char *s = p->s;
+	size_t k = plen, i = p->i + 1;
+	if (!grow((void **)&f->path, &f->cap_path, plen + 64, 1))
+		return nomem(p);
+	if (plen) {
+		f->path[k++] = '.';
+		h = (h ^ '.') * PAT_FNV_PRIME;
+	}
+	/* plain ASCII keys, the usual case, are copied and hashed in one pass */
+	for (; i < p->n && k < f->cap_path; i++, k++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"') {
+			p->i = i + 1;
+			*klen = k;
+			*kh = h;
+			return SL_OK;
+		}
+		if (c == '\\' || c < 0x20 || c >= 0x80)
+			break;
+		f->path[k] = (char)c;
+		h = (h ^ c) * PAT_FNV_PRIME;
+	}
+	k = plen + (plen ? 1 : 0);
+	size_t cap = f->cap_path;
+	sl_err rc = decode_string(p, &f->path, &k, &cap);
+	f->cap_path = cap;
+	if (rc)
+		return rc;
+	*klen = k;
+	*kh = PAT_FNV_BASIS;
+	for (size_t x = 0; x < k; x++)
+		*kh = (*kh ^ (unsigned char)f->path[x]) * PAT_FNV_PRIME;
+	return SL_OK;
+}
+
+static sl_err
+parse_object(struct fl *p, size_t plen, uint64_t h)
 {
 	if (++p->depth > PAT_MAX_DEPTH)
 		return bad(p, "nesting too deep");
-	struct pat_flat *f = p->f;
 	p->i++;
 	ws(p);
 	if (p->i < p->n && p->s[p->i] == '}') {
@@ -497,19 +559,13 @@ parse_object(struct fl *p, size_t plen)
 	for (;;) {
 		if (p->i >= p->n || p->s[p->i] != '"')
 			return bad(p, "expected a string key");
-		size_t klen = plen, kcap = f->cap_path;
-		sl_err rc;
-		if (plen) {
-			if (!grow((void **)&f->path, &f->cap_path, plen + 1, 1))
-				return nomem(p);
-			f->path[klen++] = '.';
-		}
-		kcap = f->cap_path;
-		if ((rc = decode_string(p, &f->path, &klen, &kcap)))
+		size_t klen = 0;
+		uint64_t kh = 0;
+		sl_err rc = read_key(p, plen, h, &klen, &kh);
+		if (rc)
 			return rc;
-		f->cap_path = kcap;
 		struct pat_path_info info;
-		if (!p->lookup(p->ctx, f->path, klen, &info)) {
+		if (!p->lookup(p->ctx, p->f->path, klen, kh, &info)) {
 			info.field = -1;
 			info.prefix = false;
 		}
@@ -521,7 +577,7 @@ parse_object(struct fl *p, size_t plen)
 		if (info.field < 0 && !info.prefix)
 			rc = skip_value(p);
 		else
-			rc = parse_value(p, klen, &info);
+			rc = parse_value(p, klen, kh, &info);
 		if (rc)
 			return rc;
 		ws(p);
@@ -539,6 +595,19 @@ parse_object(struct fl *p, size_t plen)
 	}
 }
 
+/* Drops trailing whitespace; false unless the text then ends with one of closers. */
+static bool
+trim_to_closer(const char *s, size_t *len, const char *closers)
+{
+	size_t n = *len;
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == '\t'))
+		n--;
+	if (!n || !strchr(closers, s[n - 1]))
+		return false;
+	*len = n;
+	return true;
+}
+
 void
 pat_flat_free(struct pat_flat *f)
 {
@@ -554,17 +623,22 @@ sl_err
 pat_flatten(struct pat_flat *f, const char *ev, size_t len, pat_path_lookup_fn lookup, void *ctx,
             struct sl_error *err)
 {
-	struct fl p = { .s = ev, .n = len, .f = f, .lookup = lookup, .ctx = ctx, .err = err };
 	f->nvals = f->nmem = f->ndec = 0;
 	f->has_obj_arrays = false;
+	if (!trim_to_closer(ev, &len, "}"))
+		return sl_error_set(
+		        err, SL_ERR_INVALID_ARG,
+		        "event is not valid JSON: expected an object ending with '}' at "
+		        "byte %zu",
+		        len);
+	struct fl p = { .s = ev, .n = len, .f = f, .lookup = lookup, .ctx = ctx, .err = err };
 	ws(&p);
-	if (p.i >= p.n || p.s[p.i] != '{')
+	if (p.s[p.i] != '{')
 		return sl_error_set(err, SL_ERR_INVALID_ARG,
 		                    "event is not valid JSON: expected an object at byte %zu", p.i);
-	sl_err rc = parse_object(&p, 0);
+	sl_err rc = parse_object(&p, 0, PAT_FNV_BASIS);
 	if (rc)
 		return rc;
-	ws(&p);
 	if (p.i != p.n)
 		return bad(&p, "unexpected data after the event object");
 	return SL_OK;
@@ -573,12 +647,13 @@ pat_flatten(struct pat_flat *f, const char *ev, size_t len, pat_path_lookup_fn l
 sl_err
 pat_json_check(const char *s, size_t len, struct sl_error *err)
 {
+	if (!trim_to_closer(s, &len, "}]"))
+		return sl_error_set(err, SL_ERR_INVALID_ARG, "not a JSON object or array");
 	struct fl p = { .s = s, .n = len, .err = err };
 	ws(&p);
 	sl_err rc = skip_value(&p);
 	if (rc)
 		return rc;
-	ws(&p);
 	if (p.i != p.n)
 		return bad(&p, "unexpected data after the value");
 	return SL_OK;

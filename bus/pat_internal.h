@@ -122,8 +122,12 @@ struct pat_path_info {
 	int32_t field; /* leaf field id, or -1 */
 	bool prefix;   /* some named path continues below it */
 };
-typedef bool (*pat_path_lookup_fn)(void *ctx, const char *path, size_t len,
+/* hash is pat_hash(0, path, len) (FNV-1a), computed incrementally by the flattener. */
+typedef bool (*pat_path_lookup_fn)(void *ctx, const char *path, size_t len, uint64_t hash,
                                    struct pat_path_info *out);
+
+#define PAT_FNV_BASIS 0xcbf29ce484222325ULL
+#define PAT_FNV_PRIME 0x100000001b3ULL
 
 struct pat_fval {
 	int32_t field;

@@ -510,10 +510,10 @@ pat_machine_remove_rule(pat_machine_t *m, const char *name, struct sl_error *err
 /* ---- matching ---- */
 
 static bool
-lookup_path(void *ctx, const char *path, size_t len, struct pat_path_info *out)
+lookup_path(void *ctx, const char *path, size_t len, uint64_t hash, struct pat_path_info *out)
 {
 	pat_machine_t *m = ctx;
-	struct pat_hent *e = pat_hmap_get(&m->paths, 0, path, len, pat_hash(0, path, len));
+	struct pat_hent *e = pat_hmap_get(&m->paths, 0, path, len, hash);
 	if (!e)
 		return false;
 	out->field = e->leaf_refs ? e->ival : -1;
