@@ -33,14 +33,14 @@ nomem(struct fl *p)
 	return sl_error_set(p->err, SL_ERR_NOMEM, "out of memory reading an event");
 }
 
-/* Whitespace and digit loops run without bounds checks: every text handed to the
- * scanners ends (after trimming) with '}' or ']', which stops them. */
+/* Number scanning runs without bounds checks: every text handed to the scanners ends
+ * (after trimming) with '}' or ']', which stops it, and it only starts before the end. */
 static inline void
 ws(struct fl *p)
 {
 	const char *s = p->s;
-	size_t i = p->i;
-	while (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t')
+	size_t i = p->i, n = p->n;
+	while (i < n && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t'))
 		i++;
 	p->i = i;
 }
