@@ -208,24 +208,66 @@ pat_wild_match(const struct pat_wild *w, const char *s, size_t n)
 	return true;
 }
 
+/* Exact for mantissas up to 2^53 and powers of ten up to 22 (both exactly representable,
+ * so one IEEE multiply or divide rounds correctly); NAN when the fast path does not apply. */
+static double
+fast_number(const char *s, size_t n)
+{
+	static const double p10[]
+	        = { 1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+		    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22 };
+	size_t i = 0;
+	bool neg = false;
+	if (i < n && s[i] == '-') {
+		neg = true;
+		i++;
+	}
+	uint64_t m = 0;
+	int digits = 0, e10 = 0;
+	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+		if (m || s[i] != '0')
+			digits++;
+		m = m * 10 + (uint64_t)(s[i] - '0');
+		if (digits > 16)
+			return NAN;
+	}
+	if (i < n && s[i] == '.') {
+		for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+			if (m || s[i] != '0')
+				digits++;
+			m = m * 10 + (uint64_t)(s[i] - '0');
+			e10--;
+			if (digits > 16)
+				return NAN;
+		}
+	}
+	if (i != n || m > ((uint64_t)1 << 53) || e10 < -22)
+		return NAN; /* exponents and long mantissas go to strtod */
+	double d = e10 ? (double)m / p10[-e10] : (double)m;
+	return neg ? -d : d;
+}
+
 bool
 pat_number_key(const char *s, size_t n, char key[9], double *value)
 {
-	char small[64], *buf = small;
-	if (n >= sizeof small) {
-		buf = sl_malloc(n + 1);
-		if (!buf)
+	double d = fast_number(s, n);
+	if (isnan(d)) {
+		char small[64], *buf = small;
+		if (n >= sizeof small) {
+			buf = sl_malloc(n + 1);
+			if (!buf)
+				return false;
+		}
+		memcpy(buf, s, n);
+		buf[n] = '\0';
+		char *end;
+		d = strtod(buf, &end);
+		bool ok = end == buf + n && isfinite(d);
+		if (buf != small)
+			sl_free(buf);
+		if (!ok)
 			return false;
 	}
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	char *end;
-	double d = strtod(buf, &end);
-	bool ok = end == buf + n && isfinite(d);
-	if (buf != small)
-		sl_free(buf);
-	if (!ok)
-		return false;
 	if (d == 0)
 		d = 0; /* -0 and 0 are one value */
 	key[0] = PAT_T_NUMBER;

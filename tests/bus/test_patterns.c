@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <math.h>
+
+#include "bus/pat_internal.h"
 #include "bus/pattern.h"
 #include "common/sl_alloc.h"
 #include "common/sl_err.h"
@@ -624,4 +627,68 @@ Test(patterns, oom_walk)
 		pat_machine_free(m);
 	}
 	cr_assert(completed);
+}
+
+/* The fast decimal path must give strtod's double, bit for bit. */
+Test(patterns, number_canonical_matches_strtod)
+{
+	char buf[64], key[9];
+	double v;
+	unsigned seed = 12345;
+	for (long k = 0; k < 200000; k++) {
+		seed = seed * 1103515245u + 12345u;
+		double x = ((double)(seed >> 8) / (double)(1u << 24) - 0.5)
+		        * pow(10, (int)(seed % 12) - 4);
+		int prec = 1 + (int)((seed >> 4) % 17);
+		snprintf(buf, sizeof buf, "%.*f", prec, x);
+		cr_assert(pat_number_key(buf, strlen(buf), key, &v), "%s", buf);
+		double r = strtod(buf, NULL);
+		if (r == 0)
+			r = 0;
+		cr_assert(memcmp(&r, &v, 8) == 0, "%s: %.17g vs strtod %.17g", buf, v, r);
+	}
+	static const char *edge[] = { "9007199254740992",
+		                      "9007199254740993",
+		                      "1e22",
+		                      "1e23",
+		                      "0.0000000000000000000001",
+		                      "123456789012345678901234567890",
+		                      "-0",
+		                      "4.9e-324",
+		                      "1.7976931348623157e308" };
+	for (size_t i = 0; i < sizeof edge / sizeof *edge; i++) {
+		cr_assert(pat_number_key(edge[i], strlen(edge[i]), key, &v), "%s", edge[i]);
+		double r = strtod(edge[i], NULL);
+		if (r == 0)
+			r = 0;
+		cr_assert(memcmp(&r, &v, 8) == 0, "%s", edge[i]);
+	}
+}
+
+/* Inputs the fuzzers found, in exact-size buffers so an over-read is caught under ASan. */
+Test(patterns, fuzz_regressions)
+{
+	static const char *evs[] = { "{\"d\": {\"a\": \"hello\", \"b\": \"nopde\"}",
+		                     "{\"a\":{\"b\":1}",
+		                     "{\"a\":[{\"b\":1}",
+		                     "{\"a\":-}",
+		                     "{\"a\":1.}",
+		                     "{\"a\":1e}",
+		                     "}" };
+	pat_machine_t *m;
+	struct sl_error err;
+	cr_assert_eq(pat_machine_new(&m, &err), SL_OK);
+	const char *p = "{\"a\":{\"b\":[1]},\"d\":{\"a\":[{\"exists\":true}]}}";
+	cr_assert_eq(pat_machine_add_rule(m, "r", p, strlen(p), NULL, &err), SL_OK);
+	for (size_t i = 0; i < sizeof evs / sizeof *evs; i++) {
+		size_t n = strlen(evs[i]);
+		char *buf = malloc(n);
+		cr_assert_not_null(buf);
+		memcpy(buf, evs[i], n);
+		int hits = 0;
+		cr_assert_eq(pat_machine_match(m, buf, n, count_cb, &hits, &err),
+		             SL_ERR_INVALID_ARG, "%s", evs[i]);
+		free(buf);
+	}
+	pat_machine_free(m);
 }
