@@ -3,6 +3,7 @@
  * cidr, anything-but; and the number canonicalisation shared by patterns and events.
  */
 #include <arpa/inet.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,8 +209,13 @@ pat_wild_match(const struct pat_wild *w, const char *s, size_t n)
 	return true;
 }
 
-/* Exact for mantissas up to 2^53 and powers of ten up to 22 (both exactly representable,
- * so one IEEE multiply or divide rounds correctly); NAN when the fast path does not apply. */
+/*
+ * Decimal text -> double without strtod for the common shapes; NAN when it cannot be sure.
+ * Mantissas up to 2^53 with powers of ten up to 22 are exact in doubles, so one IEEE divide
+ * rounds correctly. Longer mantissas (to 19 digits, powers to 27) are exact in x87 long
+ * double; the long double quotient is used unless it lies within one of its own units of
+ * a point halfway between two doubles, where rounding twice could differ from rounding once.
+ */
 static double
 fast_number(const char *s, size_t n)
 {
@@ -228,7 +234,7 @@ fast_number(const char *s, size_t n)
 		if (m || s[i] != '0')
 			digits++;
 		m = m * 10 + (uint64_t)(s[i] - '0');
-		if (digits > 16)
+		if (digits > 19)
 			return NAN;
 	}
 	if (i < n && s[i] == '.') {
@@ -237,13 +243,37 @@ fast_number(const char *s, size_t n)
 				digits++;
 			m = m * 10 + (uint64_t)(s[i] - '0');
 			e10--;
-			if (digits > 16)
+			if (digits > 19)
 				return NAN;
 		}
 	}
-	if (i != n || m > ((uint64_t)1 << 53) || e10 < -22)
-		return NAN; /* exponents and long mantissas go to strtod */
-	double d = e10 ? (double)m / p10[-e10] : (double)m;
+	if (i != n)
+		return NAN; /* exponents go to strtod */
+	double d;
+	if (m <= ((uint64_t)1 << 53) && e10 >= -22) {
+		d = e10 ? (double)m / p10[-e10] : (double)m;
+	} else {
+#if LDBL_MANT_DIG == 64
+		if (e10 < -27)
+			return NAN;
+		/* exact: 10^27 needs 63 significant bits */
+		static const long double p10l[]
+		        = { 1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
+			    1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
+			    1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L };
+		long double q = (long double)m / p10l[-e10];
+		if (q < 2.3e-308L)
+			return NAN;
+		uint64_t sig;
+		memcpy(&sig, &q, sizeof sig); /* x87: the 64-bit significand comes first */
+		uint64_t low = sig & 0x7FF;   /* the 11 bits a double drops */
+		if (low >= 0x3FF && low <= 0x401)
+			return NAN;
+		d = (double)q;
+#else
+		return NAN;
+#endif
+	}
 	return neg ? -d : d;
 }
 

@@ -635,11 +635,11 @@ Test(patterns, number_canonical_matches_strtod)
 	char buf[64], key[9];
 	double v;
 	unsigned seed = 12345;
-	for (long k = 0; k < 200000; k++) {
+	for (long k = 0; k < 400000; k++) {
 		seed = seed * 1103515245u + 12345u;
 		double x = ((double)(seed >> 8) / (double)(1u << 24) - 0.5)
 		        * pow(10, (int)(seed % 12) - 4);
-		int prec = 1 + (int)((seed >> 4) % 17);
+		int prec = 1 + (int)((seed >> 4) % 21);
 		snprintf(buf, sizeof buf, "%.*f", prec, x);
 		cr_assert(pat_number_key(buf, strlen(buf), key, &v), "%s", buf);
 		double r = strtod(buf, NULL);
