@@ -72,27 +72,36 @@ pat_hmap_get(const struct pat_hmap *m, char type, const char *s, size_t n, uint6
 {
 	if (!m->nb)
 		return NULL;
-	for (struct pat_hent *e = m->b[h & (m->nb - 1)]; e; e = e->next)
-		if (e->hash == h && key_eq(e, type, s, n))
-			return e;
-	return NULL;
+	size_t mask = m->nb - 1;
+	for (size_t i = h & mask;; i = (i + 1) & mask) {
+		const struct pat_hslot *sl = &m->b[i];
+		if (!sl->e)
+			return NULL;
+		if (sl->hash == h && key_eq(sl->e, type, s, n))
+			return sl->e;
+	}
+}
+
+static void
+slot_insert(struct pat_hslot *b, size_t nb, struct pat_hent *e)
+{
+	size_t mask = nb - 1, i = e->hash & mask;
+	while (b[i].e)
+		i = (i + 1) & mask;
+	b[i].hash = e->hash;
+	b[i].e = e;
 }
 
 static bool
 rehash(struct pat_hmap *m)
 {
 	size_t nb = m->nb ? m->nb * 2 : 16;
-	struct pat_hent **b = sl_calloc(nb, sizeof *b);
+	struct pat_hslot *b = sl_calloc(nb, sizeof *b);
 	if (!b)
 		return false;
-	for (size_t i = 0; i < m->nb; i++) {
-		struct pat_hent *e = m->b[i], *next;
-		for (; e; e = next) {
-			next = e->next;
-			e->next = b[e->hash & (nb - 1)];
-			b[e->hash & (nb - 1)] = e;
-		}
-	}
+	for (size_t i = 0; i < m->nb; i++)
+		if (m->b[i].e)
+			slot_insert(b, nb, m->b[i].e);
 	sl_free(m->b);
 	m->b = b;
 	m->nb = nb;
@@ -106,7 +115,8 @@ pat_hmap_put(struct pat_hmap *m, char type, const char *s, size_t n)
 	struct pat_hent *e = pat_hmap_get(m, type, s, n, h);
 	if (e)
 		return e;
-	if (m->n >= m->nb && !rehash(m))
+	/* at most half full keeps probe runs short */
+	if ((m->n + 1) * 2 > m->nb && !rehash(m))
 		return NULL;
 	size_t kl = n + (type ? 1 : 0);
 	e = sl_calloc(1, sizeof *e + kl + 1);
@@ -118,8 +128,7 @@ pat_hmap_put(struct pat_hmap *m, char type, const char *s, size_t n)
 	if (type)
 		e->key[0] = type;
 	memcpy(e->key + (type ? 1 : 0), s, n);
-	e->next = m->b[h & (m->nb - 1)];
-	m->b[h & (m->nb - 1)] = e;
+	slot_insert(m->b, m->nb, e);
 	m->n++;
 	return e;
 }
@@ -127,11 +136,23 @@ pat_hmap_put(struct pat_hmap *m, char type, const char *s, size_t n)
 void
 pat_hmap_del(struct pat_hmap *m, struct pat_hent *e)
 {
-	struct pat_hent **pp = &m->b[e->hash & (m->nb - 1)];
-	while (*pp && *pp != e)
-		pp = &(*pp)->next;
-	if (*pp) {
-		*pp = e->next;
+	size_t mask = m->nb - 1, i = e->hash & mask;
+	while (m->b[i].e && m->b[i].e != e)
+		i = (i + 1) & mask;
+	if (m->b[i].e == e) {
+		/* backward-shift deletion: pull later members of the run into the hole */
+		size_t hole = i;
+		for (size_t j = (i + 1) & mask; m->b[j].e; j = (j + 1) & mask) {
+			size_t home = m->b[j].hash & mask;
+			bool movable = hole <= j ? (home <= hole || home > j)
+			                         : (home <= hole && home > j);
+			if (movable) {
+				m->b[hole] = m->b[j];
+				hole = j;
+			}
+		}
+		m->b[hole].e = NULL;
+		m->b[hole].hash = 0;
 		m->n--;
 	}
 	pat_tlist_free(&e->t);
@@ -142,11 +163,9 @@ void
 pat_hmap_free(struct pat_hmap *m)
 {
 	for (size_t i = 0; i < m->nb; i++) {
-		struct pat_hent *e = m->b[i], *next;
-		for (; e; e = next) {
-			next = e->next;
-			pat_tlist_free(&e->t);
-			sl_free(e);
+		if (m->b[i].e) {
+			pat_tlist_free(&m->b[i].e->t);
+			sl_free(m->b[i].e);
 		}
 	}
 	sl_free(m->b);
@@ -157,9 +176,11 @@ size_t
 pat_hmap_bytes(const struct pat_hmap *m)
 {
 	size_t b = m->nb * sizeof *m->b;
-	for (size_t i = 0; i < m->nb; i++)
-		for (const struct pat_hent *e = m->b[i]; e; e = e->next)
+	for (size_t i = 0; i < m->nb; i++) {
+		const struct pat_hent *e = m->b[i].e;
+		if (e)
 			b += sizeof *e + e->klen + 1 + e->t.cap * sizeof *e->t.v;
+	}
 	return b;
 }
 

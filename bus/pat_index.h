@@ -28,7 +28,6 @@ void pat_tlist_remove_sub(struct pat_tlist *l, uint32_t sub);
 void pat_tlist_free(struct pat_tlist *l);
 
 struct pat_hent {
-	struct pat_hent *next;
 	uint64_t hash;
 	struct pat_tlist t;
 	int32_t ival;
@@ -37,8 +36,15 @@ struct pat_hent {
 	char key[]; /* type byte (when typed) + payload */
 };
 
+/* Open addressing, linear probing; the hash sits in the slot so a miss costs one probe
+ * run and no entry is touched unless its hash matches. */
+struct pat_hslot {
+	uint64_t hash;
+	struct pat_hent *e; /* NULL: empty */
+};
+
 struct pat_hmap {
-	struct pat_hent **b;
+	struct pat_hslot *b;
 	size_t nb, n;
 };
 
