@@ -603,7 +603,8 @@ Test(patterns, oom_walk)
 	        = "{\"source\":\"aws.ec2\",\"detail\":[{\"s\":\"q\\u00e9\",\"n\":5,\"ip\":"
 	          "\"10.1.2.3\",\"c\":\"x\"},{\"z\":1}]}";
 	bool completed = false;
-	for (long k = 0; k < 100000 && !completed; k++) {
+	long k;
+	for (k = 0; k < 100000 && !completed; k++) {
 		pat_machine_t *m = NULL;
 		struct sl_error err;
 		sl_alloc_fail_after(k);
@@ -627,6 +628,9 @@ Test(patterns, oom_walk)
 		pat_machine_free(m);
 	}
 	cr_assert(completed);
+	/* every allocation up to the first full run was made to fail once */
+	cr_assert_gt(k, 50, "only %ld allocations walked", k);
+	fprintf(stderr, "oom walk: %ld allocation failures survived\n", k - 1);
 }
 
 /* The fast decimal path must give strtod's double, bit for bit. */
