@@ -384,7 +384,10 @@ js_array(struct jscan *j, const char *pointer)
 		char *child = sm_pointer_append_index(pointer, index++);
 		if (!child)
 			return SL_ERR_NOMEM;
+		const char *before = j->s;
 		sl_err rc = js_value(j, child, 0, 0);
+		if (j->s == before && j->s < j->end)
+			js_adv(j); /* never loop in place, whatever the text */
 		sl_free(child);
 		if (rc != SL_OK)
 			return rc;
@@ -412,7 +415,7 @@ js_value(struct jscan *j, const char *pointer, unsigned kl, unsigned kc)
 	else if (*j->s == '"')
 		js_string(j, false);
 	else
-		while (j->s < j->end && !strchr(",]} \t\r\n", *j->s))
+		while (j->s < j->end && (!*j->s || !strchr(",]} \t\r\n", *j->s)))
 			js_adv(j);
 	j->depth--;
 	return rc;
@@ -423,6 +426,20 @@ load_json(const char *text, size_t len, const char *filename, json_t **out,
           struct sm_positions *pos, struct sm_problems *problems)
 {
 	json_error_t jerr;
+	const char *nul = memchr(text, '\0', len);
+	if (nul) {
+		/* jansson stops at a NUL in some places and not others: refuse it up front */
+		struct jscan j = { .s = text, .end = nul, .line = 1, .col = 1 };
+		while (j.s < j.end)
+			js_adv(&j);
+		char *loc = sm_location_format(filename, j.line, j.col, "");
+		if (!loc)
+			return SL_ERR_NOMEM;
+		sl_err rc = sm_problems_add(problems, loc, "",
+		                            "INVALID_JSON_DESCRIPTION: NUL byte in the text");
+		sl_free(loc);
+		return rc == SL_OK ? SL_ERR_PARSE : rc;
+	}
 	json_t *tree = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!tree) {
 		char *loc = sm_location_format(filename, jerr.line > 0 ? (unsigned)jerr.line : 0,

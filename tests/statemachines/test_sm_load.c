@@ -395,6 +395,8 @@ Test(sm_load, hostile_bytes_are_refused_cleanly)
 		{ "a: \"x\\0y\"\n", 10, SM_FORMAT_YAML },
 		{ "\"a\\0b\": 1\n", 10, SM_FORMAT_YAML },
 		{ "{\"a\": \"x\\u0000y\"}", 17, SM_FORMAT_JSON },
+		{ "[3\0]", 4, SM_FORMAT_AUTO }, /* found by fuzz_definition */
+		{ "[3\0]", 4, SM_FORMAT_JSON },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		struct sm_problems p = { 0 };
