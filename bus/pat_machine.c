@@ -87,6 +87,7 @@ struct pat_machine {
 	size_t cap_fold;
 	int32_t *chosen;
 	size_t cap_chosen;
+	uint32_t group[PAT_MAX_RULE_FIELDS], order[PAT_MAX_RULE_FIELDS];
 	struct pat_flat flat;
 	const char *ev;
 };
@@ -694,19 +695,33 @@ consistent(const struct pat_flat *fl, uint32_t a, uint32_t b)
 	return true;
 }
 
+/* Values with the same array memberships are interchangeable in the search below. */
+static bool
+same_membership(const struct pat_flat *fl, uint32_t a, uint32_t b)
+{
+	const struct pat_fval *x = &fl->vals[a], *y = &fl->vals[b];
+	return x->mem_len == y->mem_len
+	        && (x->mem_len == 0
+	            || memcmp(fl->mem + x->mem_off, fl->mem + y->mem_off,
+	                      x->mem_len * sizeof *fl->mem)
+	                    == 0);
+}
+
 static bool
 field_has_values(const pat_machine_t *m, int32_t field)
 {
 	return m->fgen[field] == m->gen && m->fhead[field] >= 0;
 }
 
-/* Backtracking over one credited value per slot (or absence for exists:false). */
+/* Backtracking over one credited value per slot of order[] (or absence for exists:false). */
 static bool
-choose(pat_machine_t *m, const struct sub *sb, const struct sub_scr *ss, uint32_t i)
+choose(pat_machine_t *m, const struct sub *sb, const struct sub_scr *ss, const uint32_t *order,
+       uint32_t k, uint32_t n)
 {
 	int32_t *ch = m->chosen;
-	if (i == sb->nslots) {
-		for (uint32_t s = 0; s < sb->nslots; s++) {
+	if (k == n) {
+		for (uint32_t x = 0; x < n; x++) {
+			uint32_t s = order[x];
 			if (ch[s] >= 0)
 				continue;
 			int32_t f = sb->slots[s].field;
@@ -714,9 +729,10 @@ choose(pat_machine_t *m, const struct sub *sb, const struct sub_scr *ss, uint32_
 				continue;
 			for (int32_t w = m->fhead[f]; w >= 0; w = m->vnext[w]) {
 				bool ok = true;
-				for (uint32_t k = 0; k < sb->nslots && ok; k++)
-					if (ch[k] >= 0
-					    && !consistent(&m->flat, (uint32_t)w, (uint32_t)ch[k]))
+				for (uint32_t y = 0; y < n && ok; y++)
+					if (ch[order[y]] >= 0
+					    && !consistent(&m->flat, (uint32_t)w,
+					                   (uint32_t)ch[order[y]]))
 						ok = false;
 				if (ok)
 					return false; /* a value exists where absence was needed */
@@ -724,26 +740,51 @@ choose(pat_machine_t *m, const struct sub *sb, const struct sub_scr *ss, uint32_
 		}
 		return true;
 	}
+	uint32_t i = order[k];
+	int32_t tried = -1;
 	for (int32_t h = ss->gen == m->gen ? m->heads[ss->heads + i] : -1; h >= 0;
 	     h = m->hits[h].next) {
 		uint32_t val = m->hits[h].val;
+		/* credits arrive in event order, so the elements of one primitive array (or
+		 * one object) are neighbours here: trying one of them is trying them all */
+		if (tried >= 0 && same_membership(&m->flat, val, (uint32_t)tried))
+			continue;
+		tried = (int32_t)val;
 		bool ok = true;
-		for (uint32_t k = 0; k < i && ok; k++)
-			if (ch[k] >= 0 && !consistent(&m->flat, val, (uint32_t)ch[k]))
+		for (uint32_t y = 0; y < k && ok; y++)
+			if (ch[order[y]] >= 0 && !consistent(&m->flat, val, (uint32_t)ch[order[y]]))
 				ok = false;
 		if (!ok)
 			continue;
 		ch[i] = (int32_t)val;
-		if (choose(m, sb, ss, i + 1))
+		if (choose(m, sb, ss, order, k + 1, n))
 			return true;
 	}
 	if (sb->slots[i].absent_ok) {
 		ch[i] = -1;
-		return choose(m, sb, ss, i + 1);
+		return choose(m, sb, ss, order, k + 1, n);
 	}
 	return false;
 }
 
+#define ROOT_FREE  UINT32_MAX
+#define ROOT_MIXED (UINT32_MAX - 1)
+
+static uint32_t
+root_merge(const struct pat_flat *fl, uint32_t g, uint32_t val)
+{
+	const struct pat_fval *v = &fl->vals[val];
+	if (v->mem_len == 0 || g == ROOT_MIXED)
+		return g;
+	uint32_t r = fl->mem[v->mem_off].array;
+	return g == ROOT_FREE ? r : g == r ? g : ROOT_MIXED;
+}
+
+/*
+ * Values under different outermost arrays never constrain each other, so the slots are
+ * split by the outermost array their values live in and each group is searched alone:
+ * independent arrays cost the sum of their sizes, not the product.
+ */
 static bool
 sub_matches(pat_machine_t *m, uint32_t sid)
 {
@@ -762,7 +803,39 @@ sub_matches(pat_machine_t *m, uint32_t sid)
 		}
 		return true;
 	}
-	return choose(m, sb, ss, 0);
+	uint32_t *grp = m->group, *order = m->order, n = sb->nslots;
+	bool mixed = false;
+	for (uint32_t s = 0; s < n; s++) {
+		uint32_t g = ROOT_FREE;
+		for (int32_t h = touched ? m->heads[ss->heads + s] : -1; h >= 0;
+		     h = m->hits[h].next)
+			g = root_merge(&m->flat, g, m->hits[h].val);
+		int32_t f = sb->slots[s].field;
+		if (sb->slots[s].absent_ok && field_has_values(m, f))
+			for (int32_t w = m->fhead[f]; w >= 0; w = m->vnext[w])
+				g = root_merge(&m->flat, g, (uint32_t)w);
+		grp[s] = g;
+		mixed |= g == ROOT_MIXED;
+	}
+	if (mixed) {
+		for (uint32_t s = 0; s < n; s++)
+			order[s] = s;
+		return choose(m, sb, ss, order, 0, n);
+	}
+	for (uint32_t s = 0; s < n; s++) {
+		if (grp[s] == ROOT_MIXED - 1)
+			continue; /* already searched with its group */
+		uint32_t g = grp[s], k = 0;
+		for (uint32_t t = s; t < n; t++) {
+			if (grp[t] == g) {
+				order[k++] = t;
+				grp[t] = ROOT_MIXED - 1;
+			}
+		}
+		if (!choose(m, sb, ss, order, 0, k))
+			return false;
+	}
+	return true;
 }
 
 static sl_err

@@ -696,3 +696,37 @@ Test(patterns, fuzz_regressions)
 	}
 	pat_machine_free(m);
 }
+
+/* Large independent arrays: the consistency search must not multiply their sizes (these
+ * would take 10^9 steps and more if it did). */
+Test(patterns, array_consistency_search_stays_small)
+{
+	size_t cap = 64 * 1024, o = 0;
+	char *ev = malloc(cap);
+	cr_assert_not_null(ev);
+	o += (size_t)snprintf(ev + o, cap - o, "{");
+	const char *names[] = { "p", "q", "r" };
+	for (int a = 0; a < 3; a++) {
+		o += (size_t)snprintf(ev + o, cap - o, "\"%s\":[", names[a]);
+		for (int i = 0; i < 1000; i++)
+			o += (size_t)snprintf(ev + o, cap - o, "%s{\"v\":%d}", i ? "," : "", i);
+		o += (size_t)snprintf(ev + o, cap - o, "],\"%s%s\":[", names[a], "prim");
+		for (int i = 0; i < 1000; i++)
+			o += (size_t)snprintf(ev + o, cap - o, "%s%d", i ? "," : "", i);
+		o += (size_t)snprintf(ev + o, cap - o, "],");
+	}
+	snprintf(ev + o, cap - o, "\"d\":[{\"x\":1},{\"y\":1},{\"x\":2,\"y\":2}]}");
+	N("{\"p\":{\"v\":[{\"exists\":true}]},\"q\":{\"v\":[{\"exists\":true}]},"
+	  "\"r\":{\"v\":[{\"exists\":true}]},\"d\":{\"x\":[1],\"y\":[1]}}",
+	  ev);
+	M("{\"p\":{\"v\":[{\"exists\":true}]},\"q\":{\"v\":[{\"exists\":true}]},"
+	  "\"r\":{\"v\":[{\"exists\":true}]},\"d\":{\"x\":[2],\"y\":[2]}}",
+	  ev);
+	N("{\"pprim\":[{\"exists\":true}],\"qprim\":[{\"exists\":true}],\"rprim\":[{"
+	  "\"numeric\":[\">\",0]}],\"d\":{\"x\":[1],\"y\":[1],\"z\":[{\"exists\":false}]}}",
+	  ev);
+	M("{\"pprim\":[{\"exists\":true}],\"qprim\":[{\"exists\":true}],\"rprim\":[{"
+	  "\"numeric\":[\">\",0]}],\"d\":{\"x\":[1],\"z\":[{\"exists\":false}]}}",
+	  ev);
+	free(ev);
+}
