@@ -175,7 +175,7 @@ Test(server, unknown_operation_json_1_1)
 Test(server, unknown_operation_json_1_0)
 {
 	start(NULL);
-	const char *h[] = { "X-Amz-Target: AWSStepFunctions.ListStateMachines",
+	const char *h[] = { "X-Amz-Target: AWSStepFunctions.NoSuchOperation",
 		            "Content-Type: application/x-amz-json-1.0", NULL };
 	struct h_response r = post(h, "{}");
 	expect_aws_error(&r, 400, "UnknownOperationException", "application/x-amz-json-1.0");
@@ -186,7 +186,7 @@ Test(server, unknown_operation_json_1_0)
 Test(server, lowercase_header_names)
 {
 	start(NULL);
-	const char *h[] = { "x-amz-target: AWSStepFunctions.StartExecution",
+	const char *h[] = { "x-amz-target: AWSStepFunctions.NoSuchOperation",
 		            "content-type: application/x-amz-json-1.0", NULL };
 	struct h_response r = post(h, "{\"name\":\"x\"}");
 	expect_aws_error(&r, 400, "UnknownOperationException", "application/x-amz-json-1.0");
