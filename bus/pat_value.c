@@ -17,7 +17,6 @@
 /* Largest accepted score. AWS rejects the colon-separated five-star ARN pattern of the
  * corpus and accepts the repeated "/dir" one; docs/PATTERNS.md lists the scores. */
 #define WILD_MAX_COMPLEXITY 8
-#define WILD_MAX_DFA_STATES 4096
 
 void
 pat_wild_free(struct pat_wild *w)
@@ -29,19 +28,48 @@ pat_wild_free(struct pat_wild *w)
 	memset(w, 0, sizeof *w);
 }
 
-/* ---- complexity: subset construction over the pattern's own alphabet ---- */
+/* ---- complexity: subset construction over the pattern's own alphabet ----
+ * A set of live positions is kept as a short sorted array; only the bytes that some live
+ * position can consume (plus one "any other byte") lead anywhere different, so each set
+ * costs a handful of steps. Exploration stops past WILD_SCORE_LIMIT live positions or
+ * 8 sets per pattern position, so even a 4,096-character pattern is judged quickly. */
 
-struct wtok {
-	int c; /* byte, or -1 for a star */
+#define WILD_SCORE_LIMIT 16
+
+struct wset {
+	uint16_t n;
+	uint16_t pos[WILD_SCORE_LIMIT + 2];
 };
 
+/* Adds p (and, when p is a star, p + 1: a star may match nothing) keeping order. */
 static void
-closure(const struct wtok *t, size_t nt, uint64_t *set)
+wset_add(struct wset *w, const int *tok, size_t nt, size_t p)
 {
-	/* a star may match nothing: state i (before a star) also reaches i + 1 */
-	for (size_t i = 0; i < nt; i++)
-		if ((set[i / 64] >> (i % 64) & 1) && t[i].c < 0)
-			set[(i + 1) / 64] |= (uint64_t)1 << ((i + 1) % 64);
+	for (;;) {
+		uint16_t k = 0;
+		while (k < w->n && w->pos[k] < p)
+			k++;
+		if (k < w->n && w->pos[k] == p)
+			return;
+		if (w->n > WILD_SCORE_LIMIT)
+			return; /* already over the limit: the caller stops */
+		memmove(&w->pos[k + 1], &w->pos[k], (size_t)(w->n - k) * sizeof w->pos[0]);
+		w->pos[k] = (uint16_t)p;
+		w->n++;
+		if (p < nt && tok[p] < 0)
+			p++;
+		else
+			return;
+	}
+}
+
+static size_t
+wset_hash(const struct wset *w)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (uint16_t i = 0; i < w->n; i++)
+		h = (h ^ w->pos[i]) * 0x100000001b3ULL;
+	return (size_t)h;
 }
 
 int
@@ -50,71 +78,89 @@ pat_wild_complexity(const struct pat_wild *w)
 	size_t nt = 0;
 	for (size_t i = 0; i < w->nparts; i++)
 		nt += w->lens[i] + (i + 1 < w->nparts);
-	struct wtok *t = sl_calloc(nt + 1, sizeof *t);
-	size_t words = (nt + 1 + 63) / 64;
-	uint64_t *sets = sl_calloc((size_t)WILD_MAX_DFA_STATES * words, sizeof *sets);
-	int alpha[257], nalpha = 0, best = 0;
-	bool seen[256] = { false };
-	if (!t || !sets) {
-		sl_free(t);
+	if (nt >= UINT16_MAX)
+		return 1 << 30;
+	/* a pattern without stars walks through nt + 1 sets: allow a few per position */
+	size_t maxsets = 8 * (nt + 2), nslots = 1;
+	while (nslots < maxsets * 2)
+		nslots *= 2;
+	int *tok = sl_calloc(nt + 1, sizeof *tok);
+	struct wset *sets = sl_calloc(maxsets, sizeof *sets);
+	uint32_t *slots = sl_calloc(nslots, sizeof *slots); /* set index + 1, 0: empty */
+	if (!tok || !sets || !slots) {
+		sl_free(tok);
 		sl_free(sets);
+		sl_free(slots);
 		return -1;
 	}
 	size_t k = 0;
 	for (size_t i = 0; i < w->nparts; i++) {
-		for (size_t j = 0; j < w->lens[i]; j++) {
-			unsigned char c = (unsigned char)w->parts[i][j];
-			t[k++].c = c;
-			if (!seen[c]) {
-				seen[c] = true;
-				alpha[nalpha++] = c;
-			}
-		}
+		for (size_t j = 0; j < w->lens[i]; j++)
+			tok[k++] = (unsigned char)w->parts[i][j];
 		if (i + 1 < w->nparts)
-			t[k++].c = -1;
+			tok[k++] = -1;
 	}
-	alpha[nalpha++] = -2; /* any byte not in the pattern */
 	size_t nsets = 1;
-	sets[0] = 1;
-	closure(t, nt, sets);
-	for (size_t s = 0; s < nsets && best >= 0; s++) {
-		int pop = 0;
-		for (size_t x = 0; x < words; x++)
-			pop += __builtin_popcountll(sets[s * words + x]);
-		if (pop > best)
-			best = pop;
-		for (int a = 0; a < nalpha; a++) {
-			uint64_t *nx = &sets[nsets * words];
-			if (nsets >= WILD_MAX_DFA_STATES) {
-				best = -1;
-				break;
-			}
-			memset(nx, 0, words * sizeof *nx);
-			bool any = false;
-			for (size_t i = 0; i < nt; i++) {
-				if (!(sets[s * words + i / 64] >> (i % 64) & 1))
+	int best = 0;
+	wset_add(&sets[0], tok, nt, 0);
+	slots[wset_hash(&sets[0]) & (nslots - 1)] = 1;
+	for (size_t s = 0; s < nsets; s++) {
+		if (sets[s].n > best)
+			best = sets[s].n;
+		if (best > WILD_SCORE_LIMIT)
+			break;
+		/* the bytes live positions consume, then -2 for any other byte */
+		int alpha[WILD_SCORE_LIMIT + 3], na = 0;
+		for (uint16_t x = 0; x < sets[s].n; x++) {
+			size_t p = sets[s].pos[x];
+			if (p >= nt || tok[p] < 0)
+				continue;
+			bool dup = false;
+			for (int y = 0; y < na && !dup; y++)
+				dup = alpha[y] == tok[p];
+			if (!dup)
+				alpha[na++] = tok[p];
+		}
+		alpha[na++] = -2;
+		for (int a = 0; a < na; a++) {
+			struct wset nx = { 0 };
+			for (uint16_t x = 0; x < sets[s].n; x++) {
+				size_t p = sets[s].pos[x];
+				if (p >= nt)
 					continue;
-				if (t[i].c < 0) {
-					nx[i / 64] |= (uint64_t)1 << (i % 64);
-					any = true;
-				} else if (t[i].c == alpha[a]) {
-					nx[(i + 1) / 64] |= (uint64_t)1 << ((i + 1) % 64);
-					any = true;
+				if (tok[p] < 0)
+					wset_add(&nx, tok, nt,
+					         p); /* a star eats the byte and stays */
+				else if (tok[p] == alpha[a])
+					wset_add(&nx, tok, nt, p + 1);
+			}
+			if (nx.n == 0)
+				continue;
+			size_t h = wset_hash(&nx) & (nslots - 1);
+			bool dup = false;
+			for (; slots[h]; h = (h + 1) & (nslots - 1)) {
+				const struct wset *o = &sets[slots[h] - 1];
+				if (o->n == nx.n
+				    && memcmp(o->pos, nx.pos, nx.n * sizeof nx.pos[0]) == 0) {
+					dup = true;
+					break;
 				}
 			}
-			if (!any)
+			if (dup)
 				continue;
-			closure(t, nt, nx);
-			bool dup = false;
-			for (size_t o = 0; o < nsets && !dup; o++)
-				dup = memcmp(&sets[o * words], nx, words * sizeof *nx) == 0;
-			if (!dup)
-				nsets++;
+			if (nsets == maxsets) {
+				best = 1 << 30;
+				goto out;
+			}
+			sets[nsets++] = nx;
+			slots[h] = (uint32_t)nsets;
 		}
 	}
-	sl_free(t);
+out:
+	sl_free(tok);
 	sl_free(sets);
-	return best < 0 ? 1 << 30 : best;
+	sl_free(slots);
+	return best;
 }
 
 sl_err
