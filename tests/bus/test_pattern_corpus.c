@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,4 +150,169 @@ Test(pattern_corpus, all_rules_in_one_machine)
 	pat_machine_free(m);
 	json_decref(cases);
 	cr_assert_eq(fail, 0, "%zu cases failed in the shared machine", fail);
+}
+
+/* ---- event-ruler's large-array performance scenarios (perf-scenarios.json) ----
+ * Upstream generates the events in Java; the shapes below are rebuilt from each
+ * generator's name and notes. The test checks the expected match for the largest size. */
+
+struct sb {
+	char *s;
+	size_t n, cap;
+};
+
+static void
+put(struct sb *b, const char *fmt, ...)
+{
+	va_list ap;
+	for (;;) {
+		va_start(ap, fmt);
+		int w = vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
+		va_end(ap);
+		cr_assert_geq(w, 0);
+		if (b->n + (size_t)w < b->cap) {
+			b->n += (size_t)w;
+			return;
+		}
+		b->cap = (b->cap + (size_t)w) * 2;
+		b->s = realloc(b->s, b->cap);
+		cr_assert_not_null(b->s);
+	}
+}
+
+static void
+prims(struct sb *b, const char *prefix, long n)
+{
+	put(b, "[");
+	for (long i = 0; i < n; i++)
+		put(b, "%s\"%s%ld\"", i ? "," : "", prefix, i);
+	put(b, "]");
+}
+
+/* false when the generator name is unknown */
+static bool
+generate(const char *gen, long n, struct sb *b)
+{
+	b->n = 0;
+	if (!strcmp(gen, "primArrayPlusScalar")) {
+		put(b, "{\"d\":{\"tags\":");
+		prims(b, "t", n);
+		put(b, ",\"type\":\"GROUP\"}}");
+	} else if (!strcmp(gen, "primArrayOnly")) {
+		put(b, "{\"d\":{\"tags\":");
+		prims(b, "t", n);
+		put(b, "}}");
+	} else if (!strcmp(gen, "objArrayBothFields")) {
+		put(b, "{\"d\":[");
+		for (long i = 0; i < n; i++)
+			put(b, "%s{\"a\":%ld,\"b\":%ld}", i ? "," : "", i, i);
+		put(b, "]}");
+	} else if (!strcmp(gen, "objArrayLastValid")) {
+		put(b, "{\"d\":[");
+		for (long i = 0; i + 1 < n; i++)
+			put(b, "{\"%s\":%ld},", i % 2 ? "a" : "b", i);
+		put(b, "{\"a\":1,\"b\":2}]}");
+	} else if (!strcmp(gen, "objArrayAllPartial")) {
+		put(b, "{\"d\":[");
+		for (long i = 0; i < n; i++)
+			put(b, "%s{\"%s\":%ld}", i ? "," : "", i % 2 ? "a" : "b", i);
+		put(b, "]}");
+	} else if (!strcmp(gen, "customerLike")) {
+		put(b, "{\"detail\":{\"data\":{\"name\":");
+		prims(b, "n", n);
+		put(b, ",\"domains\":[");
+		for (long i = 0; i < n; i++)
+			put(b, i % 2 ? "%s{\"email\":\"e%ld\"}" : "%s{\"host\":\"h%ld\"}",
+			    i ? "," : "", i);
+		put(b,
+		    "],\"type\":\"GROUP\"},\"context\":{\"companyId\":\"c\",\"userId\":\"u\","
+		    "\"email\":\"x@y\"}}}");
+	} else if (!strcmp(gen, "primInsideObjArray")) {
+		put(b, "{\"detail\":{\"data\":[{\"type\":\"A\"},{\"name\":");
+		prims(b, "n", n);
+		put(b, ",\"type\":\"B\"}]}}");
+	} else if (!strcmp(gen, "noObjArrayLargePrim")) {
+		put(b, "{\"detail\":{\"data\":{\"name\":");
+		prims(b, "n", n);
+		put(b, ",\"type\":\"T\"}}}");
+	} else if (!strcmp(gen, "nested2Level")) {
+		put(b, "{\"a\":[");
+		for (long i = 0; i < n; i++) {
+			put(b, "%s{\"b\":[", i ? "," : "");
+			for (int j = 0; j < 10; j++)
+				put(b, "%s{\"%s\":%d}", j ? "," : "", (i + j) % 2 ? "x" : "y", j);
+			put(b, "]}");
+		}
+		put(b, ",{\"b\":[{\"x\":1,\"y\":2}]}]}");
+	} else if (!strcmp(gen, "deepNestedPrim")) {
+		put(b, "{\"a\":[");
+		for (int e = 0; e < 3; e++) {
+			put(b, "%s{\"b\":{\"tags\":", e ? "," : "");
+			prims(b, "t", n);
+			put(b, e == 2 ? ",\"type\":\"T\"}}" : "}}");
+		}
+		put(b, "]}");
+	} else if (!strcmp(gen, "wideRulePrimArray")) {
+		put(b, "{\"d\":{\"a\":");
+		prims(b, "a", n);
+		put(b, ",\"b\":");
+		prims(b, "b", n);
+		put(b, ",\"c\":\"C\"}}");
+	} else if (!strcmp(gen, "twoPrimArrays")) {
+		put(b, "{\"tags\":");
+		prims(b, "t", n);
+		put(b, ",\"cats\":");
+		prims(b, "c", n);
+		put(b, ",\"v\":\"1\"}");
+	} else if (!strcmp(gen, "controlScalar")) {
+		put(b, "{\"a\":1,\"b\":2}");
+	} else {
+		return false;
+	}
+	return true;
+}
+
+Test(pattern_corpus, event_ruler_perf_scenarios)
+{
+	const char *shared = getenv("SLUICE_SHARED");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/corpus/patterns/event-ruler/perf-scenarios.json",
+	         shared ? shared : "");
+	FILE *f = shared ? fopen(path, "rb") : NULL;
+	if (!f)
+		cr_skip_test("%s not found (set SLUICE_SHARED)", path);
+	fclose(f);
+	json_error_t je;
+	json_t *sc = json_load_file(path, 0, &je);
+	cr_assert_not_null(sc, "%s: %s", path, je.text);
+	struct sb b = { 0 };
+	size_t i, checked = 0;
+	json_t *c;
+	json_array_foreach(sc, i, c)
+	{
+		const char *name = str(c, "name"), *gen = str(c, "generator");
+		json_t *sizes = json_object_get(c, "sizes");
+		long n = (long)json_integer_value(
+		        json_array_get(sizes, json_array_size(sizes) - 1));
+		bool want = json_integer_value(json_object_get(c, "expectedMatches")) > 0;
+		char *rule = json_dumps(json_object_get(c, "rule"), JSON_COMPACT);
+		cr_assert(name && gen && rule, "scenario %zu is incomplete", i);
+		cr_assert(generate(gen, n, &b), "%s: no generator for %s", name, gen);
+		struct sl_error err;
+		bool match;
+		char *ev = malloc(b.n + 1);
+		cr_assert_not_null(ev);
+		memcpy(ev, b.s, b.n);
+		ev[b.n] = '\0';
+		sl_err rc = pat_test(rule, ev, &match, &err);
+		cr_assert_eq(rc, SL_OK, "%s: %s", name, sl_error_text(&err));
+		cr_assert_eq(match, want, "%s (%s, %ld elements): expected %s", name, gen, n,
+		             want ? "a match" : "no match");
+		free(ev);
+		free(rule);
+		checked++;
+	}
+	free(b.s);
+	json_decref(sc);
+	fprintf(stderr, "event-ruler perf scenarios: %zu pass at their largest size\n", checked);
 }
