@@ -316,3 +316,72 @@ Test(pattern_corpus, event_ruler_perf_scenarios)
 	json_decref(sc);
 	fprintf(stderr, "event-ruler perf scenarios: %zu pass at their largest size\n", checked);
 }
+
+/* event-ruler's $or parsing files: valid $or rules compile into more than one subrule,
+ * "$or" used as a plain field name compiles into one, malformed $or rules are refused. */
+static size_t
+check_rules(const char *file, int want) /* want: 2 = $or, 1 = plain, 0 = invalid */
+{
+	const char *shared = getenv("SLUICE_SHARED");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/corpus/patterns/event-ruler/%s", shared ? shared : "",
+	         file);
+	FILE *f = shared ? fopen(path, "rb") : NULL;
+	if (!f)
+		cr_skip_test("%s not found (set SLUICE_SHARED)", path);
+	fclose(f);
+	json_error_t je;
+	json_t *rules = json_load_file(path, 0, &je);
+	cr_assert_not_null(rules, "%s: %s", path, je.text);
+	size_t i;
+	json_t *r;
+	json_array_foreach(rules, i, r)
+	{
+		char *text = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		pat_machine_t *m;
+		struct sl_error err;
+		cr_assert_eq(pat_machine_new(&m, &err), SL_OK);
+		sl_err rc = pat_machine_add_rule(m, "r", text, strlen(text), NULL, &err);
+		struct pat_stats st;
+		pat_machine_stats(m, &st);
+		if (want == 0) {
+			cr_assert_eq(rc, SL_ERR_INVALID_PATTERN, "%s #%zu accepted: %s", file, i,
+			             text);
+		} else {
+			cr_assert_eq(rc, SL_OK, "%s #%zu: %s: %s", file, i, text,
+			             sl_error_text(&err));
+			if (want == 2)
+				cr_assert_gt(st.subrules, 1, "%s #%zu: no $or expansion", file, i);
+			else
+				cr_assert_eq(st.subrules, 1, "%s #%zu: unexpected expansion", file,
+				             i);
+		}
+		pat_machine_free(m);
+		free(text);
+	}
+	size_t n = json_array_size(rules);
+	json_decref(rules);
+	return n;
+}
+
+Test(pattern_corpus, event_ruler_or_rules)
+{
+	size_t n = check_rules("orRelationshipRules.json", 2);
+	n += check_rules("normalRulesWithOrWording.json", 1);
+	n += check_rules("wrongOrRelationshipRules.json", 0);
+	fprintf(stderr, "event-ruler $or rule files: %zu rules as expected\n", n);
+	/* and one of them against events */
+	const char *p
+	        = "{\"source\":[\"aws.cloudwatch\"],\"$or\":[{\"metricName\":[\"CPUUtilization\"]},"
+	          "{\"namespace\":[\"AWS/EC2\"]}]}";
+	bool match;
+	struct sl_error err;
+	cr_assert_eq(pat_test(p, "{\"source\":\"aws.cloudwatch\",\"namespace\":\"AWS/EC2\"}",
+	                      &match, &err),
+	             SL_OK);
+	cr_assert(match);
+	cr_assert_eq(pat_test(p, "{\"source\":\"aws.cloudwatch\",\"namespace\":\"AWS/ES\"}", &match,
+	                      &err),
+	             SL_OK);
+	cr_assert(!match);
+}
