@@ -53,21 +53,8 @@ struct hit {
 	int32_t next;
 };
 
-struct pat_machine {
-	struct pat_hmap paths, names;
-	struct field **fields;
-	uint32_t nfields, cap_fields;
-	int32_t *free_fields;
-	uint32_t nfree_fields, cap_free_fields;
-	struct sub *subs;
-	uint32_t nsubs, cap_subs, live_subs;
-	uint32_t *free_subs, nfree_subs, cap_free_subs;
-	struct rule *rules;
-	uint32_t nrules, cap_rules, live_rules;
-	uint32_t *free_rules, nfree_rules, cap_free_rules;
-	uint32_t *always; /* subrules with no required slot */
-	uint32_t nalways, cap_always;
-	/* per-event scratch */
+/* Per-event working memory; one per thread that matches. */
+struct pat_scratch {
 	uint32_t gen;
 	struct sub_scr *sscr;
 	uint32_t *rgen;
@@ -90,6 +77,23 @@ struct pat_machine {
 	uint32_t group[PAT_MAX_RULE_FIELDS], order[PAT_MAX_RULE_FIELDS];
 	struct pat_flat flat;
 	const char *ev;
+};
+
+struct pat_machine {
+	struct pat_hmap paths, names;
+	struct field **fields;
+	uint32_t nfields, cap_fields;
+	int32_t *free_fields;
+	uint32_t nfree_fields, cap_free_fields;
+	struct sub *subs;
+	uint32_t nsubs, cap_subs, live_subs;
+	uint32_t *free_subs, nfree_subs, cap_free_subs;
+	struct rule *rules;
+	uint32_t nrules, cap_rules, live_rules;
+	uint32_t *free_rules, nfree_rules, cap_free_rules;
+	uint32_t *always; /* subrules with no required slot */
+	uint32_t nalways, cap_always;
+	struct pat_scratch own; /* for pat_machine_match */
 };
 
 static bool
@@ -124,6 +128,23 @@ pat_machine_new(pat_machine_t **out, struct sl_error *err)
 	if (!*out)
 		return sl_error_set(err, SL_ERR_NOMEM, "out of memory creating a pattern machine");
 	return SL_OK;
+}
+
+static void
+scratch_clear(struct pat_scratch *sc)
+{
+	sl_free(sc->sscr);
+	sl_free(sc->rgen);
+	sl_free(sc->heads);
+	sl_free(sc->hits);
+	sl_free(sc->cands);
+	sl_free(sc->fgen);
+	sl_free(sc->fhead);
+	sl_free(sc->vnext);
+	sl_free(sc->fold);
+	sl_free(sc->chosen);
+	pat_flat_free(&sc->flat);
+	memset(sc, 0, sizeof *sc);
 }
 
 static void
@@ -165,17 +186,7 @@ pat_machine_free(pat_machine_t *m)
 	sl_free(m->rules);
 	sl_free(m->free_rules);
 	sl_free(m->always);
-	sl_free(m->sscr);
-	sl_free(m->rgen);
-	sl_free(m->heads);
-	sl_free(m->hits);
-	sl_free(m->cands);
-	sl_free(m->fgen);
-	sl_free(m->fhead);
-	sl_free(m->vnext);
-	sl_free(m->fold);
-	sl_free(m->chosen);
-	pat_flat_free(&m->flat);
+	scratch_clear(&m->own);
 	sl_free(m);
 }
 
@@ -401,9 +412,7 @@ alloc_sub(pat_machine_t *m, uint32_t *sid)
 		return SL_ERR_NOMEM;
 	if (!grow32((void **)&m->free_subs, &m->cap_free_subs, m->nsubs + 1, sizeof *m->free_subs))
 		return SL_ERR_NOMEM;
-	if (!grow((void **)&m->sscr, &m->cap_scr, m->nsubs + 1, sizeof *m->sscr))
-		return SL_ERR_NOMEM;
-	m->sscr[m->nsubs] = (struct sub_scr) { 0 };
+
 	memset(&m->subs[m->nsubs], 0, sizeof *m->subs);
 	*sid = m->nsubs++;
 	return SL_OK;
@@ -427,13 +436,12 @@ pat_machine_add_rule(pat_machine_t *m, const char *name, const char *pattern, si
 	} else {
 		if (!grow32((void **)&m->rules, &m->cap_rules, m->nrules + 1, sizeof *m->rules)
 		    || !grow32((void **)&m->free_rules, &m->cap_free_rules, m->nrules + 1,
-		               sizeof *m->free_rules)
-		    || !grow((void **)&m->rgen, &m->cap_rscr, m->nrules + 1, sizeof *m->rgen)) {
+		               sizeof *m->free_rules)) {
 			pat_rule_free(pr);
 			return sl_error_set(err, SL_ERR_NOMEM, "out of memory adding rule %s",
 			                    name);
 		}
-		m->rgen[m->nrules] = 0;
+
 		rid = m->nrules++;
 	}
 	struct rule *r = &m->rules[rid];
@@ -523,58 +531,58 @@ lookup_path(void *ctx, const char *path, size_t len, uint64_t hash, struct pat_p
 }
 
 static bool
-credit(pat_machine_t *m, const struct pat_target *t, uint32_t val)
+credit(const pat_machine_t *m, struct pat_scratch *sc, const struct pat_target *t, uint32_t val)
 {
-	struct sub_scr *ss = &m->sscr[t->sub];
+	struct sub_scr *ss = &sc->sscr[t->sub];
 	const struct sub *sb = &m->subs[t->sub];
-	if (ss->gen != m->gen) {
-		if (!grow((void **)&m->heads, &m->cap_heads, m->nheads + sb->nslots,
-		          sizeof *m->heads))
+	if (ss->gen != sc->gen) {
+		if (!grow((void **)&sc->heads, &sc->cap_heads, sc->nheads + sb->nslots,
+		          sizeof *sc->heads))
 			return false;
-		ss->gen = m->gen;
+		ss->gen = sc->gen;
 		ss->count = 0;
 		ss->cand = false;
-		ss->heads = (uint32_t)m->nheads;
+		ss->heads = (uint32_t)sc->nheads;
 		for (uint32_t i = 0; i < sb->nslots; i++)
-			m->heads[m->nheads + i] = -1;
-		m->nheads += sb->nslots;
+			sc->heads[sc->nheads + i] = -1;
+		sc->nheads += sb->nslots;
 	}
-	int32_t *head = &m->heads[ss->heads + t->slot];
-	if (*head >= 0 && m->hits[*head].val == val)
+	int32_t *head = &sc->heads[ss->heads + t->slot];
+	if (*head >= 0 && sc->hits[*head].val == val)
 		return true; /* the same value through another alternative */
-	if (!grow((void **)&m->hits, &m->cap_hits, m->nhits + 1, sizeof *m->hits))
+	if (!grow((void **)&sc->hits, &sc->cap_hits, sc->nhits + 1, sizeof *sc->hits))
 		return false;
 	if (*head < 0 && !sb->slots[t->slot].absent_ok)
 		ss->count++;
-	m->hits[m->nhits] = (struct hit) { val, *head };
-	*head = (int32_t)m->nhits++;
+	sc->hits[sc->nhits] = (struct hit) { val, *head };
+	*head = (int32_t)sc->nhits++;
 	if (ss->count == sb->npos && !ss->cand) {
-		if (!grow((void **)&m->cands, &m->cap_cands, m->ncands + 1, sizeof *m->cands))
+		if (!grow((void **)&sc->cands, &sc->cap_cands, sc->ncands + 1, sizeof *sc->cands))
 			return false;
 		ss->cand = true;
-		m->cands[m->ncands++] = t->sub;
+		sc->cands[sc->ncands++] = t->sub;
 	}
 	return true;
 }
 
 static bool
-credit_list(pat_machine_t *m, const struct pat_tlist *l, uint32_t val)
+credit_list(const pat_machine_t *m, struct pat_scratch *sc, const struct pat_tlist *l, uint32_t val)
 {
 	for (uint32_t i = 0; i < l->n; i++)
-		if (!credit(m, &l->v[i], val))
+		if (!credit(m, sc, &l->v[i], val))
 			return false;
 	return true;
 }
 
 static bool
-walk_trie(pat_machine_t *m, const struct pat_trie *t, const char *s, size_t n, bool rev,
-          uint32_t val)
+walk_trie(const pat_machine_t *m, struct pat_scratch *sc, const struct pat_trie *t, const char *s,
+          size_t n, bool rev, uint32_t val)
 {
 	if (!t->n)
 		return true;
 	uint32_t cur = 0;
 	for (size_t i = 0;; i++) {
-		if (t->v[cur].t.n && !credit_list(m, &t->v[cur].t, val))
+		if (t->v[cur].t.n && !credit_list(m, sc, &t->v[cur].t, val))
 			return false;
 		if (i == n)
 			return true;
@@ -589,7 +597,8 @@ walk_trie(pat_machine_t *m, const struct pat_trie *t, const char *s, size_t n, b
 }
 
 static bool
-walk_wild(pat_machine_t *m, const struct pat_trie *t, const char *s, size_t n, uint32_t val)
+walk_wild(const pat_machine_t *m, struct pat_scratch *sc, const struct pat_trie *t, const char *s,
+          size_t n, uint32_t val)
 {
 	if (!t->n)
 		return true;
@@ -597,7 +606,8 @@ walk_wild(pat_machine_t *m, const struct pat_trie *t, const char *s, size_t n, u
 	for (size_t i = 0;; i++) {
 		const struct pat_tlist *l = &t->v[cur].t;
 		for (uint32_t k = 0; k < l->n; k++)
-			if (pat_wild_match(&l->v[k].val->wild, s, n) && !credit(m, &l->v[k], val))
+			if (pat_wild_match(&l->v[k].val->wild, s, n)
+			    && !credit(m, sc, &l->v[k], val))
 				return false;
 		if (i == n)
 			return true;
@@ -611,11 +621,11 @@ walk_wild(pat_machine_t *m, const struct pat_trie *t, const char *s, size_t n, u
 }
 
 static bool
-match_value(pat_machine_t *m, uint32_t vi)
+match_value(const pat_machine_t *m, struct pat_scratch *sc, uint32_t vi)
 {
-	const struct pat_fval *v = &m->flat.vals[vi];
+	const struct pat_fval *v = &sc->flat.vals[vi];
 	const struct field *f = m->fields[v->field];
-	const char *s = pat_fval_ptr(&m->flat, m->ev, v);
+	const char *s = pat_fval_ptr(&sc->flat, sc->ev, v);
 	size_t n = v->len;
 	char numkey[8];
 	if (v->type == PAT_T_NUMBER) {
@@ -630,29 +640,30 @@ match_value(pat_machine_t *m, uint32_t vi)
 	if (f->exact.n && s) {
 		const struct pat_hent *e
 		        = pat_hmap_get(&f->exact, v->type, s, n, pat_hash(v->type, s, n));
-		if (e && !credit_list(m, &e->t, vi))
+		if (e && !credit_list(m, sc, &e->t, vi))
 			return false;
 	}
 	const char *fs = NULL;
 	size_t fl = 0;
 	if (v->type == PAT_T_STRING) {
 		if (f->fold_users) {
-			if (!pat_fold(s, n, &m->fold, &fl, &m->cap_fold))
+			if (!pat_fold(s, n, &sc->fold, &fl, &sc->cap_fold))
 				return false;
-			fs = m->fold;
+			fs = sc->fold;
 			if (f->eic.n) {
 				const struct pat_hent *e
 				        = pat_hmap_get(&f->eic, PAT_T_STRING, fs, fl,
 				                       pat_hash(PAT_T_STRING, fs, fl));
-				if (e && !credit_list(m, &e->t, vi))
+				if (e && !credit_list(m, sc, &e->t, vi))
 					return false;
 			}
-			if (!walk_trie(m, &f->pre_eic, fs, fl, false, vi)
-			    || !walk_trie(m, &f->suf_eic, fs, fl, true, vi))
+			if (!walk_trie(m, sc, &f->pre_eic, fs, fl, false, vi)
+			    || !walk_trie(m, sc, &f->suf_eic, fs, fl, true, vi))
 				return false;
 		}
-		if (!walk_trie(m, &f->pre, s, n, false, vi)
-		    || !walk_trie(m, &f->suf, s, n, true, vi) || !walk_wild(m, &f->wild, s, n, vi))
+		if (!walk_trie(m, sc, &f->pre, s, n, false, vi)
+		    || !walk_trie(m, sc, &f->suf, s, n, true, vi)
+		    || !walk_wild(m, sc, &f->wild, s, n, vi))
 			return false;
 	}
 	for (uint32_t i = 0; i < f->others.n; i++) {
@@ -674,7 +685,7 @@ match_value(pat_machine_t *m, uint32_t vi)
 			break;
 		default: break;
 		}
-		if (hit && !credit(m, t, vi))
+		if (hit && !credit(m, sc, t, vi))
 			return false;
 	}
 	return true;
@@ -708,30 +719,30 @@ same_membership(const struct pat_flat *fl, uint32_t a, uint32_t b)
 }
 
 static bool
-field_has_values(const pat_machine_t *m, int32_t field)
+field_has_values(const struct pat_scratch *sc, int32_t field)
 {
-	return m->fgen[field] == m->gen && m->fhead[field] >= 0;
+	return sc->fgen[field] == sc->gen && sc->fhead[field] >= 0;
 }
 
 /* Backtracking over one credited value per slot of order[] (or absence for exists:false). */
 static bool
-choose(pat_machine_t *m, const struct sub *sb, const struct sub_scr *ss, const uint32_t *order,
-       uint32_t k, uint32_t n)
+choose(struct pat_scratch *sc, const struct sub *sb, const struct sub_scr *ss,
+       const uint32_t *order, uint32_t k, uint32_t n)
 {
-	int32_t *ch = m->chosen;
+	int32_t *ch = sc->chosen;
 	if (k == n) {
 		for (uint32_t x = 0; x < n; x++) {
 			uint32_t s = order[x];
 			if (ch[s] >= 0)
 				continue;
 			int32_t f = sb->slots[s].field;
-			if (!field_has_values(m, f))
+			if (!field_has_values(sc, f))
 				continue;
-			for (int32_t w = m->fhead[f]; w >= 0; w = m->vnext[w]) {
+			for (int32_t w = sc->fhead[f]; w >= 0; w = sc->vnext[w]) {
 				bool ok = true;
 				for (uint32_t y = 0; y < n && ok; y++)
 					if (ch[order[y]] >= 0
-					    && !consistent(&m->flat, (uint32_t)w,
+					    && !consistent(&sc->flat, (uint32_t)w,
 					                   (uint32_t)ch[order[y]]))
 						ok = false;
 				if (ok)
@@ -742,27 +753,28 @@ choose(pat_machine_t *m, const struct sub *sb, const struct sub_scr *ss, const u
 	}
 	uint32_t i = order[k];
 	int32_t tried = -1;
-	for (int32_t h = ss->gen == m->gen ? m->heads[ss->heads + i] : -1; h >= 0;
-	     h = m->hits[h].next) {
-		uint32_t val = m->hits[h].val;
+	for (int32_t h = ss->gen == sc->gen ? sc->heads[ss->heads + i] : -1; h >= 0;
+	     h = sc->hits[h].next) {
+		uint32_t val = sc->hits[h].val;
 		/* credits arrive in event order, so the elements of one primitive array (or
 		 * one object) are neighbours here: trying one of them is trying them all */
-		if (tried >= 0 && same_membership(&m->flat, val, (uint32_t)tried))
+		if (tried >= 0 && same_membership(&sc->flat, val, (uint32_t)tried))
 			continue;
 		tried = (int32_t)val;
 		bool ok = true;
 		for (uint32_t y = 0; y < k && ok; y++)
-			if (ch[order[y]] >= 0 && !consistent(&m->flat, val, (uint32_t)ch[order[y]]))
+			if (ch[order[y]] >= 0
+			    && !consistent(&sc->flat, val, (uint32_t)ch[order[y]]))
 				ok = false;
 		if (!ok)
 			continue;
 		ch[i] = (int32_t)val;
-		if (choose(m, sb, ss, order, k + 1, n))
+		if (choose(sc, sb, ss, order, k + 1, n))
 			return true;
 	}
 	if (sb->slots[i].absent_ok) {
 		ch[i] = -1;
-		return choose(m, sb, ss, order, k + 1, n);
+		return choose(sc, sb, ss, order, k + 1, n);
 	}
 	return false;
 }
@@ -786,41 +798,41 @@ root_merge(const struct pat_flat *fl, uint32_t g, uint32_t val)
  * independent arrays cost the sum of their sizes, not the product.
  */
 static bool
-sub_matches(pat_machine_t *m, uint32_t sid)
+sub_matches(const pat_machine_t *m, struct pat_scratch *sc, uint32_t sid)
 {
 	const struct sub *sb = &m->subs[sid];
-	const struct sub_scr *ss = &m->sscr[sid];
-	bool touched = ss->gen == m->gen;
-	if (!m->flat.has_obj_arrays) {
+	const struct sub_scr *ss = &sc->sscr[sid];
+	bool touched = ss->gen == sc->gen;
+	if (!sc->flat.has_obj_arrays) {
 		/* no arrays of objects: every credited value is consistent with every other */
 		for (uint32_t s = 0; s < sb->nslots; s++) {
 			if (!sb->slots[s].absent_ok)
 				continue;
-			if (touched && m->heads[ss->heads + s] >= 0)
+			if (touched && sc->heads[ss->heads + s] >= 0)
 				continue;
-			if (field_has_values(m, sb->slots[s].field))
+			if (field_has_values(sc, sb->slots[s].field))
 				return false;
 		}
 		return true;
 	}
-	uint32_t *grp = m->group, *order = m->order, n = sb->nslots;
+	uint32_t *grp = sc->group, *order = sc->order, n = sb->nslots;
 	bool mixed = false;
 	for (uint32_t s = 0; s < n; s++) {
 		uint32_t g = ROOT_FREE;
-		for (int32_t h = touched ? m->heads[ss->heads + s] : -1; h >= 0;
-		     h = m->hits[h].next)
-			g = root_merge(&m->flat, g, m->hits[h].val);
+		for (int32_t h = touched ? sc->heads[ss->heads + s] : -1; h >= 0;
+		     h = sc->hits[h].next)
+			g = root_merge(&sc->flat, g, sc->hits[h].val);
 		int32_t f = sb->slots[s].field;
-		if (sb->slots[s].absent_ok && field_has_values(m, f))
-			for (int32_t w = m->fhead[f]; w >= 0; w = m->vnext[w])
-				g = root_merge(&m->flat, g, (uint32_t)w);
+		if (sb->slots[s].absent_ok && field_has_values(sc, f))
+			for (int32_t w = sc->fhead[f]; w >= 0; w = sc->vnext[w])
+				g = root_merge(&sc->flat, g, (uint32_t)w);
 		grp[s] = g;
 		mixed |= g == ROOT_MIXED;
 	}
 	if (mixed) {
 		for (uint32_t s = 0; s < n; s++)
 			order[s] = s;
-		return choose(m, sb, ss, order, 0, n);
+		return choose(sc, sb, ss, order, 0, n);
 	}
 	for (uint32_t s = 0; s < n; s++) {
 		if (grp[s] == ROOT_MIXED - 1)
@@ -832,66 +844,80 @@ sub_matches(pat_machine_t *m, uint32_t sid)
 				grp[t] = ROOT_MIXED - 1;
 			}
 		}
-		if (!choose(m, sb, ss, order, 0, k))
+		if (!choose(sc, sb, ss, order, 0, k))
 			return false;
 	}
 	return true;
 }
 
 static sl_err
-run(pat_machine_t *m, const char *event, size_t len, pat_match_fn fn, void *ctx,
-    struct sl_error *err)
+run(const pat_machine_t *m, struct pat_scratch *sc, const char *event, size_t len, pat_match_fn fn,
+    void *ctx, struct sl_error *err)
 {
-	if (++m->gen == 0) {
-		/* stamps wrapped: forget every old one */
-		for (uint32_t i = 0; i < m->nsubs; i++)
-			m->sscr[i].gen = 0;
-		memset(m->rgen, 0, m->nrules * sizeof *m->rgen);
-		if (m->fgen)
-			memset(m->fgen, 0, m->cap_fscr * sizeof *m->fgen);
-		m->gen = 1;
+	/* the machine may have grown since this scratch was last used */
+	if (sc->cap_scr < m->nsubs) {
+		size_t old = sc->cap_scr;
+		if (!grow((void **)&sc->sscr, &sc->cap_scr, m->nsubs, sizeof *sc->sscr))
+			goto nomem;
+		memset(sc->sscr + old, 0, (sc->cap_scr - old) * sizeof *sc->sscr);
 	}
-	m->nheads = m->nhits = m->ncands = 0;
-	m->ev = event;
-	sl_err rc = pat_flatten(&m->flat, event, len, lookup_path, m, err);
+	if (sc->cap_rscr < m->nrules) {
+		size_t old = sc->cap_rscr;
+		if (!grow((void **)&sc->rgen, &sc->cap_rscr, m->nrules, sizeof *sc->rgen))
+			goto nomem;
+		memset(sc->rgen + old, 0, (sc->cap_rscr - old) * sizeof *sc->rgen);
+	}
+	if (++sc->gen == 0) {
+		/* stamps wrapped: forget every old one */
+		for (size_t i = 0; i < sc->cap_scr; i++)
+			sc->sscr[i].gen = 0;
+		memset(sc->rgen, 0, sc->cap_rscr * sizeof *sc->rgen);
+		if (sc->fgen)
+			memset(sc->fgen, 0, sc->cap_fscr * sizeof *sc->fgen);
+		sc->gen = 1;
+	}
+	sc->nheads = sc->nhits = sc->ncands = 0;
+	sc->ev = event;
+	/* the lookup only reads the machine */
+	sl_err rc = pat_flatten(&sc->flat, event, len, lookup_path, (void *)m, err);
 	if (rc)
 		return rc;
-	size_t nv = m->flat.nvals;
-	if (!grow((void **)&m->vnext, &m->cap_vnext, nv + 1, sizeof *m->vnext))
+	size_t nv = sc->flat.nvals;
+	if (!grow((void **)&sc->vnext, &sc->cap_vnext, nv + 1, sizeof *sc->vnext))
 		goto nomem;
-	if (m->cap_fscr < m->nfields) {
-		size_t c = m->cap_fscr;
-		if (!grow((void **)&m->fgen, &c, m->nfields, sizeof *m->fgen))
+	if (sc->cap_fscr < m->nfields) {
+		size_t c = sc->cap_fscr;
+		if (!grow((void **)&sc->fgen, &c, m->nfields, sizeof *sc->fgen))
 			goto nomem;
-		c = m->cap_fscr;
-		if (!grow((void **)&m->fhead, &c, m->nfields, sizeof *m->fhead))
+		c = sc->cap_fscr;
+		if (!grow((void **)&sc->fhead, &c, m->nfields, sizeof *sc->fhead))
 			goto nomem;
-		memset(m->fgen + m->cap_fscr, 0, (c - m->cap_fscr) * sizeof *m->fgen);
-		m->cap_fscr = c;
+		memset(sc->fgen + sc->cap_fscr, 0, (c - sc->cap_fscr) * sizeof *sc->fgen);
+		sc->cap_fscr = c;
 	}
 	for (size_t i = nv; i-- > 0;) {
-		int32_t f = m->flat.vals[i].field;
-		if (m->fgen[f] != m->gen) {
-			m->fgen[f] = m->gen;
-			m->fhead[f] = -1;
+		int32_t f = sc->flat.vals[i].field;
+		if (sc->fgen[f] != sc->gen) {
+			sc->fgen[f] = sc->gen;
+			sc->fhead[f] = -1;
 		}
-		m->vnext[i] = m->fhead[f];
-		m->fhead[f] = (int32_t)i;
+		sc->vnext[i] = sc->fhead[f];
+		sc->fhead[f] = (int32_t)i;
 	}
 	for (size_t i = 0; i < nv; i++)
-		if (!match_value(m, (uint32_t)i))
+		if (!match_value(m, sc, (uint32_t)i))
 			goto nomem;
 	size_t maxslots = PAT_MAX_RULE_FIELDS;
-	if (!grow((void **)&m->chosen, &m->cap_chosen, maxslots, sizeof *m->chosen))
+	if (!grow((void **)&sc->chosen, &sc->cap_chosen, maxslots, sizeof *sc->chosen))
 		goto nomem;
 	for (size_t pass = 0; pass < 2; pass++) {
-		size_t n = pass == 0 ? m->ncands : m->nalways;
+		size_t n = pass == 0 ? sc->ncands : m->nalways;
 		for (size_t i = 0; i < n; i++) {
-			uint32_t sid = pass == 0 ? m->cands[i] : m->always[i];
+			uint32_t sid = pass == 0 ? sc->cands[i] : m->always[i];
 			const struct sub *sb = &m->subs[sid];
-			if (m->rgen[sb->rule] == m->gen || !sub_matches(m, sid))
+			if (sc->rgen[sb->rule] == sc->gen || !sub_matches(m, sc, sid))
 				continue;
-			m->rgen[sb->rule] = m->gen;
+			sc->rgen[sb->rule] = sc->gen;
 			if (!fn(ctx, sb->rule, m->rules[sb->rule].name))
 				return SL_OK;
 		}
@@ -905,7 +931,32 @@ sl_err
 pat_machine_match(pat_machine_t *m, const char *event, size_t len, pat_match_fn fn, void *ctx,
                   struct sl_error *err)
 {
-	return run(m, event, len, fn, ctx, err);
+	return run(m, &m->own, event, len, fn, ctx, err);
+}
+
+sl_err
+pat_scratch_new(pat_scratch_t **out, struct sl_error *err)
+{
+	*out = SL_NEW(pat_scratch_t);
+	if (!*out)
+		return sl_error_set(err, SL_ERR_NOMEM, "out of memory creating match scratch");
+	return SL_OK;
+}
+
+void
+pat_scratch_free(pat_scratch_t *sc)
+{
+	if (!sc)
+		return;
+	scratch_clear(sc);
+	sl_free(sc);
+}
+
+sl_err
+pat_machine_match_with(const pat_machine_t *m, pat_scratch_t *sc, const char *event, size_t len,
+                       pat_match_fn fn, void *ctx, struct sl_error *err)
+{
+	return run(m, sc, event, len, fn, ctx, err);
 }
 
 struct ids_ctx {
@@ -929,7 +980,7 @@ pat_machine_match_ids(pat_machine_t *m, const char *event, size_t len, uint32_t 
                       size_t *n, struct sl_error *err)
 {
 	struct ids_ctx c = { ids, cap, 0 };
-	sl_err rc = run(m, event, len, collect_id, &c, err);
+	sl_err rc = run(m, &m->own, event, len, collect_id, &c, err);
 	*n = c.n;
 	return rc;
 }
@@ -955,6 +1006,19 @@ rule_bytes(const struct pat_rule *r)
 	return b;
 }
 
+static size_t
+scratch_bytes(const struct pat_scratch *sc)
+{
+	return sc->cap_scr * sizeof *sc->sscr + sc->cap_rscr * sizeof *sc->rgen
+	        + sc->cap_heads * sizeof *sc->heads + sc->cap_hits * sizeof *sc->hits
+	        + sc->cap_cands * sizeof *sc->cands
+	        + sc->cap_fscr * (sizeof *sc->fgen + sizeof *sc->fhead)
+	        + sc->cap_vnext * sizeof *sc->vnext + sc->cap_fold
+	        + sc->cap_chosen * sizeof *sc->chosen + sc->flat.cap_vals * sizeof *sc->flat.vals
+	        + sc->flat.cap_mem * sizeof *sc->flat.mem + sc->flat.cap_dec + sc->flat.cap_path
+	        + sc->flat.cap_stack * sizeof *sc->flat.stack;
+}
+
 void
 pat_machine_stats(const pat_machine_t *m, struct pat_stats *out)
 {
@@ -973,12 +1037,10 @@ pat_machine_stats(const pat_machine_t *m, struct pat_stats *out)
 		        + pat_trie_bytes(&f->suf) + pat_trie_bytes(&f->suf_eic)
 		        + pat_trie_bytes(&f->wild) + f->others.cap * sizeof *f->others.v;
 	}
-	b += m->cap_subs * sizeof *m->subs + m->cap_free_subs * sizeof *m->free_subs
-	        + m->cap_scr * sizeof *m->sscr;
+	b += m->cap_subs * sizeof *m->subs + m->cap_free_subs * sizeof *m->free_subs;
 	for (uint32_t i = 0; i < m->nsubs; i++)
 		b += m->subs[i].nslots * sizeof *m->subs[i].slots;
-	b += m->cap_rules * sizeof *m->rules + m->cap_free_rules * sizeof *m->free_rules
-	        + m->cap_rscr * sizeof *m->rgen;
+	b += m->cap_rules * sizeof *m->rules + m->cap_free_rules * sizeof *m->free_rules;
 	for (uint32_t i = 0; i < m->nrules; i++) {
 		const struct rule *r = &m->rules[i];
 		if (!r->live)
@@ -986,12 +1048,7 @@ pat_machine_stats(const pat_machine_t *m, struct pat_stats *out)
 		b += strlen(r->name) + 1 + r->nsubs * sizeof *r->subs + rule_bytes(r->pr);
 	}
 	b += m->cap_always * sizeof *m->always;
-	b += m->cap_heads * sizeof *m->heads + m->cap_hits * sizeof *m->hits
-	        + m->cap_cands * sizeof *m->cands
-	        + m->cap_fscr * (sizeof *m->fgen + sizeof *m->fhead)
-	        + m->cap_vnext * sizeof *m->vnext + m->cap_fold + m->cap_chosen * sizeof *m->chosen;
-	b += m->flat.cap_vals * sizeof *m->flat.vals + m->flat.cap_mem * sizeof *m->flat.mem
-	        + m->flat.cap_dec + m->flat.cap_path + m->flat.cap_stack * sizeof *m->flat.stack;
+	b += scratch_bytes(&m->own);
 	out->bytes = b;
 }
 

@@ -4,7 +4,8 @@
  * A pat_machine_t holds every rule of a bus. Matching reads the raw event bytes with a
  * streaming flattener that only decodes fields some rule names; the cost of an event is
  * the cost of its named fields, not the number of rules. Rules can be added and removed
- * one at a time. A machine is not thread-safe: serialise calls, or keep one per thread.
+ * one at a time. pat_machine_match uses scratch inside the machine, so it is for one
+ * thread at a time; pat_machine_match_with lets several threads match at once.
  */
 #ifndef SLUICE_BUS_PATTERN_H
 #define SLUICE_BUS_PATTERN_H
@@ -56,7 +57,20 @@ sl_err pat_machine_remove_rule(pat_machine_t *m, const char *name, struct sl_err
  */
 sl_err pat_machine_match(pat_machine_t *m, const char *event, size_t len, pat_match_fn fn,
                          void *ctx, struct sl_error *err);
-/* Same, filling ids[0..cap) and *n with the number of matching rules (may exceed cap). */
+/*
+ * Matching from several threads: each thread owns a scratch and calls
+ * pat_machine_match_with; any number may run at once as long as no rule is added or
+ * removed meanwhile (e.g. readers of a rwlock around add/remove). A scratch follows the
+ * machine's growth by itself.
+ */
+typedef struct pat_scratch pat_scratch_t;
+sl_err pat_scratch_new(pat_scratch_t **out, struct sl_error *err);
+void pat_scratch_free(pat_scratch_t *sc);
+sl_err pat_machine_match_with(const pat_machine_t *m, pat_scratch_t *sc, const char *event,
+                              size_t len, pat_match_fn fn, void *ctx, struct sl_error *err);
+
+/* Same as pat_machine_match, filling ids[0..cap) and *n with the number of matching rules (may
+ * exceed cap). */
 sl_err pat_machine_match_ids(pat_machine_t *m, const char *event, size_t len, uint32_t *ids,
                              size_t cap, size_t *n, struct sl_error *err);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <math.h>
+#include <pthread.h>
 
 #include "bus/pat_internal.h"
 #include "bus/pattern.h"
@@ -729,4 +730,87 @@ Test(patterns, array_consistency_search_stays_small)
 	  "\"numeric\":[\">\",0]}],\"d\":{\"x\":[1],\"z\":[{\"exists\":false}]}}",
 	  ev);
 	free(ev);
+}
+
+/* Several threads match against one machine, each with its own scratch. */
+struct worker {
+	const pat_machine_t *m;
+	int ok;
+};
+
+static const char *mt_events[] = {
+	"{\"source\":\"a\",\"d\":[{\"x\":1,\"y\":2},{\"x\":3}],\"n\":5}",
+	"{\"source\":\"b\",\"d\":[{\"x\":1},{\"y\":2}],\"n\":-1}",
+	"{\"source\":\"A\",\"s\":\"stra\u00dfe\"}",
+};
+static const size_t mt_want[] = { 3, 1, 2 };
+
+static bool
+count_cb2(void *ctx, uint32_t id, const char *name)
+{
+	(void)id;
+	(void)name;
+	(*(size_t *)ctx)++;
+	return true;
+}
+
+static void *
+worker_run(void *arg)
+{
+	struct worker *w = arg;
+	pat_scratch_t *sc;
+	struct sl_error err;
+	if (pat_scratch_new(&sc, &err) != SL_OK)
+		return NULL;
+	w->ok = 1;
+	for (int k = 0; k < 20000 && w->ok; k++) {
+		size_t i = (size_t)k % 3, n = 0;
+		if (pat_machine_match_with(w->m, sc, mt_events[i], strlen(mt_events[i]), count_cb2,
+		                           &n, &err)
+		            != SL_OK
+		    || n != mt_want[i])
+			w->ok = 0;
+	}
+	pat_scratch_free(sc);
+	return NULL;
+}
+
+Test(patterns, threads_with_own_scratch)
+{
+	static const char *rules[] = {
+		"{\"source\":[\"a\"]}",
+		"{\"d\":{\"x\":[1],\"y\":[2]}}",
+		"{\"n\":[{\"numeric\":[\">\",0]}]}",
+		"{\"source\":[{\"equals-ignore-case\":\"a\"}],\"s\":[{\"exists\":true}]}",
+		"{\"s\":[{\"equals-ignore-case\":\"STRASSE\"}]}",
+		"{\"source\":[{\"anything-but\":[\"a\",\"A\"]}]}",
+	};
+	pat_machine_t *m;
+	struct sl_error err;
+	cr_assert_eq(pat_machine_new(&m, &err), SL_OK);
+	for (size_t i = 0; i < sizeof rules / sizeof *rules; i++) {
+		char name[8];
+		snprintf(name, sizeof name, "r%zu", i);
+		cr_assert_eq(pat_machine_add_rule(m, name, rules[i], strlen(rules[i]), NULL, &err),
+		             SL_OK, "%s", sl_error_text(&err));
+	}
+	/* the expected counts, single-threaded first */
+	for (size_t i = 0; i < 3; i++) {
+		size_t n = 0;
+		cr_assert_eq(pat_machine_match(m, mt_events[i], strlen(mt_events[i]), count_cb2, &n,
+		                               &err),
+		             SL_OK);
+		cr_assert_eq(n, mt_want[i], "event %zu: %zu matches", i, n);
+	}
+	pthread_t t[4];
+	struct worker w[4];
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct worker) { m, 0 };
+		cr_assert_eq(pthread_create(&t[i], NULL, worker_run, &w[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert(w[i].ok, "thread %d saw a wrong answer", i);
+	}
+	pat_machine_free(m);
 }
