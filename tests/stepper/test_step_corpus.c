@@ -120,6 +120,38 @@ masked_input(json_t *v)
 	return false;
 }
 
+/* The recorder left template placeholders for resources created by the test
+ * ("<<function_arn>>", "<<activity_arn>>"): put back an ARN of the kind the name says, so
+ * the history shows the right event family (LambdaFunction*, Activity*). */
+static void
+fill_resources(json_t *machine)
+{
+	const char *name;
+	json_t *st;
+	json_object_foreach(json_object_get(machine, "States"), name, st)
+	{
+		const char *r = json_string_value(json_object_get(st, "Resource"));
+		if (r && strncmp(r, "<<", 2) == 0) {
+			if (strstr(r, "FunctionArn") || strstr(r, "function_arn")
+			    || strstr(r, "lambda_arn"))
+				json_object_set_new(
+				        st, "Resource",
+				        json_string("arn:aws:lambda:us-east-1:000000000000:"
+				                    "function:recorded"));
+			else if (strstr(r, "activity_arn"))
+				json_object_set_new(
+				        st, "Resource",
+				        json_string("arn:aws:states:us-east-1:000000000000:"
+				                    "activity:recorded"));
+		}
+		size_t i;
+		json_t *b;
+		json_array_foreach(json_object_get(st, "Branches"), i, b) fill_resources(b);
+		fill_resources(json_object_get(st, "ItemProcessor"));
+		fill_resources(json_object_get(st, "Iterator"));
+	}
+}
+
 static bool
 has_fanout(json_t *machine)
 {
@@ -176,6 +208,7 @@ run_case(store_t *st, json_t *c, int n, bool core, struct tally *t)
 	        = strcmp(json_string_value(json_object_get(c, "reliability")), "placeholders") == 0;
 	struct sm_problems problems = { 0 };
 	struct sm_machine *m = NULL;
+	fill_resources(def);
 	sl_err rc = sm_machine_compile(def, NULL, &m, &problems);
 	bool masked = rc != SL_OK && only_masked_problems(def, &problems);
 	char first[200] = "";
