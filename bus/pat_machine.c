@@ -266,10 +266,11 @@ needs_fold(const struct pat_val *v)
 /* The target list a value lives in (created when create). */
 static struct pat_tlist *
 val_list(struct field *f, const struct pat_val *v, bool create, struct pat_hent **he,
-         struct pat_hmap **hm)
+         struct pat_hmap **hm, struct pat_trie **tr)
 {
 	uint32_t node;
 	struct pat_trie *t = NULL;
+	*tr = NULL;
 	const char *k = v->key;
 	size_t kl = v->key_len;
 	bool rev = false;
@@ -303,6 +304,7 @@ val_list(struct field *f, const struct pat_val *v, bool create, struct pat_hent 
 	default: return &f->others;
 	}
 	node = pat_trie_node(t, k, kl, rev, create);
+	*tr = t;
 	return node == UINT32_MAX ? NULL : &t->v[node].t;
 }
 
@@ -319,7 +321,8 @@ sub_unindex(pat_machine_t *m, uint32_t sid, const struct pat_rule *pr, const str
 		for (size_t v = 0; v < sl->nvals; v++) {
 			struct pat_hent *he;
 			struct pat_hmap *hm;
-			struct pat_tlist *l = val_list(f, &sl->vals[v], false, &he, &hm);
+			struct pat_trie *tr;
+			struct pat_tlist *l = val_list(f, &sl->vals[v], false, &he, &hm, &tr);
 			if (!l)
 				continue;
 			uint32_t before = l->n;
@@ -328,6 +331,9 @@ sub_unindex(pat_machine_t *m, uint32_t sid, const struct pat_rule *pr, const str
 				f->fold_users -= before - l->n;
 			if (he && l->n == 0)
 				pat_hmap_del(hm, he);
+			/* a trie nobody uses any more goes: removed rules leave no nodes behind */
+			if (tr && (tr->ntargets -= before - l->n) == 0)
+				pat_trie_free(tr);
 		}
 		f->live--;
 		path_unref(m, sl->path, sl->path_len);
@@ -353,14 +359,19 @@ sub_index(pat_machine_t *m, uint32_t sid, const struct pat_rule *pr, const struc
 		for (size_t v = 0; v < sl->nvals; v++) {
 			struct pat_hent *he;
 			struct pat_hmap *hm;
-			struct pat_tlist *l = val_list(f, &sl->vals[v], true, &he, &hm);
+			struct pat_trie *tr;
+			struct pat_tlist *l = val_list(f, &sl->vals[v], true, &he, &hm, &tr);
 			if (!l || !pat_tlist_add(l, sid, s, &sl->vals[v])) {
 				if (he && l && l->n == 0)
 					pat_hmap_del(hm, he);
+				if (tr && tr->ntargets == 0)
+					pat_trie_free(tr); /* created just now, holds nothing */
 				struct pat_conj part = { s + 1, cj->slots };
 				sub_unindex(m, sid, pr, &part);
 				return SL_ERR_NOMEM;
 			}
+			if (tr)
+				tr->ntargets++;
 			if (needs_fold(&sl->vals[v]))
 				f->fold_users++;
 		}

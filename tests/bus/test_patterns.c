@@ -814,3 +814,47 @@ Test(patterns, threads_with_own_scratch)
 	}
 	pat_machine_free(m);
 }
+
+/* Adding and removing rules round after round (new prefixes each round) does not grow the
+ * machine: what stays is the capacity of id tables and hash slots from the peak. */
+Test(patterns, churn_returns_memory)
+{
+	pat_machine_t *m;
+	struct sl_error err;
+	cr_assert_eq(pat_machine_new(&m, &err), SL_OK);
+	const char *keep = "{\"k\":[{\"prefix\":\"keep\"}]}";
+	cr_assert_eq(pat_machine_add_rule(m, "keep", keep, strlen(keep), NULL, &err), SL_OK);
+	struct pat_stats st0, st1 = { 0 }, st;
+	size_t n = 0;
+	const char *ev = "{\"k\":\"keeper\",\"j\":\"abc\"}";
+	cr_assert_eq(pat_machine_match(m, ev, strlen(ev), count_cb2, &n, &err), SL_OK);
+	pat_machine_stats(m, &st0);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 2000; i++) {
+			char name[16], p[160];
+			snprintf(name, sizeof name, "r%d", i);
+			int pl = snprintf(p, sizeof p,
+			                  "{\"j\":[{\"prefix\":\"p%d-%d\"},{\"suffix\":\"s%d\"},"
+			                  "{\"wildcard\":\"w%d*x\"},\"e%d\"],\"z%d\":[1]}",
+			                  round, i, i, i, i, i);
+			cr_assert_eq(pat_machine_add_rule(m, name, p, (size_t)pl, NULL, &err),
+			             SL_OK, "%s", sl_error_text(&err));
+		}
+		for (int i = 0; i < 2000; i++) {
+			char name[16];
+			snprintf(name, sizeof name, "r%d", i);
+			cr_assert_eq(pat_machine_remove_rule(m, name, &err), SL_OK);
+		}
+		n = 0;
+		cr_assert_eq(pat_machine_match(m, ev, strlen(ev), count_cb2, &n, &err), SL_OK);
+		cr_assert_eq(n, 1);
+		if (round == 0)
+			pat_machine_stats(m, &st1); /* scratch has caught up with the peak too */
+	}
+	pat_machine_stats(m, &st);
+	cr_assert_eq(st.rules, 1);
+	cr_assert_eq(st.fields, 1);
+	cr_assert_leq(st.bytes, st1.bytes, "%zu bytes after 3 rounds, %zu after 1 (%zu at start)",
+	              st.bytes, st1.bytes, st0.bytes);
+	pat_machine_free(m);
+}
