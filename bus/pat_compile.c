@@ -326,6 +326,15 @@ compile_numeric(struct cctx *c, json_t *j, struct pat_val *v)
 	    && (v->lo > v->hi || (v->lo == v->hi && !(v->lo_incl && v->hi_incl))))
 		return sl_error_set(c->err, SL_ERR_INVALID_PATTERN,
 		                    REASON "Bad numeric range: bottom must be less than top");
+	if (v->has_lo && v->has_hi && v->lo == v->hi) {
+		/* ["=", x] is the exact number x: a hash probe instead of a per-value check */
+		double d = v->lo == 0 ? 0 : v->lo;
+		char k[9];
+		k[0] = PAT_T_NUMBER;
+		memcpy(k + 1, &d, 8);
+		v->kind = PK_EXACT;
+		return set_str(c, &v->key, &v->key_len, k, 9, 0);
+	}
 	return SL_OK;
 }
 
