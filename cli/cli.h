@@ -30,7 +30,7 @@ int cmd_state_machines(int argc, char **argv);
 
 /* Reads a whole file into a new NUL-terminated buffer (limit bytes at most). */
 sl_err cli_read_file(const char *path, size_t limit, char **out, size_t *out_len,
-		     struct sl_error *err);
+                     struct sl_error *err);
 /* "JSON" or "@FILE": the text itself, or the file's contents; the result is always new. */
 sl_err cli_text_or_file(const char *arg, size_t limit, char **out, struct sl_error *err);
 /* True when argv contains -h or --help. */

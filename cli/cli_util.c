@@ -22,7 +22,7 @@ cli_read_file(const char *path, size_t limit, char **out, size_t *out_len, struc
 				if (f != stdin)
 					fclose(f);
 				return sl_error_set(err, SL_ERR_TOO_LARGE,
-						    "%s: larger than %zu bytes", path, limit);
+				                    "%s: larger than %zu bytes", path, limit);
 			}
 			char *nb = sl_realloc(buf, cap * 2);
 			if (!nb)
@@ -47,7 +47,7 @@ cli_read_file(const char *path, size_t limit, char **out, size_t *out_len, struc
 		if (f != stdin)
 			fclose(f);
 		return sl_error_set(err, SL_ERR_TOO_LARGE, "%s: larger than %zu bytes", path,
-				    limit);
+		                    limit);
 	}
 	buf[len] = '\0';
 	if (f != stdin)
@@ -70,8 +70,7 @@ cli_text_or_file(const char *arg, size_t limit, char **out, struct sl_error *err
 	if (arg[0] == '@')
 		return cli_read_file(arg + 1, limit, out, NULL, err);
 	if (strlen(arg) > limit)
-		return sl_error_set(err, SL_ERR_TOO_LARGE, "argument larger than %zu bytes",
-				    limit);
+		return sl_error_set(err, SL_ERR_TOO_LARGE, "argument larger than %zu bytes", limit);
 	*out = sl_strdup(arg);
 	return *out ? SL_OK : sl_error_set(err, SL_ERR_NOMEM, "out of memory");
 }

@@ -35,9 +35,10 @@ usage(FILE *out)
 	fprintf(out, "usage: sluice <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
-	fprintf(out, "\n`sluice <command> --help` describes a command.\n"
-		     "exit codes: 0 ok, 1 no (e.g. no match), 2 bad input or usage, 3 runtime "
-		     "error\n");
+	fprintf(out,
+	        "\n`sluice <command> --help` describes a command.\n"
+	        "exit codes: 0 ok, 1 no (e.g. no match), 2 bad input or usage, 3 runtime "
+	        "error\n");
 }
 
 int
@@ -48,8 +49,8 @@ main(int argc, char **argv)
 		usage(stderr);
 		return CLI_USAGE;
 	}
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0
+	    || strcmp(argv[1], "help") == 0) {
 		usage(stdout);
 		return CLI_OK;
 	}

@@ -124,14 +124,14 @@ sl_clock_parse_rfc3339(const char *s, int64_t *out_ms)
 {
 	const char *p = s;
 	int y, mo, d, h, mi, se, ms = 0;
-	if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
-	    !digits(&p, 2, &d))
+	if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-'
+	    || !digits(&p, 2, &d))
 		return false;
 	if (*p != 'T' && *p != 't')
 		return false;
 	p++;
-	if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) || *p++ != ':' ||
-	    !digits(&p, 2, &se))
+	if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) || *p++ != ':'
+	    || !digits(&p, 2, &se))
 		return false;
 	if (*p == '.') {
 		p++;

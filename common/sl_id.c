@@ -51,7 +51,7 @@ sl_uuid4(char out[SL_UUID_STRLEN + 1])
 	char hex[33];
 	sl_hex(b, 16, hex);
 	snprintf(out, SL_UUID_STRLEN + 1, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
-		 hex + 16, hex + 20);
+	         hex + 16, hex + 20);
 	return SL_OK;
 }
 

@@ -94,15 +94,16 @@ sl_log(enum sl_log_level level, const char *module, const char *fmt, ...)
 	char line[4096];
 	size_t n;
 	if (atomic_load(&log_format) == SL_LOG_JSON) {
-		n = (size_t)snprintf(line, sizeof line, "{\"time\":\"%s\",\"level\":\"%s\",\"module\":\"",
-				     when, level_names[level]);
+		n = (size_t)snprintf(line, sizeof line,
+		                     "{\"time\":\"%s\",\"level\":\"%s\",\"module\":\"", when,
+		                     level_names[level]);
 		n = json_escape(line, sizeof line, n, module ? module : "");
 		n += (size_t)snprintf(line + n, sizeof line - n, "\",\"msg\":\"");
 		n = json_escape(line, sizeof line, n, msg);
 		n += (size_t)snprintf(line + n, sizeof line - n, "\"}\n");
 	} else {
-		n = (size_t)snprintf(line, sizeof line, "%s %-5s %s: %s\n", when, level_names[level],
-				     module ? module : "-", msg);
+		n = (size_t)snprintf(line, sizeof line, "%s %-5s %s: %s\n", when,
+		                     level_names[level], module ? module : "-", msg);
 	}
 	if (n >= sizeof line) {
 		n = sizeof line;

@@ -19,11 +19,11 @@ bool sl_log_enabled(enum sl_log_level level);
 
 /* module is a short word ("store", "http"); the message is one line. */
 void sl_log(enum sl_log_level level, const char *module, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
-#define sl_debug(mod, ...) sl_log(SL_LOG_DEBUG, mod, __VA_ARGS__)
-#define sl_info(mod, ...)  sl_log(SL_LOG_INFO, mod, __VA_ARGS__)
-#define sl_warn(mod, ...)  sl_log(SL_LOG_WARN, mod, __VA_ARGS__)
+#define sl_debug(mod, ...)  sl_log(SL_LOG_DEBUG, mod, __VA_ARGS__)
+#define sl_info(mod, ...)   sl_log(SL_LOG_INFO, mod, __VA_ARGS__)
+#define sl_warn(mod, ...)   sl_log(SL_LOG_WARN, mod, __VA_ARGS__)
 #define sl_errorf(mod, ...) sl_log(SL_LOG_ERROR, mod, __VA_ARGS__)
 
 #endif

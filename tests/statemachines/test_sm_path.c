@@ -525,8 +525,7 @@ Test(sm_template, parameter_path_failure)
 	expect_template_fault("{\"y.$\":\"$.x\"}", "{\"a\":1}", "States.Runtime",
 	                      "The JSONPath '$.x' specified for the field 'y.$' could not be found "
 	                      "in the input '{\"a\":1}'");
-	expect_template_fault("{\"o\":{\"deep.$\":\"$.a.b\"}}", "{\"a\":[]}",
-	                      "States.Runtime",
+	expect_template_fault("{\"o\":{\"deep.$\":\"$.a.b\"}}", "{\"a\":[]}", "States.Runtime",
 	                      "The JSONPath '$.a.b' specified for the field 'deep.$'");
 	expect_template_fault("{\"c.$\":\"$$.Task.Token\"}", "{}", "States.Runtime",
 	                      "The JSONPath '$$.Task.Token' specified for the field 'c.$'");
