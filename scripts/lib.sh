@@ -3,7 +3,7 @@
 
 SLUICE_PACKAGES="meson ninja-build pkg-config gcc cmake libevent-dev libnng-dev liblmdb-dev
 lmdb-utils libyaml-dev libcriterion-dev libjansson-dev libssl-dev libsqlite3-dev sqlite3
-python3 curl awscli python3-boto3 clang libclang-rt-14-dev"
+python3 curl awscli python3-boto3 clang clang-format libclang-rt-14-dev git"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
