@@ -9,5 +9,7 @@ srv_api_register_all(srv_t *s)
 	sl_err rc = srv_api_machines_register(s);
 	if (rc == SL_OK)
 		rc = srv_api_events_register(s);
+	if (rc == SL_OK)
+		rc = srv_api_bus_register(s);
 	return rc;
 }

@@ -21,6 +21,8 @@ sl_err srv_api_register_all(srv_t *s);
 sl_err srv_api_machines_register(srv_t *s);
 /* EventBridge: TestEventPattern (srv_api_events.c). */
 sl_err srv_api_events_register(srv_t *s);
+/* EventBridge buses, rules, targets, PutEvents (srv_bus.c and friends). */
+sl_err srv_api_bus_register(srv_t *s);
 
 /*
  * Stored state machines, for the engines. Records are JSON in STORE_DB_MACHINES:
