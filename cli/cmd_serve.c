@@ -13,6 +13,7 @@
 #include "common/sl_log.h"
 #include "server/srv.h"
 #include "server/srv_api.h"
+#include "server/srv_engine.h"
 
 static void
 serve_usage(FILE *out)
@@ -113,10 +114,14 @@ cmd_serve(int argc, char **argv)
 	srv_t *s = NULL;
 	rc = srv_new(&cfg, &s, &err);
 	srv_config_clear(&cfg);
+	srv_engine_t *eng = NULL;
+	if (rc == SL_OK)
+		rc = srv_engine_new(s, &eng, &err);
 	if (rc == SL_OK && (rc = srv_api_register_all(s)) != SL_OK)
 		sl_error_set(&err, rc, "cannot register the API operations");
 	if (rc == SL_OK)
 		rc = srv_run(s, &err);
+	srv_engine_free(eng);
 	srv_free(s);
 	if (rc != SL_OK) {
 		fprintf(stderr, "sluice serve: %s\n",

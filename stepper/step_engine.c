@@ -87,6 +87,13 @@ step_engine_add_machine(step_engine_t *eng, const char *name, const struct sm_ma
 	return SL_OK;
 }
 
+void
+step_engine_set_resolver(step_engine_t *eng, step_resolve_fn fn, void *arg)
+{
+	eng->resolve = fn;
+	eng->resolve_arg = arg;
+}
+
 bool
 step_engine_has_ready(const step_engine_t *eng)
 {
@@ -151,7 +158,8 @@ step_start_txn(step_engine_t *eng, store_txn_t *txn, const struct step_start *re
                const char *parent_token, int parent_mode, char *arn_out,
                const struct step_effects *fx, struct sl_error *err)
 {
-	const struct sm_machine *m = step_machine_get(eng, req->machine);
+	uint32_t revision = req->revision;
+	const struct sm_machine *m = step_machine_get(eng, txn, req->machine, &revision);
 	if (!m)
 		return sl_error_set(err, SL_ERR_SM_NOT_FOUND, "State Machine Does Not Exist: '%s'",
 		                    req->machine ? req->machine : "");
@@ -201,6 +209,11 @@ step_start_txn(step_engine_t *eng, store_txn_t *txn, const struct step_start *re
 	                   "nextFrame", 2);
 	if (!c.exec) {
 		json_decref(input);
+		return SL_ERR_NOMEM;
+	}
+	if (revision && json_object_set_new(c.exec, "revision", json_integer(revision))) {
+		json_decref(input);
+		step_ctx_done(&c);
 		return SL_ERR_NOMEM;
 	}
 	c.arn = step_jstr(c.exec, "executionArn");

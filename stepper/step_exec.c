@@ -228,14 +228,14 @@ step_jstr(json_t *o, const char *key)
 }
 
 const struct sm_machine *
-step_machine_get(step_engine_t *eng, const char *name)
+step_machine_get(step_engine_t *eng, store_txn_t *txn, const char *name, uint32_t *revision)
 {
 	if (!name)
 		return NULL;
 	for (size_t i = 0; i < eng->n_machines; i++)
 		if (strcmp(eng->machines[i].name, name) == 0)
 			return eng->machines[i].m;
-	return NULL;
+	return eng->resolve ? eng->resolve(eng->resolve_arg, txn, name, revision) : NULL;
 }
 
 sl_err
@@ -252,7 +252,10 @@ step_exec_load(struct step_ctx *c, const char *arn)
 		return sl_error_set(c->err, e, "execution record of '%s' is unreadable", arn);
 	c->exec = ex;
 	c->arn = step_jstr(ex, "executionArn");
-	c->top = step_machine_get(c->eng, step_jstr(ex, "machine"));
+	json_int_t rv = json_integer_value(json_object_get(ex, "revision"));
+	uint32_t revision = rv > 0 && rv <= UINT32_MAX ? (uint32_t)rv : 0;
+	// an execution recorded without a revision runs whatever is current
+	c->top = step_machine_get(c->eng, c->txn, step_jstr(ex, "machine"), &revision);
 	if (!c->arn)
 		return sl_error_set(c->err, SL_ERR_STORE, "execution record of '%s' has no ARN",
 		                    arn);

@@ -29,6 +29,8 @@ struct step_engine {
 	struct step_options opt;
 	struct step_machine_ent *machines;
 	size_t n_machines, cap_machines;
+	step_resolve_fn resolve;
+	void *resolve_arg;
 	/* runnable frames, a ring */
 	struct step_ready *ready;
 	size_t r_head, r_len, r_cap;
@@ -129,7 +131,9 @@ void step_cache_put(step_engine_t *eng, const char *key, json_t *v);
 void step_cache_clear(step_engine_t *eng);
 sl_err step_exec_save(struct step_ctx *c);
 void step_ctx_done(struct step_ctx *c);
-const struct sm_machine *step_machine_get(step_engine_t *eng, const char *name);
+/* A registered machine, else the resolver's (*revision 0 = current, then filled in). */
+const struct sm_machine *step_machine_get(step_engine_t *eng, store_txn_t *txn, const char *name,
+                                          uint32_t *revision);
 int64_t step_jint(json_t *o, const char *key, int64_t dflt);
 const char *step_jstr(json_t *o, const char *key);
 

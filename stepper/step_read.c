@@ -3,6 +3,7 @@
  * ListExecutions. They use any transaction (a short read transaction is the norm).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -289,5 +290,27 @@ step_list_executions(step_engine_t *eng, store_txn_t *txn, const struct step_lis
 		return sl_error_set(err, e, "listing executions of '%s' failed", q->machine);
 	}
 	*out = arr;
+	return SL_OK;
+}
+
+sl_err
+step_execution_machine(step_engine_t *eng, store_txn_t *txn, const char *arn, char *name_out,
+                       size_t name_cap, uint32_t *revision, struct sl_error *err)
+{
+	struct store_key k;
+	step_key_exec(&k, arn);
+	json_t *ex = NULL;
+	(void)eng;
+	sl_err e = step_get_json(txn, STORE_DB_EXECUTIONS, &k, 'X', &ex);
+	if (e == SL_ERR_NOT_FOUND)
+		return sl_error_set(err, SL_ERR_EXEC_NOT_FOUND, "Execution Does Not Exist: '%s'",
+		                    arn);
+	if (e != SL_OK)
+		return sl_error_set(err, e, "execution record of '%s' is unreadable", arn);
+	const char *m = step_jstr(ex, "machine");
+	json_int_t rv = json_integer_value(json_object_get(ex, "revision"));
+	snprintf(name_out, name_cap, "%s", m ? m : "");
+	*revision = rv > 0 && rv <= UINT32_MAX ? (uint32_t)rv : 0;
+	json_decref(ex);
 	return SL_OK;
 }

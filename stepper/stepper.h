@@ -139,6 +139,15 @@ void step_engine_free(step_engine_t *eng);
 sl_err step_engine_add_machine(step_engine_t *eng, const char *name,
                                const struct sm_machine *machine);
 
+/* Looks a machine up by name and revision for a caller that keeps its own (the server
+ * compiles stored definitions on first use). *revision 0 asks for the current revision and
+ * receives it. NULL = no such machine. The machine must outlive the engine. */
+typedef const struct sm_machine *(*step_resolve_fn)(void *arg, store_txn_t *txn, const char *name,
+                                                    uint32_t *revision);
+/* With a resolver, executions record their machine's revision and keep it while the
+ * machine changes; registered machines (step_engine_add_machine) are looked up first. */
+void step_engine_set_resolver(step_engine_t *eng, step_resolve_fn fn, void *arg);
+
 /* Rebuilds the runnable set from the frames in the store (call once after open). */
 sl_err step_engine_recover(step_engine_t *eng, store_batch_t *b, struct sl_error *err);
 
@@ -149,6 +158,7 @@ bool step_engine_has_ready(const step_engine_t *eng);
 
 struct step_start {
 	const char *machine; /* registered name */
+	uint32_t revision;   /* for the resolver; 0 = the current one */
 	const char *name;    /* execution name; NULL = a new UUID */
 	json_t *input;       /* NULL = {} */
 };
@@ -199,6 +209,11 @@ sl_err step_describe(step_engine_t *eng, store_txn_t *txn, const char *arn, json
 /* The history events in order (a JSON array, new reference). */
 sl_err step_history(step_engine_t *eng, store_txn_t *txn, const char *arn, json_t **out,
                     struct sl_error *err);
+
+/* The machine name and revision (0 without a resolver) an execution runs.
+ * SL_ERR_EXEC_NOT_FOUND if unknown. name_cap bytes of name_out. */
+sl_err step_execution_machine(step_engine_t *eng, store_txn_t *txn, const char *arn, char *name_out,
+                              size_t name_cap, uint32_t *revision, struct sl_error *err);
 
 /* GetExecutionHistory's paging. max_results 0 = 100 (at most 1000); include_data applies
  * only when include_data_set (AWS's default is true). */

@@ -1,0 +1,545 @@
+/*
+ * srv_api_executions.c - AWSStepFunctions executions: StartExecution, DescribeExecution,
+ * GetExecutionHistory, ListExecutions, StopExecution, DescribeStateMachineForExecution.
+ *
+ * The work is the stepper's (srv_engine.c drives it); this file checks the requests,
+ * maps ARNs to machine names and revisions, and answers in AWS's shapes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/sl_alloc.h"
+#include "common/sl_clock.h"
+#include "common/sl_id.h"
+#include "server/srv_api.h"
+#include "server/srv_engine.h"
+
+#define NAME_CAP 81
+
+/* ---- request fields ----------------------------------------------------------------------- */
+
+static sl_err
+str_field(json_t *body, const char *field, bool required, const char **out, struct sl_error *err)
+{
+	json_t *v = json_object_get(body, field);
+	*out = NULL;
+	if (!v || json_is_null(v)) {
+		if (!required)
+			return SL_OK;
+		return sl_error_set(err, SL_ERR_SFN_VALIDATION,
+		                    "1 validation error detected: Value null at '%s' failed to "
+		                    "satisfy constraint: Member must not be null",
+		                    field);
+	}
+	if (!json_is_string(v))
+		return sl_error_set(err, SL_ERR_SERIALIZATION, "Field '%s': expected a string",
+		                    field);
+	*out = json_string_value(v);
+	return SL_OK;
+}
+
+static sl_err
+bool_field(json_t *body, const char *field, bool *set, bool *out, struct sl_error *err)
+{
+	json_t *v = json_object_get(body, field);
+	*set = v && !json_is_null(v);
+	if (*set && !json_is_boolean(v))
+		return sl_error_set(err, SL_ERR_SERIALIZATION, "Field '%s': expected a boolean",
+		                    field);
+	*out = *set && json_is_true(v);
+	return SL_OK;
+}
+
+static sl_err
+max_results(json_t *body, size_t *out, struct sl_error *err)
+{
+	json_t *v = json_object_get(body, "maxResults");
+	*out = 0;
+	if (!v || json_is_null(v))
+		return SL_OK;
+	if (!json_is_integer(v))
+		return sl_error_set(err, SL_ERR_SERIALIZATION,
+		                    "Field 'maxResults': expected an integer");
+	json_int_t n = json_integer_value(v);
+	if (n < 0 || n > 1000)
+		return sl_error_set(
+		        err, SL_ERR_SFN_VALIDATION,
+		        "1 validation error detected: Value '%lld' at 'maxResults' failed "
+		        "to satisfy constraint: Member must have value less than or equal "
+		        "to 1000",
+		        (long long)n);
+	*out = (size_t)n;
+	return SL_OK;
+}
+
+/* ---- ARNs --------------------------------------------------------------------------------- */
+
+/* "arn:aws:states:R:A:stateMachine:NAME[:VERSION]" -> name, version (0 = none). */
+static sl_err
+parse_machine_arn(const char *arn, char name[NAME_CAP], uint32_t *version, struct sl_error *err)
+{
+	char buf[512];
+	struct sl_arn a;
+	if (strlen(arn) >= sizeof buf)
+		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%.200s...'", arn);
+	memcpy(buf, arn, strlen(arn) + 1);
+	if (sl_arn_parse(buf, &a) || strcmp(a.service, "states") != 0
+	    || strncmp(a.resource, "stateMachine:", 13) != 0 || !a.resource[13])
+		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%s'", arn);
+	char *nm = a.resource + 13, *qual = strchr(nm, ':');
+	*version = 0;
+	if (qual) {
+		*qual++ = '\0';
+		char *end;
+		unsigned long v = strtoul(qual, &end, 10);
+		if (!*qual || *end || v == 0 || v > UINT32_MAX)
+			return sl_error_set(err, SL_ERR_SM_NOT_FOUND,
+			                    "State Machine Does Not Exist: '%s'", arn);
+		*version = (uint32_t)v;
+	}
+	if (strlen(nm) >= NAME_CAP)
+		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%s'", arn);
+	if (strcmp(a.region, sl_arn_region()) != 0 || strcmp(a.account, sl_arn_account()) != 0)
+		return sl_error_set(err, SL_ERR_SM_NOT_FOUND, "State Machine Does Not Exist: '%s'",
+		                    arn);
+	snprintf(name, NAME_CAP, "%s", nm);
+	return SL_OK;
+}
+
+/* "arn:aws:states:R:A:execution:MACHINE:NAME"; another region or account is not here. */
+static sl_err
+check_exec_arn(const char *arn, struct sl_error *err)
+{
+	char buf[STEP_ARN_MAX];
+	struct sl_arn a;
+	if (strlen(arn) >= sizeof buf)
+		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%.200s...'", arn);
+	memcpy(buf, arn, strlen(arn) + 1);
+	if (sl_arn_parse(buf, &a) || strcmp(a.service, "states") != 0
+	    || strncmp(a.resource, "execution:", 10) != 0)
+		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%s'", arn);
+	const char *machine = a.resource + 10, *colon = strchr(machine, ':');
+	if (!colon || colon == machine || !colon[1] || strchr(colon + 1, ':'))
+		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%s'", arn);
+	if (strcmp(a.region, sl_arn_region()) != 0 || strcmp(a.account, sl_arn_account()) != 0)
+		return sl_error_set(err, SL_ERR_EXEC_NOT_FOUND, "Execution Does Not Exist: '%s'",
+		                    arn);
+	return SL_OK;
+}
+
+/* A record of STORE_DB_MACHINES by the layout srv_api.h documents. */
+static sl_err
+machine_record(store_txn_t *txn, int tag, const char *name, uint32_t n, json_t **out)
+{
+	struct store_key k;
+	store_key_init(&k);
+	store_key_u32(&k, (uint32_t)tag);
+	store_key_str(&k, name);
+	store_key_u32(&k, n);
+	struct store_val v;
+	sl_err rc = store_get(txn, STORE_DB_MACHINES, k.buf, k.len, &v);
+	if (rc)
+		return rc;
+	*out = json_loadb(v.data, v.len, 0, NULL);
+	return *out ? SL_OK : SL_ERR_STORE;
+}
+
+/* ---- dates -------------------------------------------------------------------------------- */
+
+/* The stepper speaks RFC 3339; AWS's JSON protocol wants epoch seconds. */
+static void
+date_to_epoch(json_t *o, const char *key)
+{
+	int64_t ms;
+	const char *s = json_string_value(json_object_get(o, key));
+	if (s && sl_clock_parse_rfc3339(s, &ms))
+		json_object_set_new(o, key, srv_json_time(ms));
+}
+
+static void
+events_to_epoch(json_t *events)
+{
+	size_t i;
+	json_t *ev;
+	json_array_foreach(events, i, ev) date_to_epoch(ev, "timestamp");
+}
+
+/* ---- operations --------------------------------------------------------------------------- */
+
+static sl_err
+op_start(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
+{
+	srv_engine_t *e = ctx;
+	const char *smarn, *name, *input_text;
+	sl_err rc = str_field(body, "stateMachineArn", true, &smarn, err);
+	if (!rc)
+		rc = str_field(body, "name", false, &name, err);
+	if (!rc)
+		rc = str_field(body, "input", false, &input_text, err);
+	if (rc)
+		return rc;
+	char machine[NAME_CAP];
+	uint32_t version = 0, revision = 0;
+	if ((rc = parse_machine_arn(smarn, machine, &version, err)))
+		return rc;
+	json_t *input = NULL;
+	if (input_text) {
+		json_error_t je;
+		if (!(input = json_loads(input_text, JSON_DECODE_ANY, &je)))
+			return sl_error_set(
+			        err, SL_ERR_INVALID_EXECUTION_INPUT,
+			        "Invalid execution input: not JSON text (%s at character "
+			        "%d)",
+			        je.text, je.position);
+	}
+	store_batch_t *b = NULL;
+	if ((rc = srv_req_batch(req, &b))) {
+		json_decref(input);
+		return rc;
+	}
+	store_txn_t *txn = store_batch_txn(b);
+	if (version) {
+		json_t *v = NULL;
+		if ((rc = machine_record(txn, 'V', machine, version, &v))) {
+			json_decref(input);
+			return rc == SL_ERR_NOT_FOUND
+			        ? sl_error_set(err, SL_ERR_SM_NOT_FOUND,
+			                       "State Machine Does Not Exist: '%s'", smarn)
+			        : rc;
+		}
+		json_int_t r = json_integer_value(json_object_get(v, "revision"));
+		json_decref(v);
+		revision = r > 0 && r <= UINT32_MAX ? (uint32_t)r : 0;
+	}
+	// compile here so a missing or broken machine is this request's error
+	const struct sm_machine *m = NULL;
+	if ((rc = srv_engine_machine(e, txn, machine, &revision, &m, err))) {
+		json_decref(input);
+		if (rc == SL_ERR_SM_NOT_FOUND) {
+			sl_error_clear(err);
+			return sl_error_set(err, rc, "State Machine Does Not Exist: '%s'", smarn);
+		}
+		return rc;
+	}
+	struct step_start st
+	        = { .machine = machine, .revision = revision, .name = name, .input = input };
+	char arn[STEP_ARN_MAX];
+	step_engine_t *step = srv_engine_stepper(e);
+	rc = step_start(step, b, &st, arn, srv_engine_effects(e), err);
+	json_t *d = NULL;
+	if (rc == SL_ERR_EXEC_EXISTS) {
+		// the same name and input while it runs is the same request again
+		struct sl_error e2;
+		sl_error_clear(&e2);
+		json_t *prev = NULL;
+		bool same = false;
+		if (sl_arn_format(arn, sizeof arn, "states", "execution", machine, name, NULL)
+		            == SL_OK
+		    && step_describe(step, txn, arn, &prev, &e2) == SL_OK) {
+			const char *ptext = json_string_value(json_object_get(prev, "input"));
+			const char *pst = json_string_value(json_object_get(prev, "status"));
+			json_t *pin = json_loads(ptext ? ptext : "{}", JSON_DECODE_ANY, NULL);
+			json_t *want = input ? json_incref(input) : json_object();
+			same = pin && want && json_equal(pin, want) && pst
+			        && strcmp(pst, "RUNNING") == 0;
+			json_decref(pin);
+			json_decref(want);
+		}
+		if (same) {
+			sl_error_clear(err);
+			rc = SL_OK;
+			d = prev;
+		} else {
+			json_decref(prev);
+		}
+	} else if (rc == SL_OK) {
+		rc = step_describe(step, txn, arn, &d, err);
+	}
+	json_decref(input);
+	if (rc)
+		return rc;
+	date_to_epoch(d, "startDate");
+	json_t *out = json_pack("{s:O,s:O}", "executionArn", json_object_get(d, "executionArn"),
+	                        "startDate", json_object_get(d, "startDate"));
+	json_decref(d);
+	if (!out)
+		return SL_ERR_NOMEM;
+	srv_reply_json(req, out);
+	srv_engine_kick(e);
+	return SL_OK;
+}
+
+/* Opens a read transaction; *txn is ended by the caller. */
+static sl_err
+read_begin(srv_req_t *req, store_txn_t **txn)
+{
+	return store_read_begin(srv_store(srv_req_server(req)), txn);
+}
+
+static sl_err
+op_describe(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
+{
+	srv_engine_t *e = ctx;
+	const char *arn;
+	sl_err rc = str_field(body, "executionArn", true, &arn, err);
+	if (!rc)
+		rc = check_exec_arn(arn, err);
+	store_txn_t *txn = NULL;
+	if (rc || (rc = read_begin(req, &txn)))
+		return rc;
+	json_t *d = NULL;
+	rc = step_describe(srv_engine_stepper(e), txn, arn, &d, err);
+	store_read_end(txn);
+	if (rc)
+		return rc;
+	date_to_epoch(d, "startDate");
+	date_to_epoch(d, "stopDate");
+	json_object_set_new(d, "redriveCount", json_integer(0));
+	json_object_set_new(d, "redriveStatus", json_string("NOT_REDRIVABLE"));
+	srv_reply_json(req, d);
+	return SL_OK;
+}
+
+static sl_err
+op_history(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
+{
+	srv_engine_t *e = ctx;
+	const char *arn, *token;
+	struct step_history_query q = { 0 };
+	bool rev_set;
+	sl_err rc = str_field(body, "executionArn", true, &arn, err);
+	if (!rc)
+		rc = str_field(body, "nextToken", false, &token, err);
+	if (!rc)
+		rc = max_results(body, &q.max_results, err);
+	if (!rc)
+		rc = bool_field(body, "reverseOrder", &rev_set, &q.reverse, err);
+	if (!rc)
+		rc = bool_field(body, "includeExecutionData", &q.include_data_set, &q.include_data,
+		                err);
+	if (!rc)
+		rc = check_exec_arn(arn, err);
+	store_txn_t *txn = NULL;
+	if (rc || (rc = read_begin(req, &txn)))
+		return rc;
+	q.next_token = token;
+	json_t *events = NULL;
+	char *next = NULL;
+	rc = step_history_page(srv_engine_stepper(e), txn, arn, &q, &events, &next, err);
+	store_read_end(txn);
+	if (rc)
+		return rc;
+	events_to_epoch(events);
+	json_t *out = json_pack("{s:o}", "events", events);
+	if (out && next)
+		json_object_set_new(out, "nextToken", json_string(next));
+	sl_free(next);
+	if (!out)
+		return SL_ERR_NOMEM;
+	srv_reply_json(req, out);
+	return SL_OK;
+}
+
+static bool
+known_status(const char *s)
+{
+	static const char *const st[]
+	        = { "RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE" };
+	for (size_t i = 0; i < sizeof st / sizeof *st; i++)
+		if (strcmp(s, st[i]) == 0)
+			return true;
+	return false;
+}
+
+static sl_err
+op_list(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
+{
+	srv_engine_t *e = ctx;
+	const char *smarn, *status, *token;
+	struct step_list_query q = { 0 };
+	sl_err rc = str_field(body, "stateMachineArn", true, &smarn, err);
+	if (!rc)
+		rc = str_field(body, "statusFilter", false, &status, err);
+	if (!rc)
+		rc = str_field(body, "nextToken", false, &token, err);
+	if (!rc)
+		rc = max_results(body, &q.max_results, err);
+	if (rc)
+		return rc;
+	if (status && !known_status(status))
+		return sl_error_set(
+		        err, SL_ERR_SFN_VALIDATION,
+		        "1 validation error detected: Value '%s' at 'statusFilter' failed "
+		        "to satisfy constraint: Member must satisfy enum value set: "
+		        "[RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, "
+		        "PENDING_REDRIVE]",
+		        status);
+	char machine[NAME_CAP];
+	uint32_t version;
+	if ((rc = parse_machine_arn(smarn, machine, &version, err)))
+		return rc;
+	store_txn_t *txn = NULL;
+	if ((rc = read_begin(req, &txn)))
+		return rc;
+	char *def = NULL;
+	if ((rc = srv_machine_definition(txn, machine, 0, &def, NULL))) {
+		store_read_end(txn);
+		return rc == SL_ERR_SM_NOT_FOUND
+		        ? sl_error_set(err, rc, "State Machine Does Not Exist: '%s'", smarn)
+		        : rc;
+	}
+	sl_free(def);
+	q.machine = machine;
+	q.status = status;
+	q.next_token = token;
+	json_t *items = NULL;
+	char *next = NULL;
+	rc = step_list_executions(srv_engine_stepper(e), txn, &q, &items, &next, err);
+	store_read_end(txn);
+	if (rc)
+		return rc;
+	size_t i;
+	json_t *it;
+	json_array_foreach(items, i, it)
+	{
+		date_to_epoch(it, "startDate");
+		date_to_epoch(it, "stopDate");
+	}
+	json_t *out = json_pack("{s:o}", "executions", items);
+	if (out && next)
+		json_object_set_new(out, "nextToken", json_string(next));
+	sl_free(next);
+	if (!out)
+		return SL_ERR_NOMEM;
+	srv_reply_json(req, out);
+	return SL_OK;
+}
+
+static sl_err
+op_stop(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
+{
+	srv_engine_t *e = ctx;
+	const char *arn, *error, *cause;
+	sl_err rc = str_field(body, "executionArn", true, &arn, err);
+	if (!rc)
+		rc = str_field(body, "error", false, &error, err);
+	if (!rc)
+		rc = str_field(body, "cause", false, &cause, err);
+	if (!rc)
+		rc = check_exec_arn(arn, err);
+	if (rc)
+		return rc;
+	if (error && strlen(error) > 256)
+		return sl_error_set(
+		        err, SL_ERR_SFN_VALIDATION,
+		        "1 validation error detected: Value at 'error' failed to satisfy "
+		        "constraint: Member must have length less than or equal to 256");
+	if (cause && strlen(cause) > 32768)
+		return sl_error_set(
+		        err, SL_ERR_SFN_VALIDATION,
+		        "1 validation error detected: Value at 'cause' failed to satisfy "
+		        "constraint: Member must have length less than or equal to 32768");
+	store_batch_t *b = NULL;
+	if ((rc = srv_req_batch(req, &b)))
+		return rc;
+	step_engine_t *step = srv_engine_stepper(e);
+	if ((rc = step_stop(step, b, arn, error, cause, srv_engine_effects(e), err)))
+		return rc;
+	json_t *d = NULL;
+	if ((rc = step_describe(step, store_batch_txn(b), arn, &d, err)))
+		return rc;
+	date_to_epoch(d, "stopDate");
+	json_t *stop = json_object_get(d, "stopDate");
+	json_t *out = json_pack("{s:O}", "stopDate", stop ? stop : json_null());
+	json_decref(d);
+	if (!out)
+		return SL_ERR_NOMEM;
+	srv_reply_json(req, out);
+	srv_engine_kick(e);
+	return SL_OK;
+}
+
+static sl_err
+op_machine_for(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
+{
+	srv_engine_t *e = ctx;
+	const char *arn;
+	sl_err rc = str_field(body, "executionArn", true, &arn, err);
+	if (!rc)
+		rc = check_exec_arn(arn, err);
+	store_txn_t *txn = NULL;
+	if (rc || (rc = read_begin(req, &txn)))
+		return rc;
+	char machine[NAME_CAP];
+	uint32_t revision = 0;
+	json_t *rev = NULL, *meta = NULL;
+	rc = step_execution_machine(srv_engine_stepper(e), txn, arn, machine, sizeof machine,
+	                            &revision, err);
+	if (!rc) {
+		struct store_key k;
+		store_key_init(&k);
+		store_key_u32(&k, 'M');
+		store_key_str(&k, machine);
+		struct store_val v;
+		if (store_get(txn, STORE_DB_MACHINES, k.buf, k.len, &v) == SL_OK)
+			meta = json_loadb(v.data, v.len, 0, NULL);
+		if (!revision)
+			revision = (uint32_t)json_integer_value(json_object_get(meta, "revision"));
+		if (machine_record(txn, 'R', machine, revision, &rev) != SL_OK)
+			rc = sl_error_set(err, SL_ERR_SM_NOT_FOUND,
+			                  "State Machine Does Not Exist: the machine of '%s' was "
+			                  "deleted",
+			                  arn);
+	}
+	store_read_end(txn);
+	if (rc) {
+		json_decref(meta);
+		return rc;
+	}
+	char smarn[STEP_ARN_MAX];
+	sl_arn_format(smarn, sizeof smarn, "states", "stateMachine", machine, NULL);
+	const char *role = json_string_value(json_object_get(rev, "roleArn"));
+	json_t *created = json_object_get(rev, "created");
+	if (!created)
+		created = json_object_get(meta, "updated");
+	json_t *out = json_pack(
+	        "{s:s,s:s,s:O,s:s,s:o,s:{s:s,s:b},s:{s:b}}", "stateMachineArn", smarn, "name",
+	        machine, "definition", json_object_get(rev, "definition"), "roleArn",
+	        role ? role : "arn:aws:iam::000000000000:role/sluice", "updateDate",
+	        srv_json_time(json_integer_value(created)), "loggingConfiguration", "level", "OFF",
+	        "includeExecutionData", 0, "tracingConfiguration", "enabled", 0);
+	if (out && json_is_string(json_object_get(rev, "revisionId")))
+		json_object_set(out, "revisionId", json_object_get(rev, "revisionId"));
+	json_decref(rev);
+	json_decref(meta);
+	if (!out)
+		return SL_ERR_NOMEM;
+	srv_reply_json(req, out);
+	return SL_OK;
+}
+
+sl_err
+srv_api_executions_register(srv_t *s)
+{
+	srv_engine_t *e = srv_engine_of(s);
+	if (!e)
+		return SL_ERR_INTERNAL; // cmd_serve creates the engine before registering
+	static const struct {
+		const char *op;
+		srv_op_fn fn;
+	} ops[] = {
+		{ "AWSStepFunctions.StartExecution", op_start },
+		{ "AWSStepFunctions.DescribeExecution", op_describe },
+		{ "AWSStepFunctions.GetExecutionHistory", op_history },
+		{ "AWSStepFunctions.ListExecutions", op_list },
+		{ "AWSStepFunctions.StopExecution", op_stop },
+		{ "AWSStepFunctions.DescribeStateMachineForExecution", op_machine_for },
+	};
+	for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
+		sl_err rc = srv_register_op(s, ops[i].op, ops[i].fn, e);
+		if (rc)
+			return rc;
+	}
+	return SL_OK;
+}
