@@ -154,12 +154,12 @@ Test(server, metrics_are_prometheus_text)
 Test(server, unknown_operation_json_1_1)
 {
 	start(NULL);
-	const char *h[] = { "X-Amz-Target: AWSEvents.ListRules",
+	const char *h[] = { "X-Amz-Target: AWSEvents.NoSuchOperation",
 		            "Content-Type: application/x-amz-json-1.1", NULL };
 	struct h_response r = post(h, "{}");
 	expect_aws_error(&r, 400, "UnknownOperationException", "application/x-amz-json-1.1");
 	cr_assert(strstr(r.body,
-	                 "operation AWSEvents.ListRules is not supported by this "
+	                 "operation AWSEvents.NoSuchOperation is not supported by this "
 	                 "server yet"),
 	          "%s", r.body);
 	h_response_free(&r);
@@ -295,7 +295,7 @@ Test(server, keep_alive_two_requests_one_connection)
 	cr_assert(h_recv(fd, &r));
 	cr_assert_eq(r.status, 200);
 	h_response_free(&r);
-	const char *h[] = { "X-Amz-Target: AWSEvents.ListRules", NULL };
+	const char *h[] = { "X-Amz-Target: AWSEvents.NoSuchOperation", NULL };
 	cr_assert(h_send(fd, "POST", "/", h, "{}", 2));
 	cr_assert(h_recv(fd, &r), "the second request on the connection got no answer");
 	expect_aws_error(&r, 400, "UnknownOperationException", "application/x-amz-json-1.1");
@@ -425,8 +425,19 @@ Test(server, aws_cli_gets_an_aws_shaped_error)
 	         srv.http_port);
 	char *out = NULL;
 	int rc = h_run(cmd, &out);
+	cr_assert_eq(rc, 0, "aws exited %d: %s", rc, out);
+	json_t *j = json_loads(out, 0, NULL);
+	cr_assert(json_is_array(json_object_get(j, "Rules")), "not a ListRules answer: %s", out);
+	json_decref(j);
+	free(out);
+	snprintf(cmd, sizeof cmd,
+	         "AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 "
+	         "AWS_MAX_ATTEMPTS=1 aws --endpoint-url http://127.0.0.1:%d events describe-rule "
+	         "--name nope",
+	         srv.http_port);
+	rc = h_run(cmd, &out);
 	cr_assert(rc == 254 || rc == 255, "aws exited %d: %s", rc, out);
-	cr_assert(strstr(out, "An error occurred (UnknownOperationException)") != NULL, "%s", out);
+	cr_assert(strstr(out, "An error occurred (ResourceNotFoundException)") != NULL, "%s", out);
 	free(out);
 	stop_clean();
 }
