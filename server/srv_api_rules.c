@@ -271,7 +271,6 @@ list_records(srv_req_t *req, json_t *body, const struct store_key *pk, const cha
 done:
 	store_cursor_close(c);
 	store_read_end(txn);
-	(void)out_name;
 	if (rc == SL_OK && (out = json_pack("{s:O}", out_key, list)) && next)
 		json_object_set_new(out, "NextToken", json_string(next));
 	json_decref(list);
@@ -312,7 +311,7 @@ op_list_rules(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		return rc;
 	struct store_key k;
 	bus_rule_key(&k, BUS_TAG_RULE, bus, NULL);
-	return list_records(req, body, &k, "name", prefix, rule_el, NULL, "Rules", NULL, err);
+	return list_records(req, body, &k, "name", prefix, rule_el, NULL, "Rules", err);
 }
 
 static sl_err
@@ -650,7 +649,7 @@ op_list_targets(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		return rc;
 	struct store_key k;
 	bus_rule_key(&k, BUS_TAG_TARGET, bus, rule);
-	return list_records(req, body, &k, "Id", NULL, target_el, NULL, "Targets", NULL, err);
+	return list_records(req, body, &k, "Id", NULL, target_el, NULL, "Targets", err);
 }
 
 /* ListRuleNamesByTarget walks the bus's rules and looks each one's targets up. */
@@ -705,7 +704,7 @@ op_rule_names_by_target(srv_req_t *req, json_t *body, void *ctx, struct sl_error
 	struct by_target bt = { txn, bus, arn, SL_OK };
 	struct store_key k;
 	bus_rule_key(&k, BUS_TAG_RULE, bus, NULL);
-	rc = list_records(req, body, &k, "name", NULL, rule_if_target, &bt, "RuleNames", NULL, err);
+	rc = list_records(req, body, &k, "name", NULL, rule_if_target, &bt, "RuleNames", err);
 	store_read_end(txn);
 	return rc;
 }
