@@ -212,8 +212,7 @@ typedef json_t *(*list_fn)(json_t *rec, void *arg);
 
 static sl_err
 list_records(srv_req_t *req, json_t *body, const struct store_key *pk, const char *name_key,
-             const char *prefix, list_fn fn, void *arg, const char *out_key, const char *out_name,
-             struct sl_error *err)
+             const char *prefix, list_fn fn, void *arg, const char *out_key, struct sl_error *err)
 {
 	size_t limit;
 	char after[BUS_NAME_MAX + 1];
