@@ -520,9 +520,11 @@ op_list_buses(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	if ((rc = store_cursor_open(txn, STORE_DB_BUSES, &c)))
 		goto done;
 	struct store_key k;
-	bus_key(&k, after[0] ? after : (prefix ? prefix : ""));
+	/* resume after the token, or start at the prefix when the token lies before it */
+	bool from_token = after[0] && (!prefix || strcmp(after, prefix) >= 0);
+	bus_key(&k, from_token ? after : (prefix ? prefix : ""));
 	/* a prefix key ends in the separator: drop it so longer names follow */
-	size_t klen = after[0] ? k.len : k.len - 1;
+	size_t klen = from_token ? k.len : k.len - 1;
 	rc = store_cursor_seek(c, klen ? k.buf : NULL, klen);
 	struct store_val kv, vv;
 	while (rc == SL_OK && (rc = store_cursor_next(c, &kv, &vv)) == SL_OK) {
@@ -533,7 +535,7 @@ op_list_buses(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 			rc = SL_ERR_STORE;
 			break;
 		}
-		if (after[0] && strcmp(name, after) <= 0) {
+		if (from_token && strcmp(name, after) == 0) {
 			json_decref(rec);
 			continue;
 		}
