@@ -74,6 +74,30 @@ entry_error(const char *code, const char *msg)
 	return json_pack("{s:s,s:s}", "ErrorCode", code, "ErrorMessage", msg);
 }
 
+/* The router reads events at most PAT_MAX_DEPTH deep; the envelope adds one level. */
+static bool
+depth_ok(const char *text)
+{
+	int depth = 0;
+	bool in_string = false;
+	for (const char *p = text; *p; p++) {
+		if (in_string) {
+			if (*p == '\\' && p[1])
+				p++;
+			else if (*p == '"')
+				in_string = false;
+		} else if (*p == '"') {
+			in_string = true;
+		} else if (*p == '{' || *p == '[') {
+			if (++depth >= PAT_MAX_DEPTH)
+				return false;
+		} else if (*p == '}' || *p == ']') {
+			depth--;
+		}
+	}
+	return true;
+}
+
 /* The entry's per-entry failure as AWS words it, or NULL when the entry is fine. */
 static json_t *
 entry_problem(json_t *e)
@@ -89,9 +113,9 @@ entry_problem(json_t *e)
 			return entry_error("InvalidArgument", msg);
 		}
 	}
-	json_t *d = json_loads(json_string_value(json_object_get(e, "Detail")),
-	                       JSON_REJECT_DUPLICATES, NULL);
-	bool ok = json_is_object(d);
+	const char *text = json_string_value(json_object_get(e, "Detail"));
+	json_t *d = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+	bool ok = json_is_object(d) && depth_ok(text);
 	json_decref(d);
 	return ok ? NULL : entry_error("MalformedDetail", "Detail is malformed.");
 }

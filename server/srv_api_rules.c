@@ -25,12 +25,20 @@ rule_args(json_t *body, const char *field, const char **rule, char bus[BUS_NAME_
 	    || (rc = bus_str_field(body, "EventBusName", false, &given, err))
 	    || (rc = bus_resolve_name(given, bus, err)))
 		return rc;
+	const char *what = strcmp(field, "Name") == 0 ? "name" : "rule";
+	if (strlen(*rule) > RULE_NAME_MAX)
+		return sl_error_set(
+		        err, SL_ERR_INVALID_ARG,
+		        "1 validation error detected: Value '%s' at '%s' failed to "
+		        "satisfy constraint: Member must have length less than or equal "
+		        "to 64",
+		        *rule, what);
 	if (!bus_valid_rule_name(*rule))
 		return sl_error_set(err, SL_ERR_INVALID_ARG,
 		                    "1 validation error detected: Value '%s' at '%s' failed to "
 		                    "satisfy constraint: Member must satisfy regular expression "
 		                    "pattern: [\\.\\-_A-Za-z0-9]+",
-		                    *rule, strcmp(field, "Name") == 0 ? "name" : "rule");
+		                    *rule, what);
 	return SL_OK;
 }
 
@@ -99,13 +107,6 @@ op_put_rule(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	    || (rc = bus_str_field(body, "Description", false, &desc, err))
 	    || (rc = bus_str_field(body, "RoleArn", false, &role, err)))
 		return rc;
-	if (strlen(name) > RULE_NAME_MAX)
-		return sl_error_set(
-		        err, SL_ERR_INVALID_ARG,
-		        "1 validation error detected: Value '%s' at 'name' failed to "
-		        "satisfy constraint: Member must have length less than or equal "
-		        "to 64",
-		        name);
 	if (!pattern && !schedule)
 		return sl_error_set(err, SL_ERR_INVALID_ARG,
 		                    "Parameter(s) EventPattern or ScheduleExpression must be "

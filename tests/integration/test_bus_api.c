@@ -209,6 +209,13 @@ Test(bus_api, rules)
 	                "ScheduleExpression", "rate(5 minutes)"),
 	      "ValidationException",
 	      "ScheduleExpression is supported only on the default event bus.");
+	fails("PutRule",
+	      json_pack("{s:s,s:s}", "Name",
+	                "toolong_toolong_toolong_toolong_toolong_toolong_toolong_toolong_x",
+	                "EventPattern", "{}"),
+	      "ValidationException",
+	      "at 'name' failed to satisfy constraint: Member must have "
+	      "length less than or equal to 64");
 	fails("PutRule", json_pack("{s:s}", "Name", "bad"), "ValidationException",
 	      "EventPattern or ScheduleExpression must be specified");
 	fails("PutRule",
@@ -428,6 +435,18 @@ Test(bus_api, put_events_entries)
 	cr_assert_eq(json_integer_value(json_object_get(j, "FailedEntryCount")), 0);
 	json_decref(j);
 	free(big);
+	/* deeper than the router reads: refused per entry, nothing half-stored */
+	char deep[2048] = "";
+	for (int i = 0; i < 300; i++)
+		strcat(deep, "[");
+	for (int i = 0; i < 300; i++)
+		strcat(deep, "]");
+	char detail[2100];
+	snprintf(detail, sizeof detail, "{\"a\":%s}", deep);
+	j = ok("PutEvents", json_pack("{s:[o]}", "Entries", entry(NULL, "shop", detail)));
+	cr_assert_str_eq(s(json_array_get(json_object_get(j, "Entries"), 0), "ErrorCode"),
+	                 "MalformedDetail");
+	json_decref(j);
 	fails("PutEvents",
 	      json_pack("{s:[{s:s,s:s,s:s,s:s}]}", "Entries", "Source", "a", "DetailType", "b",
 	                "Detail", "{}", "Time", "yesterday"),
