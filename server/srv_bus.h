@@ -9,8 +9,9 @@
  *                                              "roleArn"?}
  *   RULES  u32('T') str(bus) str(rule) str(id) -> the PutTargets target object as sent
  *   EVENTS str(bus) u64(seq)                -> the event envelope (seq from 1 per bus)
- *   DELIVERIES u64(due ms) raw(id)          -> {"id", "bus", "rule", "ruleArn", "target",
- *                                              "arn", "seq", "attempt", "input"}
+ *   DELIVERIES i64(due ms) raw(id)          -> {"id", "bus", "rule", "ruleArn", "eventId",
+ *                                              "target", "arn", "seq", "attempt", "input",
+ *                                              "due"}
  * Every enabled pattern rule is also in its bus's pat_machine_t; the machines change only
  * from commit callbacks, so they never run ahead of the store.
  */
