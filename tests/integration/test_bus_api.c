@@ -11,73 +11,11 @@
 #include <string.h>
 
 #include "store/store.h"
+#define AWS_CALLS_SERVICE "AWSEvents"
+#include "tests/integration/aws_calls.h"
 #include "tests/integration/harness.h"
 
-static struct h_server srv;
-
 #define SQS(q) "arn:aws:sqs:us-east-1:000000000000:" q
-
-static void
-start(void)
-{
-	cr_assert(h_start(&srv, NULL), "server did not start");
-}
-
-static void
-stop(void)
-{
-	cr_assert_eq(h_stop(&srv), 0);
-	h_cleanup(&srv);
-}
-
-/* POSTs one AWSEvents operation (req is stolen); the parsed answer, status in *status. */
-static json_t *
-call(const char *op, json_t *req, int *status)
-{
-	char target[128];
-	snprintf(target, sizeof target, "X-Amz-Target: AWSEvents.%s", op);
-	const char *h[] = { target, "Content-Type: application/x-amz-json-1.1", NULL };
-	char *body = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	struct h_response r;
-	cr_assert(h_request(srv.http_port, "POST", "/", h, body, strlen(body), &r), "%s: no answer",
-	          op);
-	free(body);
-	*status = r.status;
-	json_t *j = json_loads(r.body, 0, NULL);
-	cr_assert_not_null(j, "%s: not JSON: %s", op, r.body);
-	h_response_free(&r);
-	return j;
-}
-
-static json_t *
-ok(const char *op, json_t *req)
-{
-	int st;
-	json_t *j = call(op, req, &st);
-	char *t = json_dumps(j, 0);
-	cr_assert_eq(st, 200, "%s: %d %s", op, st, t);
-	free(t);
-	return j;
-}
-
-static void
-fails(const char *op, json_t *req, const char *type, const char *msg)
-{
-	int st;
-	json_t *j = call(op, req, &st);
-	cr_assert_eq(st, 400, "%s answered %d", op, st);
-	cr_assert_str_eq(json_string_value(json_object_get(j, "__type")), type);
-	const char *m = json_string_value(json_object_get(j, "message"));
-	cr_assert(m && strstr(m, msg), "%s: message '%s' lacks '%s'", op, m, msg);
-	json_decref(j);
-}
-
-static const char *
-s(json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
 
 static json_t *
 entry(const char *bus, const char *source, const char *detail)

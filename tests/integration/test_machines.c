@@ -9,73 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define AWS_CALLS_SERVICE "AWSStepFunctions"
+#include "tests/integration/aws_calls.h"
 #include "tests/integration/harness.h"
-
-static struct h_server srv;
 
 #define PASS_DEF  "{\"StartAt\":\"A\",\"States\":{\"A\":{\"Type\":\"Pass\",\"End\":true}}}"
 #define PASS_DEF2 "{\"StartAt\":\"B\",\"States\":{\"B\":{\"Type\":\"Succeed\"}}}"
 #define ARN(name) "arn:aws:states:us-east-1:000000000000:stateMachine:" name
-
-static void
-start(void)
-{
-	cr_assert(h_start(&srv, NULL), "server did not start");
-}
-
-static void
-stop(void)
-{
-	cr_assert_eq(h_stop(&srv), 0);
-	h_cleanup(&srv);
-}
-
-/* POSTs one AWSStepFunctions operation; returns the parsed body, status in *status. */
-static json_t *
-call(const char *op, json_t *req, int *status)
-{
-	char target[128];
-	snprintf(target, sizeof target, "X-Amz-Target: AWSStepFunctions.%s", op);
-	const char *h[] = { target, "Content-Type: application/x-amz-json-1.0", NULL };
-	char *body = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	struct h_response r;
-	cr_assert(h_request(srv.http_port, "POST", "/", h, body, strlen(body), &r), "no answer");
-	free(body);
-	*status = r.status;
-	json_t *j = json_loads(r.body, 0, NULL);
-	cr_assert_not_null(j, "%s: body is not JSON: %s", op, r.body);
-	h_response_free(&r);
-	return j;
-}
-
-static json_t *
-ok(const char *op, json_t *req)
-{
-	int st;
-	json_t *j = call(op, req, &st);
-	cr_assert_eq(st, 200, "%s: %d %s", op, st, json_dumps(j, 0));
-	return j;
-}
-
-static void
-fails(const char *op, json_t *req, const char *type, const char *msg_part)
-{
-	int st;
-	json_t *j = call(op, req, &st);
-	cr_assert_eq(st, 400, "%s: status %d", op, st);
-	cr_assert_str_eq(json_string_value(json_object_get(j, "__type")), type, "%s",
-	                 json_dumps(j, 0));
-	const char *m = json_string_value(json_object_get(j, "message"));
-	cr_assert(m && strstr(m, msg_part), "%s: message '%s' lacks '%s'", op, m, msg_part);
-	json_decref(j);
-}
-
-static const char *
-s(json_t *j, const char *key)
-{
-	return json_string_value(json_object_get(j, key));
-}
 
 Test(machines, create_describe_update_publish_delete)
 {

@@ -1,0 +1,96 @@
+/*
+ * aws_calls.h - AWS JSON calls against the test server, with Criterion assertions, shared by
+ * the integration suites. A suite defines AWS_CALLS_SERVICE ("AWSEvents" or
+ * "AWSStepFunctions") before including this file; `srv` is the suite's server.
+ */
+#ifndef SLUICE_TESTS_AWS_CALLS_H
+#define SLUICE_TESTS_AWS_CALLS_H
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/integration/harness.h"
+
+#ifndef AWS_CALLS_SERVICE
+#error "define AWS_CALLS_SERVICE before including aws_calls.h"
+#endif
+
+static struct h_server srv;
+
+static __attribute__((unused)) void
+start(void)
+{
+	cr_assert(h_start(&srv, NULL), "server did not start");
+}
+
+static __attribute__((unused)) void
+stop(void)
+{
+	cr_assert_eq(h_stop(&srv), 0);
+	h_cleanup(&srv);
+}
+
+/* POSTs one operation (req is stolen) with the service's JSON protocol version; returns the
+ * parsed answer and the HTTP status in *status. */
+static __attribute__((unused)) json_t *
+call(const char *op, json_t *req, int *status)
+{
+	const char *svc = AWS_CALLS_SERVICE;
+	bool sfn = strcmp(svc, "AWSStepFunctions") == 0;
+	char target[128];
+	snprintf(target, sizeof target, "X-Amz-Target: %s.%s", svc, op);
+	const char *h[] = { target,
+		            sfn ? "Content-Type: application/x-amz-json-1.0"
+		                : "Content-Type: application/x-amz-json-1.1",
+		            NULL };
+	char *body = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	struct h_response r;
+	cr_assert(h_request(srv.http_port, "POST", "/", h, body, strlen(body), &r), "%s: no answer",
+	          op);
+	free(body);
+	*status = r.status;
+	json_t *j = json_loads(r.body, 0, NULL);
+	cr_assert_not_null(j, "%s: body is not JSON: %s", op, r.body);
+	h_response_free(&r);
+	return j;
+}
+
+/* The call must answer 200; returns the answer (new reference). */
+static __attribute__((unused)) json_t *
+ok(const char *op, json_t *req)
+{
+	int st;
+	json_t *j = call(op, req, &st);
+	char *t = json_dumps(j, 0);
+	cr_assert_eq(st, 200, "%s: %d %s", op, st, t);
+	free(t);
+	return j;
+}
+
+/* The call must answer 400 with __type type and a message containing msg_part. */
+static __attribute__((unused)) void
+fails(const char *op, json_t *req, const char *type, const char *msg_part)
+{
+	int st;
+	json_t *j = call(op, req, &st);
+	char *t = json_dumps(j, 0);
+	cr_assert_eq(st, 400, "%s: status %d: %s", op, st, t);
+	cr_assert_str_eq(json_string_value(json_object_get(j, "__type")), type, "%s", t);
+	const char *m = json_string_value(json_object_get(j, "message"));
+	cr_assert(m && strstr(m, msg_part), "%s: message '%s' lacks '%s'", op, m, msg_part);
+	free(t);
+	json_decref(j);
+}
+
+/* A string member, or NULL. */
+static __attribute__((unused)) const char *
+s(json_t *j, const char *key)
+{
+	return json_string_value(json_object_get(j, key));
+}
+
+#endif
