@@ -536,16 +536,7 @@ delete_all(store_txn_t *txn, int tag, const char *name)
 {
 	struct store_key k;
 	key_of(&k, tag, name, 0);
-	store_cursor_t *c;
-	sl_err rc = store_cursor_open(txn, STORE_DB_MACHINES, &c);
-	if (rc)
-		return rc;
-	rc = store_cursor_seek_prefix(c, k.buf, k.len);
-	struct store_val kv, vv;
-	while (rc == SL_OK && (rc = store_cursor_next(c, &kv, &vv)) == SL_OK)
-		rc = store_cursor_del(c);
-	store_cursor_close(c);
-	return rc == SL_ERR_NOT_FOUND ? SL_OK : rc;
+	return store_del_prefix(txn, STORE_DB_MACHINES, k.buf, k.len);
 }
 
 static sl_err

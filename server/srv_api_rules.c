@@ -81,17 +81,7 @@ count_rules(store_txn_t *txn, const char *bus, size_t *n)
 {
 	struct store_key k;
 	bus_rule_key(&k, BUS_TAG_RULE, bus, NULL);
-	store_cursor_t *c;
-	sl_err rc = store_cursor_open(txn, STORE_DB_RULES, &c);
-	if (rc)
-		return rc;
-	*n = 0;
-	struct store_val kv, vv;
-	if ((rc = store_cursor_seek_prefix(c, k.buf, k.len)) == SL_OK)
-		while ((rc = store_cursor_next(c, &kv, &vv)) == SL_OK)
-			(*n)++;
-	store_cursor_close(c);
-	return rc == SL_ERR_NOT_FOUND ? SL_OK : rc;
+	return store_count_prefix(txn, STORE_DB_RULES, k.buf, k.len, n);
 }
 
 static sl_err

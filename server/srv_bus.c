@@ -359,34 +359,7 @@ bus_count_targets(store_txn_t *txn, const char *bus, const char *rule, size_t *n
 {
 	struct store_key k;
 	bus_rule_key(&k, BUS_TAG_TARGET, bus, rule);
-	store_cursor_t *c;
-	sl_err rc = store_cursor_open(txn, STORE_DB_RULES, &c);
-	if (rc)
-		return rc;
-	*n = 0;
-	struct store_val kv, vv;
-	if ((rc = store_cursor_seek_prefix(c, k.buf, k.len)) == SL_OK)
-		while ((rc = store_cursor_next(c, &kv, &vv)) == SL_OK)
-			(*n)++;
-	store_cursor_close(c);
-	return rc == SL_ERR_NOT_FOUND ? SL_OK : rc;
-}
-
-/* Deletes every key of db under prefix. */
-static sl_err
-delete_prefix(store_txn_t *txn, enum store_db db, const struct store_key *k)
-{
-	store_cursor_t *c;
-	sl_err rc = store_cursor_open(txn, db, &c);
-	if (rc)
-		return rc;
-	struct store_val kv, vv;
-	if ((rc = store_cursor_seek_prefix(c, k->buf, k->len)) == SL_OK)
-		while ((rc = store_cursor_next(c, &kv, &vv)) == SL_OK)
-			if ((rc = store_cursor_del(c)))
-				break;
-	store_cursor_close(c);
-	return rc == SL_ERR_NOT_FOUND ? SL_OK : rc;
+	return store_count_prefix(txn, STORE_DB_RULES, k.buf, k.len, n);
 }
 
 sl_err
@@ -394,7 +367,7 @@ bus_delete_rule_records(store_txn_t *txn, const char *bus, const char *rule, boo
 {
 	struct store_key k;
 	bus_rule_key(&k, BUS_TAG_TARGET, bus, rule);
-	sl_err rc = delete_prefix(txn, STORE_DB_RULES, &k);
+	sl_err rc = store_del_prefix(txn, STORE_DB_RULES, k.buf, k.len);
 	if (rc || !with_rule)
 		return rc;
 	bus_rule_key(&k, BUS_TAG_RULE, bus, rule);
@@ -590,10 +563,10 @@ op_delete_bus(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	struct store_key k;
 	/* the bus's rules and targets go with it */
 	bus_rule_key(&k, BUS_TAG_TARGET, name, NULL);
-	if ((rc = delete_prefix(txn, STORE_DB_RULES, &k)))
+	if ((rc = store_del_prefix(txn, STORE_DB_RULES, k.buf, k.len)))
 		return rc;
 	bus_rule_key(&k, BUS_TAG_RULE, name, NULL);
-	if ((rc = delete_prefix(txn, STORE_DB_RULES, &k)))
+	if ((rc = store_del_prefix(txn, STORE_DB_RULES, k.buf, k.len)))
 		return rc;
 	bus_key(&k, name);
 	if ((rc = store_del(txn, STORE_DB_BUSES, k.buf, k.len))

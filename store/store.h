@@ -162,6 +162,12 @@ sl_err store_cursor_prev(store_cursor_t *c, struct store_val *key, struct store_
  * store_del). next/prev then continue from its neighbours. */
 sl_err store_cursor_del(store_cursor_t *c);
 
+/* Number of keys that start with prefix. */
+sl_err store_count_prefix(store_txn_t *txn, enum store_db db, const void *prefix, size_t plen,
+                          size_t *out);
+/* Deletes every key that starts with prefix (batch transactions only). */
+sl_err store_del_prefix(store_txn_t *txn, enum store_db db, const void *prefix, size_t plen);
+
 /* --- facts for /metrics ---------------------------------------------------------------- */
 
 struct store_stats {

@@ -273,3 +273,35 @@ store_cursor_del(store_cursor_t *c)
 	/* by key through the batch, so the delete is logged for replay */
 	return store_del(c->txn, c->db, key, klen);
 }
+
+sl_err
+store_count_prefix(store_txn_t *txn, enum store_db db, const void *prefix, size_t plen, size_t *out)
+{
+	store_cursor_t *c;
+	sl_err rc = store_cursor_open(txn, db, &c);
+	if (rc)
+		return rc;
+	*out = 0;
+	struct store_val kv, vv;
+	if ((rc = store_cursor_seek_prefix(c, prefix, plen)) == SL_OK)
+		while ((rc = store_cursor_next(c, &kv, &vv)) == SL_OK)
+			(*out)++;
+	store_cursor_close(c);
+	return rc == SL_ERR_NOT_FOUND ? SL_OK : rc;
+}
+
+sl_err
+store_del_prefix(store_txn_t *txn, enum store_db db, const void *prefix, size_t plen)
+{
+	store_cursor_t *c;
+	sl_err rc = store_cursor_open(txn, db, &c);
+	if (rc)
+		return rc;
+	struct store_val kv, vv;
+	if ((rc = store_cursor_seek_prefix(c, prefix, plen)) == SL_OK)
+		while ((rc = store_cursor_next(c, &kv, &vv)) == SL_OK)
+			if ((rc = store_cursor_del(c)))
+				break;
+	store_cursor_close(c);
+	return rc == SL_ERR_NOT_FOUND ? SL_OK : rc;
+}

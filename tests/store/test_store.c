@@ -973,3 +973,35 @@ Test(store, oom_walk_over_a_batch)
 	cr_assert_eq(log.status[0], SL_OK);
 	store_free(st);
 }
+
+Test(store, count_and_delete_by_prefix)
+{
+	store_t *st = open_store(0);
+	fill_history(st);
+	struct store_key p;
+	store_key_init(&p);
+	store_key_str(&p, "a");
+	store_batch_t *b;
+	cr_assert_eq(store_batch_get(st, &b), SL_OK);
+	store_txn_t *t = store_batch_txn(b);
+	size_t n;
+	cr_assert_eq(store_count_prefix(t, STORE_DB_HISTORY, p.buf, p.len, &n), SL_OK);
+	cr_assert_eq(n, 5, "the tuple (\"a\") excludes (\"ab\")");
+	cr_assert_eq(store_count_prefix(t, STORE_DB_HISTORY, "a", 1, &n), SL_OK);
+	cr_assert_eq(n, 10);
+	cr_assert_eq(store_count_prefix(t, STORE_DB_HISTORY, "zz", 2, &n), SL_OK);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(store_del_prefix(t, STORE_DB_HISTORY, p.buf, p.len), SL_OK);
+	cr_assert_eq(store_del_prefix(t, STORE_DB_HISTORY, "zz", 2), SL_OK, "nothing to delete");
+	cr_assert_eq(store_batch_commit(st), SL_OK);
+	store_txn_t *r;
+	cr_assert_eq(store_read_begin(st, &r), SL_OK);
+	cr_assert_eq(store_count_prefix(r, STORE_DB_HISTORY, "a", 1, &n), SL_OK);
+	cr_assert_eq(n, 5, "only the (\"ab\") keys are left");
+	cr_assert_eq(store_count_prefix(r, STORE_DB_HISTORY, "b", 1, &n), SL_OK);
+	cr_assert_eq(n, 5);
+	cr_assert_neq(store_del_prefix(r, STORE_DB_HISTORY, "b", 1), SL_OK,
+	              "a read transaction cannot delete");
+	store_read_end(r);
+	store_free(st);
+}
