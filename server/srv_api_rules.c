@@ -172,21 +172,31 @@ op_put_rule(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	return SL_OK;
 }
 
+/* The rule a read-only request names (field "Name" or "Rule"), from a short read
+ * transaction: *rec is a new reference on success. */
+static sl_err
+read_rule(srv_req_t *req, json_t *body, const char *field, const char **name,
+          char bus[BUS_NAME_MAX + 1], json_t **rec, struct sl_error *err)
+{
+	sl_err rc = rule_args(body, field, name, bus, err);
+	if (rc)
+		return rc;
+	store_txn_t *txn;
+	if ((rc = store_read_begin(srv_store(srv_req_server(req)), &txn)))
+		return rc;
+	rc = get_rule(txn, bus, *name, rec, err);
+	store_read_end(txn);
+	return rc;
+}
+
 static sl_err
 op_describe_rule(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 {
 	(void)ctx;
 	const char *name;
 	char bus[BUS_NAME_MAX + 1];
-	sl_err rc = rule_args(body, "Name", &name, bus, err);
-	if (rc)
-		return rc;
-	store_txn_t *txn;
-	if ((rc = store_read_begin(srv_store(srv_req_server(req)), &txn)))
-		return rc;
 	json_t *rec = NULL;
-	rc = get_rule(txn, bus, name, &rec, err);
-	store_read_end(txn);
+	sl_err rc = read_rule(req, body, "Name", &name, bus, &rec, err);
 	if (rc)
 		return rc;
 	json_t *o = rule_json(rec);
@@ -625,15 +635,8 @@ op_list_targets(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	(void)ctx;
 	const char *rule;
 	char bus[BUS_NAME_MAX + 1];
-	sl_err rc = rule_args(body, "Rule", &rule, bus, err);
-	if (rc)
-		return rc;
-	store_txn_t *txn;
-	if ((rc = store_read_begin(srv_store(srv_req_server(req)), &txn)))
-		return rc;
 	json_t *rec = NULL;
-	rc = get_rule(txn, bus, rule, &rec, err);
-	store_read_end(txn);
+	sl_err rc = read_rule(req, body, "Rule", &rule, bus, &rec, err);
 	json_decref(rec);
 	if (rc)
 		return rc;
