@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bus/transform.h"
 #include "common/sl_alloc.h"
 #include "common/sl_clock.h"
 #include "common/sl_id.h"
@@ -120,127 +119,9 @@ entry_problem(json_t *e)
 	return ok ? NULL : entry_error("MalformedDetail", "Detail is malformed.");
 }
 
-/* Next event sequence number of bus: one past the last stored (the batch sees its own). */
-static sl_err
-next_seq(store_txn_t *txn, const char *bus, uint64_t *seq)
-{
-	struct store_key k;
-	store_key_init(&k);
-	store_key_str(&k, bus);
-	store_cursor_t *c;
-	sl_err rc = store_cursor_open(txn, STORE_DB_EVENTS, &c);
-	if (rc)
-		return rc;
-	struct store_val kv, vv;
-	*seq = 1;
-	if ((rc = store_cursor_seek_last_prefix(c, k.buf, k.len)) == SL_OK
-	    && (rc = store_cursor_prev(c, &kv, &vv)) == SL_OK && kv.len == k.len + 8)
-		*seq = store_decode_u64((const unsigned char *)kv.data + k.len) + 1;
-	store_cursor_close(c);
-	return rc == SL_ERR_NOT_FOUND ? SL_OK : rc;
-}
-
-/* The envelope as text; detail is spliced in as sent so numbers keep their digits. */
-static char *
-envelope(json_t *e, const char *id, int64_t time_ms)
-{
-	char when[32];
-	sl_clock_format_rfc3339_s(time_ms, when);
-	json_t *res = json_object_get(e, "Resources");
-	json_t *env = json_pack("{s:s,s:s,s:O,s:O,s:s,s:s,s:s,s:o}", "version", "0", "id", id,
-	                        "detail-type", json_object_get(e, "DetailType"), "source",
-	                        json_object_get(e, "Source"), "account", sl_arn_account(), "time",
-	                        when, "region", sl_arn_region(), "resources",
-	                        json_is_array(res) ? json_incref(res) : json_array());
-	char *head = env ? json_dumps(env, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	json_decref(env);
-	if (!head)
-		return NULL;
-	head[strlen(head) - 1] = '\0'; /* drop the closing brace */
-	char *text = sl_asprintf("%s,\"detail\":%s}", head,
-	                         json_string_value(json_object_get(e, "Detail")));
-	sl_free(head);
-	return text;
-}
-
-struct route {
-	store_txn_t *txn;
-	const char *bus, *event, *event_id;
-	size_t len;
-	uint64_t seq;
-	int64_t now;
-	sl_err rc;
-	size_t deliveries;
-};
-
-/* One delivery record per target of a matched rule, due now, attempt 0. */
-static sl_err
-deliver_rule(struct route *r, const char *rule)
-{
-	char rule_arn[BUS_ARN_MAX];
-	bus_rule_arn(rule_arn, sizeof rule_arn, r->bus, rule);
-	struct store_key pk;
-	bus_rule_key(&pk, BUS_TAG_TARGET, r->bus, rule);
-	store_cursor_t *c;
-	sl_err rc = store_cursor_open(r->txn, STORE_DB_RULES, &c);
-	if (rc)
-		return rc;
-	struct store_val kv, vv;
-	struct xform_ctx xc = { rule_arn, rule, r->now };
-	if ((rc = store_cursor_seek_prefix(c, pk.buf, pk.len)) == SL_OK)
-		while (rc == SL_OK && (rc = store_cursor_next(c, &kv, &vv)) == SL_OK) {
-			json_t *t = json_loadb(vv.data, vv.len, 0, NULL);
-			xform_t *x = NULL;
-			char *input = NULL;
-			size_t ilen;
-			/* targets were validated on PutTargets; AWS drops an event whose input
-			 * cannot be rendered (InputPath matching nothing, invalid JSON) */
-			if (!t || xform_new(t, 1, &x, NULL)
-			    || xform_render(x, r->event, r->len, &xc, &input, &ilen, NULL)) {
-				xform_free(x);
-				json_decref(t);
-				continue;
-			}
-			xform_free(x);
-			char id[SL_UUID_STRLEN + 1];
-			json_t *d = NULL;
-			if ((rc = sl_uuid4(id)) == SL_OK
-			    && !(d = json_pack("{s:s,s:s,s:s,s:s,s:s,s:O,s:s,s:I,s:i,s:s,s:I}",
-			                       "id", id, "bus", r->bus, "rule", rule, "ruleArn",
-			                       rule_arn, "eventId", r->event_id, "target",
-			                       json_object_get(t, "Id"), "arn",
-			                       json_string_value(json_object_get(t, "Arn")), "seq",
-			                       (json_int_t)r->seq, "attempt", 0, "input", input,
-			                       "due", (json_int_t)r->now)))
-				rc = SL_ERR_NOMEM;
-			sl_free(input);
-			json_decref(t);
-			if (rc)
-				break;
-			struct store_key k;
-			store_key_init(&k);
-			store_key_i64(&k, r->now);
-			store_key_raw(&k, id, SL_UUID_STRLEN);
-			rc = bus_put_json(r->txn, STORE_DB_DELIVERIES, &k, d);
-			json_decref(d);
-			r->deliveries++;
-		}
-	store_cursor_close(c);
-	return rc == SL_ERR_NOT_FOUND ? SL_OK : rc;
-}
-
-static bool
-on_match(void *ctx, uint32_t rule_id, const char *rule_name)
-{
-	(void)rule_id;
-	struct route *r = ctx;
-	r->rc = deliver_rule(r, rule_name);
-	return r->rc == SL_OK;
-}
-
 /* Stores one valid entry and its deliveries; *problem is set for a per-entry failure. */
 static sl_err
-put_one(struct bus_state *st, store_txn_t *txn, json_t *e, char *id, json_t **problem,
+put_one(struct bus_state *st, store_batch_t *b, json_t *e, char *id, json_t **problem,
         struct sl_error *err)
 {
 	char bus[BUS_NAME_MAX + 1];
@@ -249,7 +130,7 @@ put_one(struct bus_state *st, store_txn_t *txn, json_t *e, char *id, json_t **pr
 	const char *given = json_string_value(json_object_get(e, "EventBusName"));
 	sl_err rc = bus_resolve_name(given, bus, &e2);
 	if (rc == SL_OK)
-		rc = bus_require(txn, bus, &e2);
+		rc = bus_require(store_batch_txn(b), bus, &e2);
 	if (rc == SL_ERR_INVALID_ARG || rc == SL_ERR_EB_NOT_FOUND) {
 		*problem = entry_error(rc == SL_ERR_INVALID_ARG ? "InvalidArgument"
 		                                                : "ResourceNotFoundException",
@@ -258,7 +139,7 @@ put_one(struct bus_state *st, store_txn_t *txn, json_t *e, char *id, json_t **pr
 	}
 	if (rc)
 		return rc;
-	int64_t now = sl_clock_now_ms(), when = now;
+	int64_t when = sl_clock_now_ms();
 	json_t *t = json_object_get(e, "Time");
 	if (json_is_number(t)) {
 		double secs = json_number_value(t);
@@ -273,24 +154,18 @@ put_one(struct bus_state *st, store_txn_t *txn, json_t *e, char *id, json_t **pr
 	}
 	if ((rc = sl_uuid4(id)))
 		return rc;
-	char *text = envelope(e, id, when);
+	struct bus_envelope_fields f = {
+		.id = id,
+		.time_ms = when,
+		.source = json_string_value(json_object_get(e, "Source")),
+		.detail_type = json_string_value(json_object_get(e, "DetailType")),
+		.resources = json_object_get(e, "Resources"),
+		.detail = json_string_value(json_object_get(e, "Detail")),
+	};
+	char *text = bus_envelope(&f);
 	if (!text)
 		return SL_ERR_NOMEM;
-	uint64_t seq;
-	struct store_key k;
-	store_key_init(&k);
-	store_key_str(&k, bus);
-	if ((rc = next_seq(txn, bus, &seq)) == SL_OK) {
-		store_key_u64(&k, seq);
-		rc = store_put(txn, STORE_DB_EVENTS, k.buf, k.len, text, strlen(text));
-	}
-	pat_machine_t *m = bus_machine(st, bus);
-	if (rc == SL_OK && m) {
-		struct route r = { txn, bus, text, id, strlen(text), seq, now, SL_OK, 0 };
-		rc = pat_machine_match(m, text, r.len, on_match, &r, err);
-		if (rc == SL_OK)
-			rc = r.rc;
-	}
+	rc = bus_publish(st, b, bus, id, text, err);
 	sl_free(text);
 	return rc;
 }
@@ -323,7 +198,6 @@ op_put_events(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	store_batch_t *b;
 	if ((rc = srv_req_batch(req, &b)))
 		return rc;
-	store_txn_t *txn = store_batch_txn(b);
 	json_t *out = json_array();
 	size_t failed = 0;
 	if (!out)
@@ -331,7 +205,7 @@ op_put_events(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	for (size_t i = 0; i < n; i++) {
 		json_t *e = json_array_get(entries, i), *problem = entry_problem(e);
 		char id[SL_UUID_STRLEN + 1];
-		if (!problem && (rc = put_one(ctx, txn, e, id, &problem, err))) {
+		if (!problem && (rc = put_one(ctx, b, e, id, &problem, err))) {
 			json_decref(out);
 			return rc;
 		}

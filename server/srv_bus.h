@@ -83,6 +83,24 @@ sl_err bus_count_targets(store_txn_t *txn, const char *bus, const char *rule, si
 /* Deletes a rule's targets (and the rule when with_rule). */
 sl_err bus_delete_rule_records(store_txn_t *txn, const char *bus, const char *rule, bool with_rule);
 
+/* AWS's event envelope as JSON text (new string): detail (JSON object text, NULL = {}) is
+ * spliced in as written so numbers keep their digits; replay_name is added when set. */
+struct bus_envelope_fields {
+	const char *id;
+	int64_t time_ms;
+	const char *source;
+	const char *detail_type;
+	json_t *resources; /* array of strings or NULL */
+	const char *detail;
+	const char *replay_name;
+};
+char *bus_envelope(const struct bus_envelope_fields *f);
+
+/* Appends an envelope (text) to bus's log, routes it through the bus's machine and writes
+ * the deliveries of every matched enabled rule's targets, all in b. bus must exist. */
+sl_err bus_publish(struct bus_state *st, store_batch_t *b, const char *bus, const char *event_id,
+                   const char *text, struct sl_error *err);
+
 sl_err srv_api_rules_register(srv_t *s, struct bus_state *st);
 sl_err srv_api_putevents_register(srv_t *s, struct bus_state *st);
 
