@@ -101,6 +101,11 @@ char *bus_envelope(const struct bus_envelope_fields *f);
 sl_err bus_publish(struct bus_state *st, store_batch_t *b, const char *bus, const char *event_id,
                    const char *text, struct sl_error *err);
 
+/* A scheduled rule's event: appended to bus's log and delivered to rule's targets only (AWS
+ * sends a schedule's events to its own rule, not through the bus's patterns). */
+sl_err bus_publish_to_rule(store_batch_t *b, const char *bus, const char *rule,
+                           const char *event_id, const char *text);
+
 sl_err srv_api_rules_register(srv_t *s, struct bus_state *st);
 sl_err srv_api_putevents_register(srv_t *s, struct bus_state *st);
 

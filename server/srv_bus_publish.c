@@ -134,21 +134,29 @@ on_match(void *ctx, uint32_t rule_id, const char *rule_name)
 	return r->rc == SL_OK;
 }
 
+/* Appends text to bus's log; *seq receives its sequence number. */
+static sl_err
+append(store_txn_t *txn, const char *bus, const char *text, size_t len, uint64_t *seq)
+{
+	struct store_key k;
+	store_key_init(&k);
+	store_key_str(&k, bus);
+	sl_err rc = next_seq(txn, bus, seq);
+	if (rc == SL_OK) {
+		store_key_u64(&k, *seq);
+		rc = store_put(txn, STORE_DB_EVENTS, k.buf, k.len, text, len);
+	}
+	return rc;
+}
+
 sl_err
 bus_publish(struct bus_state *st, store_batch_t *b, const char *bus, const char *event_id,
             const char *text, struct sl_error *err)
 {
 	store_txn_t *txn = store_batch_txn(b);
-	uint64_t seq;
-	struct store_key k;
-	store_key_init(&k);
-	store_key_str(&k, bus);
 	size_t len = strlen(text);
-	sl_err rc = next_seq(txn, bus, &seq);
-	if (rc == SL_OK) {
-		store_key_u64(&k, seq);
-		rc = store_put(txn, STORE_DB_EVENTS, k.buf, k.len, text, len);
-	}
+	uint64_t seq;
+	sl_err rc = append(txn, bus, text, len, &seq);
 	pat_machine_t *m = bus_machine(st, bus);
 	if (rc == SL_OK && m) {
 		struct route r
@@ -156,6 +164,22 @@ bus_publish(struct bus_state *st, store_batch_t *b, const char *bus, const char 
 		rc = pat_machine_match(m, text, len, on_match, &r, err);
 		if (rc == SL_OK)
 			rc = r.rc;
+	}
+	return rc;
+}
+
+sl_err
+bus_publish_to_rule(store_batch_t *b, const char *bus, const char *rule, const char *event_id,
+                    const char *text)
+{
+	store_txn_t *txn = store_batch_txn(b);
+	size_t len = strlen(text);
+	uint64_t seq;
+	sl_err rc = append(txn, bus, text, len, &seq);
+	if (rc == SL_OK) {
+		struct route r
+		        = { b, txn, bus, text, event_id, len, seq, sl_clock_now_ms(), SL_OK, 0 };
+		rc = deliver_rule(&r, rule);
 	}
 	return rc;
 }
