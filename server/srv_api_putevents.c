@@ -11,6 +11,7 @@
 #include "common/sl_clock.h"
 #include "common/sl_id.h"
 #include "server/srv_bus.h"
+#include "server/srv_engine.h"
 
 #define ENTRIES_MAX     10
 #define ENTRIES_MAX_SIZ (256 * 1024)
@@ -170,10 +171,11 @@ put_one(struct bus_state *st, store_batch_t *b, json_t *e, char *id, json_t **pr
 	return rc;
 }
 
-static sl_err
-op_put_events(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
+sl_err
+bus_put_entries(struct bus_state *st, store_batch_t *b, json_t *entries, json_t **answer,
+                struct sl_error *err)
 {
-	json_t *entries = json_object_get(body, "Entries");
+	*answer = NULL;
 	if (!entries || json_is_null(entries))
 		return bus_missing(err, "entries");
 	if (!json_is_array(entries))
@@ -195,9 +197,6 @@ op_put_events(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	if (total >= ENTRIES_MAX_SIZ)
 		return sl_error_set(err, SL_ERR_INVALID_ARG,
 		                    "Total size of the entries in the request is over the limit.");
-	store_batch_t *b;
-	if ((rc = srv_req_batch(req, &b)))
-		return rc;
 	json_t *out = json_array();
 	size_t failed = 0;
 	if (!out)
@@ -205,7 +204,7 @@ op_put_events(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	for (size_t i = 0; i < n; i++) {
 		json_t *e = json_array_get(entries, i), *problem = entry_problem(e);
 		char id[SL_UUID_STRLEN + 1];
-		if (!problem && (rc = put_one(ctx, b, e, id, &problem, err))) {
+		if (!problem && (rc = put_one(st, b, e, id, &problem, err))) {
 			json_decref(out);
 			return rc;
 		}
@@ -217,14 +216,43 @@ op_put_events(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 			return SL_ERR_NOMEM;
 		}
 	}
-	srv_reply_json(
-	        req,
-	        json_pack("{s:I,s:o}", "FailedEntryCount", (json_int_t)failed, "Entries", out));
-	return SL_OK;
+	*answer = json_pack("{s:I,s:o}", "FailedEntryCount", (json_int_t)failed, "Entries", out);
+	return *answer ? SL_OK : SL_ERR_NOMEM;
+}
+
+static sl_err
+op_put_events(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
+{
+	store_batch_t *b;
+	sl_err rc = srv_req_batch(req, &b);
+	json_t *answer = NULL;
+	if (rc == SL_OK)
+		rc = bus_put_entries(ctx, b, json_object_get(body, "Entries"), &answer, err);
+	if (rc == SL_OK)
+		srv_reply_json(req, answer);
+	return rc;
+}
+
+/* events:putEvents from a workflow: the engine runs inside the loop's open batch. */
+static sl_err
+workflow_put_events(void *arg, store_txn_t *txn, json_t *entries, json_t **answer,
+                    struct sl_error *err)
+{
+	struct bus_state *st = arg;
+	store_batch_t *b = NULL;
+	sl_err rc = srv_batch(st->srv, &b);
+	if (rc != SL_OK)
+		return rc;
+	if (store_batch_txn(b) != txn)
+		return sl_error_set(err, SL_ERR_INTERNAL, "putEvents outside the loop's batch");
+	return bus_put_entries(st, b, entries, answer, err);
 }
 
 sl_err
 srv_api_putevents_register(srv_t *s, struct bus_state *st)
 {
+	srv_engine_t *eng = srv_engine_of(s);
+	if (eng)
+		step_engine_set_put_events(srv_engine_stepper(eng), workflow_put_events, st);
 	return srv_register_op(s, "AWSEvents.PutEvents", op_put_events, st);
 }

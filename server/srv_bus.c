@@ -659,6 +659,7 @@ srv_api_bus_register(srv_t *s)
 	if (!st)
 		return SL_ERR_NOMEM;
 	/* the server has no teardown hook for API state: keep it reachable for the process */
+	st->srv = s;
 	st->next = all_states;
 	all_states = st;
 	sl_err rc;

@@ -43,6 +43,7 @@ struct bus_rt {
 };
 
 struct bus_state {
+	srv_t *srv;
 	struct bus_rt *buses;
 	size_t n, cap;
 	struct bus_state *next; /* every state ever made, so the process keeps them reachable */
@@ -100,6 +101,11 @@ char *bus_envelope(const struct bus_envelope_fields *f);
  * the deliveries of every matched enabled rule's targets, all in b. bus must exist. */
 sl_err bus_publish(struct bus_state *st, store_batch_t *b, const char *bus, const char *event_id,
                    const char *text, struct sl_error *err);
+
+/* PutEvents' whole work for Entries (borrowed): request-level checks (an error with err),
+ * per-entry checks, publishing; *answer is PutEvents' answer (new reference). */
+sl_err bus_put_entries(struct bus_state *st, store_batch_t *b, json_t *entries, json_t **answer,
+                       struct sl_error *err);
 
 /* A scheduled rule's event: appended to bus's log and delivered to rule's targets only (AWS
  * sends a schedule's events to its own rule, not through the bus's patterns). */

@@ -94,6 +94,13 @@ step_engine_set_resolver(step_engine_t *eng, step_resolve_fn fn, void *arg)
 	eng->resolve_arg = arg;
 }
 
+void
+step_engine_set_put_events(step_engine_t *eng, step_put_events_fn fn, void *arg)
+{
+	eng->put_events = fn;
+	eng->put_events_arg = arg;
+}
+
 bool
 step_engine_has_ready(const step_engine_t *eng)
 {

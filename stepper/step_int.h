@@ -31,6 +31,8 @@ struct step_engine {
 	size_t n_machines, cap_machines;
 	step_resolve_fn resolve;
 	void *resolve_arg;
+	step_put_events_fn put_events;
+	void *put_events_arg;
 	/* runnable frames, a ring */
 	struct step_ready *ready;
 	size_t r_head, r_len, r_cap;
@@ -161,7 +163,7 @@ sl_err step_task_answer_txn(step_engine_t *eng, store_txn_t *txn, const char *to
 
 /* --- step_integrations.c ------------------------------------------------------------------ */
 /* True when the task is served by the engine itself (states:startExecution). */
-bool step_builtin_task(const struct sm_task *t);
+bool step_builtin_task(const step_engine_t *eng, const struct sm_task *t);
 /* Runs a built-in task whose token record exists: starts the child execution and, for the
  * request-response pattern, answers the token at once. */
 sl_err step_builtin_run(struct step_ctx *c, struct step_frame *f, const char *token,

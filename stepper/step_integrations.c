@@ -2,20 +2,31 @@
  * step_integrations.c - task resources the engine serves itself:
  * arn:aws:states:::states:startExecution (request-response, .sync, .sync:2) starts a child
  * execution in the same batch; with .sync the child's end answers the parent's token.
- * events:putEvents and every other resource go out through the task effect (the bus and
- * the workers fill them).
+ * arn:aws:states:::events:putEvents (request-response and .waitForTaskToken) publishes in the
+ * same batch through the bus the server attached (step_engine_set_put_events); without one it
+ * goes out through the task effect like every other resource (the workers serve those).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "common/sl_alloc.h"
 #include "common/sl_clock.h"
 #include "stepper/step_int.h"
 
-bool
-step_builtin_task(const struct sm_task *t)
+static bool
+is_service(const struct sm_task *t, const char *name, const char *action)
 {
-	return t->kind == SM_RESOURCE_SERVICE && t->name && strcmp(t->name, "states") == 0
-	        && t->action && strcmp(t->action, "startExecution") == 0;
+	return t->kind == SM_RESOURCE_SERVICE && t->name && strcmp(t->name, name) == 0 && t->action
+	        && strcmp(t->action, action) == 0;
+}
+
+bool
+step_builtin_task(const step_engine_t *eng, const struct sm_task *t)
+{
+	return is_service(t, "states", "startExecution")
+	        || (eng->put_events && is_service(t, "events", "putEvents")
+	            && (t->integration == SM_INTEGRATION_REQUEST_RESPONSE
+	                || t->integration == SM_INTEGRATION_WAIT_FOR_TASK_TOKEN));
 }
 
 /* "arn:...:stateMachine:NAME[:version|alias]" or a bare NAME. */
@@ -43,10 +54,107 @@ fail_task(struct step_ctx *c, struct step_frame *f, const char *error, const cha
 	return step_task_resolve(c, f, false, NULL, error, cause);
 }
 
+/* The entries as EventBridge takes them: Detail as JSON text, and the execution's and its
+ * machine's ARNs appended to Resources, as the service integration does. */
+static sl_err
+put_events_entries(struct step_ctx *c, json_t *params, json_t **out, const char **problem)
+{
+	json_t *in = json_object_get(params, "Entries");
+	*out = NULL;
+	if (!json_is_array(in) || json_array_size(in) == 0) {
+		*problem = "the parameter 'Entries' must be a non-empty list";
+		return SL_OK;
+	}
+	json_t *entries = json_array();
+	if (!entries)
+		return SL_ERR_NOMEM;
+	const char *arns[2] = { c->arn, step_jstr(c->exec, "stateMachineArn") };
+	for (size_t i = 0; i < json_array_size(in); i++) {
+		json_t *e = json_array_get(in, i);
+		if (!json_is_object(e)) {
+			json_decref(entries);
+			*problem = "every entry of 'Entries' must be an object";
+			return SL_OK;
+		}
+		json_t *copy = json_copy(e), *detail = json_object_get(e, "Detail");
+		json_t *res = json_object_get(e, "Resources");
+		json_t *nres = json_is_array(res) ? json_copy(res) : json_array();
+		if (!copy || !nres || json_array_append_new(entries, copy)) {
+			json_decref(nres);
+			json_decref(entries);
+			return SL_ERR_NOMEM;
+		}
+		if (detail && !json_is_string(detail)) {
+			char *text = step_dumps(detail);
+			if (!text || json_object_set_new(copy, "Detail", json_string(text))) {
+				sl_free(text);
+				json_decref(nres);
+				json_decref(entries);
+				return SL_ERR_NOMEM;
+			}
+			sl_free(text);
+		}
+		for (int k = 0; k < 2; k++)
+			if (arns[k] && json_array_append_new(nres, json_string(arns[k]))) {
+				json_decref(nres);
+				json_decref(entries);
+				return SL_ERR_NOMEM;
+			}
+		if (json_object_set_new(copy, "Resources", nres)) {
+			json_decref(entries);
+			return SL_ERR_NOMEM;
+		}
+	}
+	*out = entries;
+	return SL_OK;
+}
+
+static sl_err
+put_events_run(struct step_ctx *c, struct step_frame *f, json_t *params)
+{
+	const struct sm_task *t = &f->m->states[f->st].u.task;
+	const char *problem = NULL;
+	json_t *entries = NULL;
+	sl_err e = put_events_entries(c, params, &entries, &problem);
+	if (e != SL_OK)
+		return e;
+	if (problem)
+		return fail_task(c, f, "EventBridge.ValidationException", problem);
+	json_t *answer = NULL;
+	struct sl_error err;
+	sl_error_clear(&err);
+	e = c->eng->put_events(c->eng->put_events_arg, c->txn, entries, &answer, &err);
+	json_decref(entries);
+	if (e == SL_ERR_NOMEM || e == SL_ERR_STORE)
+		return e;
+	if (e != SL_OK) {
+		char error[128];
+		snprintf(error, sizeof error, "EventBridge.%s", sl_err_aws_type(e));
+		return fail_task(c, f, error, sl_error_text(&err));
+	}
+	if (json_integer_value(json_object_get(answer, "FailedEntryCount")) > 0) {
+		char *text = step_dumps(answer);
+		json_decref(answer);
+		e = text ? fail_task(c, f, "EventBridge.FailedEntry", text) : SL_ERR_NOMEM;
+		sl_free(text);
+		return e;
+	}
+	// the callback pattern: the events went out, now the token is awaited
+	if (t->integration == SM_INTEGRATION_WAIT_FOR_TASK_TOKEN) {
+		json_decref(answer);
+		return SL_OK;
+	}
+	e = step_task_resolve(c, f, true, answer, NULL, NULL);
+	json_decref(answer);
+	return e;
+}
+
 sl_err
 step_builtin_run(struct step_ctx *c, struct step_frame *f, const char *token, json_t *params)
 {
 	const struct sm_task *t = &f->m->states[f->st].u.task;
+	if (is_service(t, "events", "putEvents"))
+		return put_events_run(c, f, params);
 	const char *smarn = json_string_value(json_object_get(params, "StateMachineArn"));
 	char name[96];
 	if (!smarn || !machine_name(smarn, name, sizeof name))

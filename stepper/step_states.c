@@ -448,7 +448,7 @@ task_schedule(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t *ctx
 	store_key_i64(&qk, now);
 	store_key_raw(&qk, tok, strlen(tok));
 	// built-in integrations are served here, never queued for workers
-	bool builtin = step_builtin_task(t);
+	bool builtin = step_builtin_task(c->eng, t);
 	if (rec && builtin && json_object_set_new(rec, "builtin", json_true()))
 		e = SL_ERR_NOMEM;
 	else

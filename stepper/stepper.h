@@ -38,6 +38,8 @@
  *   - Frames of running executions are re-read and re-written as JSON on each activation:
  *     a Map state keeps its effective input in its frame, so very large Map inputs cost
  *     O(items) per iteration start.
+ *   - events:putEvents is served in the same transaction when a bus is attached
+ *     (step_engine_set_put_events); otherwise it is an ordinary task.
  *   - EXPRESS executions, distributed Map child executions, ItemReader/ItemBatcher,
  *     JSONata and workflow variables are not run by this engine yet (refused with a clear
  *     States.Runtime error at the state that needs them).
@@ -147,6 +149,15 @@ typedef const struct sm_machine *(*step_resolve_fn)(void *arg, store_txn_t *txn,
 /* With a resolver, executions record their machine's revision and keep it while the
  * machine changes; registered machines (step_engine_add_machine) are looked up first. */
 void step_engine_set_resolver(step_engine_t *eng, step_resolve_fn fn, void *arg);
+
+/* The bus behind arn:aws:states:::events:putEvents: publishes entries (PutEvents' Entries,
+ * each Detail a JSON text; borrowed) in the caller's transaction txn and fills *answer with
+ * PutEvents' answer (FailedEntryCount, Entries; new reference). A request-level problem is an
+ * error code with err. Without it, putEvents tasks go out through the task effect like any
+ * other resource (so `sluice run` can mock them). */
+typedef sl_err (*step_put_events_fn)(void *arg, store_txn_t *txn, json_t *entries, json_t **answer,
+                                     struct sl_error *err);
+void step_engine_set_put_events(step_engine_t *eng, step_put_events_fn fn, void *arg);
 
 /* Rebuilds the runnable set from the frames in the store (call once after open). */
 sl_err step_engine_recover(step_engine_t *eng, store_batch_t *b, struct sl_error *err);
