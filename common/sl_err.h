@@ -71,6 +71,7 @@
 	  "too many workers are polling this activity")                                            \
 	X(SL_ERR_TASK_NOT_FOUND, "TaskDoesNotExist", 400, "task does not exist")                   \
 	X(SL_ERR_TASK_TIMED_OUT, "TaskTimedOut", 400, "task timed out")                            \
+	X(SL_ERR_TOO_MANY_TAGS, "TooManyTags", 400, "too many tags")                               \
 	X(SL_ERR_MAP_RUN_NOT_FOUND, "ResourceNotFound", 400, "map run does not exist")             \
 	X(SL_ERR_SFN_VALIDATION, "ValidationException", 400, "validation error")                   \
 	X(SL_ERR_CONFLICT, "ConflictException", 400, "conflict")

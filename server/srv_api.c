@@ -13,5 +13,7 @@ srv_api_register_all(srv_t *s)
 		rc = srv_api_bus_register(s);
 	if (rc == SL_OK)
 		rc = srv_api_executions_register(s);
+	if (rc == SL_OK)
+		rc = srv_api_activities_register(s);
 	return rc;
 }

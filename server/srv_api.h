@@ -21,6 +21,8 @@ sl_err srv_api_register_all(srv_t *s);
 sl_err srv_api_machines_register(srv_t *s);
 /* Step Functions executions (srv_api_executions.c); needs srv_engine_new first. */
 sl_err srv_api_executions_register(srv_t *s);
+/* Activities and SendTaskSuccess/Failure/Heartbeat (srv_api_activities.c); needs the engine. */
+sl_err srv_api_activities_register(srv_t *s);
 /* EventBridge: TestEventPattern (srv_api_events.c). */
 sl_err srv_api_events_register(srv_t *s);
 /* EventBridge buses, rules, targets, PutEvents (srv_bus.c and friends). */
