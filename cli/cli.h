@@ -27,6 +27,8 @@ int cmd_validate(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_state_machines(int argc, char **argv);
+int cmd_apply(int argc, char **argv);
+int cmd_executions(int argc, char **argv);
 
 /* Reads a whole file into a new NUL-terminated buffer (limit bytes at most). */
 sl_err cli_read_file(const char *path, size_t limit, char **out, size_t *out_len,

@@ -1,12 +1,14 @@
 /*
  * cmd_validate.c - `sluice validate FILE...`: load and validate state machine definitions
- * without a server. Silent and exit 0 when every file is valid; otherwise one line per
- * problem on stdout, `FILE:LINE:COLUMN: message` (a JSON pointer where no line is known),
- * and exit 2.
+ * and app files (docs/APP.md; a directory is read as app files) without a server. Silent and exit 0
+ * when every file is valid; otherwise one line per problem on stdout, `FILE:LINE:COLUMN: message`
+ * (a JSON pointer where no line is known), and exit 2.
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "cli/app_file.h"
 #include "cli/cli.h"
 #include "common/sl_alloc.h"
 #include "statemachines/statemachines.h"
@@ -22,6 +24,8 @@ validate_usage(FILE *out)
 	        "  FILE:LINE:COLUMN: CODE: message\n"
 	        "(FILE:/json/pointer: ... where no line is known). '-' reads stdin.\n"
 	        "The format follows the file name (.json, .yaml, .yml), else the first byte.\n"
+	        "An app file (stateMachines, rules, ... at the top, see docs/APP.md) or a\n"
+	        "directory of them is checked whole: definitions, patterns, schedules, keys.\n"
 	        "exit codes: 0 all valid, 2 a definition is invalid or unreadable, or bad usage\n");
 }
 
@@ -38,10 +42,33 @@ format_for(const char *path, enum sm_format forced)
 	return SM_FORMAT_AUTO;
 }
 
+/* An app file or a directory of them (docs/APP.md); locations name their own files. */
+static bool
+validate_app(const char *path, const char *text, size_t len)
+{
+	struct app *a = app_new();
+	struct sm_problems problems = { 0 };
+	sl_err rc = !a ? SL_ERR_NOMEM
+	        : text ? app_load_text(a, text, len, path, &problems)
+	               : app_load_path(a, path, &problems);
+	for (size_t i = 0; i < problems.count; i++)
+		printf("%s: %s\n", problems.items[i].location, problems.items[i].message);
+	if (problems.dropped)
+		printf("%s: %zu more problems not shown\n", path, problems.dropped);
+	if (rc && problems.count == 0)
+		printf("%s: %s\n", path, sl_err_message(rc));
+	sm_problems_clear(&problems);
+	app_free(a);
+	return rc == SL_OK;
+}
+
 /* Returns true when the file is valid; prints its problems otherwise. */
 static bool
 validate_one(const char *path, enum sm_format forced)
 {
+	struct stat st;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return validate_app(path, NULL, 0);
 	char *text = NULL;
 	size_t len = 0;
 	struct sl_error err;
@@ -50,6 +77,11 @@ validate_one(const char *path, enum sm_format forced)
 	if (cli_read_file(path, SM_DEFINITION_MAX_BYTES + 1, &text, &len, &err) != SL_OK) {
 		printf("%s\n", sl_error_text(&err)); /* the text names the file */
 		return false;
+	}
+	if (app_text_is_app(text, len)) {
+		bool ok = validate_app(path, text, len);
+		sl_free(text);
+		return ok;
 	}
 	struct sm_problems problems = { 0 };
 	struct sm_machine *m = NULL;
