@@ -165,8 +165,9 @@ dispatch_aws(srv_req_t *r)
 		                "AWSStepFunctions.<Operation>");
 		return;
 	}
+	/* sluice's own operations (SluiceEvents.*, Sluice.*) are served once registered */
 	bool known_service = strncmp(target, "AWSEvents.", 10) == 0
-	        || strncmp(target, "AWSStepFunctions.", 17) == 0;
+	        || strncmp(target, "AWSStepFunctions.", 17) == 0 || find_op(s, target);
 	if (!valid_target(target) || !known_service) {
 		r->op_label = "unknown";
 		if (valid_target(target))
