@@ -258,7 +258,9 @@ etl_wait() {
 	deadline=$(($(date +%s) + timeout))
 	for arn in "$@"; do
 		if etl_has executions watch; then
-			timeout "$((deadline - $(date +%s)))" "$SLUICE" executions watch "$arn" >&2 || true
+			local left=$((deadline - $(date +%s)))
+			[ "$left" -gt 0 ] || left=1
+			timeout "$((left + 5))" "$SLUICE" executions watch "$arn" --timeout "$left" >&2 || true
 		fi
 		while :; do
 			st=$(etl_status "$arn") || st=UNKNOWN
