@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #define AWS_CALLS_SERVICE "AWSStepFunctions"
 #include "tests/integration/aws_calls.h"
@@ -722,4 +724,67 @@ Test(activities, boto3_activity_worker)
 	}
 	if (!ran)
 		cr_skip_test("boto3 is not installed (apt-get install python3-boto3)");
+}
+
+/* The example worker (examples/worker-c/word_count, next to the sluice binary's build dir)
+ * serves its workflow over NNG. */
+Test(activities, example_c_worker_counts_words)
+{
+	const char *bin = getenv("SLUICE_BIN"), *src = getenv("SLUICE_SRC");
+	cr_assert(bin && src, "SLUICE_BIN and SLUICE_SRC must be set (run through meson test)");
+	char worker[600];
+	snprintf(worker, sizeof worker, "%s", bin);
+	char *slash = strrchr(worker, '/');
+	cr_assert_not_null(slash);
+	*slash = 0; /* BUILD/cli */
+	slash = strrchr(worker, '/');
+	cr_assert_not_null(slash);
+	snprintf(slash, sizeof worker - (size_t)(slash - worker), "/examples/worker-c/word_count");
+	if (access(worker, X_OK) != 0)
+		cr_skip_test("%s is not built", worker);
+	start();
+	/* the dispatcher serves the NNG polls and GetActivityTask together */
+	int st;
+	json_t *probe = call("GetActivityTask", json_pack("{s:s}", "activityArn", "x"), &st);
+	bool served
+	        = strcmp(s(probe, "__type") ? s(probe, "__type") : "", "UnknownOperationException")
+	        != 0;
+	json_decref(probe);
+	if (!served) {
+		stop();
+		cr_skip_test("the worker dispatcher is not served yet");
+	}
+	char path[700], *def = NULL;
+	snprintf(path, sizeof path, "cat %s/examples/worker-c/word-count.asl.json", src);
+	cr_assert_eq(h_run(path, &def), 0, "%s", def);
+	json_decref(ok("CreateActivity", json_pack("{s:s}", "name", "word-count")));
+	create_machine("words", def);
+	free(def);
+
+	struct h_server w = { 0 };
+	w.pid = fork();
+	cr_assert_geq(w.pid, 0);
+	if (w.pid == 0) {
+		char log[400];
+		snprintf(log, sizeof log, "%s/worker.log", srv.dir);
+		if (!freopen(log, "w", stderr))
+			_exit(126);
+		execl(worker, worker, "--connect", srv.workers, "--concurrency", "2", (char *)NULL);
+		_exit(127);
+	}
+	start_exec(SM("words"), "w1", "{\"text\":\"to be or not to be\"}");
+	start_exec(SM("words"), "w2", "{\"txt\":\"typo\"}");
+	json_t *d = wait_done(EXEC("words", "w1"));
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
+	assert_json(s(d, "output"),
+	            "{\"text\":\"to be or not to be\",\"count\":{\"words\":6,\"longest\":"
+	            "\"not\"}}");
+	json_decref(d);
+	d = wait_done(EXEC("words", "w2"));
+	cr_assert_str_eq(s(d, "status"), "FAILED");
+	cr_assert_str_eq(s(d, "error"), "BadInput");
+	json_decref(d);
+	/* SIGTERM: the worker stops polling and exits cleanly */
+	cr_assert_eq(h_stop(&w), 0);
+	stop();
 }
