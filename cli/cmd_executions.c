@@ -327,7 +327,8 @@ struct watch {
 	const char *arn;
 	long long seen; /* the last event id processed */
 	double t0;
-	json_t *top; /* top-level state name -> anything; NULL: every state is shown */
+	double last_ts; /* the newest event's time: progress lines use the server's clock */
+	json_t *top;    /* top-level state name -> anything; NULL: every state is shown */
 	struct map_progress maps[WATCH_MAPS_MAX];
 	size_t nmaps;
 	bool tty;
@@ -416,6 +417,8 @@ watch_event(struct watch *w, json_t *ev)
 	double ts = json_number_value(json_object_get(ev, "timestamp"));
 	if (!type)
 		return;
+	if (ts > w->last_ts)
+		w->last_ts = ts;
 	if (strcmp(type, "ExecutionStarted") == 0) {
 		w->t0 = ts;
 		watch_line(w, 0, "started %s%s", w->arn, "");
