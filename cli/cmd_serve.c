@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/sl_clock.h"
 #include "common/sl_log.h"
 #include "server/srv.h"
 #include "server/srv_api.h"
@@ -35,6 +36,11 @@ serve_usage(FILE *out)
 	        "  --account A           12-digit account in ARNs (default 000000000000)\n"
 	        "  --log-level L         debug, info, warn, error or off (default info)\n"
 	        "  --log-format F        plain or json (default plain)\n"
+	        "  --rules-per-bus N     rules on one bus (default 300, AWS's quota; "
+	        "limits.rules-per-bus)\n"
+	        "  --virtual-time START  TEST ONLY: the wall clock is fake, starts at START\n"
+	        "                        (RFC 3339 or epoch ms) and moves only with the\n"
+	        "                        Sluice.AdvanceClock operation\n"
 	        "  -h, --help            this text\n\n"
 	        "Once listening it prints one line on stderr:\n"
 	        "  sluice: ready http=HOST:PORT workers=URL data=DIR\n",
@@ -57,10 +63,12 @@ cmd_serve(int argc, char **argv)
 		{ "account", required_argument, NULL, 'a' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "log-format", required_argument, NULL, 'f' },
+		{ "rules-per-bus", required_argument, NULL, 'R' },
+		{ "virtual-time", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct flag_value flags[16];
+	struct flag_value flags[24];
 	size_t nflags = 0;
 	const char *config = NULL;
 	int c;
@@ -77,6 +85,8 @@ cmd_serve(int argc, char **argv)
 		case 'a': key = "account", flag = "--account"; break;
 		case 'l': key = "log-level", flag = "--log-level"; break;
 		case 'f': key = "log-format", flag = "--log-format"; break;
+		case 'R': key = "limits.rules-per-bus", flag = "--rules-per-bus"; break;
+		case 'V': key = "virtual-time", flag = "--virtual-time"; break;
 		default: serve_usage(stderr); return CLI_USAGE;
 		}
 		if (nflags == sizeof flags / sizeof flags[0]) {
@@ -108,6 +118,8 @@ cmd_serve(int argc, char **argv)
 		return rc == SL_ERR_NOMEM || rc == SL_ERR_IO ? CLI_RUNTIME : CLI_USAGE;
 	}
 	sl_log_set_level(cfg.log_level);
+	if (cfg.virtual_time) /* before anything reads the clock */
+		sl_clock_fake_enable(cfg.virtual_time_ms);
 	sl_log_set_format(cfg.log_format);
 	signal(SIGPIPE, SIG_IGN); /* a client that hangs up must not kill the server */
 

@@ -59,6 +59,11 @@ struct srv_config {
 	unsigned max_connections; /* open HTTP connections; more get 503 and are closed */
 	unsigned idle_timeout_s;  /* keep-alive connections idle this long are closed */
 	unsigned drain_timeout_s; /* on SIGTERM, how long in-flight requests may take */
+	unsigned rules_per_bus;   /* rules on one bus (AWS's quota, the default: 300) */
+	/* test-only: the wall clock is fake from virtual_time_ms on and moves only with
+	 * Sluice.AdvanceClock (`sluice serve --virtual-time START`) */
+	bool virtual_time;
+	int64_t virtual_time_ms;
 };
 
 /* Fills c with the defaults (strings are allocated: release with srv_config_clear). */

@@ -13,6 +13,8 @@
 #include "common/sl_clock.h"
 #include "common/sl_id.h"
 #include "server/srv_bus.h"
+#include "server/srv_internal.h"
+#include "server/srv_schedules.h"
 
 /* Name and EventBusName of a rule request ("Name" or "Rule" names the rule). */
 static sl_err
@@ -67,7 +69,10 @@ rule_json(json_t *rec)
 	static const char *const opt[][2] = { { "pattern", "EventPattern" },
 		                              { "schedule", "ScheduleExpression" },
 		                              { "description", "Description" },
-		                              { "roleArn", "RoleArn" } };
+		                              { "roleArn", "RoleArn" },
+		                              /* sluice extensions (docs/BUS.md) */
+		                              { "timezone", "ScheduleExpressionTimezone" },
+		                              { "missedRunPolicy", "MissedRunPolicy" } };
 	for (size_t i = 0; o && i < sizeof opt / sizeof opt[0]; i++) {
 		json_t *v = json_object_get(rec, opt[i][0]);
 		if (v)
@@ -87,7 +92,7 @@ count_rules(store_txn_t *txn, const char *bus, size_t *n)
 static sl_err
 op_put_rule(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 {
-	const char *name, *pattern, *schedule, *state, *desc, *role;
+	const char *name, *pattern, *schedule, *state, *desc, *role, *tz, *policy;
 	char bus[BUS_NAME_MAX + 1];
 	sl_err rc;
 	if ((rc = rule_args(body, "Name", &name, bus, err))
@@ -95,7 +100,8 @@ op_put_rule(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	    || (rc = bus_str_field(body, "ScheduleExpression", false, &schedule, err))
 	    || (rc = bus_str_field(body, "State", false, &state, err))
 	    || (rc = bus_str_field(body, "Description", false, &desc, err))
-	    || (rc = bus_str_field(body, "RoleArn", false, &role, err)))
+	    || (rc = bus_str_field(body, "RoleArn", false, &role, err))
+	    || (rc = srv_schedules_check_fields(body, schedule, &tz, &policy, err)))
 		return rc;
 	if (!pattern && !schedule)
 		return sl_error_set(err, SL_ERR_INVALID_ARG,
@@ -117,7 +123,7 @@ op_put_rule(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		return rc;
 	if (schedule) {
 		sched_t *sc = NULL;
-		if (strlen(schedule) > 256 || sched_parse(schedule, NULL, &sc, NULL) != SL_OK)
+		if (strlen(schedule) > 256 || sched_parse(schedule, tz, &sc, NULL) != SL_OK)
 			return sl_error_set(err, SL_ERR_INVALID_ARG,
 			                    "Parameter ScheduleExpression is not valid.");
 		sched_free(sc);
@@ -147,7 +153,7 @@ op_put_rule(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		size_t n;
 		if ((rc = count_rules(txn, bus, &n)))
 			return rc;
-		if (n >= RULES_PER_BUS)
+		if (n >= srv_req_server(req)->cfg.rules_per_bus)
 			return sl_error_set(err, SL_ERR_LIMIT, "%s", BUS_LIMIT_MESSAGE);
 	} else {
 		return rc;
@@ -157,11 +163,15 @@ op_put_rule(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	if (!rec || (pattern && json_object_set_new(rec, "pattern", json_string(pattern)))
 	    || (schedule && json_object_set_new(rec, "schedule", json_string(schedule)))
 	    || (desc && json_object_set_new(rec, "description", json_string(desc)))
-	    || (role && json_object_set_new(rec, "roleArn", json_string(role)))) {
+	    || (role && json_object_set_new(rec, "roleArn", json_string(role)))
+	    || (tz && json_object_set_new(rec, "timezone", json_string(tz)))
+	    || (policy && json_object_set_new(rec, "missedRunPolicy", json_string(policy)))) {
 		json_decref(rec);
 		return SL_ERR_NOMEM;
 	}
 	rc = bus_put_json(txn, STORE_DB_RULES, &k, rec);
+	if (rc == SL_OK)
+		rc = srv_schedules_rule_changed(srv_req_server(req), b, bus, name, rec, err);
 	json_decref(rec);
 	bool routed = pattern && strcmp(state, "ENABLED") == 0;
 	if (rc || (rc = bus_on_commit(ctx, b, bus, name, routed ? pattern : NULL, false)))
@@ -335,6 +345,7 @@ set_state(srv_req_t *req, json_t *body, struct bus_state *st, const char *state,
 	const char *pattern = json_string_value(json_object_get(rec, "pattern"));
 	if ((rc = json_object_set_new(rec, "state", json_string(state)) ? SL_ERR_NOMEM : SL_OK)
 	    || (rc = bus_put_json(txn, STORE_DB_RULES, &k, rec))
+	    || (rc = srv_schedules_rule_changed(srv_req_server(req), b, bus, name, rec, err))
 	    || (rc = bus_on_commit(st, b, bus, name, strcmp(state, "ENABLED") == 0 ? pattern : NULL,
 	                           false))) {
 		json_decref(rec);
@@ -389,6 +400,7 @@ op_delete_rule(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		return sl_error_set(err, SL_ERR_INVALID_ARG,
 		                    "Rule can't be deleted since it has targets.");
 	if ((rc = bus_delete_rule_records(txn, bus, name, true))
+	    || (rc = srv_schedules_rule_changed(srv_req_server(req), b, bus, name, NULL, err))
 	    || (rc = bus_on_commit(ctx, b, bus, name, NULL, false)))
 		return rc;
 	srv_reply_json(req, NULL);

@@ -14,6 +14,7 @@
 #include <yaml.h>
 
 #include "common/sl_alloc.h"
+#include "common/sl_clock.h"
 #include "common/sl_id.h"
 #include "server/srv.h"
 
@@ -36,6 +37,7 @@ srv_config_init(struct srv_config *c)
 	c->max_connections = 1024;
 	c->idle_timeout_s = 60;
 	c->drain_timeout_s = 10;
+	c->rules_per_bus = 300;
 	if (!c->data_dir || !c->http || !c->workers || !c->region || !c->account) {
 		srv_config_clear(c);
 		return SL_ERR_NOMEM;
@@ -155,6 +157,25 @@ parse_uint(const char *v, const char *where, unsigned lo, unsigned hi, unsigned 
 	return SL_OK;
 }
 
+/* --virtual-time START: RFC 3339 ("2026-03-27T00:00:00Z") or epoch milliseconds. */
+static sl_err
+parse_virtual_time(struct srv_config *c, const char *v, const char *where, struct sl_error *err)
+{
+	char *end;
+	errno = 0;
+	long long ms = isdigit((unsigned char)v[0]) ? strtoll(v, &end, 10) : -1;
+	if (ms >= 0 && !errno && *end == '\0') {
+		c->virtual_time_ms = ms;
+	} else if (!sl_clock_parse_rfc3339(v, &c->virtual_time_ms) || c->virtual_time_ms < 0) {
+		return sl_error_set(err, SL_ERR_INVALID_ARG,
+		                    "%s: expected an RFC 3339 time (2026-03-27T00:00:00Z) or epoch "
+		                    "milliseconds, got '%.64s'",
+		                    where, v);
+	}
+	c->virtual_time = true;
+	return SL_OK;
+}
+
 static sl_err
 replace_str(char **slot, const char *v)
 {
@@ -248,6 +269,10 @@ srv_config_set(struct srv_config *c, const char *key, const char *v, const char 
 		return parse_uint(v, where, 1, 3600, &c->idle_timeout_s, err);
 	if (strcmp(key, "limits.drain-timeout") == 0)
 		return parse_uint(v, where, 0, 600, &c->drain_timeout_s, err);
+	if (strcmp(key, "limits.rules-per-bus") == 0)
+		return parse_uint(v, where, 1, 1000000, &c->rules_per_bus, err);
+	if (strcmp(key, "virtual-time") == 0)
+		return parse_virtual_time(c, v, where, err);
 	return sl_error_set(err, SL_ERR_INVALID_ARG, "%s: unknown setting '%.64s'", where, key);
 }
 
@@ -255,8 +280,8 @@ srv_config_set(struct srv_config *c, const char *key, const char *v, const char 
 
 static const char *const top_keys[]
         = { "data", "http", "workers", "region", "account", "log-level", "log-format", "limits" };
-static const char *const limit_keys[]
-        = { "max-body", "max-header", "max-connections", "idle-timeout", "drain-timeout" };
+static const char *const limit_keys[] = { "max-body",     "max-header",    "max-connections",
+	                                  "idle-timeout", "drain-timeout", "rules-per-bus" };
 
 struct yctx {
 	yaml_parser_t p;

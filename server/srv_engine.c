@@ -231,6 +231,15 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	srv_engine_kick(e);
 }
 
+void
+srv_engine_clock_changed(srv_engine_t *e)
+{
+	// the armed delay was computed from the old time: fire now, on_timer re-arms
+	evtimer_del(e->timer_ev);
+	e->armed_due = INT64_MAX;
+	arm(e, sl_clock_now_ms());
+}
+
 /* ---- effects -------------------------------------------------------------------------- */
 
 static void

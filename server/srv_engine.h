@@ -32,6 +32,10 @@ const struct step_effects *srv_engine_effects(srv_engine_t *e);
 /* After an input made frames runnable: run them soon, in bounded slices. */
 void srv_engine_kick(srv_engine_t *e);
 
+/* The wall clock jumped (Sluice.AdvanceClock under --virtual-time): re-arm the timer from
+ * the store, so timers now due fire at once. */
+void srv_engine_clock_changed(srv_engine_t *e);
+
 /* The compiled machine of name at *revision (0 = current; then filled in), compiled from
  * the stored definition and cached. SL_ERR_SM_NOT_FOUND, SL_ERR_INVALID_DEFINITION. */
 sl_err srv_engine_machine(srv_engine_t *e, store_txn_t *txn, const char *name, uint32_t *revision,
