@@ -236,6 +236,9 @@ sl_err step_exec_close(struct step_ctx *c, enum step_status st, json_t *output, 
                        const char *cause);
 sl_err step_task_resolve(struct step_ctx *c, struct step_frame *f, bool ok, json_t *output,
                          const char *error, const char *cause);
+/* Appends the task family's event ("Started" -> ActivityStarted, LambdaFunctionStarted,
+ * TaskStarted); d (stolen, may be NULL) holds its details. */
+sl_err step_task_event(struct step_ctx *c, struct step_frame *f, const char *what, json_t *d);
 
 /* --- step_map.c / step_parallel.c --------------------------------------------------------- */
 sl_err step_fanout_start(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t *ctx);

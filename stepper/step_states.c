@@ -358,6 +358,12 @@ task_event(struct step_ctx *c, struct step_frame *f, const char *what, json_t *d
 	return step_event(c, f, type, key, d);
 }
 
+sl_err
+step_task_event(struct step_ctx *c, struct step_frame *f, const char *what, json_t *d)
+{
+	return task_event(c, f, what, d);
+}
+
 /* TimeoutSecondsPath / HeartbeatSecondsPath: a positive integer. */
 static sl_err
 task_seconds(struct step_ctx *c, struct step_frame *f, struct sm_path *p, int64_t literal,
@@ -478,7 +484,10 @@ task_schedule(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t *ctx
 			json_object_set_new(d, "heartbeatInSeconds", json_integer(hb));
 	}
 	e = task_event(c, f, "Scheduled", d);
-	if (e == SL_OK)
+	// with leases, Started and the heartbeat clock wait for a worker (step_lease.c)
+	bool leased = c->eng->opt.lease_tasks && !builtin
+	        && t->integration != SM_INTEGRATION_WAIT_FOR_TASK_TOKEN;
+	if (e == SL_OK && !leased)
 		e = task_event(c, f, "Started", NULL);
 	// the callback pattern: the request went out, now the token is awaited
 	if (e == SL_OK && t->integration == SM_INTEGRATION_WAIT_FOR_TASK_TOKEN) {
@@ -489,7 +498,7 @@ task_schedule(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t *ctx
 	}
 	if (e == SL_OK && timeout > 0 && timeout < SM_TASK_DEFAULT_TIMEOUT_SECONDS)
 		e = step_timer_arm(c, now + timeout * 1000, TK_TASK_TIMEOUT, f->id, f->wk, tok);
-	if (e == SL_OK && hb > 0)
+	if (e == SL_OK && hb > 0 && !leased)
 		e = step_timer_arm(c, now + hb * 1000, TK_HEARTBEAT, f->id, f->wk, tok);
 	if (e == SL_OK && builtin) {
 		e = step_builtin_run(c, f, tok, par);

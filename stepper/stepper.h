@@ -72,6 +72,11 @@ struct step_options {
 	unsigned map_concurrency_cap; /* children alive per Map when MaxConcurrency is 0 */
 	/* Seed of the jitter RNG (JitterStrategy FULL); 0 seeds from the CSPRNG. */
 	uint64_t jitter_seed;
+	/* Tasks served by workers (not built in, not .waitForTaskToken) are only Scheduled when
+	 * the state runs: step_task_started writes ActivityStarted (with the worker's name) and
+	 * starts the heartbeat clock when a worker takes the task, as AWS does. Off: Scheduled
+	 * and Started at once (local runs, mocks). */
+	bool lease_tasks;
 };
 
 enum step_status {
@@ -194,6 +199,28 @@ sl_err step_task_fail(step_engine_t *eng, store_batch_t *b, const char *token, c
 /* Pushes the heartbeat deadline forward. */
 sl_err step_task_heartbeat(step_engine_t *eng, store_batch_t *b, const char *token,
                            const struct step_effects *fx, struct sl_error *err);
+
+/* A worker took the task of token (step_lease.c): records the lease (worker_name, may be
+ * NULL) and, with lease_tasks, writes the Started event and arms the heartbeat timer from
+ * now. out (may be NULL) receives what the worker needs (input: new reference).
+ * SL_ERR_TASK_NOT_FOUND if the token is not awaited; SL_ERR_CONFLICT if already taken. */
+struct step_started {
+	json_t *input;
+	int64_t timeout_seconds;
+	int64_t heartbeat_seconds; /* 0 = none */
+	enum sm_integration integration;
+};
+sl_err step_task_started(step_engine_t *eng, store_batch_t *b, const char *token,
+                         const char *worker_name, const struct step_effects *fx,
+                         struct step_started *out, struct sl_error *err);
+enum step_task_state {
+	STEP_TASK_GONE,    /* not awaited (answered, timed out, stopped, never existed) */
+	STEP_TASK_WAITING, /* awaited, not taken by a worker */
+	STEP_TASK_TAKEN,   /* awaited, leased to a worker */
+};
+/* Where the task of token stands (a read; any transaction). */
+sl_err step_task_state(step_engine_t *eng, store_txn_t *txn, const char *token,
+                       enum step_task_state *out);
 
 /* Calls fx->task again for every task in flight (in token order): after a restart the
  * dispatcher refills its queues from the store with it. */
