@@ -200,6 +200,35 @@ machine_arn(const struct ctx *c, const char *name, char *out, size_t cap)
 		         c->cur.account, name);
 }
 
+/* Used by a declared rule, archive or target: never pruned, even when not declared. */
+static bool
+bus_referenced(const struct app *a, const char *name)
+{
+	for (size_t i = 0; i < a->nrules; i++) {
+		if (strcmp(a->rules[i].bus, name) == 0)
+			return true;
+		for (size_t j = 0; j < a->rules[i].ntargets; j++)
+			if (a->rules[i].targets[j].bus
+			    && strcmp(a->rules[i].targets[j].bus, name) == 0)
+				return true;
+	}
+	for (size_t i = 0; i < a->narchives; i++)
+		if (strcmp(a->archives[i].bus, name) == 0)
+			return true;
+	return false;
+}
+
+static bool
+machine_referenced(const struct app *a, const char *name)
+{
+	for (size_t i = 0; i < a->nrules; i++)
+		for (size_t j = 0; j < a->rules[i].ntargets; j++)
+			if (a->rules[i].targets[j].machine
+			    && strcmp(a->rules[i].targets[j].machine, name) == 0)
+				return true;
+	return false;
+}
+
 static bool
 bus_known(const struct ctx *c, const char *name)
 {
@@ -306,7 +335,7 @@ read_state(struct ctx *c)
 			fprintf(stderr,
 			        "sluice apply: the app files declare archives, but the server at "
 			        "%s "
-			        "does not serve them yet (ListArchives: %s); nothing was changed\n",
+			        "does not serve them yet (ListArchives: %s)\n",
 			        c->endpoint, sl_error_text(&err));
 			c->code = CLI_RUNTIME;
 			return false;
@@ -353,7 +382,8 @@ plan_buses(struct ctx *c)
 	json_array_foreach(c->cur.buses, i, e)
 	{
 		const char *name = jstr(e, "Name");
-		if (!name || strcmp(name, "default") == 0 || app_has_bus(c->app, name))
+		if (!name || strcmp(name, "default") == 0 || app_has_bus(c->app, name)
+		    || bus_referenced(c->app, name))
 			continue;
 		if (!c->prune)
 			c->plan.kept++;
@@ -487,7 +517,7 @@ plan_machines(struct ctx *c)
 	json_array_foreach(c->cur.machines, i, e)
 	{
 		const char *name = jstr(e, "name");
-		if (!name || app_find_machine(c->app, name))
+		if (!name || app_find_machine(c->app, name) || machine_referenced(c->app, name))
 			continue;
 		if (!c->prune)
 			c->plan.kept++;
@@ -975,7 +1005,8 @@ static int
 apply_plan(struct ctx *c, bool dry_run)
 {
 	struct plan *p = &c->plan;
-	qsort(p->steps, p->n, sizeof *p->steps, cmp_steps);
+	if (p->n)
+		qsort(p->steps, p->n, sizeof *p->steps, cmp_steps);
 	if (p->n == 0) {
 		printf("nothing to change (%zu resource%s up to date)\n", p->unchanged,
 		       p->unchanged == 1 ? "" : "s");

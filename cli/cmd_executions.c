@@ -179,11 +179,13 @@ resolve_execution(const struct ex_opts *o, const char *ref, char *arn, size_t ca
 	json_decref(all);
 	if (found == 1)
 		return CLI_OK;
-	fprintf(stderr,
-	        found ? "sluice executions: %zu executions are named '%s'; give the ARN or "
-	                "--state-machine\n"
-	              : "sluice executions: %zu executions named '%s'\n",
-	        found, ref);
+	if (found)
+		fprintf(stderr,
+		        "sluice executions: %zu executions are named '%s'; give the ARN or "
+		        "--state-machine\n",
+		        found, ref);
+	else
+		fprintf(stderr, "sluice executions: no execution named '%s'\n", ref);
 	return CLI_USAGE;
 }
 
@@ -304,9 +306,10 @@ do_history(const struct ex_opts *o, const char *arn)
 		char tail[600];
 		event_summary(ev, tail, sizeof tail);
 		double t = json_number_value(json_object_get(ev, "timestamp"));
-		printf("%5lld %+9.3fs  %-28s %s\n",
+		printf("%5lld %+9.3fs  %-*s%s\n",
 		       (long long)json_integer_value(json_object_get(ev, "id")),
-		       t0 > 0 ? t - t0 : 0.0, jstr(ev, "type") ? jstr(ev, "type") : "?", tail);
+		       t0 > 0 ? t - t0 : 0.0, tail[0] ? 29 : 0,
+		       jstr(ev, "type") ? jstr(ev, "type") : "?", tail);
 	}
 	json_decref(events);
 	return CLI_OK;
