@@ -29,6 +29,10 @@ int cmd_worker(int argc, char **argv);
 int cmd_state_machines(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_executions(int argc, char **argv);
+int cmd_put_events(int argc, char **argv);
+int cmd_rules(int argc, char **argv);
+int cmd_targets(int argc, char **argv);
+int cmd_schedules(int argc, char **argv);
 
 /* Reads a whole file into a new NUL-terminated buffer (limit bytes at most). */
 sl_err cli_read_file(const char *path, size_t limit, char **out, size_t *out_len,
