@@ -473,6 +473,35 @@ Test(apply, prune_deletes_only_what_the_files_lack)
 	free(out);
 }
 
+Test(apply, a_directory_of_files_is_one_app)
+{
+	char d[600];
+	snprintf(d, sizeof d, "%s/app", dir);
+	cr_assert_eq(mkdir(d, 0700), 0);
+	snprintf(d, sizeof d, "%s/app/defs", dir);
+	cr_assert_eq(mkdir(d, 0700), 0);
+	write_file("app/defs/etl.json", ETL_JSON);
+	write_file("app/machines.yaml", APP_MACHINES);
+	write_file("app/rules.yaml",
+	           APP_NIGHTLY "  on-side:\n    bus: side\n    eventPattern: {source: [s]}\n");
+	/* a lone definition in the folder is skipped, not read as an app file */
+	write_file("app/lone.asl.yaml", "StartAt: A\nStates:\n  A: {Type: Succeed}\n");
+	/* a bus the files use without declaring it: referenced, so never pruned */
+	json_decref(api("AWSEvents.CreateEventBus", json_pack("{s:s}", "Name", "side")));
+	char *out;
+	cr_assert_eq(sluice(&out, "apply -f app --prune"), 0, "%s", out);
+	ASSERT_HAS(out, "plan: 5 to create, 0 to change, 0 to delete");
+	ASSERT_HAS(out, "+ rule side/on-side (pattern)");
+	ASSERT_LACKS(out, "bus side");
+	ASSERT_LACKS(out, "lone");
+	free(out);
+	cr_assert_eq(rule_status("on-side", "side"), 200);
+	cr_assert_eq(sluice(&out, "apply -f app/machines.yaml -f app/rules.yaml --prune"), 0, "%s",
+	             out);
+	cr_assert_str_eq(out, "nothing to change (5 resources up to date)\n");
+	free(out);
+}
+
 Test(apply, a_failure_half_way_stops_and_reports)
 {
 	/* the server refuses target r/bad (not an ARN) after the machine and rules exist */
