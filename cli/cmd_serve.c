@@ -36,6 +36,14 @@ serve_usage(FILE *out)
 	        "  --account A           12-digit account in ARNs (default 000000000000)\n"
 	        "  --log-level L         debug, info, warn, error or off (default info)\n"
 	        "  --log-format F        plain or json (default plain)\n"
+	        "  --delivery-backoff-ms N      first retry back-off ceiling (default 1000)\n"
+	        "  --delivery-backoff-cap-ms N  largest back-off ceiling (default 300000)\n"
+	        "  --delivery-timeout-ms N      one HTTP delivery's time-out (default 5000)\n"
+	        "  --delivery-max-inflight N    HTTP deliveries at once (default 64)\n"
+	        "  --delivery-paused            keep delivery records without processing them\n"
+	        "                        (YAML: delivery: {backoff-ms, backoff-cap-ms, "
+	        "timeout-ms,\n"
+	        "                        max-inflight, paused})\n"
 	        "  --rules-per-bus N     rules on one bus (default 300, AWS's quota; "
 	        "limits.rules-per-bus)\n"
 	        "  --virtual-time START  TEST ONLY: the wall clock is fake, starts at START\n"
@@ -63,6 +71,11 @@ cmd_serve(int argc, char **argv)
 		{ "account", required_argument, NULL, 'a' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "log-format", required_argument, NULL, 'f' },
+		{ "delivery-backoff-ms", required_argument, NULL, 'B' },
+		{ "delivery-backoff-cap-ms", required_argument, NULL, 'C' },
+		{ "delivery-timeout-ms", required_argument, NULL, 'T' },
+		{ "delivery-max-inflight", required_argument, NULL, 'I' },
+		{ "delivery-paused", no_argument, NULL, 'P' },
 		{ "rules-per-bus", required_argument, NULL, 'R' },
 		{ "virtual-time", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -85,6 +98,13 @@ cmd_serve(int argc, char **argv)
 		case 'a': key = "account", flag = "--account"; break;
 		case 'l': key = "log-level", flag = "--log-level"; break;
 		case 'f': key = "log-format", flag = "--log-format"; break;
+		case 'B': key = "delivery.backoff-ms", flag = "--delivery-backoff-ms"; break;
+		case 'C':
+			key = "delivery.backoff-cap-ms", flag = "--delivery-backoff-cap-ms";
+			break;
+		case 'T': key = "delivery.timeout-ms", flag = "--delivery-timeout-ms"; break;
+		case 'I': key = "delivery.max-inflight", flag = "--delivery-max-inflight"; break;
+		case 'P': key = "delivery.paused", flag = "--delivery-paused"; break;
 		case 'R': key = "limits.rules-per-bus", flag = "--rules-per-bus"; break;
 		case 'V': key = "virtual-time", flag = "--virtual-time"; break;
 		default: serve_usage(stderr); return CLI_USAGE;
@@ -93,7 +113,7 @@ cmd_serve(int argc, char **argv)
 			fprintf(stderr, "sluice serve: too many options\n");
 			return CLI_USAGE;
 		}
-		flags[nflags++] = (struct flag_value) { key, flag, optarg };
+		flags[nflags++] = (struct flag_value) { key, flag, c == 'P' ? "true" : optarg };
 	}
 	if (optind < argc) {
 		fprintf(stderr, "sluice serve: unexpected argument '%s'\n", argv[optind]);

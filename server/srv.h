@@ -64,6 +64,12 @@ struct srv_config {
 	 * Sluice.AdvanceClock (`sluice serve --virtual-time START`) */
 	bool virtual_time;
 	int64_t virtual_time_ms;
+	/* event deliveries (srv_deliver.c) */
+	unsigned delivery_backoff_ms;     /* first retry's back-off ceiling (full jitter) */
+	unsigned delivery_backoff_cap_ms; /* largest back-off ceiling */
+	unsigned delivery_timeout_ms;     /* one HTTP delivery */
+	unsigned delivery_max_inflight;   /* HTTP deliveries at once */
+	bool delivery_paused;             /* records are kept but not processed */
 };
 
 /* Fills c with the defaults (strings are allocated: release with srv_config_clear). */

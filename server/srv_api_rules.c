@@ -13,6 +13,7 @@
 #include "common/sl_clock.h"
 #include "common/sl_id.h"
 #include "server/srv_bus.h"
+#include "server/srv_deliver.h"
 #include "server/srv_internal.h"
 #include "server/srv_schedules.h"
 
@@ -513,6 +514,29 @@ arn_ok(const char *arn)
 	return sl_arn_parse(buf, &a) == SL_OK && a.service[0] && a.resource[0];
 }
 
+/* Why a target Arn is refused (per-entry), or NULL: an ARN, or a sluice webhook URL. */
+static const char *
+target_arn_problem(const char *arn)
+{
+	switch (deliver_kind_of(arn, NULL, 0)) {
+	case DELIVER_HTTP: {
+		struct evhttp_uri *u = strlen(arn) < 1600 ? evhttp_uri_parse(arn) : NULL;
+		const char *host = u ? evhttp_uri_get_host(u) : NULL;
+		bool ok = host && *host && !evhttp_uri_get_userinfo(u);
+		evhttp_uri_free(u);
+		return ok ? NULL
+		          : "Provided Arn is not in correct format: expected an ARN or an "
+		            "http://HOST[:PORT]/PATH URL.";
+	}
+	case DELIVER_HTTPS:
+		return "https:// targets are not supported by this sluice build: use an http:// "
+		       "URL "
+		       "(e.g. through a TLS-terminating proxy).";
+	case DELIVER_NNG: return "nng+pub:// targets are not supported by this sluice build yet.";
+	default: return arn_ok(arn) ? NULL : "Provided Arn is not in correct format.";
+	}
+}
+
 static sl_err
 op_put_targets(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 {
@@ -554,12 +578,12 @@ op_put_targets(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		json_t *t = json_array_get(targets, i);
 		const char *id = json_string_value(json_object_get(t, "Id"));
 		const char *arn = json_string_value(json_object_get(t, "Arn"));
-		if (!arn_ok(arn)) {
+		const char *problem = target_arn_problem(arn);
+		if (problem) {
 			json_array_append_new(failed,
 			                      json_pack("{s:s,s:s,s:s}", "TargetId", id,
 			                                "ErrorCode", "ValidationException",
-			                                "ErrorMessage",
-			                                "Provided Arn is not in correct format."));
+			                                "ErrorMessage", problem));
 			continue;
 		}
 		struct store_key k;

@@ -11,6 +11,7 @@
 #include "common/sl_id.h"
 #include "common/sl_log.h"
 #include "server/srv_bus.h"
+#include "server/srv_deliver.h"
 
 static struct bus_state *all_states;
 
@@ -677,7 +678,7 @@ srv_api_bus_register(srv_t *s)
 	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
 		if ((rc = srv_register_op(s, ops[i].op, ops[i].fn, st)))
 			return rc;
-	if ((rc = srv_api_rules_register(s, st)))
+	if ((rc = srv_api_rules_register(s, st)) || (rc = srv_deliver_start(s, st)))
 		return rc;
 	return srv_api_putevents_register(s, st);
 }

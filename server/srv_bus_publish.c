@@ -12,6 +12,7 @@
 #include "common/sl_clock.h"
 #include "common/sl_id.h"
 #include "server/srv_bus.h"
+#include "server/srv_deliver.h"
 
 /* Next event sequence number of bus: one past the last stored (the batch sees its own). */
 static sl_err
@@ -59,6 +60,7 @@ bus_envelope(const struct bus_envelope_fields *f)
 }
 
 struct route {
+	struct bus_state *st; /* NULL: no engine at hand, state machines go through records */
 	store_batch_t *batch;
 	store_txn_t *txn;
 	const char *bus, *event, *event_id;
@@ -69,7 +71,51 @@ struct route {
 	size_t deliveries;
 };
 
-/* One delivery record per target of a matched rule, due now, attempt 0. */
+/* The target's retry policy and dead-letter queue, copied into its delivery records. */
+static sl_err
+add_policy(json_t *d, json_t *t)
+{
+	json_t *rp = json_object_get(t, "RetryPolicy"),
+	       *dl = json_object_get(t, "DeadLetterConfig");
+	json_t *n = json_object_get(rp, "MaximumRetryAttempts");
+	json_t *age = json_object_get(rp, "MaximumEventAgeInSeconds");
+	json_t *dlq = json_object_get(dl, "Arn");
+	if (json_object_set_new(d, "maxRetries",
+	                        json_integer(json_is_integer(n) ? json_integer_value(n)
+	                                                        : DELIVER_DEFAULT_RETRIES))
+	    || json_object_set_new(d, "maxAgeS",
+	                           json_integer(json_is_integer(age) ? json_integer_value(age)
+	                                                             : DELIVER_DEFAULT_AGE_S))
+	    || (json_is_string(dlq) && json_object_set(d, "dlq", dlq)))
+		return SL_ERR_NOMEM;
+	return SL_OK;
+}
+
+/* A state machine target's execution, started in the event's batch (exactly once). On a
+ * failed start (no such machine, input not JSON) *last is the error for the record the
+ * deliverer retries. */
+static sl_err
+start_inline(struct route *r, const char *arn, const char *input, bool *started, json_t **last)
+{
+	*started = false;
+	*last = NULL;
+	if (!r->st || !r->st->srv || deliver_kind_of(arn, NULL, 0) != DELIVER_STATES)
+		return SL_OK;
+	const char *code = NULL;
+	char msg[512];
+	sl_err rc = deliver_start_machine(r->st->srv, r->batch, arn, input, &code, msg, sizeof msg);
+	if (rc)
+		return rc;
+	if (!code) {
+		*started = true;
+		return SL_OK;
+	}
+	*last = json_pack("{s:s,s:s}", "code", code, "message", msg);
+	return *last ? SL_OK : SL_ERR_NOMEM;
+}
+
+/* Per target of a matched rule: a state machine's execution now, else (or when that start
+ * fails) one delivery record, due now, attempt 0. */
 static sl_err
 deliver_rule(struct route *r, const char *rule)
 {
@@ -98,6 +144,16 @@ deliver_rule(struct route *r, const char *rule)
 				continue;
 			}
 			xform_free(x);
+			const char *arn = json_string_value(json_object_get(t, "Arn"));
+			bool started = false;
+			json_t *last = NULL;
+			if ((rc = start_inline(r, arn, input, &started, &last)) || started) {
+				sl_free(input);
+				json_decref(t);
+				if (rc)
+					break;
+				continue;
+			}
 			char id[SL_UUID_STRLEN + 1];
 			json_t *d = NULL;
 			if ((rc = sl_uuid4(id)) == SL_OK
@@ -109,10 +165,18 @@ deliver_rule(struct route *r, const char *rule)
 			                       (json_int_t)r->seq, "attempt", 0, "input", input,
 			                       "due", (json_int_t)r->now)))
 				rc = SL_ERR_NOMEM;
+			if (rc == SL_OK
+			    && (json_object_set_new(d, "created", json_integer(r->now))
+			        || (rc = add_policy(d, t))
+			        || (last && json_object_set(d, "lastError", last))))
+				rc = rc ? rc : SL_ERR_NOMEM;
+			json_decref(last);
 			sl_free(input);
 			json_decref(t);
-			if (rc)
+			if (rc) {
+				json_decref(d);
 				break;
+			}
 			struct store_key k;
 			store_key_init(&k);
 			store_key_i64(&k, r->now);
@@ -122,6 +186,8 @@ deliver_rule(struct route *r, const char *rule)
 			r->deliveries++;
 		}
 	store_cursor_close(c);
+	if (r->deliveries)
+		srv_deliver_wrote(r->st ? r->st->srv : NULL, r->batch);
 	return rc == SL_ERR_NOT_FOUND ? SL_OK : rc;
 }
 
@@ -159,8 +225,8 @@ bus_publish(struct bus_state *st, store_batch_t *b, const char *bus, const char 
 	sl_err rc = append(txn, bus, text, len, &seq);
 	pat_machine_t *m = bus_machine(st, bus);
 	if (rc == SL_OK && m) {
-		struct route r
-		        = { b, txn, bus, text, event_id, len, seq, sl_clock_now_ms(), SL_OK, 0 };
+		struct route r = { st,    b, txn, bus, text, event_id, len, seq, sl_clock_now_ms(),
+			           SL_OK, 0 };
 		rc = pat_machine_match(m, text, len, on_match, &r, err);
 		if (rc == SL_OK)
 			rc = r.rc;
@@ -177,8 +243,8 @@ bus_publish_to_rule(store_batch_t *b, const char *bus, const char *rule, const c
 	uint64_t seq;
 	sl_err rc = append(txn, bus, text, len, &seq);
 	if (rc == SL_OK) {
-		struct route r
-		        = { b, txn, bus, text, event_id, len, seq, sl_clock_now_ms(), SL_OK, 0 };
+		struct route r = { NULL,  b, txn, bus, text, event_id, len, seq, sl_clock_now_ms(),
+			           SL_OK, 0 };
 		rc = deliver_rule(&r, rule);
 	}
 	return rc;

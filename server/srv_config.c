@@ -38,6 +38,10 @@ srv_config_init(struct srv_config *c)
 	c->idle_timeout_s = 60;
 	c->drain_timeout_s = 10;
 	c->rules_per_bus = 300;
+	c->delivery_backoff_ms = 1000;
+	c->delivery_backoff_cap_ms = 300 * 1000;
+	c->delivery_timeout_ms = 5000;
+	c->delivery_max_inflight = 64;
 	if (!c->data_dir || !c->http || !c->workers || !c->region || !c->account) {
 		srv_config_clear(c);
 		return SL_ERR_NOMEM;
@@ -273,15 +277,32 @@ srv_config_set(struct srv_config *c, const char *key, const char *v, const char 
 		return parse_uint(v, where, 1, 1000000, &c->rules_per_bus, err);
 	if (strcmp(key, "virtual-time") == 0)
 		return parse_virtual_time(c, v, where, err);
+	if (strcmp(key, "delivery.backoff-ms") == 0)
+		return parse_uint(v, where, 1, 3600 * 1000, &c->delivery_backoff_ms, err);
+	if (strcmp(key, "delivery.backoff-cap-ms") == 0)
+		return parse_uint(v, where, 1, 24 * 3600 * 1000, &c->delivery_backoff_cap_ms, err);
+	if (strcmp(key, "delivery.timeout-ms") == 0)
+		return parse_uint(v, where, 10, 600 * 1000, &c->delivery_timeout_ms, err);
+	if (strcmp(key, "delivery.max-inflight") == 0)
+		return parse_uint(v, where, 1, 4096, &c->delivery_max_inflight, err);
+	if (strcmp(key, "delivery.paused") == 0) {
+		if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0)
+			return sl_error_set(err, SL_ERR_INVALID_ARG,
+			                    "%s: expected true or false, got '%.64s'", where, v);
+		c->delivery_paused = strcmp(v, "true") == 0;
+		return SL_OK;
+	}
 	return sl_error_set(err, SL_ERR_INVALID_ARG, "%s: unknown setting '%.64s'", where, key);
 }
 
 /* --- YAML ------------------------------------------------------------------------------ */
 
-static const char *const top_keys[]
-        = { "data", "http", "workers", "region", "account", "log-level", "log-format", "limits" };
+static const char *const top_keys[] = { "data",      "http",       "workers", "region",  "account",
+	                                "log-level", "log-format", "limits",  "delivery" };
 static const char *const limit_keys[] = { "max-body",     "max-header",    "max-connections",
 	                                  "idle-timeout", "drain-timeout", "rules-per-bus" };
+static const char *const delivery_keys[]
+        = { "backoff-ms", "backoff-cap-ms", "timeout-ms", "max-inflight", "paused" };
 
 struct yctx {
 	yaml_parser_t p;
@@ -320,13 +341,16 @@ in_list(const char *k, const char *const *list, size_t n)
 	return false;
 }
 
-/* Reads one mapping of scalar values (or, at the top, the `limits` mapping). */
+/* Reads one mapping of scalar values (or, at the top, the `limits` and `delivery`
+ * mappings); section is NULL at the top, else the nested mapping's name. */
 static sl_err
-load_mapping(struct yctx *y, struct srv_config *c, bool top)
+load_mapping(struct yctx *y, struct srv_config *c, const char *section)
 {
-	const char *const *keys = top ? top_keys : limit_keys;
+	bool top = !section, limits = section && strcmp(section, "limits") == 0;
+	const char *const *keys = top ? top_keys : limits ? limit_keys : delivery_keys;
 	size_t nkeys = top ? sizeof top_keys / sizeof top_keys[0]
-	                   : sizeof limit_keys / sizeof limit_keys[0];
+	        : limits   ? sizeof limit_keys / sizeof limit_keys[0]
+	                   : sizeof delivery_keys / sizeof delivery_keys[0];
 	unsigned seen = 0;
 	sl_err rc;
 	for (;;) {
@@ -349,7 +373,11 @@ load_mapping(struct yctx *y, struct srv_config *c, bool top)
 		        && in_list(key, keys, nkeys);
 		yaml_event_delete(&k);
 		if (!known)
-			return yfail(y, &kmark, top ? "unknown setting" : "unknown limit", key);
+			return yfail(y, &kmark,
+			             top              ? "unknown setting"
+			                     : limits ? "unknown limit"
+			                              : "unknown delivery setting",
+			             key);
 		size_t idx = 0;
 		while (strcmp(keys[idx], key) != 0)
 			idx++;
@@ -360,16 +388,21 @@ load_mapping(struct yctx *y, struct srv_config *c, bool top)
 		yaml_event_t v;
 		if ((rc = ynext(y, &v)) != SL_OK)
 			return rc;
-		if (top && strcmp(key, "limits") == 0) {
+		if (top && (strcmp(key, "limits") == 0 || strcmp(key, "delivery") == 0)) {
 			bool map = v.type == YAML_MAPPING_START_EVENT;
 			yaml_mark_t vm = v.start_mark;
 			yaml_event_delete(&v);
 			if (!map)
 				return yfail(y, &vm,
-				             "expected a mapping of limits (max-body, "
-				             "max-connections, ...) under",
-				             "limits");
-			if ((rc = load_mapping(y, c, false)) != SL_OK)
+				             strcmp(key, "limits") == 0
+				                     ? "expected a mapping of limits (max-body, "
+				                       "max-connections, ...) under"
+				                     : "expected a mapping of delivery settings "
+				                       "(backoff-ms, timeout-ms, ...) under",
+				             key);
+			if ((rc = load_mapping(y, c,
+			                       strcmp(key, "limits") == 0 ? "limits" : "delivery"))
+			    != SL_OK)
 				return rc;
 			continue;
 		}
@@ -386,7 +419,7 @@ load_mapping(struct yctx *y, struct srv_config *c, bool top)
 		char where[512], full[80];
 		snprintf(where, sizeof where, "%s:%zu:%zu", y->name, v.start_mark.line + 1,
 		         v.start_mark.column + 1);
-		snprintf(full, sizeof full, "%s%s", top ? "" : "limits.", key);
+		snprintf(full, sizeof full, "%s%s%s", top ? "" : section, top ? "" : ".", key);
 		rc = srv_config_set(c, full, (const char *)v.data.scalar.value, where, y->err);
 		yaml_event_delete(&v);
 		if (rc != SL_OK)
@@ -437,7 +470,7 @@ srv_config_load_yaml(struct srv_config *c, const char *text, size_t len, const c
 				           NULL);
 				goto out;
 			}
-			if ((rc = load_mapping(&y, c, true)) != SL_OK)
+			if ((rc = load_mapping(&y, c, NULL)) != SL_OK)
 				goto out;
 			continue;
 		}

@@ -9,6 +9,7 @@
 
 #include "common/sl_alloc.h"
 #include "common/sl_log.h"
+#include "server/srv_deliver.h"
 #include "server/srv_internal.h"
 
 void
@@ -137,5 +138,5 @@ srv_metrics_render(srv_t *s, struct evbuffer *out)
 	ADD("sluice_store_commit_seconds_sum %" PRIu64 ".%09" PRIu64 "\n",
 	    st.commit_ns_total / 1000000000, st.commit_ns_total % 1000000000);
 	ADD("sluice_store_commit_seconds_count %" PRIu64 "\n", cum);
-	return SL_OK;
+	return srv_deliver_metrics(s, out);
 }

@@ -1,0 +1,833 @@
+/*
+ * srv_deliver.c - the deliverer (see srv_deliver.h): scans DELIVERIES in due order from the
+ * loop, invokes targets, retries with exponential back-off and full jitter, and moves
+ * exhausted deliveries to DEADLETTERS (or drops them with a warning, as AWS does without a
+ * dead-letter queue).
+ *
+ * Scans read committed records only (a short read transaction), so nothing is invoked for
+ * an event that is not durable yet. A record being handled is "busy" from the moment it is
+ * picked until the batch that deletes or rewrites it commits; scans skip busy records, so
+ * no record is handled twice at once.
+ */
+#include <event2/dns.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/sl_alloc.h"
+#include "common/sl_clock.h"
+#include "common/sl_id.h"
+#include "common/sl_log.h"
+#include "server/srv_bus.h"
+#include "server/srv_deliver.h"
+#include "server/srv_deliver_int.h"
+#include "server/srv_engine.h"
+#include "server/srv_internal.h"
+
+/* Records picked per scan: a large backlog must not stall HTTP. */
+#define SCAN_SLICE 128
+#define ID_LEN     SL_UUID_STRLEN
+#define KEY_LEN    (8 + ID_LEN)
+
+struct item {
+	unsigned char key[KEY_LEN];
+	char id[ID_LEN + 1];
+	json_t *rec;
+};
+
+struct http_call {
+	srv_deliver_t *d;
+	struct item it;
+	struct evhttp_connection *conn;
+	enum evhttp_request_error error;
+	bool failed;
+	struct http_call *next, *prev;
+};
+
+static srv_deliver_t *deliverers; /* every deliverer, so the process keeps them reachable */
+
+srv_deliver_t *
+srv_deliver_of(srv_t *s)
+{
+	for (srv_deliver_t *d = deliverers; d; d = d->next)
+		if (d->srv == s)
+			return d;
+	return NULL;
+}
+
+/* ---- target kinds --------------------------------------------------------------------- */
+
+enum deliver_kind
+deliver_kind_of(const char *arn, char *name, size_t cap)
+{
+	static const struct {
+		const char *prefix;
+		enum deliver_kind kind;
+	} schemes[] = { { "http://", DELIVER_HTTP },
+		        { "https://", DELIVER_HTTPS },
+		        { "nng+pub://", DELIVER_NNG } };
+	if (name && cap)
+		name[0] = '\0';
+	for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+		if (strncmp(arn, schemes[i].prefix, strlen(schemes[i].prefix)) == 0) {
+			if (name && cap)
+				snprintf(name, cap, "%s", arn);
+			return schemes[i].kind;
+		}
+	char buf[1024];
+	struct sl_arn a;
+	if (strlen(arn) >= sizeof buf)
+		return DELIVER_OTHER;
+	memcpy(buf, arn, strlen(arn) + 1);
+	if (sl_arn_parse(buf, &a) != SL_OK)
+		return DELIVER_OTHER;
+	const char *rest = NULL;
+	enum deliver_kind kind = DELIVER_OTHER;
+	if (strcmp(a.service, "states") == 0 && strncmp(a.resource, "stateMachine:", 13) == 0)
+		rest = a.resource + 13, kind = DELIVER_STATES;
+	else if (strcmp(a.service, "events") == 0 && strncmp(a.resource, "event-bus/", 10) == 0)
+		rest = a.resource + 10, kind = DELIVER_BUS;
+	else if (strcmp(a.service, "logs") == 0 && strncmp(a.resource, "log-group:", 10) == 0)
+		rest = a.resource + 10, kind = DELIVER_LOG;
+	if (!rest || !*rest)
+		return DELIVER_OTHER;
+	/* a log group ARN may end in ":*" */
+	size_t n = strlen(rest);
+	if (kind == DELIVER_LOG && n > 2 && strcmp(rest + n - 2, ":*") == 0)
+		n -= 2;
+	if (name && cap)
+		snprintf(name, cap, "%.*s", (int)n, rest);
+	return kind;
+}
+
+/* ---- state machines ------------------------------------------------------------------- */
+
+sl_err
+deliver_start_machine(srv_t *s, store_batch_t *b, const char *arn, const char *input,
+                      const char **code, char *msg, size_t msg_cap)
+{
+	*code = NULL;
+	srv_engine_t *e = srv_engine_of(s);
+	char name[300];
+	if (deliver_kind_of(arn, name, sizeof name) != DELIVER_STATES) {
+		*code = "NO_RESOURCE";
+		snprintf(msg, msg_cap, "not a state machine ARN: %s", arn);
+		return SL_OK;
+	}
+	if (!e) {
+		*code = "NO_RESOURCE";
+		snprintf(msg, msg_cap, "this server runs no executions");
+		return SL_OK;
+	}
+	store_txn_t *txn = store_batch_txn(b);
+	uint32_t revision = 0;
+	char *qual = strchr(name, ':');
+	if (qual) {
+		/* NAME:VERSION: the version's revision */
+		*qual++ = '\0';
+		char *end;
+		unsigned long v = strtoul(qual, &end, 10);
+		struct store_key k;
+		store_key_init(&k);
+		store_key_u32(&k, 'V');
+		store_key_str(&k, name);
+		store_key_u32(&k, (uint32_t)v);
+		json_t *rec = NULL;
+		sl_err rc = *qual && !*end && v > 0 && v <= UINT32_MAX
+		        ? bus_get_json(txn, STORE_DB_MACHINES, &k, &rec)
+		        : SL_ERR_NOT_FOUND;
+		if (rc == SL_ERR_NOT_FOUND) {
+			*code = "NO_RESOURCE";
+			snprintf(msg, msg_cap, "State Machine Does Not Exist: '%s'", arn);
+			return SL_OK;
+		}
+		if (rc)
+			return rc;
+		json_int_t r = json_integer_value(json_object_get(rec, "revision"));
+		json_decref(rec);
+		revision = r > 0 && r <= UINT32_MAX ? (uint32_t)r : 0;
+	}
+	json_error_t je;
+	json_t *in = json_loads(input, JSON_DECODE_ANY, &je);
+	if (!in) {
+		*code = "INVALID_INPUT";
+		snprintf(msg, msg_cap, "Invalid execution input: not JSON text (%s)", je.text);
+		return SL_OK;
+	}
+	struct step_start st = { .machine = name, .revision = revision, .input = in };
+	struct sl_error err;
+	sl_error_clear(&err);
+	sl_err rc = store_savepoint_begin(b);
+	if (rc == SL_OK) {
+		rc = step_start(srv_engine_stepper(e), b, &st, NULL, srv_engine_effects(e), &err);
+		if (rc == SL_OK) {
+			rc = store_savepoint_release(b);
+		} else {
+			store_savepoint_rollback(b);
+			if (rc == SL_ERR_SM_NOT_FOUND || rc == SL_ERR_INVALID_EXECUTION_INPUT
+			    || rc == SL_ERR_INVALID_NAME || rc == SL_ERR_INVALID_DEFINITION) {
+				*code = rc == SL_ERR_SM_NOT_FOUND ? "NO_RESOURCE" : "INVALID_INPUT";
+				snprintf(msg, msg_cap, "%s", sl_error_text(&err));
+				rc = SL_OK;
+			}
+		}
+	}
+	json_decref(in);
+	if (rc == SL_OK && !*code)
+		srv_engine_kick(e);
+	return rc;
+}
+
+/* ---- busy records --------------------------------------------------------------------- */
+
+static bool
+is_busy(srv_deliver_t *d, const char *id)
+{
+	for (size_t i = 0; i < d->n_busy; i++)
+		if (memcmp(d->busy[i], id, ID_LEN) == 0)
+			return true;
+	return false;
+}
+
+static sl_err
+set_busy(srv_deliver_t *d, const char *id)
+{
+	if (d->n_busy == d->cap_busy) {
+		size_t cap = d->cap_busy ? d->cap_busy * 2 : 64;
+		char(*n)[ID_LEN + 1] = sl_reallocarray(d->busy, cap, sizeof *n);
+		if (!n)
+			return SL_ERR_NOMEM;
+		d->busy = n;
+		d->cap_busy = cap;
+	}
+	memcpy(d->busy[d->n_busy], id, ID_LEN);
+	d->busy[d->n_busy++][ID_LEN] = '\0';
+	return SL_OK;
+}
+
+static void
+clear_busy(srv_deliver_t *d, const char *id)
+{
+	for (size_t i = 0; i < d->n_busy; i++)
+		if (memcmp(d->busy[i], id, ID_LEN) == 0) {
+			memcpy(d->busy[i], d->busy[--d->n_busy], ID_LEN + 1);
+			return;
+		}
+}
+
+/* ---- scheduling ----------------------------------------------------------------------- */
+
+static void
+kick(srv_deliver_t *d)
+{
+	if (!evtimer_pending(d->scan_ev, NULL)) {
+		struct timeval zero = { 0, 0 };
+		evtimer_add(d->scan_ev, &zero);
+	}
+}
+
+static void
+arm(srv_deliver_t *d, int64_t due)
+{
+	if (due >= d->armed_due && evtimer_pending(d->timer_ev, NULL))
+		return;
+	int64_t delay = due - sl_clock_now_ms();
+	if (delay < 0)
+		delay = 0;
+	struct timeval tv = { (time_t)(delay / 1000), (suseconds_t)((delay % 1000) * 1000) };
+	if (evtimer_add(d->timer_ev, &tv) == 0)
+		d->armed_due = due;
+}
+
+struct unbusy {
+	srv_deliver_t *d;
+	char id[ID_LEN + 1];
+};
+
+static void
+on_unbusy(void *arg, sl_err status)
+{
+	struct unbusy *u = arg;
+	(void)status; /* a failed commit left the record as it was: it is picked again */
+	clear_busy(u->d, u->id);
+	kick(u->d);
+	sl_free(u);
+}
+
+/* The record's fate is written in b: it stays busy until b commits. */
+static sl_err
+release_on_commit(srv_deliver_t *d, store_batch_t *b, const char *id)
+{
+	struct unbusy *u = SL_NEW(struct unbusy);
+	if (!u) {
+		clear_busy(d, id);
+		return SL_ERR_NOMEM;
+	}
+	u->d = d;
+	memcpy(u->id, id, ID_LEN + 1);
+	sl_err rc = store_batch_on_commit(b, on_unbusy, u);
+	if (rc)
+		on_unbusy(u, rc);
+	return rc;
+}
+
+static void
+on_wrote_commit(void *arg, sl_err status)
+{
+	srv_deliver_t *d = arg;
+	d->kick_pending = false;
+	if (status == SL_OK)
+		kick(d);
+}
+
+void
+srv_deliver_wrote(srv_t *s, store_batch_t *b)
+{
+	for (srv_deliver_t *d = deliverers; d; d = d->next)
+		if ((!s || d->srv == s) && !d->kick_pending
+		    && store_batch_on_commit(b, on_wrote_commit, d) == SL_OK)
+			d->kick_pending = true;
+}
+
+/* ---- outcomes ------------------------------------------------------------------------- */
+
+static int64_t
+rec_int(json_t *rec, const char *key, int64_t def)
+{
+	json_t *v = json_object_get(rec, key);
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : def;
+}
+
+static const char *
+rec_str(json_t *rec, const char *key)
+{
+	const char *v = json_string_value(json_object_get(rec, key));
+	return v ? v : "";
+}
+
+/* Full jitter: uniform in [0, min(cap, base * 2^attempt)]. */
+static int64_t
+backoff_ms(srv_deliver_t *d, int64_t attempt)
+{
+	uint64_t ceil = d->backoff_ms;
+	for (int64_t i = 0; i < attempt && ceil < d->backoff_cap_ms; i++)
+		ceil *= 2;
+	if (ceil > d->backoff_cap_ms)
+		ceil = d->backoff_cap_ms;
+	uint64_t r = 0;
+	if (sl_random_bytes(&r, sizeof r) != SL_OK)
+		r = sl_clock_mono_ns();
+	return (int64_t)(r % (ceil + 1));
+}
+
+static sl_err
+del_record(store_txn_t *txn, const struct item *it)
+{
+	return store_del(txn, STORE_DB_DELIVERIES, it->key, KEY_LEN);
+}
+
+/* Delivered: the record goes. */
+static sl_err
+succeeded(srv_deliver_t *d, store_batch_t *b, struct item *it)
+{
+	sl_err rc = del_record(store_batch_txn(b), it);
+	if (rc == SL_OK) {
+		d->delivered++;
+		sl_debug("deliver", "delivery %s of event %s to %s done (attempt %" PRId64 ")",
+		         it->id, rec_str(it->rec, "eventId"), rec_str(it->rec, "arn"),
+		         rec_int(it->rec, "attempt", 0) + 1);
+	}
+	return rc;
+}
+
+/* A failed attempt: retry later, or dead letter / drop when the policy is spent. permanent
+ * errors skip the retries (AWS does so for a target that cannot be invoked at all). */
+static sl_err
+failed(srv_deliver_t *d, store_batch_t *b, struct item *it, const char *code, const char *msg,
+       bool permanent)
+{
+	store_txn_t *txn = store_batch_txn(b);
+	json_t *rec = it->rec;
+	int64_t now = sl_clock_now_ms();
+	int64_t attempt = rec_int(rec, "attempt", 0);
+	int64_t created = rec_int(rec, "created", rec_int(rec, "due", now));
+	int64_t max_retries = rec_int(rec, "maxRetries", DELIVER_DEFAULT_RETRIES);
+	int64_t max_age_ms = rec_int(rec, "maxAgeS", DELIVER_DEFAULT_AGE_S) * 1000;
+	d->failures++;
+	json_t *last = json_pack("{s:s,s:s}", "code", code, "message", msg);
+	if (!last || json_object_set_new(rec, "lastError", last))
+		return SL_ERR_NOMEM;
+	const char *condition = NULL;
+	if (!permanent) {
+		int64_t due = now + backoff_ms(d, attempt);
+		if (attempt >= max_retries) {
+			condition = "MaximumRetryAttempts";
+		} else if (due - created > max_age_ms) {
+			condition = "MaximumEventAgeInSeconds";
+		} else {
+			struct store_key k;
+			store_key_init(&k);
+			store_key_i64(&k, due);
+			store_key_raw(&k, it->id, ID_LEN);
+			sl_err rc;
+			if (json_object_set_new(rec, "attempt", json_integer(attempt + 1))
+			    || json_object_set_new(rec, "due", json_integer(due)))
+				return SL_ERR_NOMEM;
+			if ((rc = del_record(txn, it))
+			    || (rc = bus_put_json(txn, STORE_DB_DELIVERIES, &k, rec)))
+				return rc;
+			d->retried++;
+			sl_info("deliver",
+			        "delivery %s of event %s to %s failed (attempt %" PRId64
+			        "): %s %s; retry in %" PRId64 " ms",
+			        it->id, rec_str(rec, "eventId"), rec_str(rec, "arn"), attempt + 1,
+			        code, msg, due - now);
+			return SL_OK;
+		}
+	}
+	sl_err rc = del_record(txn, it);
+	if (rc)
+		return rc;
+	const char *dlq = json_string_value(json_object_get(rec, "dlq"));
+	if (dlq) {
+		if ((rc = deadletter_put(txn, rec, code, msg, condition, attempt)))
+			return rc;
+		d->dead_lettered++;
+		sl_warn("deliver",
+		        "delivery %s of event %s to %s (rule %s) moved to the dead letters after "
+		        "%" PRId64 " attempt(s): %s %s",
+		        it->id, rec_str(rec, "eventId"), rec_str(rec, "arn"), rec_str(rec, "rule"),
+		        attempt + 1, code, msg);
+	} else {
+		d->dropped++;
+		sl_warn("deliver",
+		        "event %s for %s (rule %s on bus %s) dropped after %" PRId64
+		        " attempt(s): %s %s (the target has no DeadLetterConfig)",
+		        rec_str(rec, "eventId"), rec_str(rec, "arn"), rec_str(rec, "rule"),
+		        rec_str(rec, "bus"), attempt + 1, code, msg);
+	}
+	return SL_OK;
+}
+
+/* ---- target kinds run in the loop ----------------------------------------------------- */
+
+static sl_err
+to_bus(srv_deliver_t *d, store_batch_t *b, struct item *it, const char *bus)
+{
+	store_txn_t *txn = store_batch_txn(b);
+	struct sl_error err;
+	sl_error_clear(&err);
+	sl_err rc = bus_require(txn, bus, &err);
+	if (rc == SL_ERR_EB_NOT_FOUND)
+		return failed(d, b, it, "NO_RESOURCE", sl_error_text(&err), false);
+	if (rc)
+		return rc;
+	const char *input = rec_str(it->rec, "input");
+	json_t *ev = json_loads(input, 0, NULL);
+	const char *eid = json_string_value(json_object_get(ev, "id"));
+	bool ok = json_is_object(ev) && eid;
+	char id[ID_LEN + 1];
+	if (ok)
+		snprintf(id, sizeof id, "%.36s", eid);
+	json_decref(ev);
+	if (!ok)
+		return failed(d, b, it, "INVALID_INPUT",
+		              "the input for an event bus target is not an event (a JSON object "
+		              "with an id)",
+		              true);
+	if ((rc = store_savepoint_begin(b)))
+		return rc;
+	if ((rc = bus_publish(d->bus, b, bus, id, input, &err)) == SL_OK
+	    && (rc = succeeded(d, b, it)) == SL_OK)
+		return store_savepoint_release(b);
+	store_savepoint_rollback(b);
+	if (rc == SL_ERR_NOMEM || rc == SL_ERR_STORE || rc == SL_ERR_IO)
+		return rc;
+	return failed(d, b, it, "INVALID_INPUT", sl_error_text(&err), true);
+}
+
+static sl_err
+to_machine(srv_deliver_t *d, store_batch_t *b, struct item *it)
+{
+	const char *code = NULL;
+	char msg[512];
+	sl_err rc = deliver_start_machine(d->srv, b, rec_str(it->rec, "arn"),
+	                                  rec_str(it->rec, "input"), &code, msg, sizeof msg);
+	if (rc)
+		return rc;
+	if (code)
+		return failed(d, b, it, code, msg, false);
+	return succeeded(d, b, it);
+}
+
+static sl_err
+to_log(srv_deliver_t *d, store_batch_t *b, struct item *it, const char *group)
+{
+	const char *input = rec_str(it->rec, "input");
+	json_t *ev = json_loads(input, JSON_DECODE_ANY, NULL);
+	json_t *line
+	        = json_pack("{s:s,s:s,s:s,s:s,s:o}", "logGroup", group, "rule",
+	                    rec_str(it->rec, "rule"), "bus", rec_str(it->rec, "bus"), "eventId",
+	                    rec_str(it->rec, "eventId"), "event", ev ? ev : json_string(input));
+	char *text = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(line);
+	if (!text)
+		return SL_ERR_NOMEM;
+	sl_info("log-target", "%s", text);
+	sl_free(text);
+	return succeeded(d, b, it);
+}
+
+/* ---- HTTP ----------------------------------------------------------------------------- */
+
+static void
+call_free(struct http_call *c)
+{
+	srv_deliver_t *d = c->d;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		d->calls = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	json_decref(c->it.rec);
+	sl_free(c);
+}
+
+static void
+on_http_error(enum evhttp_request_error e, void *arg)
+{
+	struct http_call *c = arg;
+	c->failed = true;
+	c->error = e;
+}
+
+static void
+on_http_done(struct evhttp_request *req, void *arg)
+{
+	struct http_call *c = arg;
+	srv_deliver_t *d = c->d;
+	int status = req && !c->failed ? evhttp_request_get_response_code(req) : 0;
+	d->inflight--;
+	c->conn = NULL; /* freed by libevent once this request completes */
+	store_batch_t *b = NULL;
+	sl_err rc = srv_batch(d->srv, &b);
+	if (rc == SL_OK) {
+		/* the record is busy, so it is still there; check anyway */
+		struct store_val v;
+		rc = store_get(store_batch_txn(b), STORE_DB_DELIVERIES, c->it.key, KEY_LEN, &v);
+		if (rc == SL_OK) {
+			if (status >= 200 && status < 300) {
+				rc = succeeded(d, b, &c->it);
+			} else {
+				char msg[160];
+				const char *code = "HTTP_ERROR";
+				if (status)
+					snprintf(msg, sizeof msg, "HTTP status %d", status);
+				else if (c->failed && c->error == EVREQ_HTTP_TIMEOUT) {
+					code = "TIMEOUT";
+					snprintf(msg, sizeof msg, "no answer within %u ms",
+					         d->timeout_ms);
+				} else {
+					code = "CONNECTION_ERROR";
+					snprintf(msg, sizeof msg,
+					         "connection failed or closed before an answer");
+				}
+				rc = failed(d, b, &c->it, code, msg, false);
+			}
+		} else if (rc == SL_ERR_NOT_FOUND) {
+			rc = SL_OK;
+		}
+	}
+	if (rc != SL_OK) {
+		sl_errorf("deliver", "delivery %s: cannot record the outcome: %s", c->it.id,
+		          sl_err_message(rc));
+		clear_busy(d, c->it.id);
+	} else {
+		release_on_commit(d, b, c->it.id);
+	}
+	call_free(c);
+	kick(d);
+}
+
+/* Starts the POST; false when the URL is unusable (the caller fails the delivery). */
+static bool
+http_start(srv_deliver_t *d, struct item *it, const char *url, char *why, size_t why_cap)
+{
+	struct evhttp_uri *u = evhttp_uri_parse(url);
+	const char *host = u ? evhttp_uri_get_host(u) : NULL;
+	if (!host || !*host) {
+		snprintf(why, why_cap, "not a usable URL: %.200s", url);
+		evhttp_uri_free(u);
+		return false;
+	}
+	int port = evhttp_uri_get_port(u);
+	const char *path = evhttp_uri_get_path(u), *query = evhttp_uri_get_query(u);
+	char *target = sl_asprintf("%s%s%s", path && *path ? path : "/", query ? "?" : "",
+	                           query ? query : "");
+	struct http_call *c = SL_NEW(struct http_call);
+	struct evhttp_request *req = NULL;
+	if (!target || !c)
+		goto fail;
+	c->d = d;
+	c->it = *it;
+	c->conn = evhttp_connection_base_new(d->srv->base, d->dns, host,
+	                                     (unsigned short)(port > 0 ? port : 80));
+	if (!c->conn)
+		goto fail;
+	struct timeval tv = { d->timeout_ms / 1000, (d->timeout_ms % 1000) * 1000 };
+	evhttp_connection_set_timeout_tv(c->conn, &tv);
+	evhttp_connection_set_retries(c->conn, 0);
+	if (!(req = evhttp_request_new(on_http_done, c)))
+		goto fail;
+	evhttp_request_set_error_cb(req, on_http_error);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	char attempt[24];
+	snprintf(attempt, sizeof attempt, "%" PRId64, rec_int(it->rec, "attempt", 0) + 1);
+	const char *input = rec_str(it->rec, "input");
+	char hosthdr[300];
+	if (port > 0)
+		snprintf(hosthdr, sizeof hosthdr, "%.255s:%d", host, port);
+	else
+		snprintf(hosthdr, sizeof hosthdr, "%.255s", host);
+	if (evhttp_add_header(h, "Host", hosthdr) || evhttp_add_header(h, "User-Agent", "sluice")
+	    || evhttp_add_header(h, "Content-Type", "application/json")
+	    || evhttp_add_header(h, "X-Sluice-Rule", rec_str(it->rec, "rule"))
+	    || evhttp_add_header(h, "X-Sluice-Event-Id", rec_str(it->rec, "eventId"))
+	    || evhttp_add_header(h, "X-Sluice-Delivery-Id", it->id)
+	    || evhttp_add_header(h, "X-Sluice-Attempt", attempt)
+	    || evbuffer_add(evhttp_request_get_output_buffer(req), input, strlen(input)))
+		goto fail;
+	if (evhttp_make_request(c->conn, req, EVHTTP_REQ_POST, target) != 0) {
+		req = NULL; /* freed by evhttp_make_request on failure */
+		goto fail;
+	}
+	evhttp_connection_free_on_completion(c->conn);
+	sl_free(target);
+	evhttp_uri_free(u);
+	c->next = d->calls;
+	if (d->calls)
+		d->calls->prev = c;
+	d->calls = c;
+	d->inflight++;
+	return true;
+fail:
+	if (req)
+		evhttp_request_free(req);
+	if (c && c->conn)
+		evhttp_connection_free(c->conn);
+	sl_free(c);
+	sl_free(target);
+	evhttp_uri_free(u);
+	snprintf(why, why_cap, "cannot start a request to %.200s", url);
+	return false;
+}
+
+/* ---- the scan ------------------------------------------------------------------------- */
+
+/* Handles one picked record; the item's rec passes to an HTTP call or is released here. */
+static void
+handle(srv_deliver_t *d, struct item *it)
+{
+	char name[1024];
+	const char *arn = rec_str(it->rec, "arn");
+	enum deliver_kind kind = deliver_kind_of(arn, name, sizeof name);
+	if (set_busy(d, it->id) != SL_OK) {
+		json_decref(it->rec);
+		return;
+	}
+	if (kind == DELIVER_HTTP) {
+		char why[300];
+		if (http_start(d, it, name, why, sizeof why))
+			return; /* the call owns it now */
+		kind = DELIVER_OTHER;
+		snprintf(name, sizeof name, "%s", why);
+	}
+	store_batch_t *b = NULL;
+	sl_err rc = srv_batch(d->srv, &b);
+	if (rc == SL_OK) {
+		switch (kind) {
+		case DELIVER_STATES: rc = to_machine(d, b, it); break;
+		case DELIVER_BUS: rc = to_bus(d, b, it, name); break;
+		case DELIVER_LOG: rc = to_log(d, b, it, name); break;
+		case DELIVER_HTTPS:
+		case DELIVER_NNG:
+		case DELIVER_OTHER:
+		case DELIVER_HTTP: {
+			char msg[1200];
+			snprintf(msg, sizeof msg, "sluice cannot invoke this target: %s",
+			         kind == DELIVER_OTHER && name[0] ? name : arn);
+			rc = failed(d, b, it, "UNSUPPORTED_TARGET", msg, true);
+			break;
+		}
+		}
+	}
+	if (rc != SL_OK) {
+		sl_errorf("deliver", "delivery %s: %s", it->id, sl_err_message(rc));
+		clear_busy(d, it->id);
+		arm(d, sl_clock_now_ms() + 1000); /* try again later rather than spin */
+	} else {
+		release_on_commit(d, b, it->id);
+	}
+	json_decref(it->rec);
+}
+
+static void
+scan(srv_deliver_t *d)
+{
+	if (d->paused || d->srv->stopping || d->srv->stopped)
+		return;
+	int64_t now = sl_clock_now_ms(), next_due = INT64_MAX;
+	struct item *items = sl_reallocarray(NULL, SCAN_SLICE, sizeof *items);
+	if (!items) {
+		arm(d, now + 1000);
+		return;
+	}
+	size_t n = 0;
+	store_txn_t *txn = NULL;
+	store_cursor_t *c = NULL;
+	sl_err rc = store_read_begin(srv_store(d->srv), &txn);
+	if (rc == SL_OK && (rc = store_cursor_open(txn, STORE_DB_DELIVERIES, &c)) == SL_OK)
+		rc = store_cursor_seek(c, NULL, 0);
+	struct store_val kv, vv;
+	size_t http_room = d->max_inflight > d->inflight ? d->max_inflight - d->inflight : 0;
+	bool more = false;
+	while (rc == SL_OK && (rc = store_cursor_next(c, &kv, &vv)) == SL_OK) {
+		if (kv.len != KEY_LEN)
+			continue; /* not a delivery record of this layout */
+		int64_t due = store_decode_i64(kv.data);
+		if (due > now) {
+			next_due = due;
+			break;
+		}
+		const char *id = (const char *)kv.data + 8;
+		if (is_busy(d, id))
+			continue;
+		if (n == SCAN_SLICE) {
+			more = true;
+			break;
+		}
+		json_t *rec = json_loadb(vv.data, vv.len, 0, NULL);
+		if (!rec) {
+			sl_errorf("deliver", "delivery %.36s: unreadable record", id);
+			continue;
+		}
+		if (strncmp(rec_str(rec, "arn"), "http://", 7) == 0) {
+			if (http_room == 0) {
+				json_decref(rec); /* picked again when a call finishes */
+				continue;
+			}
+			http_room--;
+		}
+		struct item *it = &items[n++];
+		memcpy(it->key, kv.data, KEY_LEN);
+		memcpy(it->id, id, ID_LEN);
+		it->id[ID_LEN] = '\0';
+		it->rec = rec;
+	}
+	store_cursor_close(c);
+	if (txn)
+		store_read_end(txn);
+	if (rc != SL_OK && rc != SL_ERR_NOT_FOUND) {
+		sl_errorf("deliver", "cannot read deliveries: %s", sl_err_message(rc));
+		next_due = now + 1000;
+	}
+	for (size_t i = 0; i < n; i++)
+		handle(d, &items[i]);
+	sl_free(items);
+	if (more)
+		kick(d);
+	else if (next_due != INT64_MAX)
+		arm(d, next_due);
+}
+
+static void
+on_scan(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	scan(arg);
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	srv_deliver_t *d = arg;
+	d->armed_due = INT64_MAX;
+	scan(d);
+}
+
+/* ---- metrics and start ---------------------------------------------------------------- */
+
+sl_err
+srv_deliver_metrics(srv_t *s, struct evbuffer *out)
+{
+	srv_deliver_t *d = srv_deliver_of(s);
+	if (!d)
+		return SL_OK;
+	if (evbuffer_add_printf(
+	            out,
+	            "# HELP sluice_deliveries_total Target invocations finished, by outcome.\n"
+	            "# TYPE sluice_deliveries_total counter\n"
+	            "sluice_deliveries_total{outcome=\"delivered\"} %" PRIu64 "\n"
+	            "sluice_deliveries_total{outcome=\"retried\"} %" PRIu64 "\n"
+	            "sluice_deliveries_total{outcome=\"dead_lettered\"} %" PRIu64 "\n"
+	            "sluice_deliveries_total{outcome=\"dropped\"} %" PRIu64 "\n"
+	            "# HELP sluice_delivery_failures_total Failed target invocations.\n"
+	            "# TYPE sluice_delivery_failures_total counter\n"
+	            "sluice_delivery_failures_total %" PRIu64 "\n"
+	            "# HELP sluice_deliveries_inflight HTTP deliveries waiting for an answer.\n"
+	            "# TYPE sluice_deliveries_inflight gauge\n"
+	            "sluice_deliveries_inflight %u\n",
+	            d->delivered, d->retried, d->dead_lettered, d->dropped, d->failures,
+	            d->inflight)
+	    < 0)
+		return SL_ERR_NOMEM;
+	return SL_OK;
+}
+
+sl_err
+srv_deliver_start(srv_t *s, struct bus_state *st)
+{
+	srv_deliver_t *d = SL_NEW(srv_deliver_t);
+	if (!d)
+		return SL_ERR_NOMEM;
+	d->srv = s;
+	d->bus = st;
+	d->armed_due = INT64_MAX;
+	d->backoff_ms = s->cfg.delivery_backoff_ms ? s->cfg.delivery_backoff_ms : 1000;
+	d->backoff_cap_ms
+	        = s->cfg.delivery_backoff_cap_ms ? s->cfg.delivery_backoff_cap_ms : 300 * 1000;
+	if (d->backoff_cap_ms < d->backoff_ms)
+		d->backoff_cap_ms = d->backoff_ms;
+	d->timeout_ms = s->cfg.delivery_timeout_ms ? s->cfg.delivery_timeout_ms : 5000;
+	d->max_inflight = s->cfg.delivery_max_inflight ? s->cfg.delivery_max_inflight : 64;
+	d->paused = s->cfg.delivery_paused;
+	/* kept reachable for the process, as the bus state (no teardown hook in srv_t) */
+	d->next = deliverers;
+	deliverers = d;
+	d->scan_ev = evtimer_new(s->base, on_scan, d);
+	d->timer_ev = evtimer_new(s->base, on_timer, d);
+	if (!d->scan_ev || !d->timer_ev)
+		return SL_ERR_NOMEM;
+	event_priority_set(d->scan_ev, SRV_PRIO_NORMAL);
+	event_priority_set(d->timer_ev, SRV_PRIO_NORMAL);
+	/* name resolution off the loop; numeric hosts need none */
+	d->dns = evdns_base_new(
+	        s->base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (!d->dns)
+		sl_warn("deliver", "no DNS resolver: webhook host names resolve on the loop");
+	sl_err rc = deadletter_register(s, d);
+	if (rc)
+		return rc;
+	if (d->paused)
+		sl_info("deliver", "deliveries are paused (--delivery-paused)");
+	else
+		kick(d); /* everything due after a restart */
+	return SL_OK;
+}
