@@ -200,16 +200,18 @@ for op, body in rules:
 PY
 }
 
-# etl_backfill DATE...: runs the nights. With `sluice schedules backfill` the rule's own
-# events start them (through its InputTransformer); otherwise StartExecution per night with
-# the input the rule would give. Prints the execution ARNs started, one a line.
+# etl_backfill DATE...: runs the nights (consecutive dates, oldest first). With `sluice
+# schedules backfill` the rule's own events start them (through its InputTransformer), for
+# the slots from the first date's midnight up to ETL_BACKFILL_TO (default now); otherwise
+# StartExecution per night with the input the rule would give. Prints the execution ARNs
+# started, one a line.
 etl_backfill() {
 	local since
 	since=$(date -u +%s)
 	if etl_has schedules backfill; then
-		local from="${1}T00:00:00Z" to
-		to=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-		"$SLUICE" schedules backfill nightly-etl --from "$from" --to "$to" >&2
+		local from="${1}T00:00:00Z" to=${ETL_BACKFILL_TO:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
+		"$SLUICE" schedules backfill nightly-etl --from "$from" --to "$to" \
+			--max-concurrency "$#" >&2 || return 1
 		etl_started_since "$since" "$#"
 		return
 	fi

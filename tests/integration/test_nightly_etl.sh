@@ -128,10 +128,9 @@ fi
 nights=(2026-03-01 2026-03-02 2026-03-03)
 python3 "$SLUICE_SRC/examples/nightly-etl/gen_data.py" --out "$ETL_DATA" --records 400 \
 	--parts 4 --bad 2026-03-02 "${nights[@]}" 2>/dev/null
-runs=()
-for d in "${nights[@]}"; do
-	runs+=("$(etl_api states StartExecution "{\"stateMachineArn\": \"arn:aws:states:us-east-1:000000000000:stateMachine:nightly-etl\", \"name\": \"t-$d\", \"input\": \"{\\\"date\\\": \\\"${d}T02:00:00Z\\\"}\"}" | etl_json 'd["executionArn"]')")
-done
+# through the schedule rule (backfill of three 02:00 slots, its InputTransformer) when this
+# sluice has backfills, else StartExecution with the input the rule would give
+mapfile -t runs < <(ETL_BACKFILL_TO=2026-03-03T03:00:00Z etl_backfill "${nights[@]}")
 ends=$(etl_wait 180 "${runs[@]}")
 if [ "$(grep -c ' SUCCEEDED$' <<<"$ends")" -eq 3 ]; then
 	ok "three nights succeed"
