@@ -104,7 +104,7 @@ if got != exp or load != (records, bad) or not exp:
 PY
 }
 
-echo "1..13"
+echo "1..14"
 
 # ---- start: server on free ports, webhook, workers, the app -------------------------------
 if ! etl_start_server "$ETL_DATA_DIR" 127.0.0.1:0 tcp://127.0.0.1:0; then
@@ -181,6 +181,16 @@ if [[ $got == *ETL.NoPartitions* ]]; then
 	ok "the webhook target received etl.failed"
 else
 	not_ok "the webhook target received etl.failed" "webhook file: $(cat "$ETL_WEBHOOK_OUT" 2>/dev/null)"
+fi
+
+for _ in $(seq 150); do
+	grep -q '"logGroup":"nightly-etl".*2026-02-28' "$ETL_HOME/logs/server.log" && break
+	sleep 0.2
+done
+if grep -q '"logGroup":"nightly-etl".*2026-02-28' "$ETL_HOME/logs/server.log"; then
+	ok "the log target wrote etl.failed to the server log"
+else
+	not_ok "the log target wrote etl.failed to the server log"
 fi
 
 # ---- 3. SIGKILL of the server mid-run, restart, the night finishes ---------------------------
