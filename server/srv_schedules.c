@@ -318,6 +318,9 @@ fire_record(struct sched_state *st, store_batch_t *b, const struct store_key *k,
 		has_next = sched_next(sc, consumed, &next) == SL_OK;
 	json_object_set_new(rec, "last", json_integer((json_int_t)consumed));
 	json_object_set_new(rec, "fired", json_integer(jint(rec, "fired", 0) + (json_int_t)due.n));
+	if (due.n)
+		json_object_set_new(rec, "lastFired",
+		                    json_integer((json_int_t)due.slots[due.n - 1]));
 	if (has_next)
 		json_object_set_new(rec, "next", json_integer((json_int_t)next));
 	else
@@ -514,6 +517,9 @@ srv_schedules_rule_changed(srv_t *s, store_batch_t *b, const char *bus, const ch
 			 */
 			json_object_set(nrec, "last", json_object_get(old, "last"));
 			json_object_set(nrec, "fired", json_object_get(old, "fired"));
+			if (json_object_get(old, "lastFired"))
+				json_object_set(nrec, "lastFired",
+				                json_object_get(old, "lastFired"));
 		} else if (rc != SL_OK && rc != SL_ERR_NOT_FOUND) {
 			goto fail;
 		}
@@ -1004,9 +1010,9 @@ op_list_schedules(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 			sched_key(&k, bus, name);
 			json_t *srec = NULL;
 			if (o && bus_get_json(txn, STORE_DB_SCHEDULES, &k, &srec) == SL_OK) {
-				if (jint(srec, "fired", 0) > 0)
+				if (json_object_get(srec, "lastFired"))
 					json_object_set_new(o, "LastFireTime",
-					                    time_json(jint(srec, "last", 0)));
+					                    time_json(jint(srec, "lastFired", 0)));
 				if (json_object_get(srec, "next"))
 					json_object_set_new(o, "NextFireTime",
 					                    time_json(jint(srec, "next", 0)));
