@@ -959,6 +959,23 @@ app_text_is_app(const char *text, size_t len)
 	return app;
 }
 
+/* Only blanks and YAML comments. */
+static bool
+blank(const char *text, size_t len)
+{
+	bool comment = false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = text[i];
+		if (ch == '\n')
+			comment = false;
+		else if (ch == '#' && !comment)
+			comment = true;
+		else if (!comment && ch != ' ' && ch != '\t' && ch != '\r')
+			return false;
+	}
+	return true;
+}
+
 /* skip_definitions: a lone definition is skipped silently (directory reads) instead of
  * being reported. */
 static sl_err
@@ -968,6 +985,10 @@ load_text(struct app *a, const char *text, size_t len, const char *path,
 	struct pctx c = { .a = a, .path = path, .pb = problems };
 	json_t *root = NULL;
 	size_t before = problems->count;
+	if (blank(text, len)) {
+		a->files++; /* an empty app file (or only comments) declares nothing */
+		return SL_OK;
+	}
 	sl_err rc = sm_definition_load(text, len, path, SM_FORMAT_AUTO, &root, &c.pos, problems);
 	if (rc)
 		return rc == SL_ERR_NOMEM ? rc : SL_ERR_PARSE;
