@@ -332,6 +332,9 @@ struct watch {
 	double t0;
 	double last_ts; /* the newest event's time: progress lines use the server's clock */
 	json_t *top;    /* top-level state name -> anything; NULL: every state is shown */
+	/* event id -> top-level Task state name, along the previousEventId chain of that
+	 * state's frame, so a TaskFailed (which names no state) can be attributed */
+	json_t *task_chain;
 	struct map_progress maps[WATCH_MAPS_MAX];
 	size_t nmaps;
 	bool tty;
@@ -431,7 +434,30 @@ watch_event(struct watch *w, json_t *ev)
 	char st[48];
 	const char *name = d ? jstr(d, "name") : NULL;
 	bool top = name && (!w->top || json_object_get(w->top, name));
+	char idk[32], prevk[32];
+	snprintf(idk, sizeof idk, "%lld", (long long)json_integer_value(json_object_get(ev, "id")));
+	snprintf(prevk, sizeof prevk, "%lld",
+	         (long long)json_integer_value(json_object_get(ev, "previousEventId")));
+	const char *task = json_string_value(json_object_get(w->task_chain, prevk));
+	if (task && w->task_chain) {
+		json_object_set_new(w->task_chain, idk, json_string(task));
+		size_t n = strlen(type);
+		bool failed = (n > 6 && strcmp(type + n - 6, "Failed") == 0)
+		        || (n > 8 && strcmp(type + n - 8, "TimedOut") == 0);
+		if (failed && strncmp(type, "Execution", 9) != 0 && !strstr(type, "State")) {
+			char cause[160];
+			snprintf(cause, sizeof cause, "%s",
+			         d && jstr(d, "cause") ? jstr(d, "cause") : "");
+			clear_progress(w);
+			printf("[%9.3fs] ! %s %s: %s%s%s\n", el, task, type,
+			       d && jstr(d, "error") ? jstr(d, "error") : "-", cause[0] ? ": " : "",
+			       cause);
+			fflush(stdout);
+		}
+	}
 	if (state_event(type, "StateEntered", st, sizeof st) && top) {
+		if (strcmp(st, "Task") == 0 && w->task_chain)
+			json_object_set_new(w->task_chain, idk, json_string(name));
 		watch_line(w, el, "> %s (%s)", name, st);
 		if (strcmp(st, "Map") == 0 && w->nmaps < WATCH_MAPS_MAX) {
 			struct map_progress *m = &w->maps[w->nmaps++];
@@ -482,7 +508,7 @@ watch_event(struct watch *w, json_t *ev)
 		                                  : "ABORTED";
 		printf("%s in %.3fs\nerror: %s\ncause: %s\n", word, el,
 		       d && jstr(d, "error") ? jstr(d, "error") : "-",
-		       d && jstr(d, "cause") ? jstr(d, "cause") : "-");
+		       d && jstr(d, "cause") && *jstr(d, "cause") ? jstr(d, "cause") : "-");
 		w->result = CLI_NO;
 	}
 }
@@ -492,7 +518,7 @@ static json_t *
 new_events(struct watch *w, sl_err *rc_out)
 {
 	json_t *batch = json_array();
-	json_t *req = json_pack("{s:s,s:i,s:b}", "executionArn", w->arn, "maxResults", 100,
+	json_t *req = json_pack("{s:s,s:i,s:b}", "executionArn", w->arn, "maxResults", 1000,
 	                        "reverseOrder", 1);
 	struct sl_error err = { 0 };
 	bool more = batch && req;
@@ -535,7 +561,11 @@ new_events(struct watch *w, sl_err *rc_out)
 static int
 do_watch(const struct ex_opts *o, const char *arn)
 {
-	struct watch w = { .o = o, .arn = arn, .result = -1, .tty = isatty(STDOUT_FILENO) == 1 };
+	struct watch w = { .o = o,
+		           .arn = arn,
+		           .result = -1,
+		           .tty = isatty(STDOUT_FILENO) == 1,
+		           .task_chain = json_object() };
 	/* the top-level states of the revision this execution runs */
 	struct sl_error err = { 0 };
 	json_t *ans = NULL;
@@ -593,6 +623,7 @@ do_watch(const struct ex_opts *o, const char *arn)
 		nanosleep(&ts, NULL);
 	}
 	json_decref(w.top);
+	json_decref(w.task_chain);
 	fflush(stdout);
 	return w.result >= 0 ? w.result : code;
 }

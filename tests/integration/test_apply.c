@@ -662,5 +662,38 @@ Test(apply, executions_start_watch_list_describe_history)
 	ASSERT_HAS(out, "error: States.Runtime");
 	free(out);
 	cr_assert_eq(sluice(&out, "executions describe nosuch"), 2, "%s", out);
+	ASSERT_HAS(out, "no execution named 'nosuch'");
+	free(out);
+}
+
+Test(apply, watch_shows_task_failures_and_the_final_error)
+{
+	/* an activity nobody serves: the Task times out, is retried once, then fails */
+	write_file("app.yaml",
+	           "stateMachines:\n"
+	           "  slow:\n"
+	           "    definition:\n"
+	           "      StartAt: T\n"
+	           "      States:\n"
+	           "        T:\n"
+	           "          Type: Task\n"
+	           "          Resource: arn:aws:states:us-east-1:000000000000:activity:nobody\n"
+	           "          TimeoutSeconds: 1\n"
+	           "          Retry: [{ErrorEquals: [States.Timeout], MaxAttempts: 1, "
+	           "IntervalSeconds: 1}]\n"
+	           "          End: true\n"
+	           "activities: [nobody]\n");
+	char *out;
+	cr_assert_eq(sluice(&out, "apply -f app.yaml"), 0, "%s", out);
+	free(out);
+	cr_assert_eq(sluice(&out, "executions start --state-machine slow --watch --timeout 60"), 1,
+	             "%s", out);
+	ASSERT_HAS(out, "> T (Task)");
+	char *first = strstr(out, "! T ActivityTimedOut: States.Timeout");
+	cr_assert(first, "%s", out);
+	cr_assert(strstr(first + 1, "! T ActivityTimedOut: States.Timeout"), "no retry line:\n%s",
+	          out);
+	ASSERT_HAS(out, "FAILED in ");
+	ASSERT_HAS(out, "error: States.Timeout");
 	free(out);
 }
