@@ -27,6 +27,7 @@ int cmd_validate(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_state_machines(int argc, char **argv);
+int cmd_dead_letters(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_executions(int argc, char **argv);
 int cmd_put_events(int argc, char **argv);

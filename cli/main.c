@@ -23,6 +23,7 @@ static const struct cli_command commands[] = {
 	{ "validate", "check state machine definitions and app files", cmd_validate },
 	{ "test-pattern", "does an event match an EventBridge event pattern?", cmd_test_pattern },
 	{ "run", "run one execution in-process and print its output", cmd_run },
+	{ "dead-letters", "list, show, redrive, purge undeliverable events", cmd_dead_letters },
 	{ "version", "print the version", cmd_version },
 };
 

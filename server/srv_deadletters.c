@@ -43,7 +43,7 @@ str(json_t *o, const char *key)
 	return v ? v : "";
 }
 
-/* The original event from the bus's log, or NULL (events may be pruned one day). */
+/* The original event text from the bus's log, or NULL (events may be pruned one day). */
 static json_t *
 original_event(store_txn_t *txn, json_t *rec)
 {
@@ -57,7 +57,7 @@ original_event(store_txn_t *txn, json_t *rec)
 	struct store_val v;
 	if (store_get(txn, STORE_DB_EVENTS, k.buf, k.len, &v) != SL_OK)
 		return NULL;
-	return json_loadb(v.data, v.len, 0, NULL);
+	return json_stringn(v.data, v.len); /* as stored: numbers keep their digits */
 }
 
 sl_err
@@ -132,12 +132,8 @@ detail(json_t *dl)
 	json_object_set_new(o, "DeadLetterArn", json_string(str(dl, "deadLetterArn")));
 	json_object_set_new(o, "Input", json_string(str(dl, "input")));
 	json_t *ev = json_object_get(dl, "event");
-	if (ev) {
-		char *t = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		if (t)
-			json_object_set_new(o, "Event", json_string(t));
-		sl_free(t);
-	}
+	if (json_is_string(ev))
+		json_object_set(o, "Event", ev);
 	json_object_set(o, "Attributes", json_object_get(dl, "attributes"));
 	return o;
 }

@@ -467,17 +467,21 @@ static sl_err
 to_log(srv_deliver_t *d, store_batch_t *b, struct item *it, const char *group)
 {
 	const char *input = rec_str(it->rec, "input");
-	json_t *ev = json_loads(input, JSON_DECODE_ANY, NULL);
-	json_t *line
-	        = json_pack("{s:s,s:s,s:s,s:s,s:o}", "logGroup", group, "rule",
-	                    rec_str(it->rec, "rule"), "bus", rec_str(it->rec, "bus"), "eventId",
-	                    rec_str(it->rec, "eventId"), "event", ev ? ev : json_string(input));
-	char *text = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	json_decref(line);
-	if (!text)
+	json_t *head = json_pack("{s:s,s:s,s:s,s:s}", "logGroup", group, "rule",
+	                         rec_str(it->rec, "rule"), "bus", rec_str(it->rec, "bus"),
+	                         "eventId", rec_str(it->rec, "eventId"));
+	char *h = head ? json_dumps(head, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(head);
+	if (!h)
 		return SL_ERR_NOMEM;
-	sl_info("log-target", "%s", text);
-	sl_free(text);
+	/* JSON input is spliced as rendered (numbers keep their digits); other text quoted */
+	json_t *probe = json_loads(input, JSON_DECODE_ANY, NULL);
+	char *quoted = probe ? NULL : json_dumps(json_string(input), JSON_ENCODE_ANY);
+	json_decref(probe);
+	h[strlen(h) - 1] = '\0';
+	sl_info("log-target", "%s,\"event\":%s}", h, probe ? input : quoted ? quoted : "null");
+	sl_free(quoted);
+	sl_free(h);
 	return succeeded(d, b, it);
 }
 

@@ -1,0 +1,712 @@
+/*
+ * test_deliveries.c - event deliveries through the real `sluice serve`: webhooks (a receiver
+ * thread in the test answers programmed statuses), retries, dead letters and the
+ * `sluice dead-letters` command, state machine targets, bus-to-bus targets, and a SIGKILL
+ * during a stream of PutEvents (every acknowledged event starts exactly one execution).
+ *
+ * Every wait is bounded (a hang guard, never a timing assertion).
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define AWS_CALLS_SERVICE "AWSEvents"
+#include "tests/integration/aws_calls.h"
+
+#define ACCOUNT_ARN(svc, rest) "arn:aws:" svc ":us-east-1:000000000000:" rest
+#define ROLE                   ACCOUNT_ARN("iam", "role/r")
+#define WAIT_MS                30000
+
+static void
+nap(void)
+{
+	usleep(20 * 1000);
+}
+
+/* ---- the webhook receiver --------------------------------------------------------------- */
+
+#define RECV_MAX 512
+
+struct recv_req {
+	char *path, *head, *body;
+};
+
+struct receiver {
+	int fd, port;
+	pthread_t th;
+	pthread_mutex_t mu;
+	int program[64]; /* statuses to answer, in order; then dflt */
+	int n_program, next_program, dflt;
+	struct recv_req reqs[RECV_MAX];
+	int n;
+	atomic_bool stop;
+};
+
+static struct receiver rx;
+
+/* Reads one request from fd: head and Content-Length body. */
+static bool
+read_request(int fd, struct recv_req *out)
+{
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap + 1);
+	char *end = NULL;
+	while (!end) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (len == cap || poll(&p, 1, 5000) != 1)
+			goto fail;
+		ssize_t k = read(fd, buf + len, cap - len);
+		if (k <= 0)
+			goto fail;
+		len += (size_t)k;
+		buf[len] = '\0';
+		end = strstr(buf, "\r\n\r\n");
+	}
+	size_t head_len = (size_t)(end - buf) + 4, body_len = 0;
+	for (char *l = buf; l && l < end; l = strstr(l, "\r\n") ? strstr(l, "\r\n") + 2 : NULL)
+		if (strncasecmp(l, "Content-Length:", 15) == 0)
+			body_len = strtoul(l + 15, NULL, 10);
+	if (body_len > cap - head_len)
+		goto fail;
+	while (len < head_len + body_len) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (poll(&p, 1, 5000) != 1)
+			goto fail;
+		ssize_t k = read(fd, buf + len, head_len + body_len - len);
+		if (k <= 0)
+			goto fail;
+		len += (size_t)k;
+	}
+	out->head = strndup(buf, head_len);
+	out->body = strndup(buf + head_len, body_len);
+	char *sp = strchr(buf, ' '), *sp2 = sp ? strchr(sp + 1, ' ') : NULL;
+	out->path = sp && sp2 ? strndup(sp + 1, (size_t)(sp2 - sp - 1)) : strdup("?");
+	free(buf);
+	return true;
+fail:
+	free(buf);
+	return false;
+}
+
+static void *
+receiver_main(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&rx.stop)) {
+		struct pollfd p = { rx.fd, POLLIN, 0 };
+		if (poll(&p, 1, 100) != 1)
+			continue;
+		int c = accept(rx.fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		struct recv_req r;
+		if (read_request(c, &r)) {
+			pthread_mutex_lock(&rx.mu);
+			int status = rx.next_program < rx.n_program ? rx.program[rx.next_program++]
+			                                            : rx.dflt;
+			if (rx.n < RECV_MAX)
+				rx.reqs[rx.n++] = r;
+			pthread_mutex_unlock(&rx.mu);
+			char resp[160];
+			int n = snprintf(
+			        resp, sizeof resp,
+			        "HTTP/1.1 %d Programmed\r\nContent-Length: 0\r\nConnection: "
+			        "close\r\n\r\n",
+			        status);
+			if (write(c, resp, (size_t)n) < 0) {
+				/* the server gave up (time-out): it counts as a failure there */
+			}
+		}
+		close(c);
+	}
+	return NULL;
+}
+
+static void
+receiver_start(int dflt)
+{
+	memset(&rx, 0, sizeof rx);
+	pthread_mutex_init(&rx.mu, NULL);
+	rx.dflt = dflt;
+	rx.fd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert(rx.fd >= 0);
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(rx.fd, (struct sockaddr *)&a, sizeof a), 0);
+	cr_assert_eq(listen(rx.fd, 64), 0);
+	socklen_t al = sizeof a;
+	getsockname(rx.fd, (struct sockaddr *)&a, &al);
+	rx.port = ntohs(a.sin_port);
+	cr_assert_eq(pthread_create(&rx.th, NULL, receiver_main, NULL), 0);
+}
+
+static void
+receiver_stop(void)
+{
+	atomic_store(&rx.stop, true);
+	pthread_join(rx.th, NULL);
+	close(rx.fd);
+	for (int i = 0; i < rx.n; i++) {
+		free(rx.reqs[i].path);
+		free(rx.reqs[i].head);
+		free(rx.reqs[i].body);
+	}
+	pthread_mutex_destroy(&rx.mu);
+}
+
+static void
+receiver_program(const int *statuses, int n, int dflt)
+{
+	pthread_mutex_lock(&rx.mu);
+	for (int i = 0; i < n; i++)
+		rx.program[rx.n_program++] = statuses[i];
+	rx.dflt = dflt;
+	pthread_mutex_unlock(&rx.mu);
+}
+
+static int
+receiver_count(void)
+{
+	pthread_mutex_lock(&rx.mu);
+	int n = rx.n;
+	pthread_mutex_unlock(&rx.mu);
+	return n;
+}
+
+static void
+wait_requests(int n)
+{
+	for (int i = 0; i < WAIT_MS / 20 && receiver_count() < n; i++)
+		nap();
+	cr_assert_geq(receiver_count(), n, "the receiver got %d request(s), expected %d",
+	              receiver_count(), n);
+}
+
+static void
+hook_url(char *out, size_t cap, const char *path)
+{
+	snprintf(out, cap, "http://127.0.0.1:%d%s", rx.port, path);
+}
+
+/* ---- calls ------------------------------------------------------------------------------ */
+
+/* Another service's JSON call (Step Functions: 1.0; SluiceEvents: 1.1); 200 required. */
+static json_t *
+ok_svc(const char *svc, const char *op, json_t *req)
+{
+	char target[128];
+	snprintf(target, sizeof target, "X-Amz-Target: %s.%s", svc, op);
+	bool sfn = strcmp(svc, "AWSStepFunctions") == 0;
+	const char *h[] = { target,
+		            sfn ? "Content-Type: application/x-amz-json-1.0"
+		                : "Content-Type: application/x-amz-json-1.1",
+		            NULL };
+	char *body = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	struct h_response r;
+	cr_assert(h_request(srv.http_port, "POST", "/", h, body, strlen(body), &r), "%s: no answer",
+	          op);
+	free(body);
+	cr_assert_eq(r.status, 200, "%s: %d %s", op, r.status, r.body);
+	json_t *j = json_loads(r.body, 0, NULL);
+	cr_assert_not_null(j, "%s: %s", op, r.body);
+	h_response_free(&r);
+	return j;
+}
+
+/* The value of a /metrics sample line, or -1. */
+static long long
+metric(const char *sample)
+{
+	struct h_response r;
+	if (!h_request(srv.http_port, "GET", "/metrics", NULL, NULL, 0, &r))
+		return -1;
+	long long v = -1;
+	const char *p = strstr(r.body, sample);
+	if (p)
+		v = strtoll(p + strlen(sample), NULL, 10);
+	h_response_free(&r);
+	return v;
+}
+
+static void
+wait_metric(const char *sample, long long want)
+{
+	long long v = -1;
+	for (int i = 0; i < WAIT_MS / 20 && (v = metric(sample)) < want; i++)
+		nap();
+	cr_assert_geq(v, want, "%s is %lld, expected %lld", sample, v, want);
+}
+
+static json_t *
+entry(const char *bus, const char *source, const char *detail)
+{
+	json_t *e = json_pack("{s:s,s:s,s:s}", "Source", source, "DetailType", "Test", "Detail",
+	                      detail);
+	if (bus)
+		json_object_set_new(e, "EventBusName", json_string(bus));
+	return e;
+}
+
+static void
+put_event(const char *bus, const char *source, const char *detail)
+{
+	json_t *j = ok("PutEvents", json_pack("{s:[o]}", "Entries", entry(bus, source, detail)));
+	cr_assert_eq(json_integer_value(json_object_get(j, "FailedEntryCount")), 0);
+	json_decref(j);
+}
+
+static void
+put_targets(const char *rule, json_t *targets)
+{
+	json_t *j = ok("PutTargets", json_pack("{s:s,s:o}", "Rule", rule, "Targets", targets));
+	cr_assert_eq(json_integer_value(json_object_get(j, "FailedEntryCount")), 0, "%s",
+	             json_dumps(j, 0));
+	json_decref(j);
+}
+
+static void
+start_fast(const char *const *more)
+{
+	const char *args[16] = { "--delivery-backoff-ms", "20",  "--delivery-backoff-cap-ms", "100",
+		                 "--delivery-timeout-ms", "5000" };
+	size_t n = 6;
+	for (size_t i = 0; more && more[i] && n < 15; i++)
+		args[n++] = more[i];
+	args[n] = NULL;
+	cr_assert(h_start(&srv, args), "server did not start");
+}
+
+static char *
+sluice_cli(int expect, const char *args)
+{
+	const char *bin = getenv("SLUICE_BIN");
+	cr_assert_not_null(bin, "SLUICE_BIN is not set");
+	char cmd[1024], *out = NULL;
+	snprintf(cmd, sizeof cmd, "%s dead-letters --endpoint http://127.0.0.1:%d %s 2>&1", bin,
+	         srv.http_port, args);
+	int rc = h_run(cmd, &out);
+	cr_assert_eq(rc, expect, "sluice dead-letters %s: %d %s", args, rc, out);
+	return out;
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+TestSuite(deliveries, .timeout = 240);
+
+Test(deliveries, webhook_gets_the_transformed_input_once)
+{
+	receiver_start(200);
+	start_fast(NULL);
+	char url[128];
+	hook_url(url, sizeof url, "/orders?x=1");
+	json_decref(
+	        ok("PutRule",
+	           json_pack("{s:s,s:s}", "Name", "r", "EventPattern", "{\"source\":[\"shop\"]}")));
+	put_targets("r",
+	            json_pack("[{s:s,s:s,s:{s:{s:s,s:s},s:s}}]", "Id", "hook", "Arn", url,
+	                      "InputTransformer", "InputPathsMap", "total", "$.detail.total",
+	                      "city", "$.detail.city", "InputTemplate",
+	                      "{\"sum\": <total>, \"where\": \"<city>\", \"rule\": "
+	                      "<aws.events.rule-name>}"));
+	put_event(NULL, "shop", "{\"total\": 12.50, \"city\": \"Oslo\"}");
+	put_event(NULL, "elsewhere", "{\"total\": 1}");
+	wait_requests(1);
+	wait_metric("sluice_deliveries_total{outcome=\"delivered\"} ", 1);
+	cr_assert_eq(metric("sluice_deliveries_inflight "), 0);
+	cr_assert_eq(receiver_count(), 1);
+	cr_assert_str_eq(rx.reqs[0].path, "/orders?x=1");
+	cr_assert_str_eq(rx.reqs[0].body, "{\"sum\": 12.50, \"where\": \"Oslo\", \"rule\": \"r\"}");
+	cr_assert(strcasestr(rx.reqs[0].head, "Content-Type: application/json"), "%s",
+	          rx.reqs[0].head);
+	cr_assert(strstr(rx.reqs[0].head, "X-Sluice-Attempt: 1"), "%s", rx.reqs[0].head);
+	stop();
+	receiver_stop();
+}
+
+Test(deliveries, failed_webhook_retried_until_it_answers)
+{
+	receiver_start(200);
+	int statuses[] = { 500, 503 };
+	receiver_program(statuses, 2, 200);
+	start_fast(NULL);
+	char url[128];
+	hook_url(url, sizeof url, "/hook");
+	json_decref(
+	        ok("PutRule",
+	           json_pack("{s:s,s:s}", "Name", "r", "EventPattern", "{\"source\":[\"shop\"]}")));
+	put_targets(
+	        "r",
+	        json_pack("[{s:s,s:s,s:s}]", "Id", "hook", "Arn", url, "InputPath", "$.detail"));
+	put_event(NULL, "shop", "{\"n\": 1}");
+	wait_requests(3);
+	wait_metric("sluice_deliveries_total{outcome=\"delivered\"} ", 1);
+	cr_assert_eq(metric("sluice_deliveries_total{outcome=\"retried\"} "), 2);
+	cr_assert_eq(metric("sluice_deliveries_total{outcome=\"dead_lettered\"} "), 0);
+	cr_assert_eq(receiver_count(), 3);
+	for (int i = 0; i < 3; i++) {
+		char want[64];
+		snprintf(want, sizeof want, "X-Sluice-Attempt: %d", i + 1);
+		cr_assert_str_eq(rx.reqs[i].body, "{\"n\":1}");
+		cr_assert(strstr(rx.reqs[i].head, want), "%s", rx.reqs[i].head);
+	}
+	stop();
+	receiver_stop();
+}
+
+Test(deliveries, dead_letters_listed_redriven_and_purged)
+{
+	receiver_start(500);
+	start_fast(NULL);
+	char url[128];
+	hook_url(url, sizeof url, "/dl");
+	json_decref(
+	        ok("PutRule",
+	           json_pack("{s:s,s:s}", "Name", "r", "EventPattern", "{\"source\":[\"shop\"]}")));
+	put_targets("r",
+	            json_pack("[{s:s,s:s,s:{s:i},s:{s:s}}]", "Id", "hook", "Arn", url,
+	                      "RetryPolicy", "MaximumRetryAttempts", 1, "DeadLetterConfig", "Arn",
+	                      ACCOUNT_ARN("sqs", "dlq")));
+	/* a target kind sluice cannot invoke goes to its dead letters without retries */
+	json_decref(ok(
+	        "PutRule",
+	        json_pack("{s:s,s:s}", "Name", "r2", "EventPattern", "{\"source\":[\"shop\"]}")));
+	put_targets("r2",
+	            json_pack("[{s:s,s:s,s:{s:s}}]", "Id", "q", "Arn", ACCOUNT_ARN("sqs", "orders"),
+	                      "DeadLetterConfig", "Arn", ACCOUNT_ARN("sqs", "dlq")));
+	put_event(NULL, "shop", "{\"order\": 7}");
+	wait_requests(2);
+	wait_metric("sluice_deliveries_total{outcome=\"dead_lettered\"} ", 2);
+	cr_assert_eq(receiver_count(), 2);
+
+	json_t *list = ok_svc("SluiceEvents", "ListDeadLetters", json_pack("{s:s}", "Rule", "r"));
+	json_t *dls = json_object_get(list, "DeadLetters");
+	cr_assert_eq(json_array_size(dls), 1, "%s", json_dumps(list, 0));
+	json_t *d0 = json_array_get(dls, 0);
+	char id[64];
+	snprintf(id, sizeof id, "%s", s(d0, "Id"));
+	cr_assert_str_eq(s(d0, "TargetId"), "hook");
+	cr_assert_str_eq(s(d0, "ErrorCode"), "HTTP_ERROR");
+	cr_assert_eq(json_integer_value(json_object_get(d0, "Attempts")), 2);
+	json_decref(list);
+
+	json_t *dl = ok_svc("SluiceEvents", "GetDeadLetter", json_pack("{s:s}", "Id", id));
+	json_t *at = json_object_get(dl, "Attributes");
+	cr_assert_str_eq(s(at, "RULE_ARN"), ACCOUNT_ARN("events", "rule/r"));
+	cr_assert_str_eq(s(at, "TARGET_ARN"), url);
+	cr_assert_str_eq(s(at, "ERROR_CODE"), "HTTP_ERROR");
+	cr_assert_str_eq(s(at, "ERROR_MESSAGE"), "HTTP status 500");
+	cr_assert_str_eq(s(at, "EXHAUSTED_RETRY_CONDITION"), "MaximumRetryAttempts");
+	cr_assert_str_eq(s(at, "RETRY_ATTEMPTS"), "1");
+	cr_assert_str_eq(s(dl, "DeadLetterArn"), ACCOUNT_ARN("sqs", "dlq"));
+	cr_assert(strstr(s(dl, "Event"), "\"order\": 7"), "%s", s(dl, "Event"));
+	json_decref(dl);
+
+	list = ok_svc("SluiceEvents", "ListDeadLetters", json_pack("{s:s}", "Rule", "r2"));
+	d0 = json_array_get(json_object_get(list, "DeadLetters"), 0);
+	cr_assert_str_eq(s(d0, "ErrorCode"), "UNSUPPORTED_TARGET");
+	cr_assert_eq(json_integer_value(json_object_get(d0, "Attempts")), 1);
+	json_decref(list);
+
+	char *out = sluice_cli(0, "list");
+	cr_assert(strstr(out, id), "%s", out);
+	cr_assert(strstr(out, "UNSUPPORTED_TARGET"), "%s", out);
+	free(out);
+	out = sluice_cli(2, "show nope");
+	free(out);
+	out = sluice_cli(2, "show 00000000-0000-0000-0000-000000000000");
+	cr_assert(strstr(out, "does not exist"), "%s", out);
+	free(out);
+
+	/* the receiver works now: a redrive delivers on the first attempt */
+	receiver_program(NULL, 0, 200);
+	char args[128];
+	snprintf(args, sizeof args, "redrive %s", id);
+	out = sluice_cli(0, args);
+	cr_assert(strstr(out, "redriven 1"), "%s", out);
+	free(out);
+	wait_requests(3);
+	wait_metric("sluice_deliveries_total{outcome=\"delivered\"} ", 1);
+	cr_assert_str_eq(rx.reqs[2].path, "/dl");
+	cr_assert(strstr(rx.reqs[2].head, "X-Sluice-Attempt: 1"), "%s", rx.reqs[2].head);
+	out = sluice_cli(0, "list --json");
+	cr_assert(!strstr(out, id), "%s", out);
+	free(out);
+
+	out = sluice_cli(0, "purge --rule r2");
+	cr_assert(strstr(out, "purged 1"), "%s", out);
+	free(out);
+	list = ok_svc("SluiceEvents", "ListDeadLetters", json_object());
+	cr_assert_eq(json_array_size(json_object_get(list, "DeadLetters")), 0);
+	json_decref(list);
+	stop();
+	receiver_stop();
+}
+
+Test(deliveries, retry_policy_and_new_target_kinds_validated)
+{
+	start_fast(NULL);
+	json_decref(
+	        ok("PutRule",
+	           json_pack("{s:s,s:s}", "Name", "r", "EventPattern", "{\"source\":[\"shop\"]}")));
+	fails("PutTargets",
+	      json_pack("{s:s,s:[{s:s,s:s,s:{s:i}}]}", "Rule", "r", "Targets", "Id", "t", "Arn",
+	                "http://127.0.0.1:1/", "RetryPolicy", "MaximumRetryAttempts", 186),
+	      "ValidationException", "Member must have value less than or equal to 185");
+	fails("PutTargets",
+	      json_pack("{s:s,s:[{s:s,s:s,s:{s:i}}]}", "Rule", "r", "Targets", "Id", "t", "Arn",
+	                "http://127.0.0.1:1/", "RetryPolicy", "MaximumEventAgeInSeconds", 59),
+	      "ValidationException", "Member must have value greater than or equal to 60");
+	json_t *j = ok("PutTargets",
+	               json_pack("{s:s,s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}]}", "Rule", "r", "Targets",
+	                         "Id", "a", "Arn", "https://example.com/", "Id", "b", "Arn",
+	                         "http://", "Id", "c", "Arn",
+	                         ACCOUNT_ARN("logs", "log-group:audit")));
+	cr_assert_eq(json_integer_value(json_object_get(j, "FailedEntryCount")), 2);
+	json_t *f = json_object_get(j, "FailedEntries");
+	cr_assert(strstr(s(json_array_get(f, 0), "ErrorMessage"), "https://"));
+	cr_assert_str_eq(s(json_array_get(f, 1), "ErrorCode"), "ValidationException");
+	json_decref(j);
+	/* the log target writes one JSON line with its group */
+	put_event(NULL, "shop", "{\"logged\": true}");
+	wait_metric("sluice_deliveries_total{outcome=\"delivered\"} ", 1);
+	char *log = h_log(&srv);
+	cr_assert(strstr(log, "{\"logGroup\":\"audit\",\"rule\":\"r\""), "%s", log);
+	cr_assert(strstr(log, "\"detail\":{\"logged\": true}"), "%s", log);
+	free(log);
+	stop();
+}
+
+static const char *pass_def
+        = "{\"StartAt\":\"P\",\"States\":{\"P\":{\"Type\":\"Pass\",\"End\":true}}}";
+
+static void
+create_machine(const char *name)
+{
+	json_decref(ok_svc(
+	        "AWSStepFunctions", "CreateStateMachine",
+	        json_pack("{s:s,s:s,s:s}", "name", name, "definition", pass_def, "roleArn", ROLE)));
+}
+
+/* Every execution of machine (all pages). */
+static json_t *
+executions(const char *machine)
+{
+	json_t *all = json_array();
+	char arn[256];
+	snprintf(arn, sizeof arn, ACCOUNT_ARN("states", "stateMachine:%s"), machine);
+	const char *token = NULL;
+	json_t *page = NULL;
+	do {
+		json_t *req = json_pack("{s:s,s:i}", "stateMachineArn", arn, "maxResults", 1000);
+		if (token)
+			json_object_set_new(req, "nextToken", json_string(token));
+		json_t *next = ok_svc("AWSStepFunctions", "ListExecutions", req);
+		json_decref(page);
+		page = next;
+		json_array_extend(all, json_object_get(page, "executions"));
+		token = s(page, "nextToken");
+	} while (token);
+	json_decref(page);
+	return all;
+}
+
+static json_t *
+execution_input(const char *arn)
+{
+	json_t *d = ok_svc("AWSStepFunctions", "DescribeExecution",
+	                   json_pack("{s:s}", "executionArn", arn));
+	json_t *in = json_loads(s(d, "input"), 0, NULL);
+	cr_assert_not_null(in, "%s", s(d, "input"));
+	json_decref(d);
+	return in;
+}
+
+static size_t
+wait_executions(const char *machine, size_t n)
+{
+	size_t have = 0;
+	for (int i = 0; i < WAIT_MS / 20; i++) {
+		json_t *all = executions(machine);
+		have = json_array_size(all);
+		json_decref(all);
+		if (have >= n)
+			break;
+		nap();
+	}
+	return have;
+}
+
+Test(deliveries, state_machine_target_one_execution_per_event)
+{
+	start_fast(NULL);
+	create_machine("etl");
+	json_decref(
+	        ok("PutRule",
+	           json_pack("{s:s,s:s}", "Name", "r", "EventPattern", "{\"source\":[\"shop\"]}")));
+	put_targets("r",
+	            json_pack("[{s:s,s:s,s:s}]", "Id", "sm", "Arn",
+	                      ACCOUNT_ARN("states", "stateMachine:etl"), "InputPath", "$.detail"));
+	put_event(NULL, "shop", "{\"n\": 1}");
+	put_event(NULL, "other", "{\"n\": 2}");
+	put_event(NULL, "shop", "{\"n\": 3}");
+	/* started in the event's batch: visible as soon as PutEvents answered */
+	json_t *all = executions("etl");
+	cr_assert_eq(json_array_size(all), 2);
+	int seen = 0;
+	size_t i;
+	json_t *e;
+	json_array_foreach(all, i, e)
+	{
+		json_t *in = execution_input(s(e, "executionArn"));
+		seen |= 1 << json_integer_value(json_object_get(in, "n"));
+		json_decref(in);
+	}
+	cr_assert_eq(seen, (1 << 1) | (1 << 3));
+	json_decref(all);
+
+	/* a machine that does not exist yet: the delivery is retried until it does */
+	json_decref(ok(
+	        "PutRule",
+	        json_pack("{s:s,s:s}", "Name", "late", "EventPattern", "{\"source\":[\"late\"]}")));
+	put_targets("late",
+	            json_pack("[{s:s,s:s}]", "Id", "sm", "Arn",
+	                      ACCOUNT_ARN("states", "stateMachine:later")));
+	put_event(NULL, "late", "{\"n\": 4}");
+	wait_metric("sluice_deliveries_total{outcome=\"retried\"} ", 1);
+	create_machine("later");
+	cr_assert_eq(wait_executions("later", 1), 1);
+	stop();
+}
+
+Test(deliveries, bus_target_republishes_on_the_other_bus)
+{
+	receiver_start(200);
+	start_fast(NULL);
+	char url[128];
+	hook_url(url, sizeof url, "/b2");
+	json_decref(ok("CreateEventBus", json_pack("{s:s}", "Name", "b2")));
+	json_decref(ok("PutRule",
+	               json_pack("{s:s,s:s,s:s}", "Name", "on-b2", "EventBusName", "b2",
+	                         "EventPattern", "{\"source\":[\"shop\"]}")));
+	json_decref(ok("PutTargets",
+	               json_pack("{s:s,s:s,s:[{s:s,s:s}]}", "Rule", "on-b2", "EventBusName", "b2",
+	                         "Targets", "Id", "hook", "Arn", url)));
+	json_decref(ok(
+	        "PutRule",
+	        json_pack("{s:s,s:s}", "Name", "fwd", "EventPattern", "{\"source\":[\"shop\"]}")));
+	put_targets("fwd",
+	            json_pack("[{s:s,s:s}]", "Id", "bus", "Arn",
+	                      ACCOUNT_ARN("events", "event-bus/b2")));
+	json_t *j = ok("PutEvents",
+	               json_pack("{s:[o]}", "Entries", entry(NULL, "shop", "{\"forwarded\": 1}")));
+	const char *eid = s(json_array_get(json_object_get(j, "Entries"), 0), "EventId");
+	wait_requests(1);
+	json_t *ev = json_loads(rx.reqs[0].body, 0, NULL);
+	cr_assert_not_null(ev, "%s", rx.reqs[0].body);
+	cr_assert_str_eq(s(ev, "id"), eid);
+	cr_assert_eq(
+	        json_integer_value(json_object_get(json_object_get(ev, "detail"), "forwarded")), 1);
+	json_decref(ev);
+	json_decref(j);
+	wait_metric("sluice_deliveries_total{outcome=\"delivered\"} ", 2);
+	cr_assert_eq(receiver_count(), 1);
+	stop();
+	receiver_stop();
+}
+
+/* ---- SIGKILL during a stream of PutEvents ----------------------------------------------- */
+
+#define STREAM_MAX 4000
+
+struct stream {
+	int port;
+	atomic_int acked; /* events acknowledged, numbered 0..acked-1 in order */
+	atomic_bool stop;
+	int sent;
+};
+
+static void *
+sender(void *arg)
+{
+	struct stream *st = arg;
+	const char *h[] = { "X-Amz-Target: AWSEvents.PutEvents",
+		            "Content-Type: application/x-amz-json-1.1", NULL };
+	for (int n = 0; n < STREAM_MAX && !atomic_load(&st->stop); n++) {
+		char body[256];
+		int len = snprintf(body, sizeof body,
+		                   "{\"Entries\":[{\"Source\":\"shop\",\"DetailType\":\"T\","
+		                   "\"Detail\":\"{\\\"n\\\": %d}\"}]}",
+		                   n);
+		st->sent = n + 1;
+		struct h_response r;
+		if (!h_request(st->port, "POST", "/", h, body, (size_t)len, &r))
+			break;
+		bool acked = r.status == 200 && strstr(r.body, "\"FailedEntryCount\":0");
+		h_response_free(&r);
+		if (!acked)
+			break;
+		atomic_store(&st->acked, n + 1);
+	}
+	return NULL;
+}
+
+Test(deliveries, sigkill_during_put_events_starts_each_execution_once)
+{
+	start_fast(NULL);
+	create_machine("each");
+	json_decref(
+	        ok("PutRule",
+	           json_pack("{s:s,s:s}", "Name", "r", "EventPattern", "{\"source\":[\"shop\"]}")));
+	put_targets("r",
+	            json_pack("[{s:s,s:s,s:s}]", "Id", "sm", "Arn",
+	                      ACCOUNT_ARN("states", "stateMachine:each"), "InputPath", "$.detail"));
+	struct stream st = { .port = srv.http_port };
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, sender, &st), 0);
+	for (int i = 0; i < WAIT_MS / 20 && atomic_load(&st.acked) < 300; i++)
+		nap();
+	h_kill(&srv);
+	atomic_store(&st.stop, true);
+	pthread_join(th, NULL);
+	int acked = atomic_load(&st.acked);
+	cr_assert_geq(acked, 1, "no event was acknowledged before the kill");
+
+	char dir[300];
+	snprintf(dir, sizeof dir, "%s", srv.data);
+	const char *again[] = { "--data", dir, NULL };
+	struct h_server old = srv;
+	start_fast(again);
+	json_t *all = executions("each");
+	size_t n = json_array_size(all);
+	char *count = calloc(STREAM_MAX, 1);
+	size_t i;
+	json_t *e;
+	json_array_foreach(all, i, e)
+	{
+		json_t *in = execution_input(s(e, "executionArn"));
+		json_int_t k = json_integer_value(json_object_get(in, "n"));
+		json_decref(in);
+		cr_assert(k >= 0 && k < st.sent, "execution for an event never sent: %lld",
+		          (long long)k);
+		cr_assert_eq(count[k], 0, "event %lld started two executions", (long long)k);
+		count[k]++;
+	}
+	for (int k = 0; k < acked; k++)
+		cr_assert_eq(count[k], 1, "acknowledged event %d has no execution", k);
+	/* at most the one request in flight at the kill may have committed unanswered */
+	cr_assert_leq(n, (size_t)acked + 1);
+	free(count);
+	json_decref(all);
+	stop();
+	h_cleanup(&old);
+}
