@@ -34,10 +34,15 @@ struct app_target {
 	char *input_path;
 	json_t *transformer; /* {"InputPathsMap"?, "InputTemplate"} as PutTargets wants */
 	json_t *retry;       /* {"MaximumRetryAttempts"?, "MaximumEventAgeInSeconds"?} */
-	json_t *dead_letter; /* {"Arn"?} as DeadLetterConfig; NULL if none */
+	json_t *dead_letter; /* {"Arn"} as DeadLetterConfig; {} for sluice's default queue
+	                      * (APP_DEAD_LETTERS); NULL if none */
 	char *role_arn;
 	char *where;
 };
+
+/* The queue name `deadLetter: true` stands for: arn:aws:sqs:REGION:ACCOUNT:sluice-dead-letters
+ * (`sluice dead-letters list` shows what landed there). */
+#define APP_DEAD_LETTERS "sluice-dead-letters"
 
 struct app_rule {
 	char *name;

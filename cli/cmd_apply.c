@@ -615,8 +615,16 @@ target_request(struct ctx *c, const struct app_rule *r, const struct app_target 
 		json_object_set(o, "InputTransformer", t->transformer);
 	if (t->retry && json_object_size(t->retry))
 		json_object_set(o, "RetryPolicy", t->retry);
-	if (t->dead_letter)
+	if (t->dead_letter && json_object_get(t->dead_letter, "Arn")) {
 		json_object_set(o, "DeadLetterConfig", t->dead_letter);
+	} else if (t->dead_letter) {
+		/* `deadLetter: true`: sluice keeps dead letters itself, under a queue ARN that
+		 * only names them (the deliverer dead-letters only targets with an Arn) */
+		char dlq[300];
+		snprintf(dlq, sizeof dlq, "arn:aws:sqs:%s:%s:%s", c->cur.region, c->cur.account,
+		         APP_DEAD_LETTERS);
+		json_object_set_new(o, "DeadLetterConfig", json_pack("{s:s}", "Arn", dlq));
+	}
 	if (t->role_arn)
 		json_object_set_new(o, "RoleArn", json_string(t->role_arn));
 	return o;

@@ -167,6 +167,8 @@ has(const char *text, const char *part)
 	"  nightly:\n"                                                                             \
 	"    schedule: cron(0 2 * * ? *)\n"                                                        \
 	"    description: nightly load\n"                                                          \
+	"    timezone: Europe/Paris\n"                                                             \
+	"    missedRuns: all\n"                                                                    \
 	"    targets:\n"                                                                           \
 	"      - id: start-etl\n"                                                                  \
 	"        stateMachine: etl\n"                                                              \
@@ -183,6 +185,7 @@ has(const char *text, const char *part)
 	"          inputPathsMap: {id: $.detail.id}\n"                                             \
 	"          inputTemplate: '{\"items\": [<id>]}'\n"                                         \
 	"        retryPolicy: {maximumRetryAttempts: 3}\n"                                         \
+	"        deadLetter: true\n"                                                               \
 	"  old:\n"                                                                                 \
 	"    eventPattern: {source: [legacy]}\n"                                                   \
 	"    state: DISABLED\n"
@@ -347,6 +350,8 @@ Test(apply, creates_everything_then_changes_nothing)
 	json_t *r = rule("nightly", "default");
 	cr_assert_str_eq(s(r, "ScheduleExpression"), "cron(0 2 * * ? *)");
 	cr_assert_str_eq(s(r, "Description"), "nightly load");
+	cr_assert_str_eq(s(r, "ScheduleExpressionTimezone"), "Europe/Paris");
+	cr_assert_str_eq(s(r, "MissedRunPolicy"), "all");
 	json_decref(r);
 	r = rule("old", "default");
 	cr_assert_str_eq(s(r, "State"), "DISABLED");
@@ -366,6 +371,8 @@ Test(apply, creates_everything_then_changes_nothing)
 	             3);
 	cr_assert_str_eq(s(json_object_get(t0, "InputTransformer"), "InputTemplate"),
 	                 "{\"items\": [<id>]}");
+	cr_assert_str_eq(s(json_object_get(t0, "DeadLetterConfig"), "Arn"),
+	                 "arn:aws:sqs:us-east-1:000000000000:sluice-dead-letters");
 	json_decref(t);
 	json_t *acts = api("AWSStepFunctions.ListActivities", json_object());
 	cr_assert_str_eq(s(json_array_get(json_object_get(acts, "activities"), 0), "name"),
