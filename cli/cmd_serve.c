@@ -25,7 +25,11 @@ serve_usage(FILE *out)
 	        "options:\n"
 	        "  --data DIR            data directory (default %s)\n"
 	        "  --http ADDR:PORT      HTTP API address (default %s; port 0 = any free port)\n"
-	        "  --workers NNG_URL     worker socket (default %s)\n"
+	        "  --workers NNG_URL     worker socket (default %s; tcp://, tls+tcp://, ipc://)\n"
+	        "  --workers-token SECRET  workers must send it with every message\n"
+	        "  --workers-cert FILE   tls+tcp://: PEM certificate (chain) of the worker socket\n"
+	        "  --workers-key FILE    tls+tcp://: PEM private key (YAML: workers-token,\n"
+	        "                        workers-cert, workers-key)\n"
 	        "  --config FILE         YAML file with the same keys (data, http, workers, "
 	        "region,\n"
 	        "                        account, log-level, log-format, limits: {max-body,\n"
@@ -78,6 +82,9 @@ cmd_serve(int argc, char **argv)
 		{ "delivery-paused", no_argument, NULL, 'P' },
 		{ "rules-per-bus", required_argument, NULL, 'R' },
 		{ "virtual-time", required_argument, NULL, 'V' },
+		{ "workers-token", required_argument, NULL, 'K' },
+		{ "workers-cert", required_argument, NULL, 'E' },
+		{ "workers-key", required_argument, NULL, 'Y' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -107,6 +114,9 @@ cmd_serve(int argc, char **argv)
 		case 'P': key = "delivery.paused", flag = "--delivery-paused"; break;
 		case 'R': key = "limits.rules-per-bus", flag = "--rules-per-bus"; break;
 		case 'V': key = "virtual-time", flag = "--virtual-time"; break;
+		case 'K': key = "workers-token", flag = "--workers-token"; break;
+		case 'E': key = "workers-cert", flag = "--workers-cert"; break;
+		case 'Y': key = "workers-key", flag = "--workers-key"; break;
 		default: serve_usage(stderr); return CLI_USAGE;
 		}
 		if (nflags == sizeof flags / sizeof flags[0]) {

@@ -49,7 +49,8 @@ struct event_base;
 struct srv_config {
 	char *data_dir;
 	char *http;    /* "HOST:PORT", port 0 = any free port */
-	char *workers; /* NNG URL: tcp://HOST:PORT, ipc://PATH or inproc://NAME */
+	char *workers; /* NNG URL: tcp://HOST:PORT, tls+tcp://HOST:PORT, ipc://PATH, inproc://NAME
+	                */
 	char *region;
 	char *account;
 	enum sl_log_level log_level;
@@ -70,6 +71,10 @@ struct srv_config {
 	unsigned delivery_timeout_ms;     /* one HTTP delivery */
 	unsigned delivery_max_inflight;   /* HTTP deliveries at once */
 	bool delivery_paused;             /* records are kept but not processed */
+	/* the worker socket (srv_workers.c, docs/WORKERS.md) */
+	char *workers_token; /* every worker message must carry it; NULL = no check */
+	char *workers_cert;  /* tls+tcp://: PEM certificate chain file */
+	char *workers_key;   /* tls+tcp://: PEM private key file */
 };
 
 /* Fills c with the defaults (strings are allocated: release with srv_config_clear). */

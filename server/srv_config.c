@@ -59,6 +59,9 @@ srv_config_clear(struct srv_config *c)
 	sl_free(c->workers);
 	sl_free(c->region);
 	sl_free(c->account);
+	sl_free(c->workers_token);
+	sl_free(c->workers_cert);
+	sl_free(c->workers_key);
 	memset(c, 0, sizeof *c);
 }
 
@@ -194,11 +197,12 @@ replace_str(char **slot, const char *v)
 static sl_err
 check_workers_url(const char *v, const char *where, struct sl_error *err)
 {
-	if (strncmp(v, "tcp://", 6) == 0) {
+	if (strncmp(v, "tcp://", 6) == 0 || strncmp(v, "tls+tcp://", 10) == 0) {
 		char host[256];
 		uint16_t port;
 		struct sl_error e;
-		if (srv_parse_hostport(v + 6, host, sizeof host, &port, &e) != SL_OK)
+		const char *hp = strstr(v, "://") + 3;
+		if (srv_parse_hostport(hp, host, sizeof host, &port, &e) != SL_OK)
 			return sl_error_set(err, SL_ERR_INVALID_ARG, "%s: %s", where, e.message);
 		return SL_OK;
 	}
@@ -206,8 +210,8 @@ check_workers_url(const char *v, const char *where, struct sl_error *err)
 	    && strlen(strstr(v, "://") + 3) > 0)
 		return SL_OK;
 	return sl_error_set(err, SL_ERR_INVALID_ARG,
-	                    "%s: expected an NNG URL tcp://HOST:PORT, ipc://PATH or inproc://NAME, "
-	                    "got '%.64s'",
+	                    "%s: expected an NNG URL tcp://HOST:PORT, tls+tcp://HOST:PORT, "
+	                    "ipc://PATH or inproc://NAME, got '%.64s'",
 	                    where, v);
 }
 
@@ -234,6 +238,18 @@ srv_config_set(struct srv_config *c, const char *key, const char *v, const char 
 		if ((rc = check_workers_url(v, where, err)) != SL_OK)
 			return rc;
 		return replace_str(&c->workers, v);
+	}
+	if (strcmp(key, "workers-token") == 0) {
+		if (v[0] == '\0' || strlen(v) > 1024)
+			return sl_error_set(err, SL_ERR_INVALID_ARG,
+			                    "%s: expected a secret of 1 to 1024 characters", where);
+		return replace_str(&c->workers_token, v);
+	}
+	if (strcmp(key, "workers-cert") == 0 || strcmp(key, "workers-key") == 0) {
+		if (v[0] == '\0' || strlen(v) > 4000)
+			return sl_error_set(err, SL_ERR_INVALID_ARG, "%s: expected a PEM file path",
+			                    where);
+		return replace_str(key[8] == 'c' ? &c->workers_cert : &c->workers_key, v);
 	}
 	if (strcmp(key, "region") == 0) {
 		if (!sl_arn_valid_region(v))
@@ -297,8 +313,9 @@ srv_config_set(struct srv_config *c, const char *key, const char *v, const char 
 
 /* --- YAML ------------------------------------------------------------------------------ */
 
-static const char *const top_keys[] = { "data",      "http",       "workers", "region",  "account",
-	                                "log-level", "log-format", "limits",  "delivery" };
+static const char *const top_keys[]
+        = { "data",       "http",   "workers",  "region",        "account",      "log-level",
+	    "log-format", "limits", "delivery", "workers-token", "workers-cert", "workers-key" };
 static const char *const limit_keys[] = { "max-body",     "max-header",    "max-connections",
 	                                  "idle-timeout", "drain-timeout", "rules-per-bus" };
 static const char *const delivery_keys[]

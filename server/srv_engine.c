@@ -9,6 +9,7 @@
 #include "common/sl_clock.h"
 #include "common/sl_log.h"
 #include "server/srv_api.h"
+#include "server/srv_dispatch.h"
 #include "server/srv_engine.h"
 #include "server/srv_internal.h"
 #include "statemachines/statemachines.h"
@@ -32,6 +33,8 @@ struct srv_engine {
 	struct compiled *mc;
 	size_t n_mc, cap_mc;
 	uint64_t tasks_waiting;
+	srv_dispatch_t *dispatch;
+	bool replaying; /* step_tasks_replay at start: the records are committed */
 	srv_engine_t *next;
 };
 
@@ -246,10 +249,14 @@ static void
 on_task(void *arg, const struct step_task *t)
 {
 	srv_engine_t *e = arg;
-	// the task record is durable in the batch; worker dispatch reads it from the store
 	e->tasks_waiting++;
 	sl_debug("engine", "task for '%s' in %s waits for a worker (%s)", t->state_name,
 	         t->execution_arn, t->resource);
+	// the record is in the open batch: the dispatcher queues it once that commits
+	if (e->dispatch && e->replaying)
+		srv_dispatch_task_replayed(e->dispatch, t);
+	else if (e->dispatch)
+		srv_dispatch_task_effect(e->dispatch, t);
 }
 
 static void
@@ -279,7 +286,9 @@ srv_engine_new(srv_t *s, srv_engine_t **out, struct sl_error *err)
 		                        .task = on_task,
 		                        .timer = on_timer_fx,
 		                        .finished = on_finished };
-	sl_err rc = step_engine_new(srv_store(s), NULL, &e->step);
+	// tasks are Started when a worker takes them (srv_dispatch.c)
+	struct step_options opt = { .lease_tasks = true };
+	sl_err rc = step_engine_new(srv_store(s), &opt, &e->step);
 	if (rc != SL_OK) {
 		sl_free(e);
 		return sl_error_set(err, rc, "cannot create the execution engine");
@@ -296,10 +305,20 @@ srv_engine_new(srv_t *s, srv_engine_t **out, struct sl_error *err)
 	// engine work yields to requests and runs before the group commit
 	event_priority_set(e->run_ev, SRV_PRIO_NORMAL);
 	event_priority_set(e->timer_ev, SRV_PRIO_NORMAL);
+	if ((rc = srv_dispatch_new(s, e->step, &e->fx, &e->dispatch, err)) != SL_OK
+	    || (rc = srv_api_tasks_register(s)) != SL_OK) {
+		if (err && err->code == SL_OK)
+			sl_error_set(err, rc, "cannot start task dispatch");
+		srv_engine_free(e);
+		return rc;
+	}
 	store_batch_t *b = NULL;
 	if ((rc = srv_batch(s, &b)) == SL_OK
-	    && (rc = step_engine_recover(e->step, b, err)) == SL_OK)
+	    && (rc = step_engine_recover(e->step, b, err)) == SL_OK) {
+		e->replaying = true;
 		rc = step_tasks_replay(e->step, store_batch_txn(b), &e->fx, err);
+		e->replaying = false;
+	}
 	if (rc != SL_OK) {
 		if (err && err->code == SL_OK)
 			sl_error_set(err, rc, "cannot recover executions");
@@ -329,6 +348,7 @@ srv_engine_free(srv_engine_t *e)
 		event_free(e->run_ev);
 	if (e->timer_ev)
 		event_free(e->timer_ev);
+	srv_dispatch_free(e->dispatch);
 	step_engine_free(e->step);
 	for (size_t i = 0; i < e->n_mc; i++) {
 		sl_free(e->mc[i].name);

@@ -7,6 +7,7 @@
  * batch; the task record itself stays where the stepper put it, so every other input
  * (succeed, fail, heartbeat, timers, stop) works on a leased task unchanged.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "common/sl_alloc.h"
@@ -28,10 +29,11 @@ token_ok(const char *token)
 }
 
 sl_err
-step_task_state(step_engine_t *eng, store_txn_t *txn, const char *token, enum step_task_state *out)
+step_task_info(step_engine_t *eng, store_txn_t *txn, const char *token, struct step_task_info *out)
 {
 	(void)eng;
-	*out = STEP_TASK_GONE;
+	memset(out, 0, sizeof *out);
+	out->state = STEP_TASK_GONE;
 	if (!token_ok(token))
 		return SL_OK;
 	struct store_key k;
@@ -42,7 +44,12 @@ step_task_state(step_engine_t *eng, store_txn_t *txn, const char *token, enum st
 		return SL_OK;
 	if (e != SL_OK)
 		return e;
-	*out = json_object_get(rec, "worker") ? STEP_TASK_TAKEN : STEP_TASK_WAITING;
+	out->state = json_object_get(rec, "worker") ? STEP_TASK_TAKEN : STEP_TASK_WAITING;
+	out->kind = (enum sm_resource_kind)step_jint(rec, "kind", SM_RESOURCE_OTHER);
+	out->integration = (enum sm_integration)step_jint(rec, "integration", 0);
+	const char *n = step_jstr(rec, "name"), *a = step_jstr(rec, "action");
+	snprintf(out->name, sizeof out->name, "%s", n ? n : "");
+	snprintf(out->action, sizeof out->action, "%s", a ? a : "");
 	json_decref(rec);
 	return SL_OK;
 }

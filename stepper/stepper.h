@@ -218,9 +218,16 @@ enum step_task_state {
 	STEP_TASK_WAITING, /* awaited, not taken by a worker */
 	STEP_TASK_TAKEN,   /* awaited, leased to a worker */
 };
-/* Where the task of token stands (a read; any transaction). */
-sl_err step_task_state(step_engine_t *eng, store_txn_t *txn, const char *token,
-                       enum step_task_state *out);
+struct step_task_info {
+	enum step_task_state state;
+	enum sm_resource_kind kind;
+	enum sm_integration integration;
+	char name[128];  /* activity/function/service name; "" when none */
+	char action[64]; /* service action; "" when none */
+};
+/* Where the task of token stands and what it is (a read; any transaction). */
+sl_err step_task_info(step_engine_t *eng, store_txn_t *txn, const char *token,
+                      struct step_task_info *out);
 
 /* Calls fx->task again for every task in flight (in token order): after a restart the
  * dispatcher refills its queues from the store with it. */
