@@ -360,6 +360,10 @@ Test(schedules, backfill_five_days_in_order_marked)
 	json_decref(ok(
 	        "PutRule",
 	        json_pack("{s:s,s:s}", "Name", "etl", "ScheduleExpression", "cron(0 2 * * ? *)")));
+	/* a target whose deliveries the deliverer completes: the pacing waits for them */
+	json_decref(ok("PutTargets",
+	               json_pack("{s:s,s:[{s:s,s:s}]}", "Rule", "etl", "Targets", "Id", "log",
+	                         "Arn", "arn:aws:logs:us-east-1:000000000000:log-group:etl")));
 	/* the CLI waits until every slot is fired */
 	char *out = sluice(0,
 	                   "schedules backfill etl --from 2026-01-01T00:00:00Z --to "
