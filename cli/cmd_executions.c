@@ -1,5 +1,5 @@
 /*
- * cmd_executions.c - `sluice executions list|describe|history|watch|start`: executions of
+ * cmd_executions.c - `sluice executions list|describe|history|watch|start|stop`: executions of
  * a running server, through the Step Functions API.
  *
  * watch follows an execution by polling GetExecutionHistory: each poll pages backwards
@@ -31,6 +31,8 @@ struct ex_opts {
 	const char *status;
 	const char *input;
 	const char *name;
+	const char *error;
+	const char *cause;
 	bool reverse;
 	bool json;
 	bool watch;
@@ -47,6 +49,7 @@ usage(FILE *f)
 	        "       sluice executions watch ARN|NAME [--timeout SECONDS]\n"
 	        "       sluice executions start --state-machine NAME|ARN [--input JSON|@FILE]\n"
 	        "                               [--name NAME] [--watch]\n"
+	        "       sluice executions stop ARN|NAME [--error E] [--cause C]\n"
 	        "\n"
 	        "An execution NAME is looked up among the executions of --state-machine, or of\n"
 	        "every machine. watch prints each top-level state as it is entered (>) and left\n"
@@ -629,6 +632,23 @@ do_watch(const struct ex_opts *o, const char *arn)
 }
 
 static int
+do_stop(const struct ex_opts *o, const char *arn)
+{
+	struct sl_error err = { 0 };
+	json_t *req = json_pack("{s:s}", "executionArn", arn), *ans = NULL;
+	if (req && o->error)
+		json_object_set_new(req, "error", json_string(o->error));
+	if (req && o->cause)
+		json_object_set_new(req, "cause", json_string(o->cause));
+	sl_err rc = cli_api_call(o->endpoint, "AWSStepFunctions.StopExecution", req, &ans, &err);
+	json_decref(ans);
+	if (rc)
+		return fail(NULL, rc, &err);
+	printf("stopped %s\n", arn);
+	return CLI_OK;
+}
+
+static int
 do_start(const struct ex_opts *o)
 {
 	if (!o->machine) {
@@ -681,6 +701,8 @@ cmd_executions(int argc, char **argv)
 		{ "json", no_argument, 0, 'j' },
 		{ "watch", no_argument, 0, 'w' },
 		{ "timeout", required_argument, 0, 't' },
+		{ "error", required_argument, 0, 'e' },
+		{ "cause", required_argument, 0, 'c' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -697,6 +719,8 @@ cmd_executions(int argc, char **argv)
 		case 'r': o.reverse = true; break;
 		case 'j': o.json = true; break;
 		case 'w': o.watch = true; break;
+		case 'e': o.error = optarg; break;
+		case 'c': o.cause = optarg; break;
 		case 't': {
 			char *end;
 			o.timeout_s = strtol(optarg, &end, 10);
@@ -721,7 +745,7 @@ cmd_executions(int argc, char **argv)
 		return do_start(&o);
 	if (n == 2
 	    && (strcmp(verb, "describe") == 0 || strcmp(verb, "history") == 0
-	        || strcmp(verb, "watch") == 0)) {
+	        || strcmp(verb, "watch") == 0 || strcmp(verb, "stop") == 0)) {
 		char arn[600];
 		int code = resolve_execution(&o, a[1], arn, sizeof arn);
 		if (code)
@@ -730,6 +754,8 @@ cmd_executions(int argc, char **argv)
 			return do_describe(&o, arn);
 		if (verb[0] == 'h')
 			return do_history(&o, arn);
+		if (verb[0] == 's')
+			return do_stop(&o, arn);
 		return do_watch(&o, arn);
 	}
 	usage(stderr);

@@ -703,4 +703,16 @@ Test(apply, watch_shows_task_failures_and_the_final_error)
 	ASSERT_HAS(out, "FAILED in ");
 	ASSERT_HAS(out, "error: States.Timeout");
 	free(out);
+
+	/* stopped while it waits for a worker: watch ends with ABORTED and exit 1 */
+	cr_assert_eq(sluice(&out, "executions start --state-machine slow --name s1"), 0, "%s", out);
+	free(out);
+	cr_assert_eq(sluice(&out, "executions stop s1 --error Ops.Stop --cause 'by hand'"), 0, "%s",
+	             out);
+	ASSERT_HAS(out, "stopped arn:aws:states:us-east-1:000000000000:execution:slow:s1");
+	free(out);
+	cr_assert_eq(sluice(&out, "executions watch s1 --timeout 60"), 1, "%s", out);
+	ASSERT_HAS(out, "ABORTED in ");
+	ASSERT_HAS(out, "error: Ops.Stop\ncause: by hand\n");
+	free(out);
 }
