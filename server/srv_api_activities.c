@@ -22,6 +22,7 @@
 #include "common/sl_clock.h"
 #include "common/sl_id.h"
 #include "server/srv_api.h"
+#include "server/srv_dispatch.h"
 #include "server/srv_engine.h"
 
 #define NAME_MAX_LEN   80
@@ -487,15 +488,48 @@ check_token(const char *token, struct sl_error *err)
 	return SL_OK;
 }
 
-/* The stepper's answer for a token it no longer waits on. A timed-out task's token is
- * gone like a finished one, so TaskTimedOut cannot be told apart: TaskDoesNotExist. */
+/* The stepper's answer for a token it no longer waits on: TaskTimedOut when a worker of this
+ * server held the task's lease and the task ended without its answer (the dispatcher
+ * remembers), else TaskDoesNotExist (unknown, answered, or a callback task that timed out:
+ * its token is gone like a finished one). */
 static sl_err
-task_error(sl_err rc, const char *token, struct sl_error *err)
+task_error(srv_req_t *req, sl_err rc, const char *token, struct sl_error *err)
 {
-	if (rc == SL_ERR_TASK_NOT_FOUND || rc == SL_ERR_EXEC_NOT_FOUND) {
-		sl_error_clear(err);
-		return sl_error_set(err, SL_ERR_TASK_NOT_FOUND, "Task Does Not Exist: '%s'", token);
-	}
+	if (rc != SL_ERR_TASK_NOT_FOUND && rc != SL_ERR_EXEC_NOT_FOUND)
+		return rc;
+	sl_error_clear(err);
+	if (srv_dispatch_gone_code(srv_req_server(req), token) == SL_ERR_TASK_TIMED_OUT)
+		return sl_error_set(err, SL_ERR_TASK_TIMED_OUT, "Task Timed Out: '%s'", token);
+	return sl_error_set(err, SL_ERR_TASK_NOT_FOUND, "Task Does Not Exist: '%s'", token);
+}
+
+struct forget {
+	srv_t *srv;
+	char token[STEP_TOKEN_LEN + 1];
+};
+
+static void
+forget_committed(void *arg, sl_err status)
+{
+	struct forget *f = arg;
+	if (status == SL_OK)
+		srv_dispatch_forget(f->srv, f->token);
+	sl_free(f);
+}
+
+/* Once the answer is durable the dispatcher drops the task's queue entry and lease; a
+ * failed commit leaves the task waiting and still queued. */
+static sl_err
+forget_after_commit(srv_req_t *req, store_batch_t *b, const char *token)
+{
+	struct forget *f = SL_NEW(struct forget);
+	if (!f)
+		return SL_ERR_NOMEM;
+	f->srv = srv_req_server(req);
+	snprintf(f->token, sizeof f->token, "%s", token);
+	sl_err rc = store_batch_on_commit(b, forget_committed, f);
+	if (rc)
+		sl_free(f);
 	return rc;
 }
 
@@ -533,8 +567,10 @@ op_task_success(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		rc = step_task_succeed(srv_engine_stepper(e), b, token, output,
 		                       srv_engine_effects(e), err);
 	json_decref(output);
+	if (rc == SL_OK)
+		rc = forget_after_commit(req, b, token);
 	if (rc)
-		return task_error(rc, token, err);
+		return task_error(req, rc, token, err);
 	srv_reply_json(req, NULL);
 	srv_engine_kick(e);
 	return SL_OK;
@@ -558,8 +594,10 @@ op_task_failure(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	if ((rc = srv_req_batch(req, &b)) == SL_OK)
 		rc = step_task_fail(srv_engine_stepper(e), b, token, error, cause,
 		                    srv_engine_effects(e), err);
+	if (rc == SL_OK)
+		rc = forget_after_commit(req, b, token);
 	if (rc)
-		return task_error(rc, token, err);
+		return task_error(req, rc, token, err);
 	srv_reply_json(req, NULL);
 	srv_engine_kick(e);
 	return SL_OK;
@@ -578,7 +616,7 @@ op_task_heartbeat(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		rc = step_task_heartbeat(srv_engine_stepper(e), b, token, srv_engine_effects(e),
 		                         err);
 	if (rc)
-		return task_error(rc, token, err);
+		return task_error(req, rc, token, err);
 	srv_reply_json(req, NULL);
 	return SL_OK;
 }
