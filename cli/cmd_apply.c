@@ -239,10 +239,9 @@ bus_known(const struct ctx *c, const char *name)
 
 /* Reports a failed read and sets the exit code; returns false. */
 static bool
-read_failed(struct ctx *c, const char *what, sl_err rc, const struct sl_error *err)
+read_failed(struct ctx *c, const char *what, const struct sl_error *err)
 {
 	fprintf(stderr, "sluice apply: reading %s: %s\n", what, sl_error_text(err));
-	(void)rc;
 	c->code = CLI_RUNTIME;
 	return false;
 }
@@ -256,7 +255,7 @@ read_state(struct ctx *c)
 	                         json_pack("{s:i}", "Limit", 100), "EventBuses", "NextToken",
 	                         &c->cur.buses, NULL, &err);
 	if (rc)
-		return read_failed(c, "event buses", rc, &err);
+		return read_failed(c, "event buses", &err);
 	/* ARNs of things not created yet follow the default bus's region and account */
 	snprintf(c->cur.region, sizeof c->cur.region, "us-east-1");
 	snprintf(c->cur.account, sizeof c->cur.account, "000000000000");
@@ -293,17 +292,19 @@ read_state(struct ctx *c)
 			return false;
 		}
 	} else if (rc) {
-		return read_failed(c, "activities", rc, &err);
+		return read_failed(c, "activities", &err);
 	}
 
 	rc = cli_api_list(c->endpoint, "AWSStepFunctions.ListStateMachines",
 	                  json_pack("{s:i}", "maxResults", 1000), "stateMachines", "nextToken",
 	                  &c->cur.machines, NULL, &err);
 	if (rc)
-		return read_failed(c, "state machines", rc, &err);
+		return read_failed(c, "state machines", &err);
 
-	if (!(c->cur.rules = json_array()))
-		return read_failed(c, "rules", SL_ERR_NOMEM, &err);
+	if (!(c->cur.rules = json_array())) {
+		sl_error_set(&err, SL_ERR_NOMEM, "out of memory");
+		return read_failed(c, "rules", &err);
+	}
 	size_t i;
 	json_t *b;
 	json_array_foreach(c->cur.buses, i, b)
@@ -314,7 +315,7 @@ read_state(struct ctx *c)
 		        json_pack("{s:s,s:i}", "EventBusName", jstr(b, "Name"), "Limit", 100),
 		        "Rules", "NextToken", &rules, NULL, &err);
 		if (rc)
-			return read_failed(c, "rules", rc, &err);
+			return read_failed(c, "rules", &err);
 		size_t j;
 		json_t *r;
 		json_array_foreach(rules, j, r)
@@ -341,7 +342,7 @@ read_state(struct ctx *c)
 			return false;
 		}
 	} else if (rc) {
-		return read_failed(c, "archives", rc, &err);
+		return read_failed(c, "archives", &err);
 	}
 	return true;
 }
@@ -355,7 +356,7 @@ describe(struct ctx *c, const char *target, json_t *req, const char *what)
 	sl_err rc = cli_api_call(c->endpoint, target, req, &ans, &err);
 	if (rc) {
 		json_decref(ans);
-		read_failed(c, what, rc, &err);
+		read_failed(c, what, &err);
 		return NULL;
 	}
 	return ans;
@@ -682,7 +683,7 @@ plan_targets(struct ctx *c, const struct app_rule *r, bool exists)
 		                                   r->bus, "Limit", 100),
 		                         "Targets", "NextToken", &have, NULL, &err);
 		if (rc) {
-			read_failed(c, "targets", rc, &err);
+			read_failed(c, "targets", &err);
 			return;
 		}
 	}
