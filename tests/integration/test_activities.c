@@ -620,6 +620,72 @@ Test(activities, an_acknowledged_answer_survives_sigkill)
 	h_cleanup(&old);
 }
 
+/* An activity task taken with GetActivityTask (ready, so answered at once). */
+static char *
+take_activity_task(const char *activity_arn, json_t **input)
+{
+	json_t *t = ok("GetActivityTask",
+	               json_pack("{s:s,s:s}", "activityArn", activity_arn, "workerName", "c-test"));
+	cr_assert(s(t, "taskToken") && strlen(s(t, "taskToken")) == 32, "%s", json_dumps(t, 0));
+	char *tok = strdup(s(t, "taskToken"));
+	if (input)
+		*input = json_loads(s(t, "input"), JSON_DECODE_ANY, NULL);
+	json_decref(t);
+	return tok;
+}
+
+#define ACTIVITY_DEF(name, extra)                                                                  \
+	"{\"StartAt\":\"A\",\"States\":{\"A\":{\"Type\":\"Task\",\"Resource\":\"" ACT(             \
+	        name) "\"" extra ",\"End\":true}}}"
+
+Test(activities, answers_for_leased_activity_tasks)
+{
+	start();
+	json_decref(ok("CreateActivity", json_pack("{s:s}", "name", "lease")));
+	create_machine("leased", ACTIVITY_DEF("lease", ",\"HeartbeatSeconds\":1"));
+
+	/* taken, answered over HTTP: succeeded; the spent token does not exist any more */
+	start_exec(SM("leased"), "ok", "{\"n\":1}");
+	json_t *in = NULL;
+	char *tok = take_activity_task(ACT("lease"), &in);
+	char *in_text = json_dumps(in, JSON_COMPACT);
+	assert_json(in_text, "{\"n\":1}");
+	free(in_text);
+	json_decref(in);
+	json_decref(ok("SendTaskSuccess", success_req(tok, "{\"done\":1}")));
+	json_t *d = wait_done(EXEC("leased", "ok"));
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
+	assert_json(s(d, "output"), "{\"done\":1}");
+	json_decref(d);
+	fails("SendTaskSuccess", success_req(tok, "{}"), "TaskDoesNotExist", tok);
+	free(tok);
+
+	/* taken, never answered: the heartbeat lapses and the leaseholder's late answers are
+	 * TaskTimedOut, as in AWS */
+	start_exec(SM("leased"), "late", "{\"n\":2}");
+	tok = take_activity_task(ACT("lease"), NULL);
+	d = wait_done(EXEC("leased", "late"));
+	cr_assert_str_eq(s(d, "status"), "FAILED");
+	cr_assert_str_eq(s(d, "error"), "States.HeartbeatTimeout");
+	json_decref(d);
+	fails("SendTaskHeartbeat", json_pack("{s:s}", "taskToken", tok), "TaskTimedOut", tok);
+	fails("SendTaskSuccess", success_req(tok, "{}"), "TaskTimedOut", tok);
+	fails("SendTaskFailure", json_pack("{s:s}", "taskToken", tok), "TaskTimedOut", tok);
+	d = describe_exec(EXEC("leased", "late"));
+	cr_assert_str_eq(s(d, "status"), "FAILED");
+	json_decref(d);
+	free(tok);
+
+	/* taken, then the execution is stopped: the task ended without the worker's answer */
+	start_exec(SM("leased"), "stopped", "{\"n\":3}");
+	tok = take_activity_task(ACT("lease"), NULL);
+	json_decref(
+	        ok("StopExecution", json_pack("{s:s}", "executionArn", EXEC("leased", "stopped"))));
+	fails("SendTaskSuccess", success_req(tok, "{}"), "TaskTimedOut", tok);
+	free(tok);
+	stop();
+}
+
 /* ---- real AWS clients ------------------------------------------------------------------------ */
 
 #define AWS_ENV                                                                                    \
