@@ -51,6 +51,7 @@ struct sched_state {
 	int64_t armed; /* INT64_MAX when not armed */
 	struct event *bf_ev;
 	bool bf_running;
+	uint64_t hooked_gen; /* the batch (srv batch_gen) that has our commit hook */
 	struct sched_state *next;
 };
 
@@ -351,7 +352,10 @@ fire_due(struct sched_state *st, store_batch_t *b, int64_t now, size_t limit, si
 	bool any = false;
 	/* collect first: fire_record changes the array */
 	size_t n = 0;
-	struct store_key *keys = NULL;
+	struct due_key {
+		struct store_key k;
+		char *bus, *rule;
+	} *keys = NULL;
 	for (size_t i = 0; i < st->n; i++)
 		if (st->e[i].has_next && st->e[i].next_ms <= now)
 			n++;
@@ -359,25 +363,41 @@ fire_due(struct sched_state *st, store_batch_t *b, int64_t now, size_t limit, si
 		return SL_OK;
 	if (!(keys = sl_reallocarray(NULL, n, sizeof *keys)))
 		return SL_ERR_NOMEM;
-	n = 0;
-	for (size_t i = 0; i < st->n; i++)
-		if (st->e[i].has_next && st->e[i].next_ms <= now)
-			sched_key(&keys[n++], st->e[i].bus, st->e[i].rule);
-	for (size_t i = 0; i < n && rc == SL_OK; i++) {
+	size_t nk = 0;
+	for (size_t i = 0; i < st->n && rc == SL_OK; i++)
+		if (st->e[i].has_next && st->e[i].next_ms <= now) {
+			struct due_key *d = &keys[nk++];
+			sched_key(&d->k, st->e[i].bus, st->e[i].rule);
+			d->bus = sl_strdup(st->e[i].bus);
+			d->rule = sl_strdup(st->e[i].rule);
+			if (!d->bus || !d->rule)
+				rc = SL_ERR_NOMEM;
+		}
+	for (size_t i = 0; i < nk && rc == SL_OK; i++) {
 		if (*fired >= limit) {
 			*more = true;
 			break;
 		}
 		bool m = false;
-		rc = fire_record(st, b, &keys[i], now, limit - *fired, fired, &m);
-		if (rc == SL_ERR_NOT_FOUND) /* deleted earlier in this batch */
+		rc = fire_record(st, b, &keys[i].k, now, limit - *fired, fired, &m);
+		if (rc == SL_ERR_NOT_FOUND) {
+			/* deleted earlier in this batch: forget it now, or the timer (and
+			 * AdvanceClock) would see it due again and again until the commit */
+			drop_entry(st, keys[i].bus, keys[i].rule);
 			rc = SL_OK;
+		}
 		*more = *more || m;
 		any = true;
 	}
+	for (size_t i = 0; i < nk; i++) {
+		sl_free(keys[i].bus);
+		sl_free(keys[i].rule);
+	}
 	sl_free(keys);
-	if (any && rc == SL_OK)
-		rc = store_batch_on_commit(b, on_fire_commit, st);
+	/* one reload hook per batch is enough */
+	if (any && rc == SL_OK && st->hooked_gen != st->srv->batch_gen
+	    && (rc = store_batch_on_commit(b, on_fire_commit, st)) == SL_OK)
+		st->hooked_gen = st->srv->batch_gen;
 	return rc;
 }
 
@@ -1134,14 +1154,19 @@ op_advance_clock(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	store_batch_t *b;
 	if ((rc = srv_req_batch(req, &b)))
 		return rc;
-	size_t fired = 0;
+	size_t fired = 0, fired_before = SIZE_MAX;
+	int64_t prev_min = INT64_MIN;
 	for (;;) {
 		int64_t min = INT64_MAX;
 		for (size_t i = 0; i < st->n; i++)
 			if (st->e[i].has_next && st->e[i].next_ms < min)
 				min = st->e[i].next_ms;
-		if (min > to || fired >= ADVANCE_MAX_SLOTS)
+		/* stop at the target, at the cap, or if a step changed nothing (a guard) */
+		if (min > to || fired >= ADVANCE_MAX_SLOTS
+		    || (min == prev_min && fired == fired_before))
 			break;
+		prev_min = min;
+		fired_before = fired;
 		if (min > sl_clock_now_ms())
 			sl_clock_fake_set(min);
 		bool more = false;

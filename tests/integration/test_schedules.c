@@ -598,3 +598,30 @@ Test(schedules, backfill_bound_holds_and_resumes_after_restart)
 	stop();
 	h_cleanup(&old);
 }
+
+Test(schedules, all_policy_catches_up_more_than_one_slice)
+{
+	start_at("2026-06-01T00:00:00Z");
+	json_decref(ok("PutRule",
+	               json_pack("{s:s,s:s,s:s}", "Name", "minutely", "ScheduleExpression",
+	                         "cron(* * * * ? *)", "MissedRunPolicy", "all")));
+	advance(60);
+	h_kill(&srv);
+	/* ten hours down: 600 missed minutes, more than one firing slice (256) */
+	char dir[300];
+	snprintf(dir, sizeof dir, "%s", srv.data);
+	struct h_server old = srv;
+	const char *extra[] = { "--data", dir, "--virtual-time", "2026-06-01T10:01:30Z", NULL };
+	cr_assert(h_start(&srv, extra), "restart failed");
+	json_t *e = events_at_least(601);
+	cr_assert_eq(json_array_size(e), 601);
+	for (size_t i = 0; i < 601; i++) {
+		char want[32];
+		snprintf(want, sizeof want, "2026-06-01T%02zu:%02zu:00Z", (i + 1) / 60,
+		         (i + 1) % 60);
+		cr_assert_str_eq(s(event_at(e, i), "time"), want);
+	}
+	json_decref(e);
+	stop();
+	h_cleanup(&old);
+}
