@@ -487,7 +487,7 @@ on_frame(void *arg)
 			w->srv->metrics.frames_unknown++;
 		else
 			w->srv->metrics.frames_malformed++;
-		sl_warn("workers", "refused a frame of %zu bytes: %s: %s", len, e,
+		sl_warn("workers", "malformed frame (%zu bytes): %s: %s", len, e,
 		        sl_error_text(&err));
 		send_error(c, e, "%s", sl_error_text(&err));
 		return;

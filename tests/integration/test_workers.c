@@ -1,0 +1,619 @@
+/*
+ * Workers over NNG against the real server: real `sluice worker --exec` processes serve a
+ * Map across 4 workers (each item's task succeeds exactly once, ActivityStarted names its
+ * worker); a worker SIGKILLed mid-task leads to a heartbeat timeout and a retry on another
+ * worker; a result after the lease expired is refused and changes nothing; the
+ * --workers-token check; malformed, mistyped and oversized frames from a raw REQ socket;
+ * a SIGKILL of the server with tasks queued, then a restart that offers them again;
+ * GetActivityTask; TLS on loopback when openssl can make a certificate.
+ *
+ * Every wait is a bounded poll (a hang guard), never a timing assertion.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define AWS_CALLS_SERVICE "AWSStepFunctions"
+#include "tests/integration/aws_calls.h"
+#include "tests/integration/harness.h"
+
+#define SM(name)     "arn:aws:states:us-east-1:000000000000:stateMachine:" name
+#define EXEC(m, n)   "arn:aws:states:us-east-1:000000000000:execution:" m ":" n
+#define ACT(name)    "arn:aws:states:us-east-1:000000000000:activity:" name
+#define ROLE         "arn:aws:iam::000000000000:role/x"
+#define DONE_WAIT_MS 60000
+#define MAP_ITEMS    1000
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static void
+nap_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static void
+create_machine(const char *name, const char *def)
+{
+	json_decref(
+	        ok("CreateStateMachine",
+	           json_pack("{s:s,s:s,s:s}", "name", name, "definition", def, "roleArn", ROLE)));
+}
+
+static void
+start_exec(const char *machine_arn, const char *name, const char *input)
+{
+	json_decref(ok("StartExecution",
+	               json_pack("{s:s,s:s,s:s}", "stateMachineArn", machine_arn, "name", name,
+	                         "input", input)));
+}
+
+static json_t *
+wait_done(const char *arn)
+{
+	for (int waited = 0; waited < DONE_WAIT_MS; waited += 50) {
+		json_t *d = ok("DescribeExecution", json_pack("{s:s}", "executionArn", arn));
+		if (strcmp(s(d, "status"), "RUNNING") != 0)
+			return d;
+		json_decref(d);
+		nap_ms(50);
+	}
+	cr_assert_fail("%s still RUNNING after %d ms", arn, DONE_WAIT_MS);
+	return NULL;
+}
+
+/* Every event of an execution, all pages. */
+static json_t *
+history(const char *arn)
+{
+	json_t *all = json_array();
+	char *next = NULL;
+	do {
+		json_t *req = json_pack("{s:s,s:i}", "executionArn", arn, "maxResults", 1000);
+		if (next)
+			json_object_set_new(req, "nextToken", json_string(next));
+		free(next);
+		next = NULL;
+		json_t *r = ok("GetExecutionHistory", req);
+		json_array_extend(all, json_object_get(r, "events"));
+		if (s(r, "nextToken"))
+			next = strdup(s(r, "nextToken"));
+		json_decref(r);
+	} while (next);
+	return all;
+}
+
+static size_t
+count_type(json_t *events, const char *type)
+{
+	size_t i, n = 0;
+	json_t *e;
+	json_array_foreach(events, i, e) n += strcmp(s(e, "type"), type) == 0;
+	return n;
+}
+
+/* Waits until the execution's history holds at least n events of type. */
+static void
+wait_events(const char *arn, const char *type, size_t n)
+{
+	for (int waited = 0; waited < DONE_WAIT_MS; waited += 50) {
+		json_t *ev = history(arn);
+		size_t got = count_type(ev, type);
+		json_decref(ev);
+		if (got >= n)
+			return;
+		nap_ms(50);
+	}
+	cr_assert_fail("%s: fewer than %zu %s events after %d ms", arn, n, type, DONE_WAIT_MS);
+}
+
+/* A `sluice worker` process serving activity with command; name and token may be NULL. */
+static pid_t
+spawn_worker(const char *url, const char *activity, const char *command, const char *name,
+             const char *token, bool tls_insecure)
+{
+	const char *bin = getenv("SLUICE_BIN");
+	cr_assert_not_null(bin, "SLUICE_BIN is not set (run through meson test)");
+	char log[400];
+	snprintf(log, sizeof log, "%s/worker-%s.log", srv.dir, name ? name : "anon");
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		if (!freopen(log, "a", stderr))
+			_exit(126);
+		const char *argv[20] = { bin,      "worker", "--connect", url, "--activity",
+			                 activity, "--exec", command,     NULL };
+		size_t argc = 8;
+		if (name) {
+			argv[argc++] = "--name";
+			argv[argc++] = name;
+		}
+		if (token) {
+			argv[argc++] = "--token";
+			argv[argc++] = token;
+		}
+		if (tls_insecure)
+			argv[argc++] = "--tls-insecure";
+		argv[argc] = NULL;
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void
+stop_worker(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	for (int waited = 0; waited < 20000; waited += 20) {
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return;
+		nap_ms(20);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* ---- a raw REQ socket --------------------------------------------------------------------- */
+
+static nng_socket
+raw_open(const char *url)
+{
+	nng_socket sk;
+	cr_assert_eq(nng_req0_open(&sk), 0);
+	nng_socket_set_ms(sk, NNG_OPT_RECVTIMEO, 20000);
+	nng_socket_set_ms(sk, NNG_OPT_SENDTIMEO, 20000);
+	nng_socket_set_ms(sk, NNG_OPT_REQ_RESENDTIME, 600000);
+	cr_assert_eq(nng_dial(sk, url, NULL, 0), 0, "dial %s", url);
+	return sk;
+}
+
+/* Sends one frame and returns the decoded reply, or NULL when none came. */
+static json_t *
+raw_call(nng_socket sk, const void *frame, size_t len)
+{
+	if (nng_send(sk, (void *)frame, len, 0) != 0)
+		return NULL;
+	char *buf = NULL;
+	size_t n = 0;
+	if (nng_recv(sk, &buf, &n, NNG_FLAG_ALLOC) != 0)
+		return NULL;
+	json_t *j = json_loadb(buf, n, 0, NULL);
+	nng_free(buf, n);
+	cr_assert_not_null(j, "reply is not JSON");
+	return j;
+}
+
+static json_t *
+raw_json(nng_socket sk, json_t *frame)
+{
+	char *txt = json_dumps(frame, JSON_COMPACT);
+	json_decref(frame);
+	json_t *r = raw_call(sk, txt, strlen(txt));
+	free(txt);
+	cr_assert_not_null(r, "no reply");
+	return r;
+}
+
+static void
+assert_error(json_t *reply, const char *error)
+{
+	char *t = json_dumps(reply, 0);
+	cr_assert_str_eq(s(reply, "error") ? s(reply, "error") : "(none)", error, "%s", t);
+	free(t);
+	json_decref(reply);
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+#define ECHO_MAP_DEF                                                                               \
+	"{\"StartAt\":\"M\",\"States\":{\"M\":{\"Type\":\"Map\",\"ItemsPath\":\"$.items\","        \
+	"\"Iterator\":{\"StartAt\":\"T\",\"States\":{\"T\":{\"Type\":\"Task\",\"Resource\":"       \
+	"\"" ACT("echo") "\",\"End\":true}}},\"End\":true}}}"
+
+Test(workers, map_across_four_workers_each_task_once)
+{
+	start();
+	create_machine("fan", ECHO_MAP_DEF);
+	pid_t w[4];
+	char names[4][16];
+	for (int i = 0; i < 4; i++) {
+		snprintf(names[i], sizeof names[i], "w%d", i);
+		w[i] = spawn_worker(srv.workers, "echo", "cat", names[i], NULL, false);
+	}
+	json_t *items = json_array();
+	for (int i = 0; i < MAP_ITEMS; i++)
+		json_array_append_new(items, json_pack("{s:i}", "n", i));
+	json_t *in = json_pack("{s:o}", "items", items);
+	char *txt = json_dumps(in, JSON_COMPACT);
+	json_decref(in);
+	start_exec(SM("fan"), "big", txt);
+	free(txt);
+	json_t *d = wait_done(EXEC("fan", "big"));
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
+	json_t *out = json_loads(s(d, "output"), 0, NULL);
+	cr_assert_eq(json_array_size(out), MAP_ITEMS);
+	for (size_t i = 0; i < MAP_ITEMS; i++)
+		cr_assert_eq(json_integer_value(json_object_get(json_array_get(out, i), "n")),
+		             (json_int_t)i);
+	json_decref(out);
+	json_decref(d);
+
+	json_t *ev = history(EXEC("fan", "big"));
+	cr_assert_eq(count_type(ev, "ActivityScheduled"), MAP_ITEMS);
+	cr_assert_eq(count_type(ev, "ActivityStarted"), MAP_ITEMS);
+	cr_assert_eq(count_type(ev, "ActivitySucceeded"), MAP_ITEMS);
+	cr_assert_eq(count_type(ev, "ActivityFailed") + count_type(ev, "ActivityTimedOut"), 0);
+	/* each item's task succeeded exactly once: the outputs are the distinct inputs */
+	char *seen = calloc(MAP_ITEMS, 1);
+	size_t i;
+	json_t *e;
+	json_array_foreach(ev, i, e)
+	{
+		const char *t = s(e, "type");
+		if (strcmp(t, "ActivityStarted") == 0) {
+			const char *wn = s(json_object_get(e, "activityStartedEventDetails"),
+			                   "workerName");
+			cr_assert_not_null(wn, "ActivityStarted without workerName");
+			bool known = false;
+			for (int k = 0; k < 4; k++)
+				known |= strcmp(wn, names[k]) == 0;
+			cr_assert(known, "workerName %s", wn);
+		}
+		if (strcmp(t, "ActivitySucceeded") != 0)
+			continue;
+		json_t *o = json_loads(
+		        s(json_object_get(e, "activitySucceededEventDetails"), "output"), 0, NULL);
+		json_int_t n = json_integer_value(json_object_get(o, "n"));
+		cr_assert(n >= 0 && n < MAP_ITEMS);
+		cr_assert_eq(seen[n], 0, "item %lld succeeded twice", (long long)n);
+		seen[n] = 1;
+		json_decref(o);
+	}
+	free(seen);
+	json_decref(ev);
+	for (int k = 0; k < 4; k++)
+		stop_worker(w[k]);
+	stop();
+}
+
+#define SLOW_DEF                                                                                   \
+	"{\"StartAt\":\"T\",\"States\":{\"T\":{\"Type\":\"Task\",\"Resource\":\"activity:slow\","  \
+	"\"HeartbeatSeconds\":2,\"Retry\":[{\"ErrorEquals\":[\"States.HeartbeatTimeout\"],"        \
+	"\"IntervalSeconds\":1,\"MaxAttempts\":2}],\"End\":true}}}"
+
+Test(workers, killed_worker_times_out_and_the_retry_runs_elsewhere)
+{
+	start();
+	create_machine("slow", SLOW_DEF);
+	char mark[400], cmd[600];
+	snprintf(mark, sizeof mark, "%s/victim.pid", srv.dir);
+	/* the command records its pid (exec keeps it) so the test can reap the orphan */
+	snprintf(cmd, sizeof cmd, "echo $$ > %s; exec sleep 30", mark);
+	pid_t victim = spawn_worker(srv.workers, "slow", cmd, "victim", NULL, false);
+	start_exec(SM("slow"), "s1", "{\"x\":1}");
+	wait_events(EXEC("slow", "s1"), "ActivityStarted", 1);
+	for (int waited = 0; access(mark, F_OK) != 0 && waited < DONE_WAIT_MS; waited += 20)
+		nap_ms(20);
+	kill(victim, SIGKILL);
+	waitpid(victim, NULL, 0);
+	pid_t rescuer = spawn_worker(srv.workers, "slow", "cat", "rescuer", NULL, false);
+	json_t *d = wait_done(EXEC("slow", "s1"));
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
+	cr_assert_str_eq(s(d, "output"), "{\"x\":1}");
+	json_decref(d);
+	json_t *ev = history(EXEC("slow", "s1"));
+	cr_assert_eq(count_type(ev, "ActivityTimedOut"), 1);
+	cr_assert_eq(count_type(ev, "ActivitySucceeded"), 1);
+	size_t i;
+	json_t *e;
+	const char *names[2] = { NULL, NULL };
+	size_t started = 0;
+	json_array_foreach(ev, i, e)
+	{
+		if (strcmp(s(e, "type"), "ActivityTimedOut") == 0)
+			cr_assert_str_eq(
+			        s(json_object_get(e, "activityTimedOutEventDetails"), "error"),
+			        "States.HeartbeatTimeout");
+		if (strcmp(s(e, "type"), "ActivityStarted") == 0 && started < 2)
+			names[started++] = s(json_object_get(e, "activityStartedEventDetails"),
+			                     "workerName");
+	}
+	cr_assert_eq(started, 2);
+	cr_assert_str_eq(names[0], "victim");
+	cr_assert_str_eq(names[1], "rescuer");
+	json_decref(ev);
+	FILE *f = fopen(mark, "r");
+	int orphan = 0;
+	if (f && fscanf(f, "%d", &orphan) == 1 && orphan > 1)
+		kill(orphan, SIGKILL);
+	if (f)
+		fclose(f);
+	stop_worker(rescuer);
+	stop();
+}
+
+#define LAPSE_DEF                                                                                  \
+	"{\"StartAt\":\"T\",\"States\":{\"T\":{\"Type\":\"Task\",\"Resource\":\"" ACT(             \
+	        "lapse") "\",\"HeartbeatSeconds\":1,\"End\":true}}}"
+
+static json_t *
+poll_frame(const char *id, const char *activity, const char *auth, int wait_ms)
+{
+	json_t *f
+	        = json_pack("{s:i,s:s,s:s,s:s,s:[s],s:i,s:i}", "v", 1, "type", "poll", "id", id,
+	                    "worker", "raw", "activities", activity, "max", 1, "wait_ms", wait_ms);
+	if (auth)
+		json_object_set_new(f, "auth", json_string(auth));
+	return f;
+}
+
+Test(workers, a_result_after_the_lease_expired_is_refused_and_changes_nothing)
+{
+	start();
+	create_machine("lapse", LAPSE_DEF);
+	start_exec(SM("lapse"), "l1", "{\"k\":\"v\"}");
+	nng_socket sk = raw_open(srv.workers);
+	json_t *r = raw_json(sk, poll_frame("p1", "lapse", NULL, 20000));
+	json_t *t = json_array_get(json_object_get(r, "tasks"), 0);
+	cr_assert_not_null(t, "no task: %s", json_dumps(r, 0));
+	char tok[64];
+	snprintf(tok, sizeof tok, "%s", s(t, "token"));
+	cr_assert_str_eq(s(t, "activity"), "lapse");
+	cr_assert_eq(json_integer_value(json_object_get(t, "heartbeat_s")), 1);
+	cr_assert_str_eq(s(json_object_get(t, "input"), "k"), "v");
+	/* the same poll id again (a REQ re-send) gets the same task, not a new lease */
+	json_t *again = raw_json(sk, poll_frame("p1", "lapse", NULL, 0));
+	cr_assert(json_equal(again, r));
+	json_decref(again);
+	json_decref(r);
+	/* no heartbeat: the lease lapses */
+	json_t *d = wait_done(EXEC("lapse", "l1"));
+	cr_assert_str_eq(s(d, "status"), "FAILED");
+	cr_assert_str_eq(s(d, "error"), "States.HeartbeatTimeout");
+	json_decref(d);
+	json_t *before = history(EXEC("lapse", "l1"));
+	assert_error(raw_json(sk,
+	                      json_pack("{s:i,s:s,s:s,s:{s:b}}", "v", 1, "type", "success", "token",
+	                                tok, "output", "late", true)),
+	             "TaskTimedOut");
+	assert_error(
+	        raw_json(sk, json_pack("{s:i,s:s,s:s}", "v", 1, "type", "heartbeat", "token", tok)),
+	        "TaskTimedOut");
+	assert_error(raw_json(sk,
+	                      json_pack("{s:i,s:s,s:s}", "v", 1, "type", "success", "token",
+	                                "0123456789abcdef0123456789abcdef")),
+	             "MalformedFrame"); /* success without output */
+	assert_error(raw_json(sk,
+	                      json_pack("{s:i,s:s,s:s,s:i}", "v", 1, "type", "success", "token",
+	                                "0123456789abcdef0123456789abcdef", "output", 1)),
+	             "TaskDoesNotExist");
+	json_t *after = history(EXEC("lapse", "l1"));
+	cr_assert(json_equal(before, after), "the history changed after a refused result");
+	json_decref(before);
+	json_decref(after);
+	d = ok("DescribeExecution", json_pack("{s:s}", "executionArn", EXEC("lapse", "l1")));
+	cr_assert_str_eq(s(d, "status"), "FAILED");
+	json_decref(d);
+	nng_close(sk);
+	stop();
+}
+
+Test(workers, the_workers_token_is_checked)
+{
+	const char *extra[] = { "--workers-token", "s3cret", NULL };
+	cr_assert(h_start(&srv, extra), "server did not start");
+	nng_socket sk = raw_open(srv.workers);
+	assert_error(raw_json(sk, poll_frame("a1", "x", NULL, 0)), "Unauthorized");
+	assert_error(raw_json(sk, poll_frame("a2", "x", "s3cre", 0)), "Unauthorized");
+	assert_error(raw_json(sk, poll_frame("a3", "x", "s3cret!", 0)), "Unauthorized");
+	assert_error(raw_json(sk,
+	                      json_pack("{s:i,s:s,s:s,s:i,s:s}", "v", 1, "type", "success", "token",
+	                                "0123456789abcdef0123456789abcdef", "output", 1, "auth",
+	                                "nope")),
+	             "Unauthorized");
+	json_t *r = raw_json(sk, poll_frame("a4", "x", "s3cret", 0));
+	cr_assert(json_is_array(json_object_get(r, "tasks")), "%s", json_dumps(r, 0));
+	cr_assert_eq(json_array_size(json_object_get(r, "tasks")), 0);
+	json_decref(r);
+	nng_close(sk);
+	/* a worker with the token serves tasks */
+	create_machine("auth",
+	               "{\"StartAt\":\"T\",\"States\":{\"T\":{\"Type\":\"Task\","
+	               "\"Resource\":\"activity:authd\",\"End\":true}}}");
+	pid_t w = spawn_worker(srv.workers, "authd", "cat", "tok", "s3cret", false);
+	start_exec(SM("auth"), "a1", "{\"ok\":true}");
+	json_t *d = wait_done(EXEC("auth", "a1"));
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED");
+	json_decref(d);
+	stop_worker(w);
+	stop();
+}
+
+Test(workers, malformed_frames_get_error_replies_and_the_server_stays_up)
+{
+	start();
+	nng_socket sk = raw_open(srv.workers);
+	const char *garbage[] = { "garbage",
+		                  "",
+		                  "[1,2]",
+		                  "{\"v\":1}",
+		                  "{\"v\":\"1\",\"type\":\"poll\"}",
+		                  "{\"v\":1,\"type\":\"poll\"}",
+		                  "{\"v\":1,\"type\":\"poll\",\"id\":\"x\",\"activities\":[]}",
+		                  "{\"v\":1,\"type\":\"poll\",\"id\":\"x\",\"activities\":[1]}",
+		                  "{\"v\":1,\"type\":\"poll\",\"id\":\"x\",\"activities\":[\"a\"],"
+		                  "\"max\":-1}",
+		                  "{\"v\":1,\"type\":\"heartbeat\",\"token\":7}",
+		                  "{\"v\":1,\"type\":\"failure\"}",
+		                  "{\"v\":1,\"type\":\"poll\",\"v\":1}" };
+	for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++)
+		assert_error(raw_call(sk, garbage[i], strlen(garbage[i])), "MalformedFrame");
+	assert_error(raw_call(sk, "\xff\xfe{", 3), "MalformedFrame");
+	assert_error(raw_json(sk, json_pack("{s:i,s:s}", "v", 2, "type", "poll")),
+	             "UnsupportedVersion");
+	assert_error(raw_json(sk, json_pack("{s:i,s:s}", "v", 1, "type", "bogus")),
+	             "UnknownMessage");
+	assert_error(raw_json(sk,
+	                      json_pack("{s:i,s:s,s:s,s:[]}", "v", 1, "type", "tasks", "id", "x",
+	                                "tasks")),
+	             "UnknownMessage");
+	/* an output over the 256 KiB payload limit, inside the 1 MiB frame limit */
+	char *big = malloc(300 * 1024);
+	memset(big, 'a', 300 * 1024 - 1);
+	big[300 * 1024 - 1] = 0;
+	assert_error(raw_json(sk,
+	                      json_pack("{s:i,s:s,s:s,s:s}", "v", 1, "type", "success", "token",
+	                                "0123456789abcdef0123456789abcdef", "output", big)),
+	             "PayloadTooLarge");
+	free(big);
+	/* over NNG_OPT_RECVMAXSZ: NNG drops the frame (and its connection); no reply */
+	nng_socket huge = raw_open(srv.workers);
+	nng_socket_set_ms(huge, NNG_OPT_RECVTIMEO, 1500);
+	size_t hn = 2 * 1024 * 1024;
+	char *hb = malloc(hn);
+	memset(hb, ' ', hn);
+	json_t *none = raw_call(huge, hb, hn);
+	cr_assert_null(none, "a frame over the size limit was answered");
+	free(hb);
+	nng_close(huge);
+	/* still serving: a valid poll on the first socket, and HTTP */
+	json_t *r = raw_json(sk, poll_frame("fine", "x", NULL, 0));
+	cr_assert_eq(json_array_size(json_object_get(r, "tasks")), 0, "%s", json_dumps(r, 0));
+	json_decref(r);
+	nng_close(sk);
+	create_machine("alive", ECHO_MAP_DEF);
+	stop();
+}
+
+Test(workers, a_server_sigkill_with_tasks_queued_offers_them_again_after_restart)
+{
+	start();
+	create_machine("fan", ECHO_MAP_DEF);
+	start_exec(SM("fan"), "k1",
+	           "{\"items\":[{\"n\":0},{\"n\":1},{\"n\":2},{\"n\":3},{\"n\":4},{\"n\":5},"
+	           "{\"n\":6},{\"n\":7},{\"n\":8},{\"n\":9}]}");
+	wait_events(EXEC("fan", "k1"), "ActivityScheduled", 10);
+	/* one task taken by a raw poller that will never answer before the crash */
+	nng_socket sk = raw_open(srv.workers);
+	json_t *r = raw_json(sk, poll_frame("c1", "echo", NULL, 5000));
+	cr_assert_eq(json_array_size(json_object_get(r, "tasks")), 1, "%s", json_dumps(r, 0));
+	char tok[64];
+	snprintf(tok, sizeof tok, "%s", s(json_array_get(json_object_get(r, "tasks"), 0), "token"));
+	json_t *taken_input = json_incref(
+	        json_object_get(json_array_get(json_object_get(r, "tasks"), 0), "input"));
+	json_decref(r);
+	nng_close(sk);
+	h_kill(&srv);
+	char dir[300];
+	snprintf(dir, sizeof dir, "%s", srv.data);
+	const char *extra[] = { "--data", dir, NULL };
+	struct h_server old = srv;
+	cr_assert(h_start(&srv, extra), "restart failed");
+	pid_t w = spawn_worker(srv.workers, "echo", "cat", "after", NULL, false);
+	/* the leased task keeps its lease: its holder reports after the restart */
+	sk = raw_open(srv.workers);
+	char *txt = json_dumps(taken_input, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_t *okr = raw_json(sk,
+	                       json_pack("{s:i,s:s,s:s,s:O}", "v", 1, "type", "success", "token",
+	                                 tok, "output", taken_input));
+	cr_assert_str_eq(s(okr, "type") ? s(okr, "type") : "(none)", "ok", "%s",
+	                 json_dumps(okr, 0));
+	json_decref(okr);
+	free(txt);
+	json_decref(taken_input);
+	nng_close(sk);
+	json_t *d = wait_done(EXEC("fan", "k1"));
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
+	json_decref(d);
+	json_t *ev = history(EXEC("fan", "k1"));
+	cr_assert_eq(count_type(ev, "ActivitySucceeded"), 10);
+	cr_assert_eq(count_type(ev, "ActivityStarted"), 10);
+	json_decref(ev);
+	stop_worker(w);
+	stop();
+	h_cleanup(&old);
+}
+
+Test(workers, get_activity_task_long_polls_the_same_queues)
+{
+	start();
+	create_machine("http",
+	               "{\"StartAt\":\"T\",\"States\":{\"T\":{\"Type\":\"Task\","
+	               "\"Resource\":\"" ACT("byhttp") "\",\"End\":true}}}");
+	fails("GetActivityTask", json_pack("{s:s}", "activityArn", "not-an-arn"), "InvalidArn",
+	      "not-an-arn");
+	start_exec(SM("http"), "h1", "{\"via\":\"http\"}");
+	json_t *r = ok(
+	        "GetActivityTask",
+	        json_pack("{s:s,s:s}", "activityArn", ACT("byhttp"), "workerName", "sdk-worker"));
+	cr_assert_not_null(s(r, "taskToken"), "%s", json_dumps(r, 0));
+	cr_assert_str_eq(s(r, "input"), "{\"via\":\"http\"}");
+	/* the token works over NNG as well: the dispatcher serves both */
+	nng_socket sk = raw_open(srv.workers);
+	json_t *a = raw_json(sk,
+	                     json_pack("{s:i,s:s,s:s,s:{s:s}}", "v", 1, "type", "success", "token",
+	                               s(r, "taskToken"), "output", "done", "yes"));
+	cr_assert_str_eq(s(a, "type") ? s(a, "type") : "(none)", "ok", "%s", json_dumps(a, 0));
+	json_decref(a);
+	nng_close(sk);
+	json_decref(r);
+	json_t *d = wait_done(EXEC("http", "h1"));
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED");
+	json_decref(d);
+	json_t *ev = history(EXEC("http", "h1"));
+	size_t i;
+	json_t *e;
+	bool named = false;
+	json_array_foreach(ev, i, e) if (strcmp(s(e, "type"), "ActivityStarted") == 0) named
+	        = strcmp(s(json_object_get(e, "activityStartedEventDetails"), "workerName"),
+	                 "sdk-worker")
+	        == 0;
+	cr_assert(named, "ActivityStarted lacks workerName sdk-worker");
+	json_decref(ev);
+	stop();
+}
+
+Test(workers, tls_on_loopback)
+{
+	if (h_run("command -v openssl >/dev/null 2>&1", NULL) != 0)
+		cr_skip_test("openssl is not installed: cannot make a test certificate");
+	char dir[] = "/tmp/sluice-tls-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char cmd[1024], cert[300], key[300];
+	snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+	snprintf(key, sizeof key, "%s/key.pem", dir);
+	snprintf(cmd, sizeof cmd,
+	         "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 1 "
+	         "-subj /CN=localhost >/dev/null 2>&1",
+	         key, cert);
+	cr_assert_eq(h_run(cmd, NULL), 0, "openssl could not make a certificate");
+	const char *extra[] = { "--workers", "tls+tcp://127.0.0.1:0", "--workers-cert",
+		                cert,        "--workers-key",         key,
+		                NULL };
+	cr_assert(h_start(&srv, extra), "server did not start with TLS");
+	cr_assert(strncmp(srv.workers, "tls+tcp://", 10) == 0, "%s", srv.workers);
+	create_machine("tls",
+	               "{\"StartAt\":\"T\",\"States\":{\"T\":{\"Type\":\"Task\","
+	               "\"Resource\":\"activity:secure\",\"End\":true}}}");
+	pid_t w = spawn_worker(srv.workers, "secure", "cat", "tls", NULL, true);
+	start_exec(SM("tls"), "t1", "{\"over\":\"tls\"}");
+	json_t *d = wait_done(EXEC("tls", "t1"));
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED");
+	cr_assert_str_eq(s(d, "output"), "{\"over\":\"tls\"}");
+	json_decref(d);
+	stop_worker(w);
+	stop();
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	h_run(cmd, NULL);
+}
