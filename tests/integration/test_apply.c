@@ -509,6 +509,32 @@ Test(apply, a_directory_of_files_is_one_app)
 	free(out);
 }
 
+Test(apply, resources_made_elsewhere_are_compared_by_meaning)
+{
+	/* as the aws CLI would leave them: other spacing, other key order */
+	json_decref(api("AWSEvents.PutRule",
+	                json_pack("{s:s,s:s}", "Name", "ext", "EventPattern",
+	                          "{ \"detail-type\" : [ \"a\" ],\n  \"source\": [\"b\"] }")));
+	json_decref(api("AWSStepFunctions.CreateStateMachine",
+	                json_pack("{s:s,s:s,s:s}", "name", "m", "roleArn",
+	                          "arn:aws:iam::000000000000:role/x", "definition",
+	                          "{\n \"States\": {\"A\": {\"Type\": \"Succeed\"}},\n "
+	                          "\"StartAt\": \"A\"\n}")));
+	write_file("app.yaml",
+	           "stateMachines:\n"
+	           "  m:\n"
+	           "    definition:\n"
+	           "      StartAt: A\n"
+	           "      States: {A: {Type: Succeed}}\n"
+	           "rules:\n"
+	           "  ext:\n"
+	           "    eventPattern: {source: [b], detail-type: [a]}\n");
+	char *out;
+	cr_assert_eq(sluice(&out, "apply -f app.yaml"), 0, "%s", out);
+	cr_assert_str_eq(out, "nothing to change (2 resources up to date)\n");
+	free(out);
+}
+
 Test(apply, a_failure_half_way_stops_and_reports)
 {
 	/* the server refuses target r/bad (not an ARN) after the machine and rules exist */
@@ -670,6 +696,28 @@ Test(apply, executions_start_watch_list_describe_history)
 	free(out);
 	cr_assert_eq(sluice(&out, "executions describe nosuch"), 2, "%s", out);
 	ASSERT_HAS(out, "no execution named 'nosuch'");
+	free(out);
+}
+
+Test(apply, watch_on_a_terminal_rewrites_the_progress_line)
+{
+	if (h_run("command -v script >/dev/null", NULL) != 0)
+		cr_skip_test("script(1) is not installed (bsdutils)");
+	write_app_v1();
+	char *out;
+	cr_assert_eq(sluice(&out, "apply -f app.yaml"), 0, "%s", out);
+	free(out);
+	/* script(1) gives the command a pseudo-terminal as stdout */
+	char inner[1024];
+	snprintf(inner, sizeof inner,
+	         "SLUICE_ENDPOINT=http://127.0.0.1:%d '%s' executions start --state-machine flow "
+	         "--input '{\\\"items\\\":[1,2,3]}' --watch --timeout 60",
+	         srv.http_port, bin());
+	char cmd[1400];
+	snprintf(cmd, sizeof cmd, "script -qec \"%s\" /dev/null", inner);
+	cr_assert_eq(h_run(cmd, &out), 0, "%s\n%s", cmd, out);
+	ASSERT_HAS(out, "Fan [####################] 3/3 succeeded, 0 failed, 0 running");
+	ASSERT_HAS(out, "SUCCEEDED in ");
 	free(out);
 }
 
