@@ -625,3 +625,30 @@ Test(schedules, all_policy_catches_up_more_than_one_slice)
 	stop();
 	h_cleanup(&old);
 }
+
+Test(schedules, serve_options_rules_per_bus_and_bad_virtual_time)
+{
+	const char *extra[] = { "--rules-per-bus", "2", NULL };
+	cr_assert(h_start(&srv, extra), "server did not start");
+	json_decref(
+	        ok("PutRule",
+	           json_pack("{s:s,s:s}", "Name", "a", "ScheduleExpression", "rate(5 minutes)")));
+	json_decref(
+	        ok("PutRule",
+	           json_pack("{s:s,s:s}", "Name", "b", "ScheduleExpression", "rate(5 minutes)")));
+	fails("PutRule", json_pack("{s:s,s:s}", "Name", "c", "ScheduleExpression", "rate(1 day)"),
+	      "LimitExceededException", "maximum number allowed");
+	/* an existing rule can still be updated */
+	json_decref(ok("PutRule",
+	               json_pack("{s:s,s:s}", "Name", "b", "ScheduleExpression", "rate(1 day)")));
+	stop();
+	const char *bin = getenv("SLUICE_BIN");
+	cr_assert_not_null(bin);
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "%s serve --virtual-time yesterday --data /nonexistent 2>&1",
+	         bin);
+	char *out = NULL;
+	cr_assert_eq(h_run(cmd, &out), 2, "%s", out);
+	cr_assert(strstr(out, "--virtual-time"), "%s", out);
+	free(out);
+}
