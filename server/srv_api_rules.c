@@ -532,7 +532,17 @@ target_arn_problem(const char *arn)
 		return "https:// targets are not supported by this sluice build: use an http:// "
 		       "URL "
 		       "(e.g. through a TLS-terminating proxy).";
-	case DELIVER_NNG: return "nng+pub:// targets are not supported by this sluice build yet.";
+	case DELIVER_NNG: {
+		const char *u = arn + strlen("nng+pub://");
+		bool ok = strlen(u) < 512
+		        && ((strncmp(u, "tcp://", 6) == 0 && strchr(u + 6, ':'))
+		            || (strncmp(u, "ipc://", 6) == 0 && u[6])
+		            || (strncmp(u, "inproc://", 9) == 0 && u[9]));
+		return ok ? NULL
+		          : "Provided Arn is not in correct format: expected nng+pub:// followed "
+		            "by an "
+		            "NNG URL tcp://HOST:PORT, ipc://PATH or inproc://NAME.";
+	}
 	default: return arn_ok(arn) ? NULL : "Provided Arn is not in correct format.";
 	}
 }

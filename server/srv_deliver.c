@@ -13,6 +13,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -485,6 +487,72 @@ to_log(srv_deliver_t *d, store_batch_t *b, struct item *it, const char *group)
 	return succeeded(d, b, it);
 }
 
+/* ---- NNG publishers ------------------------------------------------------------------- */
+
+struct pub_socket {
+	char *url;
+	nng_socket sock;
+	struct pub_socket *next;
+};
+
+/* The listening PUB socket of url, opened on first use. */
+static int
+pub_socket(srv_deliver_t *d, const char *url, nng_socket *out)
+{
+	for (struct pub_socket *p = d->pubs; p; p = p->next)
+		if (strcmp(p->url, url) == 0) {
+			*out = p->sock;
+			return 0;
+		}
+	struct pub_socket *p = SL_NEW(struct pub_socket);
+	if (!p || !(p->url = sl_strdup(url))) {
+		sl_free(p);
+		return NNG_ENOMEM;
+	}
+	int rv = nng_pub0_open(&p->sock);
+	if (rv == 0 && (rv = nng_listen(p->sock, url, NULL, 0)) != 0)
+		nng_close(p->sock);
+	if (rv != 0) {
+		sl_free(p->url);
+		sl_free(p);
+		return rv;
+	}
+	sl_info("deliver", "publishing events on %s", url);
+	p->next = d->pubs;
+	d->pubs = p;
+	*out = p->sock;
+	return 0;
+}
+
+/* One message: the topic (the rule ARN's resource after "rule/": RULE on the default bus,
+ * BUS/RULE elsewhere), a newline, the input. */
+static sl_err
+to_nng(srv_deliver_t *d, store_batch_t *b, struct item *it, const char *target)
+{
+	const char *url = target + strlen("nng+pub://");
+	nng_socket sock;
+	int rv = pub_socket(d, url, &sock);
+	char msg[300];
+	if (rv != 0) {
+		snprintf(msg, sizeof msg, "cannot listen on %.200s: %s", url, nng_strerror(rv));
+		return failed(d, b, it, "CONNECTION_ERROR", msg, false);
+	}
+	const char *bus = rec_str(it->rec, "bus"), *rule = rec_str(it->rec, "rule");
+	const char *input = rec_str(it->rec, "input");
+	bool dflt = strcmp(bus, BUS_DEFAULT) == 0;
+	char *m = sl_asprintf("%s%s%s\n%s", dflt ? "" : bus, dflt ? "" : "/", rule, input);
+	if (!m)
+		return SL_ERR_NOMEM;
+	/* PUB never waits for subscribers: a slow or absent one misses the message */
+	rv = nng_send(sock, m, strlen(m), NNG_FLAG_NONBLOCK);
+	sl_free(m);
+	if (rv != 0) {
+		snprintf(msg, sizeof msg, "cannot publish on %.200s: %s", url, nng_strerror(rv));
+		return failed(d, b, it, "CONNECTION_ERROR", msg, false);
+	}
+	return succeeded(d, b, it);
+}
+
 /* ---- HTTP ----------------------------------------------------------------------------- */
 
 static void
@@ -657,8 +725,8 @@ handle(srv_deliver_t *d, struct item *it)
 		case DELIVER_STATES: rc = to_machine(d, b, it); break;
 		case DELIVER_BUS: rc = to_bus(d, b, it, name); break;
 		case DELIVER_LOG: rc = to_log(d, b, it, name); break;
+		case DELIVER_NNG: rc = to_nng(d, b, it, name); break;
 		case DELIVER_HTTPS:
-		case DELIVER_NNG:
 		case DELIVER_OTHER:
 		case DELIVER_HTTP: {
 			char msg[1200];

@@ -15,6 +15,7 @@
 
 struct http_call;
 struct evdns_base;
+struct pub_socket;
 
 typedef struct srv_deliver {
 	srv_t *srv;
@@ -27,7 +28,8 @@ typedef struct srv_deliver {
 	size_t n_busy, cap_busy;
 	struct http_call *calls;
 	unsigned inflight;
-	bool kick_pending; /* a scan is due when the open batch commits */
+	struct pub_socket *pubs; /* one NNG PUB socket per nng+pub:// URL, listening */
+	bool kick_pending;       /* a scan is due when the open batch commits */
 	/* options */
 	unsigned backoff_ms, backoff_cap_ms, timeout_ms, max_inflight;
 	bool paused;

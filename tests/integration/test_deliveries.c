@@ -9,6 +9,8 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <netinet/in.h>
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/sub.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -622,6 +624,57 @@ Test(deliveries, bus_target_republishes_on_the_other_bus)
 	cr_assert_eq(receiver_count(), 1);
 	stop();
 	receiver_stop();
+}
+
+/* A free TCP port on 127.0.0.1 (bound, read, released). */
+static int
+free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+	socklen_t al = sizeof a;
+	getsockname(fd, (struct sockaddr *)&a, &al);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+Test(deliveries, nng_publisher_sends_topic_and_input)
+{
+	start_fast(NULL);
+	char url[128], arn[160];
+	snprintf(url, sizeof url, "tcp://127.0.0.1:%d", free_port());
+	snprintf(arn, sizeof arn, "nng+pub://%s", url);
+	json_decref(ok(
+	        "PutRule",
+	        json_pack("{s:s,s:s}", "Name", "nr", "EventPattern", "{\"source\":[\"shop\"]}")));
+	json_t *j = ok("PutTargets",
+	               json_pack("{s:s,s:[{s:s,s:s}]}", "Rule", "nr", "Targets", "Id", "bad", "Arn",
+	                         "nng+pub://carrier-pigeon://x"));
+	cr_assert_eq(json_integer_value(json_object_get(j, "FailedEntryCount")), 1);
+	json_decref(j);
+	put_targets("nr",
+	            json_pack("[{s:s,s:s,s:s}]", "Id", "p", "Arn", arn, "InputPath", "$.detail"));
+	nng_socket sub;
+	cr_assert_eq(nng_sub0_open(&sub), 0);
+	cr_assert_eq(nng_socket_set(sub, NNG_OPT_SUB_SUBSCRIBE, "nr\n", 3), 0);
+	cr_assert_eq(nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, 100), 0);
+	cr_assert_eq(nng_dial(sub, url, NULL, NNG_FLAG_NONBLOCK), 0);
+	/* PUB drops what is sent before the subscriber is connected: publish until one lands */
+	char *got = NULL;
+	size_t len = 0;
+	for (int i = 0; i < WAIT_MS / 100 && !got; i++) {
+		put_event(NULL, "shop", "{\"k\": 1}");
+		if (nng_recv(sub, &got, &len, NNG_FLAG_ALLOC) != 0)
+			got = NULL;
+	}
+	cr_assert_not_null(got, "no message from %s", url);
+	cr_assert_eq(len, strlen("nr\n{\"k\":1}"));
+	cr_assert(memcmp(got, "nr\n{\"k\":1}", len) == 0, "%.*s", (int)len, got);
+	nng_free(got, len);
+	nng_close(sub);
+	stop();
 }
 
 /* ---- SIGKILL during a stream of PutEvents ----------------------------------------------- */
