@@ -43,6 +43,15 @@
 	             "\"Done\":{\"Type\":\"Succeed\"")
 #define HEARTBEAT_DEF(secs) CALLBACK_DEF(",\"HeartbeatSeconds\":" #secs ",\"End\":true")
 
+/* A failed assertion leaves its test before stop(): kill that server and remove its files. */
+static void
+reap(void)
+{
+	h_cleanup(&srv);
+}
+
+TestSuite(activities, .fini = reap);
+
 /* ---- helpers ------------------------------------------------------------------------------ */
 
 static void
