@@ -43,10 +43,14 @@
 	             "\"Done\":{\"Type\":\"Succeed\"")
 #define HEARTBEAT_DEF(secs) CALLBACK_DEF(",\"HeartbeatSeconds\":" #secs ",\"End\":true")
 
-/* A failed assertion leaves its test before stop(): kill that server and remove its files. */
+/* A failed assertion leaves its test before stop(): kill that server (and worker) and remove
+ * its files. */
+static struct h_server worker_proc; /* a worker process a test started (pid only) */
+
 static void
 reap(void)
 {
+	h_kill(&worker_proc);
 	h_cleanup(&srv);
 }
 
@@ -836,10 +840,10 @@ Test(activities, example_c_worker_counts_words)
 	create_machine("words", def);
 	free(def);
 
-	struct h_server w = { 0 };
-	w.pid = fork();
-	cr_assert_geq(w.pid, 0);
-	if (w.pid == 0) {
+	struct h_server *w = &worker_proc;
+	w->pid = fork();
+	cr_assert_geq(w->pid, 0);
+	if (w->pid == 0) {
 		char log[400];
 		snprintf(log, sizeof log, "%s/worker.log", srv.dir);
 		if (!freopen(log, "w", stderr))
@@ -860,6 +864,6 @@ Test(activities, example_c_worker_counts_words)
 	cr_assert_str_eq(s(d, "error"), "BadInput");
 	json_decref(d);
 	/* SIGTERM: the worker stops polling and exits cleanly */
-	cr_assert_eq(h_stop(&w), 0);
+	cr_assert_eq(h_stop(w), 0);
 	stop();
 }
