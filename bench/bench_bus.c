@@ -13,6 +13,7 @@
  * events through pat_machine_match in this process: events routed per second.
  *
  * usage: bench_bus [SECONDS [CONNS [COUNTS]]]   (defaults 5, 16, "10,1000,10000")
+ * BENCH_BUS_SHAPE=distinct: rules {"detail-type": ["t<i>"]} without the shared source.
  * The server binary is $SLUICE_BIN, else the build tree's cli/sluice.
  */
 #include <arpa/inet.h>
@@ -39,6 +40,10 @@
 #define ENTRIES_PER_CALL 10
 #define MAX_CONNS        64
 #define SETUP_CONNS      8
+
+/* BENCH_BUS_SHAPE=distinct drops the field every rule shares ("source"), to see how much of
+ * the routing cost comes from it. */
+static bool shared_source = true;
 
 static double
 now_s(void)
@@ -230,11 +235,15 @@ setup_thread(void *arg)
 	char req[512];
 	const char *body;
 	for (int i = s->first; i < s->rules; i += s->step) {
-		int n = snprintf(
-		        req, sizeof req,
-		        "{\"Name\":\"r%05d\",\"EventPattern\":\"{\\\"source\\\":[\\\"bench\\\"],"
-		        "\\\"detail-type\\\":[\\\"t%05d\\\"]}\"}",
-		        i, i);
+		int n = shared_source
+		        ? snprintf(req, sizeof req,
+		                   "{\"Name\":\"r%05d\",\"EventPattern\":\"{\\\"source\\\":"
+		                   "[\\\"bench\\\"],\\\"detail-type\\\":[\\\"t%05d\\\"]}\"}",
+		                   i, i)
+		        : snprintf(req, sizeof req,
+		                   "{\"Name\":\"r%05d\",\"EventPattern\":\"{\\\"detail-type\\\":"
+		                   "[\\\"t%05d\\\"]}\"}",
+		                   i, i);
 		if (conn_call(&c, "AWSEvents.PutRule", req, (size_t)n, &body) != 200) {
 			fprintf(stderr, "PutRule: %s\n", body);
 			exit(2);
@@ -345,8 +354,10 @@ routing_rate(int rules, double seconds, unsigned long *matched)
 	for (int i = 0; i < rules; i++) {
 		char name[16], pat[128];
 		snprintf(name, sizeof name, "r%05d", i);
-		int n = snprintf(pat, sizeof pat,
-		                 "{\"source\":[\"bench\"],\"detail-type\":[\"t%05d\"]}", i);
+		int n = shared_source
+		        ? snprintf(pat, sizeof pat,
+		                   "{\"source\":[\"bench\"],\"detail-type\":[\"t%05d\"]}", i)
+		        : snprintf(pat, sizeof pat, "{\"detail-type\":[\"t%05d\"]}", i);
 		if (pat_machine_add_rule(m, name, pat, (size_t)n, NULL, &err))
 			die("pat_machine_add_rule failed");
 	}
@@ -403,6 +414,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	const char *shape = getenv("BENCH_BUS_SHAPE");
+	shared_source = !(shape && strcmp(shape, "distinct") == 0);
 	printf("bench_bus: PutEvents of %d entries over HTTP keep-alive, %d connection(s), %.0f s "
 	       "per rule count; delivery records written, deliverer paused\n",
 	       ENTRIES_PER_CALL, conns, seconds);
@@ -467,7 +480,8 @@ main(int argc, char **argv)
 		       routed);
 		fflush(stdout);
 	}
-	printf("command: bench_bus %.0f %d %s (SLUICE_BIN=%s)\n", seconds, conns, counts,
+	printf("command: %sbench_bus %.0f %d %s (SLUICE_BIN=%s)\n",
+	       shared_source ? "" : "BENCH_BUS_SHAPE=distinct ", seconds, conns, counts,
 	       getenv("SLUICE_BIN") ? getenv("SLUICE_BIN") : SLUICE_BIN_DEFAULT);
 	return 0;
 }
