@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "workers/sluice_worker.h"
+#include <sluice_worker.h> /* installed by libsluice-worker; pkg-config sluice-worker */
 
 #define LONGEST_MAX 64 /* characters of the longest word reported */
 
