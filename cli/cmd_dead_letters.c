@@ -122,7 +122,9 @@ do_show(const struct dl_opts *o, const char *id)
 {
 	json_t *out = NULL;
 	struct sl_error err = { 0 };
-	sl_err rc = call(o, "GetDeadLetter", json_pack("{s:s}", "Id", id), &out, &err);
+	json_t *req = json_pack("{s:s}", "Id", id);
+	sl_err rc = call(o, "GetDeadLetter", req, &out, &err);
+	json_decref(req);
 	if (rc) {
 		json_decref(out);
 		return failure(rc, &err);
