@@ -31,7 +31,11 @@ scall(const char *target, json_t *req, int *status)
 {
 	char th[128];
 	snprintf(th, sizeof th, "X-Amz-Target: %s", target);
-	const char *h[] = { th, "Content-Type: application/x-amz-json-1.1", NULL };
+	const char *h[] = { th,
+		            strncmp(target, "AWSStepFunctions.", 17) == 0
+		                    ? "Content-Type: application/x-amz-json-1.0"
+		                    : "Content-Type: application/x-amz-json-1.1",
+		            NULL };
 	char *body = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
 	struct h_response r;
@@ -651,4 +655,60 @@ Test(schedules, serve_options_rules_per_bus_and_bad_virtual_time)
 	cr_assert_eq(h_run(cmd, &out), 2, "%s", out);
 	cr_assert(strstr(out, "--virtual-time"), "%s", out);
 	free(out);
+}
+
+/* Waits (bounded) until the execution of machine started by the schedule reaches status
+ * (RUNNING, SUCCEEDED); returns its description. */
+static json_t *
+execution_in(const char *machine, const char *status)
+{
+	char arn[200];
+	snprintf(arn, sizeof arn, "arn:aws:states:us-east-1:000000000000:stateMachine:%s", machine);
+	json_t *d = NULL;
+	for (int i = 0; i < 200; i++) {
+		json_t *l = sok("AWSStepFunctions.ListExecutions",
+		                json_pack("{s:s}", "stateMachineArn", arn));
+		json_t *x = json_array_get(json_object_get(l, "executions"), 0);
+		json_decref(d);
+		d = x ? sok("AWSStepFunctions.DescribeExecution",
+		            json_pack("{s:s}", "executionArn", s(x, "executionArn")))
+		      : NULL;
+		json_decref(l);
+		if (d && strcmp(s(d, "status"), status) == 0)
+			return d;
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_fail("no execution of %s reached %s", machine, status);
+	return NULL;
+}
+
+Test(schedules, nightly_schedule_starts_a_workflow_and_its_wait_follows_the_clock)
+{
+	start_at("2026-03-01T00:00:00Z");
+	const char *def = "{\"StartAt\":\"W\",\"States\":{\"W\":{\"Type\":\"Wait\","
+	                  "\"Seconds\":600,\"Next\":\"D\"},\"D\":{\"Type\":\"Pass\","
+	                  "\"End\":true}}}";
+	json_decref(sok("AWSStepFunctions.CreateStateMachine",
+	                json_pack("{s:s,s:s,s:s}", "name", "etl", "definition", def, "roleArn",
+	                          "arn:aws:iam::000000000000:role/etl")));
+	json_decref(ok("PutRule",
+	               json_pack("{s:s,s:s}", "Name", "nightly", "ScheduleExpression",
+	                         "cron(0 2 * * ? *)")));
+	json_decref(ok("PutTargets",
+	               json_pack("{s:s,s:[{s:s,s:s}]}", "Rule", "nightly", "Targets", "Id", "wf",
+	                         "Arn", "arn:aws:states:us-east-1:000000000000:stateMachine:etl")));
+	advance_to("2026-03-01T02:00:00Z");
+	json_t *d = execution_in("etl", "RUNNING");
+	json_t *in = json_loads(s(d, "input"), 0, NULL);
+	cr_assert_not_null(in);
+	cr_assert_str_eq(s(in, "time"), "2026-03-01T02:00:00Z");
+	cr_assert_str_eq(s(in, "detail-type"), "Scheduled Event");
+	json_decref(in);
+	json_decref(d);
+	/* the Wait state's timer is due once the clock has moved 10 minutes */
+	advance(600);
+	d = execution_in("etl", "SUCCEEDED");
+	json_decref(d);
+	stop();
 }
