@@ -501,6 +501,13 @@ srv_schedules_rule_changed(srv_t *s, store_batch_t *b, const char *bus, const ch
 	sched_key(&k, bus, rule);
 	const char *expr = rec ? jstr(rec, "schedule") : NULL;
 	const char *state = rec ? jstr(rec, "state") : NULL;
+	bool scheduled = expr && state && strcmp(state, "ENABLED") == 0;
+	struct store_val v;
+	sl_err grc;
+	/* pattern rules (the common case) have nothing to do unless they had a schedule */
+	if (!scheduled && !find_entry(st, bus, rule)
+	    && (grc = store_get(txn, STORE_DB_SCHEDULES, k.buf, k.len, &v)) != SL_OK)
+		return grc == SL_ERR_NOT_FOUND ? SL_OK : grc;
 	struct change *c = SL_NEW(struct change);
 	if (!c)
 		return SL_ERR_NOMEM;
@@ -512,7 +519,7 @@ srv_schedules_rule_changed(srv_t *s, store_batch_t *b, const char *bus, const ch
 	sched_t *sc = NULL;
 	if (rc)
 		goto fail;
-	if (!expr || !state || strcmp(state, "ENABLED") != 0) {
+	if (!scheduled) {
 		c->remove = true;
 		if ((rc = store_del(txn, STORE_DB_SCHEDULES, k.buf, k.len)))
 			goto fail;

@@ -333,6 +333,12 @@ Test(schedules, disable_stops_and_enable_resumes)
 	times_of(e, RULE_ARN("h"), got, sizeof got);
 	cr_assert_str_eq(got, "2026-03-01T01:00:00Z 2026-03-01T05:00:00Z");
 	json_decref(e);
+	/* a schedule rule rewritten as a pattern rule stops firing too */
+	json_decref(ok("PutRule",
+	               json_pack("{s:s,s:s}", "Name", "p", "ScheduleExpression", "rate(1 hour)")));
+	json_decref(
+	        ok("PutRule",
+	           json_pack("{s:s,s:s}", "Name", "p", "EventPattern", "{\"source\":[\"x\"]}")));
 	/* deleted: no schedule left */
 	json_decref(ok("DeleteRule", json_pack("{s:s}", "Name", "h")));
 	advance(3 * 3600);
