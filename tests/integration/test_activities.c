@@ -655,7 +655,8 @@ Test(activities, answers_for_leased_activity_tasks)
 {
 	start();
 	json_decref(ok("CreateActivity", json_pack("{s:s}", "name", "lease")));
-	create_machine("leased", ACTIVITY_DEF("lease", ",\"HeartbeatSeconds\":1"));
+	create_machine("leased", ACTIVITY_DEF("lease", ",\"HeartbeatSeconds\":300"));
+	create_machine("lapsing", ACTIVITY_DEF("lease", ",\"HeartbeatSeconds\":1"));
 
 	/* taken, answered over HTTP: succeeded; the spent token does not exist any more */
 	start_exec(SM("leased"), "ok", "{\"n\":1}");
@@ -675,16 +676,16 @@ Test(activities, answers_for_leased_activity_tasks)
 
 	/* taken, never answered: the heartbeat lapses and the leaseholder's late answers are
 	 * TaskTimedOut, as in AWS */
-	start_exec(SM("leased"), "late", "{\"n\":2}");
+	start_exec(SM("lapsing"), "late", "{\"n\":2}");
 	tok = take_activity_task(ACT("lease"), NULL);
-	d = wait_done(EXEC("leased", "late"));
+	d = wait_done(EXEC("lapsing", "late"));
 	cr_assert_str_eq(s(d, "status"), "FAILED");
 	cr_assert_str_eq(s(d, "error"), "States.HeartbeatTimeout");
 	json_decref(d);
 	fails("SendTaskHeartbeat", json_pack("{s:s}", "taskToken", tok), "TaskTimedOut", tok);
 	fails("SendTaskSuccess", success_req(tok, "{}"), "TaskTimedOut", tok);
 	fails("SendTaskFailure", json_pack("{s:s}", "taskToken", tok), "TaskTimedOut", tok);
-	d = describe_exec(EXEC("leased", "late"));
+	d = describe_exec(EXEC("lapsing", "late"));
 	cr_assert_str_eq(s(d, "status"), "FAILED");
 	json_decref(d);
 	free(tok);
