@@ -34,10 +34,14 @@
 #define ID_LEN     SL_UUID_STRLEN
 #define KEY_LEN    (8 + ID_LEN)
 
+/* What a handled record became; counted in /metrics once its batch commits. */
+enum outcome { OUT_NONE, OUT_DELIVERED, OUT_RETRIED, OUT_DEAD, OUT_DROPPED };
+
 struct item {
 	unsigned char key[KEY_LEN];
 	char id[ID_LEN + 1];
 	json_t *rec;
+	enum outcome outcome;
 };
 
 struct http_call {
@@ -247,13 +251,25 @@ arm(srv_deliver_t *d, int64_t due)
 struct unbusy {
 	srv_deliver_t *d;
 	char id[ID_LEN + 1];
+	enum outcome outcome;
 };
 
 static void
 on_unbusy(void *arg, sl_err status)
 {
 	struct unbusy *u = arg;
-	(void)status; /* a failed commit left the record as it was: it is picked again */
+	srv_deliver_t *d = u->d;
+	/* a failed commit left the record as it was: it is picked again */
+	if (status == SL_OK)
+		switch (u->outcome) {
+		case OUT_DELIVERED: d->delivered++; break;
+		case OUT_RETRIED: d->retried++; break;
+		case OUT_DEAD: d->dead_lettered++; break;
+		case OUT_DROPPED: d->dropped++; break;
+		case OUT_NONE: break;
+		}
+	if (status == SL_OK && u->outcome > OUT_DELIVERED)
+		d->failures++;
 	clear_busy(u->d, u->id);
 	kick(u->d);
 	sl_free(u);
@@ -261,14 +277,16 @@ on_unbusy(void *arg, sl_err status)
 
 /* The record's fate is written in b: it stays busy until b commits. */
 static sl_err
-release_on_commit(srv_deliver_t *d, store_batch_t *b, const char *id)
+release_on_commit(srv_deliver_t *d, store_batch_t *b, const struct item *it)
 {
+	const char *id = it->id;
 	struct unbusy *u = SL_NEW(struct unbusy);
 	if (!u) {
 		clear_busy(d, id);
 		return SL_ERR_NOMEM;
 	}
 	u->d = d;
+	u->outcome = it->outcome;
 	memcpy(u->id, id, ID_LEN + 1);
 	sl_err rc = store_batch_on_commit(b, on_unbusy, u);
 	if (rc)
@@ -337,7 +355,7 @@ succeeded(srv_deliver_t *d, store_batch_t *b, struct item *it)
 {
 	sl_err rc = del_record(store_batch_txn(b), it);
 	if (rc == SL_OK) {
-		d->delivered++;
+		it->outcome = OUT_DELIVERED;
 		sl_debug("deliver", "delivery %s of event %s to %s done (attempt %" PRId64 ")",
 		         it->id, rec_str(it->rec, "eventId"), rec_str(it->rec, "arn"),
 		         rec_int(it->rec, "attempt", 0) + 1);
@@ -358,7 +376,6 @@ failed(srv_deliver_t *d, store_batch_t *b, struct item *it, const char *code, co
 	int64_t created = rec_int(rec, "created", rec_int(rec, "due", now));
 	int64_t max_retries = rec_int(rec, "maxRetries", DELIVER_DEFAULT_RETRIES);
 	int64_t max_age_ms = rec_int(rec, "maxAgeS", DELIVER_DEFAULT_AGE_S) * 1000;
-	d->failures++;
 	json_t *last = json_pack("{s:s,s:s}", "code", code, "message", msg);
 	if (!last || json_object_set_new(rec, "lastError", last))
 		return SL_ERR_NOMEM;
@@ -381,7 +398,7 @@ failed(srv_deliver_t *d, store_batch_t *b, struct item *it, const char *code, co
 			if ((rc = del_record(txn, it))
 			    || (rc = bus_put_json(txn, STORE_DB_DELIVERIES, &k, rec)))
 				return rc;
-			d->retried++;
+			it->outcome = OUT_RETRIED;
 			sl_info("deliver",
 			        "delivery %s of event %s to %s failed (attempt %" PRId64
 			        "): %s %s; retry in %" PRId64 " ms",
@@ -397,14 +414,14 @@ failed(srv_deliver_t *d, store_batch_t *b, struct item *it, const char *code, co
 	if (dlq) {
 		if ((rc = deadletter_put(txn, rec, code, msg, condition, attempt)))
 			return rc;
-		d->dead_lettered++;
+		it->outcome = OUT_DEAD;
 		sl_warn("deliver",
 		        "delivery %s of event %s to %s (rule %s) moved to the dead letters after "
 		        "%" PRId64 " attempt(s): %s %s",
 		        it->id, rec_str(rec, "eventId"), rec_str(rec, "arn"), rec_str(rec, "rule"),
 		        attempt + 1, code, msg);
 	} else {
-		d->dropped++;
+		it->outcome = OUT_DROPPED;
 		sl_warn("deliver",
 		        "event %s for %s (rule %s on bus %s) dropped after %" PRId64
 		        " attempt(s): %s %s (the target has no DeadLetterConfig)",
@@ -619,7 +636,7 @@ on_http_done(struct evhttp_request *req, void *arg)
 		          sl_err_message(rc));
 		clear_busy(d, c->it.id);
 	} else {
-		release_on_commit(d, b, c->it.id);
+		release_on_commit(d, b, &c->it);
 	}
 	call_free(c);
 	kick(d);
@@ -742,7 +759,7 @@ handle(srv_deliver_t *d, struct item *it)
 		clear_busy(d, it->id);
 		arm(d, sl_clock_now_ms() + 1000); /* try again later rather than spin */
 	} else {
-		release_on_commit(d, b, it->id);
+		release_on_commit(d, b, it);
 	}
 	json_decref(it->rec);
 }
@@ -796,6 +813,7 @@ scan(srv_deliver_t *d)
 		}
 		struct item *it = &items[n++];
 		memcpy(it->key, kv.data, KEY_LEN);
+		it->outcome = OUT_NONE;
 		memcpy(it->id, id, ID_LEN);
 		it->id[ID_LEN] = '\0';
 		it->rec = rec;

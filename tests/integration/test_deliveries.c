@@ -51,6 +51,7 @@ struct receiver {
 	struct recv_req reqs[RECV_MAX];
 	int n;
 	atomic_bool stop;
+	atomic_int closed; /* connections finished with */
 };
 
 static struct receiver rx;
@@ -118,6 +119,14 @@ receiver_main(void *arg)
 			if (rx.n < RECV_MAX)
 				rx.reqs[rx.n++] = r;
 			pthread_mutex_unlock(&rx.mu);
+			if (status <= 0) {
+				/* -1: answer nothing for a while (a time-out); 0: hang up */
+				if (status < 0)
+					usleep(1500 * 1000);
+				close(c);
+				atomic_fetch_add(&rx.closed, 1);
+				continue;
+			}
 			char resp[160];
 			int n = snprintf(
 			        resp, sizeof resp,
@@ -622,6 +631,70 @@ Test(deliveries, bus_target_republishes_on_the_other_bus)
 	json_decref(j);
 	wait_metric("sluice_deliveries_total{outcome=\"delivered\"} ", 2);
 	cr_assert_eq(receiver_count(), 1);
+	stop();
+	receiver_stop();
+}
+
+Test(deliveries, timeouts_and_hang_ups_fail_the_attempt)
+{
+	receiver_start(-1);
+	const char *more[] = { "--delivery-timeout-ms", "200", NULL };
+	start_fast(more);
+	char url[128];
+	hook_url(url, sizeof url, "/slow");
+	json_decref(
+	        ok("PutRule",
+	           json_pack("{s:s,s:s}", "Name", "r", "EventPattern", "{\"source\":[\"shop\"]}")));
+	put_targets("r",
+	            json_pack("[{s:s,s:s,s:{s:i},s:{s:s}}]", "Id", "hook", "Arn", url,
+	                      "RetryPolicy", "MaximumRetryAttempts", 0, "DeadLetterConfig", "Arn",
+	                      ACCOUNT_ARN("sqs", "dlq")));
+	put_event(NULL, "shop", "{\"n\": 1}");
+	wait_metric("sluice_deliveries_total{outcome=\"dead_lettered\"} ", 1);
+	/* the receiver answers one connection at a time: let the silent one end first */
+	for (int i = 0; i < WAIT_MS / 20 && atomic_load(&rx.closed) < 1; i++)
+		nap();
+	receiver_program(NULL, 0, 0);
+	put_event(NULL, "shop", "{\"n\": 2}");
+	wait_metric("sluice_deliveries_total{outcome=\"dead_lettered\"} ", 2);
+	json_t *list = ok_svc("SluiceEvents", "ListDeadLetters", json_pack("{s:s}", "Rule", "r"));
+	json_t *dls = json_object_get(list, "DeadLetters");
+	cr_assert_eq(json_array_size(dls), 2);
+	cr_assert_str_eq(s(json_array_get(dls, 0), "ErrorCode"), "TIMEOUT");
+	cr_assert_str_eq(s(json_array_get(dls, 1), "ErrorCode"), "CONNECTION_ERROR");
+	json_decref(list);
+	stop();
+	receiver_stop();
+}
+
+/* MaximumEventAgeInSeconds is at least 60 s: the test moves the server's virtual clock. */
+Test(deliveries, event_age_ends_the_retries)
+{
+	receiver_start(500);
+	const char *more[] = { "--virtual-time", "2026-03-01T00:00:00Z", NULL };
+	start_fast(more);
+	char url[128];
+	hook_url(url, sizeof url, "/old");
+	json_decref(
+	        ok("PutRule",
+	           json_pack("{s:s,s:s}", "Name", "r", "EventPattern", "{\"source\":[\"shop\"]}")));
+	put_targets("r",
+	            json_pack("[{s:s,s:s,s:{s:i},s:{s:s}}]", "Id", "hook", "Arn", url,
+	                      "RetryPolicy", "MaximumEventAgeInSeconds", 60, "DeadLetterConfig",
+	                      "Arn", ACCOUNT_ARN("sqs", "dlq")));
+	put_event(NULL, "shop", "{\"n\": 1}");
+	wait_metric("sluice_deliveries_total{outcome=\"retried\"} ", 1);
+	json_decref(ok_svc("Sluice", "AdvanceClock", json_pack("{s:i}", "Seconds", 120)));
+	wait_metric("sluice_deliveries_total{outcome=\"dead_lettered\"} ", 1);
+	json_t *list = ok_svc("SluiceEvents", "ListDeadLetters", json_object());
+	const char *id = s(json_array_get(json_object_get(list, "DeadLetters"), 0), "Id");
+	cr_assert_not_null(id);
+	json_t *dl = ok_svc("SluiceEvents", "GetDeadLetter", json_pack("{s:s}", "Id", id));
+	json_t *at = json_object_get(dl, "Attributes");
+	cr_assert_str_eq(s(at, "EXHAUSTED_RETRY_CONDITION"), "MaximumEventAgeInSeconds");
+	cr_assert_str_eq(s(at, "RETRY_ATTEMPTS"), "1");
+	json_decref(dl);
+	json_decref(list);
 	stop();
 	receiver_stop();
 }
