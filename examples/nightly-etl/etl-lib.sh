@@ -109,6 +109,7 @@ etl_start_workers() {
 	local logs="$ETL_HOME/logs"
 	"$ETL_EXTRACT" --connect "$ETL_WORKERS" --data "$ETL_DATA" --concurrency 4 \
 		--name extract-1 2>>"$logs/extract_transform.log" &
+	ETL_EXTRACT_PID=$!
 	ETL_PIDS+=($!)
 	"$SLUICE" worker --connect "$ETL_WORKERS" --activity list-partitions --name list-1 \
 		--exec "$ETL_DIR/workers/list_partitions.sh" 2>>"$logs/list_partitions.log" &

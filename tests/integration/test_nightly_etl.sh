@@ -12,7 +12,9 @@
 # 3. the server is SIGKILLed while a night's Map is running and restarted on the same data
 #    directory and ports: the night finishes and its rows are right;
 # 4. re-loading a night replaces its rows (idempotent by date);
-# 5. a second `sluice apply` of the same app changes nothing (when this sluice has apply).
+# 5. a second `sluice apply` of the same app changes nothing (when this sluice has apply);
+# 6. a worker SIGKILLed in the middle of its tasks: they time out on their heartbeat and the
+#    Retry hands them to another worker; the night loads correctly.
 # Every wait is bounded (hang guards only, no timing assertions).
 set -uo pipefail
 
@@ -104,7 +106,7 @@ if got != exp or load != (records, bad) or not exp:
 PY
 }
 
-echo "1..14"
+echo "1..15"
 
 # ---- start: server on free ports, webhook, workers, the app -------------------------------
 if ! etl_start_server "$ETL_DATA_DIR" 127.0.0.1:0 tcp://127.0.0.1:0; then
@@ -218,6 +220,32 @@ else
 	not_ok "after a SIGKILL mid-Map and a restart, the night loads correctly" "$end"
 fi
 check "earlier nights are intact after the crash" verify_date 2026-03-02
+
+# ---- 6. a worker SIGKILLed mid-task: the lease (HeartbeatSeconds 10) and the Retry ---------
+python3 "$SLUICE_SRC/examples/nightly-etl/gen_data.py" --out "$ETL_DATA" --records 300 \
+	--parts 4 2026-03-05 2>/dev/null
+r=$(etl_api states StartExecution "{\"stateMachineArn\": \"arn:aws:states:us-east-1:000000000000:stateMachine:nightly-etl\", \"name\": \"t-worker-kill\", \"input\": \"{\\\"date\\\": \\\"2026-03-05\\\"}\"}" | etl_json 'd["executionArn"]')
+started=0
+for _ in $(seq 300); do
+	started=$(etl_api states GetExecutionHistory "{\"executionArn\": \"$r\", \"maxResults\": 1000}" |
+		etl_json 'sum(1 for e in d["events"] if e["type"] == "ActivityStarted")')
+	[ "${started:-0}" -ge 2 ] && break
+	sleep 0.1
+done
+kill -KILL "$ETL_EXTRACT_PID" 2>/dev/null
+wait "$ETL_EXTRACT_PID" 2>/dev/null
+"$ETL_EXTRACT" --connect "$ETL_WORKERS" --data "$ETL_DATA" --concurrency 4 --name extract-2 \
+	2>>"$ETL_HOME/logs/extract_transform.log" &
+ETL_PIDS+=($!)
+end=$(etl_wait 120 "$r")
+timeouts=$(etl_api states GetExecutionHistory "{\"executionArn\": \"$r\", \"maxResults\": 1000}" |
+	etl_json 'sum(1 for e in d["events"] if e["type"] == "ActivityTimedOut")')
+if [ "${end##* }" = SUCCEEDED ] && [ "${timeouts:-0}" -gt 0 ] && verify_date 2026-03-05; then
+	ok "a worker killed mid-task: its tasks time out ($timeouts), are retried elsewhere, the night loads"
+else
+	not_ok "a worker killed mid-task: its tasks time out, are retried elsewhere, the night loads" \
+		"$end" "ActivityTimedOut events: $timeouts"
+fi
 
 # ---- 5. a second apply changes nothing --------------------------------------------------------
 if etl_has apply; then
