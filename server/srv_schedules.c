@@ -666,12 +666,12 @@ still_outstanding(store_txn_t *txn, json_t *ids, json_t **out)
 				capped = true;
 				break;
 			}
+			/* the event id (a UUID) appears only in records of that event's
+			 * deliveries, whatever the record's formatting */
 			for (size_t i = 0; i < n; i++) {
-				char pat[80];
-				int pl = snprintf(pat, sizeof pat, "\"eventId\":\"%s\"",
-				                  json_string_value(json_array_get(ids, i)));
-				if (!hit[i] && pl > 0
-				    && memmem(vv.data, vv.len, pat, (size_t)pl) != NULL)
+				const char *id = json_string_value(json_array_get(ids, i));
+				if (!hit[i] && id
+				    && memmem(vv.data, vv.len, id, strlen(id)) != NULL)
 					hit[i] = true;
 			}
 		}
