@@ -540,8 +540,7 @@ srv_schedules_rule_changed(srv_t *s, store_batch_t *b, const char *bus, const ch
 		    && json_equal(json_object_get(old, "tz"), json_object_get(nrec, "tz"))
 		    && json_equal(json_object_get(old, "anchor"),
 		                  json_object_get(nrec, "anchor"))) {
-			/* the same timetable: keep its progress (a policy change applies from now)
-			 */
+			/* the same timetable keeps its progress; a new policy applies from now */
 			json_object_set(nrec, "last", json_object_get(old, "last"));
 			json_object_set(nrec, "fired", json_object_get(old, "fired"));
 			if (json_object_get(old, "lastFired"))
