@@ -519,19 +519,16 @@ static const char *
 target_arn_problem(const char *arn)
 {
 	switch (deliver_kind_of(arn, NULL, 0)) {
-	case DELIVER_HTTP: {
+	case DELIVER_HTTP:
+	case DELIVER_HTTPS: {
 		struct evhttp_uri *u = strlen(arn) < 1600 ? evhttp_uri_parse(arn) : NULL;
 		const char *host = u ? evhttp_uri_get_host(u) : NULL;
 		bool ok = host && *host && !evhttp_uri_get_userinfo(u);
 		evhttp_uri_free(u);
 		return ok ? NULL
 		          : "Provided Arn is not in correct format: expected an ARN or an "
-		            "http://HOST[:PORT]/PATH URL.";
+		            "http(s)://HOST[:PORT]/PATH URL.";
 	}
-	case DELIVER_HTTPS:
-		return "https:// targets are not supported by this sluice build: use an http:// "
-		       "URL "
-		       "(e.g. through a TLS-terminating proxy).";
 	case DELIVER_NNG: {
 		const char *u = arn + strlen("nng+pub://");
 		bool ok = strlen(u) < 512

@@ -9,12 +9,18 @@
  * picked until the batch that deletes or rewrites it commits; scans skip busy records, so
  * no record is handled twice at once.
  */
+#include <arpa/inet.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <inttypes.h>
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +55,7 @@ struct http_call {
 	struct item it;
 	struct evhttp_connection *conn;
 	enum evhttp_request_error error;
-	bool failed;
+	bool failed, tls;
 	struct http_call *next, *prev;
 };
 
@@ -600,6 +606,14 @@ on_http_done(struct evhttp_request *req, void *arg)
 	struct http_call *c = arg;
 	srv_deliver_t *d = c->d;
 	int status = req && !c->failed ? evhttp_request_get_response_code(req) : 0;
+	char tls_error[160] = "";
+	if (c->tls && c->conn && !status) {
+		/* why the handshake failed (certificate, protocol), when OpenSSL says */
+		unsigned long e
+		        = bufferevent_get_openssl_error(evhttp_connection_get_bufferevent(c->conn));
+		if (e)
+			ERR_error_string_n(e, tls_error, sizeof tls_error);
+	}
 	d->inflight--;
 	c->conn = NULL; /* freed by libevent once this request completes */
 	store_batch_t *b = NULL;
@@ -623,7 +637,8 @@ on_http_done(struct evhttp_request *req, void *arg)
 				} else {
 					code = "CONNECTION_ERROR";
 					snprintf(msg, sizeof msg,
-					         "connection failed or closed before an answer");
+					         "connection failed or closed before an answer%s%s",
+					         tls_error[0] ? ": TLS " : "", tls_error);
 				}
 				rc = failed(d, b, &c->it, code, msg, false);
 			}
@@ -642,9 +657,42 @@ on_http_done(struct evhttp_request *req, void *arg)
 	kick(d);
 }
 
+/* A connection that speaks TLS to host: the peer's certificate must chain to a trusted CA
+ * (the system store, or SSL_CERT_FILE / SSL_CERT_DIR) and name host (SNI sent for names). */
+static struct evhttp_connection *
+tls_connection(srv_deliver_t *d, const char *host, int port)
+{
+	SSL *ssl = d->tls ? SSL_new(d->tls) : NULL;
+	if (!ssl)
+		return NULL;
+	unsigned char addr[16];
+	bool ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+	X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+	if ((ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host)
+	        : X509_VERIFY_PARAM_set1_host(vp, host, 0))
+	            != 1
+	    || (!ip && SSL_set_tlsext_host_name(ssl, host) != 1)) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	struct bufferevent *bev
+	        = bufferevent_openssl_socket_new(d->srv->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+	                                         BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (!bev) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	struct evhttp_connection *conn = evhttp_connection_base_bufferevent_new(
+	        d->srv->base, d->dns, bev, host, (unsigned short)(port > 0 ? port : 443));
+	if (!conn)
+		bufferevent_free(bev);
+	return conn;
+}
+
 /* Starts the POST; false when the URL is unusable (the caller fails the delivery). */
 static bool
-http_start(srv_deliver_t *d, struct item *it, const char *url, char *why, size_t why_cap)
+http_start(srv_deliver_t *d, struct item *it, const char *url, bool tls, char *why, size_t why_cap)
 {
 	struct evhttp_uri *u = evhttp_uri_parse(url);
 	const char *host = u ? evhttp_uri_get_host(u) : NULL;
@@ -663,8 +711,10 @@ http_start(srv_deliver_t *d, struct item *it, const char *url, char *why, size_t
 		goto fail;
 	c->d = d;
 	c->it = *it;
-	c->conn = evhttp_connection_base_new(d->srv->base, d->dns, host,
-	                                     (unsigned short)(port > 0 ? port : 80));
+	c->tls = tls;
+	c->conn = tls ? tls_connection(d, host, port)
+	              : evhttp_connection_base_new(d->srv->base, d->dns, host,
+	                                           (unsigned short)(port > 0 ? port : 80));
 	if (!c->conn)
 		goto fail;
 	struct timeval tv = { d->timeout_ms / 1000, (d->timeout_ms % 1000) * 1000 };
@@ -728,9 +778,9 @@ handle(srv_deliver_t *d, struct item *it)
 		json_decref(it->rec);
 		return;
 	}
-	if (kind == DELIVER_HTTP) {
+	if (kind == DELIVER_HTTP || kind == DELIVER_HTTPS) {
 		char why[300];
-		if (http_start(d, it, name, why, sizeof why))
+		if (http_start(d, it, name, kind == DELIVER_HTTPS, why, sizeof why))
 			return; /* the call owns it now */
 		kind = DELIVER_OTHER;
 		snprintf(name, sizeof name, "%s", why);
@@ -804,7 +854,8 @@ scan(srv_deliver_t *d)
 			sl_errorf("deliver", "delivery %.36s: unreadable record", id);
 			continue;
 		}
-		if (strncmp(rec_str(rec, "arn"), "http://", 7) == 0) {
+		const char *arn = rec_str(rec, "arn");
+		if (strncmp(arn, "http://", 7) == 0 || strncmp(arn, "https://", 8) == 0) {
 			if (http_room == 0) {
 				json_decref(rec); /* picked again when a call finishes */
 				continue;
@@ -912,6 +963,16 @@ srv_deliver_start(srv_t *s, struct bus_state *st)
 	        s->base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (!d->dns)
 		sl_warn("deliver", "no DNS resolver: webhook host names resolve on the loop");
+	/* https:// targets: peers verified against the system's CAs (or SSL_CERT_FILE/DIR) */
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx && SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) == 1
+	    && SSL_CTX_set_default_verify_paths(ctx) == 1) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		d->tls = ctx;
+	} else {
+		SSL_CTX_free(ctx);
+		sl_warn("deliver", "no TLS context: https:// deliveries will fail");
+	}
 	sl_err rc = deadletter_register(s, d);
 	if (rc)
 		return rc;

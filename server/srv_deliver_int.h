@@ -28,6 +28,7 @@ typedef struct srv_deliver {
 	size_t n_busy, cap_busy;
 	struct http_call *calls;
 	unsigned inflight;
+	struct ssl_ctx_st *tls;  /* SSL_CTX of https:// targets, or NULL */
 	struct pub_socket *pubs; /* one NNG PUB socket per nng+pub:// URL, listening */
 	bool kick_pending;       /* a scan is due when the open batch commits */
 	/* options */

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/sub.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define AWS_CALLS_SERVICE "AWSEvents"
@@ -52,22 +54,32 @@ struct receiver {
 	int n;
 	atomic_bool stop;
 	atomic_int closed; /* connections finished with */
+	SSL_CTX *tls;      /* set: the receiver speaks https */
 };
 
 static struct receiver rx;
 
+/* One read, through TLS when ssl is set (the socket has a receive time-out). */
+static ssize_t
+io_read(int fd, SSL *ssl, char *buf, size_t n)
+{
+	if (!ssl)
+		return read(fd, buf, n);
+	int k = SSL_read(ssl, buf, (int)n);
+	return k > 0 ? k : -1;
+}
+
 /* Reads one request from fd: head and Content-Length body. */
 static bool
-read_request(int fd, struct recv_req *out)
+read_request(int fd, SSL *ssl, struct recv_req *out)
 {
 	size_t cap = 1 << 16, len = 0;
 	char *buf = malloc(cap + 1);
 	char *end = NULL;
 	while (!end) {
-		struct pollfd p = { fd, POLLIN, 0 };
-		if (len == cap || poll(&p, 1, 5000) != 1)
+		if (len == cap)
 			goto fail;
-		ssize_t k = read(fd, buf + len, cap - len);
+		ssize_t k = io_read(fd, ssl, buf + len, cap - len);
 		if (k <= 0)
 			goto fail;
 		len += (size_t)k;
@@ -81,10 +93,7 @@ read_request(int fd, struct recv_req *out)
 	if (body_len > cap - head_len)
 		goto fail;
 	while (len < head_len + body_len) {
-		struct pollfd p = { fd, POLLIN, 0 };
-		if (poll(&p, 1, 5000) != 1)
-			goto fail;
-		ssize_t k = read(fd, buf + len, head_len + body_len - len);
+		ssize_t k = io_read(fd, ssl, buf + len, head_len + body_len - len);
 		if (k <= 0)
 			goto fail;
 		len += (size_t)k;
@@ -111,8 +120,22 @@ receiver_main(void *arg)
 		int c = accept(rx.fd, NULL, NULL);
 		if (c < 0)
 			continue;
+		struct timeval tmo = { 5, 0 };
+		setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof tmo);
+		SSL *ssl = NULL;
+		if (rx.tls) {
+			ssl = SSL_new(rx.tls);
+			SSL_set_fd(ssl, c);
+			if (SSL_accept(ssl) != 1) {
+				/* the client refused our certificate (or spoke no TLS) */
+				SSL_free(ssl);
+				close(c);
+				atomic_fetch_add(&rx.closed, 1);
+				continue;
+			}
+		}
 		struct recv_req r;
-		if (read_request(c, &r)) {
+		if (read_request(c, ssl, &r)) {
 			pthread_mutex_lock(&rx.mu);
 			int status = rx.next_program < rx.n_program ? rx.program[rx.next_program++]
 			                                            : rx.dflt;
@@ -123,6 +146,7 @@ receiver_main(void *arg)
 				/* -1: answer nothing for a while (a time-out); 0: hang up */
 				if (status < 0)
 					usleep(1500 * 1000);
+				SSL_free(ssl);
 				close(c);
 				atomic_fetch_add(&rx.closed, 1);
 				continue;
@@ -133,10 +157,13 @@ receiver_main(void *arg)
 			        "HTTP/1.1 %d Programmed\r\nContent-Length: 0\r\nConnection: "
 			        "close\r\n\r\n",
 			        status);
-			if (write(c, resp, (size_t)n) < 0) {
+			if ((ssl ? SSL_write(ssl, resp, n) : (int)write(c, resp, (size_t)n)) < 0) {
 				/* the server gave up (time-out): it counts as a failure there */
 			}
 		}
+		if (ssl)
+			SSL_shutdown(ssl);
+		SSL_free(ssl);
 		close(c);
 	}
 	return NULL;
@@ -172,6 +199,7 @@ receiver_stop(void)
 		free(rx.reqs[i].body);
 	}
 	pthread_mutex_destroy(&rx.mu);
+	SSL_CTX_free(rx.tls);
 }
 
 static void
@@ -205,7 +233,29 @@ wait_requests(int n)
 static void
 hook_url(char *out, size_t cap, const char *path)
 {
-	snprintf(out, cap, "http://127.0.0.1:%d%s", rx.port, path);
+	snprintf(out, cap, "%s://127.0.0.1:%d%s", rx.tls ? "https" : "http", rx.port, path);
+}
+
+/* Makes the receiver speak TLS with a fresh self-signed certificate for 127.0.0.1 (in
+ * dir/cert.pem); call before receiver_start's thread accepts (right after it). */
+static void
+receiver_tls(const char *dir)
+{
+	char cmd[1024], *out = NULL;
+	snprintf(cmd, sizeof cmd,
+	         "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s/key.pem -out %s/cert.pem "
+	         "-days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>&1",
+	         dir, dir);
+	int rc = h_run(cmd, &out);
+	cr_assert_eq(rc, 0, "openssl req: %s", out);
+	free(out);
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	char path[600];
+	snprintf(path, sizeof path, "%s/cert.pem", dir);
+	cr_assert_eq(SSL_CTX_use_certificate_file(ctx, path, SSL_FILETYPE_PEM), 1);
+	snprintf(path, sizeof path, "%s/key.pem", dir);
+	cr_assert_eq(SSL_CTX_use_PrivateKey_file(ctx, path, SSL_FILETYPE_PEM), 1);
+	rx.tls = ctx;
 }
 
 /* ---- calls ------------------------------------------------------------------------------ */
@@ -479,12 +529,11 @@ Test(deliveries, retry_policy_and_new_target_kinds_validated)
 	      "ValidationException", "Member must have value greater than or equal to 60");
 	json_t *j = ok("PutTargets",
 	               json_pack("{s:s,s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}]}", "Rule", "r", "Targets",
-	                         "Id", "a", "Arn", "https://example.com/", "Id", "b", "Arn",
-	                         "http://", "Id", "c", "Arn",
-	                         ACCOUNT_ARN("logs", "log-group:audit")));
+	                         "Id", "a", "Arn", "https://", "Id", "b", "Arn", "http://", "Id",
+	                         "c", "Arn", ACCOUNT_ARN("logs", "log-group:audit")));
 	cr_assert_eq(json_integer_value(json_object_get(j, "FailedEntryCount")), 2);
 	json_t *f = json_object_get(j, "FailedEntries");
-	cr_assert(strstr(s(json_array_get(f, 0), "ErrorMessage"), "https://"));
+	cr_assert(strstr(s(json_array_get(f, 0), "ErrorMessage"), "http(s)://HOST"));
 	cr_assert_str_eq(s(json_array_get(f, 1), "ErrorCode"), "ValidationException");
 	json_decref(j);
 	/* the log target writes one JSON line with its group */
@@ -697,6 +746,57 @@ Test(deliveries, event_age_ends_the_retries)
 	json_decref(list);
 	stop();
 	receiver_stop();
+}
+
+/* https:// targets: the certificate is verified (a CA the server trusts, the right name). */
+Test(deliveries, https_webhook_verifies_the_certificate)
+{
+	if (system("command -v openssl >/dev/null 2>&1") != 0)
+		cr_skip_test("the openssl command is needed to make a test certificate");
+	char dir[] = "/tmp/sluice-tls-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	receiver_start(200);
+	receiver_tls(dir);
+	/* first without trusting the certificate: the attempt fails on verification */
+	start_fast(NULL);
+	char url[128];
+	hook_url(url, sizeof url, "/secure");
+	json_decref(
+	        ok("PutRule",
+	           json_pack("{s:s,s:s}", "Name", "r", "EventPattern", "{\"source\":[\"shop\"]}")));
+	put_targets("r",
+	            json_pack("[{s:s,s:s,s:s,s:{s:i},s:{s:s}}]", "Id", "hook", "Arn", url,
+	                      "InputPath", "$.detail", "RetryPolicy", "MaximumRetryAttempts", 0,
+	                      "DeadLetterConfig", "Arn", ACCOUNT_ARN("sqs", "dlq")));
+	put_event(NULL, "shop", "{\"secret\": 1}");
+	wait_metric("sluice_deliveries_total{outcome=\"dead_lettered\"} ", 1);
+	cr_assert_eq(receiver_count(), 0);
+	json_t *list = ok_svc("SluiceEvents", "ListDeadLetters", json_object());
+	json_t *d0 = json_array_get(json_object_get(list, "DeadLetters"), 0);
+	cr_assert_str_eq(s(d0, "ErrorCode"), "CONNECTION_ERROR");
+	char id[64];
+	snprintf(id, sizeof id, "%s", s(d0, "Id"));
+	json_decref(list);
+	/* restart trusting it (OpenSSL's SSL_CERT_FILE): the redrive is delivered over TLS */
+	char data[300], cert[600];
+	snprintf(data, sizeof data, "%s", srv.data);
+	snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+	cr_assert_eq(h_stop(&srv), 0);
+	struct h_server old = srv;
+	setenv("SSL_CERT_FILE", cert, 1);
+	const char *again[] = { "--data", data, NULL };
+	start_fast(again);
+	json_decref(ok_svc("SluiceEvents", "RedriveDeadLetters", json_pack("{s:[s]}", "Ids", id)));
+	wait_requests(1);
+	cr_assert_str_eq(rx.reqs[0].path, "/secure");
+	cr_assert_str_eq(rx.reqs[0].body, "{\"secret\":1}");
+	wait_metric("sluice_deliveries_total{outcome=\"delivered\"} ", 1);
+	stop();
+	h_cleanup(&old);
+	receiver_stop();
+	char rm[400];
+	snprintf(rm, sizeof rm, "rm -rf %s", dir);
+	cr_assert_eq(system(rm), 0);
 }
 
 /* A free TCP port on 127.0.0.1 (bound, read, released). */
