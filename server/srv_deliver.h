@@ -7,9 +7,10 @@
  *                                                   (or deletes) the record: exactly once
  *   arn:aws:events:R:A:event-bus/NAME               bus_publish in the batch that deletes
  *                                                   the record: exactly once
- *   http://HOST[:PORT]/PATH                         POST of the input; the record is deleted
+ *   http(s)://HOST[:PORT]/PATH                      POST of the input; the record is deleted
  *                                                   after a 2xx: at least once
  *   arn:aws:logs:R:A:log-group:NAME                 one JSON line in the server log
+ *   nng+pub://NNG-URL                               "TOPIC\nINPUT" on a listening PUB socket
  * Other ARNs are accepted by PutTargets (as AWS does) but cannot be invoked here: their
  * deliveries fail at once with UNSUPPORTED_TARGET (dead letter or drop, no retries).
  *
