@@ -266,6 +266,10 @@ etl_wait() {
 			timeout "$((left + 5))" "$SLUICE" executions watch "$arn" --timeout "$left" >&2 || true
 		fi
 		while :; do
+			if [ -n "$ETL_SERVER_PID" ] && ! kill -0 "$ETL_SERVER_PID" 2>/dev/null; then
+				echo "$arn SERVER-EXITED"
+				return 1
+			fi
 			st=$(etl_status "$arn") || st=UNKNOWN
 			[ "$st" != RUNNING ] && [ "$st" != UNKNOWN ] && break
 			if [ "$(date +%s)" -ge "$deadline" ]; then

@@ -124,6 +124,8 @@ if out=$(etl_apply "$ETL_HOME/app.yaml" 2>&1); then
 	ok "the app applies"
 else
 	not_ok "the app applies" "$out"
+	echo "Bail out! the app did not apply"
+	exit 1
 fi
 
 # ---- 1. three nights ------------------------------------------------------------------------
