@@ -106,7 +106,7 @@ if got != exp or load != (records, bad) or not exp:
 PY
 }
 
-echo "1..15"
+echo "1..16"
 
 # ---- start: server on free ports, webhook, workers, the app -------------------------------
 if ! etl_start_server "$ETL_DATA_DIR" 127.0.0.1:0 tcp://127.0.0.1:0; then
@@ -263,4 +263,10 @@ else
 fi
 
 check "sluice serve stops cleanly (SIGTERM, exit 0)" etl_stop_all
+# (in a sanitizer build, the C worker and the server report memory errors in their logs)
+if grep -l 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$ETL_HOME"/logs/*.log; then
+	not_ok "no sanitizer report in the server and worker logs"
+else
+	ok "no sanitizer report in the server and worker logs"
+fi
 exit $((failures > 0))
