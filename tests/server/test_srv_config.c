@@ -197,3 +197,31 @@ Test(srv_config, out_of_memory_walk)
 		cr_assert_lt(n, 100);
 	}
 }
+
+/* The delivery settings: defaults, the `delivery` mapping, and their errors. */
+Test(srv_config, delivery_settings)
+{
+	cr_assert_eq(cfg.delivery_backoff_ms, 1000);
+	cr_assert_eq(cfg.delivery_backoff_cap_ms, 300000);
+	cr_assert_eq(cfg.delivery_timeout_ms, 5000);
+	cr_assert_eq(cfg.delivery_max_inflight, 64);
+	cr_assert(!cfg.delivery_paused);
+	cr_assert_eq(load("delivery:\n  backoff-ms: 20\n  backoff-cap-ms: 100\n  timeout-ms: 250\n"
+	                  "  max-inflight: 8\n  paused: true\nlimits:\n  max-body: 4096\n"),
+	             SL_OK, "%s", err.message);
+	cr_assert_eq(cfg.delivery_backoff_ms, 20);
+	cr_assert_eq(cfg.delivery_backoff_cap_ms, 100);
+	cr_assert_eq(cfg.delivery_timeout_ms, 250);
+	cr_assert_eq(cfg.delivery_max_inflight, 8);
+	cr_assert(cfg.delivery_paused);
+	cr_assert_eq(cfg.max_body, 4096);
+	expect_error("delivery:\n  retries: 3\n", "t.yaml:2:3: unknown delivery setting 'retries'");
+	expect_error("delivery:\n  timeout-ms: 5\n", "t.yaml:2:15: 5 is out of range");
+	expect_error("delivery:\n  paused: maybe\n", "t.yaml:2:11: expected true or false");
+	expect_error("delivery: 5\n", "t.yaml:1:11: expected a mapping of delivery settings");
+	cr_assert_eq(
+	        srv_config_set(&cfg, "delivery.max-inflight", "0", "--delivery-max-inflight", &err),
+	        SL_ERR_INVALID_ARG);
+	cr_assert(strstr(err.message, "--delivery-max-inflight: 0 is out of range"), "%s",
+	          err.message);
+}
