@@ -46,6 +46,9 @@ struct bus_state {
 	srv_t *srv;
 	struct bus_rt *buses;
 	size_t n, cap;
+	/* bus-to-bus hops of the event being published by a bus target (srv_deliver.c): its
+	 * deliveries carry it, so a loop of buses ends */
+	unsigned hops;
 	struct bus_state *next; /* every state ever made, so the process keeps them reachable */
 };
 

@@ -167,6 +167,8 @@ deliver_rule(struct route *r, const char *rule)
 				rc = SL_ERR_NOMEM;
 			if (rc == SL_OK
 			    && (json_object_set_new(d, "created", json_integer(r->now))
+			        || (r->st && r->st->hops
+			            && json_object_set_new(d, "hops", json_integer(r->st->hops)))
 			        || (rc = add_policy(d, t))
 			        || (last && json_object_set(d, "lastError", last))))
 				rc = rc ? rc : SL_ERR_NOMEM;

@@ -463,10 +463,20 @@ to_bus(srv_deliver_t *d, store_batch_t *b, struct item *it, const char *bus)
 		              "the input for an event bus target is not an event (a JSON object "
 		              "with an id)",
 		              true);
+	int64_t hops = rec_int(it->rec, "hops", 0) + 1;
+	if (hops > DELIVER_BUS_HOPS_MAX) {
+		char msg[160];
+		snprintf(msg, sizeof msg,
+		         "the event already went through %d bus targets: a loop of buses?",
+		         DELIVER_BUS_HOPS_MAX);
+		return failed(d, b, it, "LOOP_DETECTED", msg, true);
+	}
 	if ((rc = store_savepoint_begin(b)))
 		return rc;
-	if ((rc = bus_publish(d->bus, b, bus, id, input, &err)) == SL_OK
-	    && (rc = succeeded(d, b, it)) == SL_OK)
+	d->bus->hops = (unsigned)hops;
+	rc = bus_publish(d->bus, b, bus, id, input, &err);
+	d->bus->hops = 0;
+	if (rc == SL_OK && (rc = succeeded(d, b, it)) == SL_OK)
 		return store_savepoint_release(b);
 	store_savepoint_rollback(b);
 	if (rc == SL_ERR_NOMEM || rc == SL_ERR_STORE || rc == SL_ERR_IO)

@@ -47,6 +47,8 @@ enum deliver_kind {
 
 #define DELIVER_DEFAULT_RETRIES 185
 #define DELIVER_DEFAULT_AGE_S   86400
+/* An event passes through at most this many bus targets (a loop of buses ends). */
+#define DELIVER_BUS_HOPS_MAX 4
 
 /* The kind of a target Arn; name (cap bytes, may be NULL) receives the machine name with
  * its qualifier, the bus name or the log group. */

@@ -853,6 +853,37 @@ Test(deliveries, nng_publisher_sends_topic_and_input)
 	stop();
 }
 
+Test(deliveries, a_loop_of_buses_ends)
+{
+	start_fast(NULL);
+	json_decref(ok("CreateEventBus", json_pack("{s:s}", "Name", "b2")));
+	json_decref(ok("PutRule",
+	               json_pack("{s:s,s:s,s:s}", "Name", "back", "EventBusName", "b2",
+	                         "EventPattern", "{\"source\":[\"shop\"]}")));
+	json_decref(ok("PutTargets",
+	               json_pack("{s:s,s:s,s:[{s:s,s:s,s:{s:s}}]}", "Rule", "back", "EventBusName",
+	                         "b2", "Targets", "Id", "bus", "Arn",
+	                         ACCOUNT_ARN("events", "event-bus/default"), "DeadLetterConfig",
+	                         "Arn", ACCOUNT_ARN("sqs", "dlq"))));
+	json_decref(ok(
+	        "PutRule",
+	        json_pack("{s:s,s:s}", "Name", "fwd", "EventPattern", "{\"source\":[\"shop\"]}")));
+	put_targets("fwd",
+	            json_pack("[{s:s,s:s,s:{s:s}}]", "Id", "bus", "Arn",
+	                      ACCOUNT_ARN("events", "event-bus/b2"), "DeadLetterConfig", "Arn",
+	                      ACCOUNT_ARN("sqs", "dlq")));
+	put_event(NULL, "shop", "{\"round\": 1}");
+	wait_metric("sluice_deliveries_total{outcome=\"dead_lettered\"} ", 1);
+	json_t *list = ok_svc("SluiceEvents", "ListDeadLetters", json_object());
+	json_t *dls = json_object_get(list, "DeadLetters");
+	cr_assert_eq(json_array_size(dls), 1);
+	cr_assert_str_eq(s(json_array_get(dls, 0), "ErrorCode"), "LOOP_DETECTED");
+	json_decref(list);
+	/* the hops in between were delivered: default -> b2 -> default -> b2 -> default */
+	cr_assert_eq(metric("sluice_deliveries_total{outcome=\"delivered\"} "), 4);
+	stop();
+}
+
 /* ---- SIGKILL during a stream of PutEvents ----------------------------------------------- */
 
 #define STREAM_MAX 4000
