@@ -62,6 +62,8 @@ struct pent {
 	srv_dispatch_poll_t *dp;
 	char *reply;
 	size_t len;
+	char (*tokens)[STEP_TOKEN_LEN + 1]; /* answered: the tasks it leased */
+	size_t n_tokens;
 	struct pent *hnext;
 	struct pent *older, *newer; /* answered entries, oldest first */
 };
@@ -187,6 +189,7 @@ cache_remove(struct srv_workers *w, struct pent *p)
 	}
 	sl_free(p->key);
 	sl_free(p->reply);
+	sl_free(p->tokens);
 	sl_free(p);
 }
 
@@ -253,12 +256,42 @@ on_poll_answer(void *arg, sl_err status, const struct srv_dispatch_task *tasks, 
 			send_error(c, "InternalFailure", "out of memory encoding tasks");
 		c = next;
 	}
-	if (rc == SL_OK && status == SL_OK && n > 0 && !atomic_load(&w->closing)) {
+	if (rc == SL_OK && status == SL_OK && n > 0 && !atomic_load(&w->closing)
+	    && (p->tokens = sl_calloc(n, sizeof *p->tokens))) {
+		for (size_t i = 0; i < n; i++)
+			snprintf(p->tokens[i], sizeof p->tokens[i], "%s", tasks[i].token);
+		p->n_tokens = n;
 		cache_keep(w, p, buf, len); /* a re-send gets these tasks again */
 	} else {
 		sl_free(buf);
 		cache_remove(w, p); /* nothing was leased: a re-send may poll afresh */
 	}
+}
+
+/* True when some task of an answered poll is still leased and awaited. */
+static bool
+still_leased(struct srv_workers *w, const struct pent *p)
+{
+	srv_engine_t *eng = srv_engine_of(w->srv);
+	store_batch_t *b = store_batch_current(srv_store(w->srv));
+	store_txn_t *txn = b ? store_batch_txn(b) : NULL;
+	bool reader = false;
+	if (!eng)
+		return false;
+	if (!txn) {
+		if (store_read_begin(srv_store(w->srv), &txn) != SL_OK)
+			return true; /* cannot tell: the safe answer is the same answer */
+		reader = true;
+	}
+	bool leased = false;
+	for (size_t i = 0; i < p->n_tokens && !leased; i++) {
+		struct step_task_info ti;
+		leased = step_task_info(srv_engine_stepper(eng), txn, p->tokens[i], &ti) != SL_OK
+		        || ti.state == STEP_TASK_TAKEN;
+	}
+	if (reader)
+		store_read_end(txn);
+	return leased;
 }
 
 static void
@@ -271,6 +304,12 @@ handle_poll(struct srv_workers *w, struct wctx *c, const struct wk_msg *m)
 		return;
 	}
 	struct pent *p = cache_find(w, key);
+	if (p && p->answered && !still_leased(w, p)) {
+		/* every task it handed out is finished: not a re-send but a worker that started
+		 * again under the same name and counts its poll ids from 1 */
+		cache_remove(w, p);
+		p = NULL;
+	}
 	if (p) {
 		sl_free(key);
 		w->srv->metrics.frames_ok++;
