@@ -37,8 +37,11 @@
 
 /* Records picked per scan: a large backlog must not stall HTTP. */
 #define SCAN_SLICE 128
-#define ID_LEN     SL_UUID_STRLEN
-#define KEY_LEN    (8 + ID_LEN)
+/* Records looked at per scan: a backlog of webhooks waiting for a free slot (or of busy
+ * records) must not make every scan walk it all. */
+#define SCAN_EXAMINE 1024
+#define ID_LEN       SL_UUID_STRLEN
+#define KEY_LEN      (8 + ID_LEN)
 
 /* What a handled record became; counted in /metrics once its batch commits. */
 enum outcome { OUT_NONE, OUT_DELIVERED, OUT_RETRIED, OUT_DEAD, OUT_DROPPED };
@@ -843,8 +846,13 @@ scan(srv_deliver_t *d)
 		rc = store_cursor_seek(c, NULL, 0);
 	struct store_val kv, vv;
 	size_t http_room = d->max_inflight > d->inflight ? d->max_inflight - d->inflight : 0;
-	bool more = false;
+	bool more = false, capped = false;
+	size_t examined = 0;
 	while (rc == SL_OK && (rc = store_cursor_next(c, &kv, &vv)) == SL_OK) {
+		if (++examined > SCAN_EXAMINE) {
+			capped = true;
+			break;
+		}
 		if (kv.len != KEY_LEN)
 			continue; /* not a delivery record of this layout */
 		int64_t due = store_decode_i64(kv.data);
@@ -891,6 +899,8 @@ scan(srv_deliver_t *d)
 	sl_free(items);
 	if (more)
 		kick(d);
+	else if (capped)
+		arm(d, now + 1000); /* commits and finished calls kick sooner; this is a floor */
 	else if (next_due != INT64_MAX)
 		arm(d, next_due);
 }
