@@ -50,6 +50,7 @@ struct wctx {
 	struct pent *poll;     /* the poll this context holds or waits on */
 	struct wctx *dup_next; /* other contexts waiting on the same poll */
 	char token[1025];      /* the result being committed */
+	uint32_t pipe;         /* the connection the request came on */
 	bool result_done;      /* success/failure: the lease ends with the commit */
 };
 
@@ -510,6 +511,7 @@ on_frame(void *arg)
 		return;
 	}
 	atomic_store(&c->st, C_LOOP);
+	c->pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(in));
 	struct wk_msg m;
 	struct sl_error err;
 	sl_error_clear(&err);
@@ -592,6 +594,91 @@ on_aio(void *arg)
 	}
 }
 
+/* ---- connections that go away -------------------------------------------------------- */
+
+struct gone {
+	struct srv_workers *w;
+	uint32_t pipe;
+};
+
+/* Loop thread: a worker's connection closed. Its held polls are withdrawn, so no task is
+ * leased to a requester that cannot receive it (a REP reply to a vanished REQ "succeeds"). */
+static void
+on_pipe_gone(void *arg)
+{
+	struct gone *g = arg;
+	struct srv_workers *w = g->w;
+	uint32_t pipe = g->pipe;
+	sl_free(g);
+	if (atomic_load(&w->closing))
+		return;
+	char *empty = NULL;
+	size_t elen = 0;
+	for (size_t i = 0; i < CTX_POOL; i++) {
+		struct wctx *c = &w->ctxs[i];
+		struct pent *p = c->poll;
+		if (!p || c->pipe != pipe || p->owner != c)
+			continue;
+		/* a re-send on a live connection takes the poll over */
+		struct wctx **dp = &p->dups;
+		while (*dp && (*dp)->pipe == pipe)
+			dp = &(*dp)->dup_next;
+		struct wctx *heir = *dp;
+		if (heir) {
+			*dp = heir->dup_next;
+			heir->dup_next = NULL;
+			p->owner = heir;
+		} else {
+			srv_dispatch_t *d = srv_dispatch_of(w->srv);
+			if (d && p->dp)
+				srv_dispatch_cancel(d, p->dp);
+			w->held--;
+		}
+		c->poll = NULL;
+		const char *id = strchr(p->key, '\x1f') + 1;
+		if (!empty && wk_encode_tasks(id, NULL, 0, &empty, &elen) != SL_OK)
+			empty = NULL;
+		/* the context must answer to be free again; nobody will read it */
+		if (empty)
+			send_bytes(c, empty, elen);
+		else
+			arm_recv(c);
+		if (!heir) {
+			for (struct wctx *dc = p->dups, *next; dc; dc = next) {
+				next = dc->dup_next;
+				dc->poll = NULL;
+				dc->dup_next = NULL;
+				if (empty)
+					send_bytes(dc, empty, elen);
+				else
+					arm_recv(dc);
+			}
+			p->dups = NULL;
+			p->owner = NULL;
+			cache_remove(w, p);
+		}
+		sl_free(empty);
+		empty = NULL;
+		sl_debug("workers", "a worker's connection closed: its held poll is withdrawn");
+	}
+}
+
+/* NNG thread. */
+static void
+on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	struct srv_workers *w = arg;
+	if (ev != NNG_PIPE_EV_REM_POST || atomic_load(&w->closing))
+		return;
+	struct gone *g = SL_NEW(struct gone);
+	if (!g)
+		return;
+	g->w = w;
+	g->pipe = (uint32_t)nng_pipe_id(pipe);
+	if (srv_bridge_post(w->srv->bridge, on_pipe_gone, g) != SL_OK)
+		sl_free(g);
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
 static char *
@@ -654,7 +741,8 @@ srv_workers_start(srv_t *s, struct sl_error *err)
 	if (rv != 0)
 		return sl_error_set(err, SL_ERR_IO, "workers socket: %s", nng_strerror(rv));
 	w->open = true;
-	if ((rv = nng_socket_set_size(w->sock, NNG_OPT_RECVMAXSZ, w->lim.max_frame)) != 0)
+	if ((rv = nng_socket_set_size(w->sock, NNG_OPT_RECVMAXSZ, w->lim.max_frame)) != 0
+	    || (rv = nng_pipe_notify(w->sock, NNG_PIPE_EV_REM_POST, on_pipe_event, w)) != 0)
 		return sl_error_set(err, SL_ERR_IO, "workers socket: %s", nng_strerror(rv));
 	for (size_t i = 0; i < CTX_POOL; i++) {
 		struct wctx *c = &w->ctxs[i];
