@@ -346,9 +346,11 @@ main(int argc, char **argv)
 	struct sluice_worker_stats st;
 	if (w) {
 		sluice_worker_get_stats(w, &st);
-		fprintf(stderr, "extract-transform: stopped: %llu succeeded, %llu failed\n",
-		        (unsigned long long)st.tasks_succeeded,
-		        (unsigned long long)st.tasks_failed);
+		fprintf(stderr,
+		        "extract-transform: stopped: %llu succeeded, %llu failed, %llu cancelled, "
+		        "%llu heartbeats\n",
+		        (unsigned long long)st.tasks_succeeded, (unsigned long long)st.tasks_failed,
+		        (unsigned long long)st.tasks_cancelled, (unsigned long long)st.heartbeats);
 		sluice_worker_free(w);
 	}
 	return rc == 0 ? 0 : 1;
