@@ -182,9 +182,14 @@ deliver_start_machine(srv_t *s, store_batch_t *b, const char *arn, const char *i
 			rc = store_savepoint_release(b);
 		} else {
 			store_savepoint_rollback(b);
-			if (rc == SL_ERR_SM_NOT_FOUND || rc == SL_ERR_INVALID_EXECUTION_INPUT
-			    || rc == SL_ERR_INVALID_NAME || rc == SL_ERR_INVALID_DEFINITION) {
-				*code = rc == SL_ERR_SM_NOT_FOUND ? "NO_RESOURCE" : "INVALID_INPUT";
+			/* the store's own failures fail the caller's batch; anything else is a
+			 * failed invocation, retried by the deliverer */
+			if (rc != SL_ERR_NOMEM && rc != SL_ERR_STORE && rc != SL_ERR_IO) {
+				*code = rc == SL_ERR_SM_NOT_FOUND ? "NO_RESOURCE"
+				        : rc == SL_ERR_INVALID_EXECUTION_INPUT
+				                || rc == SL_ERR_INVALID_NAME
+				        ? "INVALID_INPUT"
+				        : "INTERNAL_ERROR";
 				snprintf(msg, msg_cap, "%s", sl_error_text(&err));
 				rc = SL_OK;
 			}
@@ -733,6 +738,9 @@ http_start(srv_deliver_t *d, struct item *it, const char *url, bool tls, char *w
 	struct timeval tv = { d->timeout_ms / 1000, (d->timeout_ms % 1000) * 1000 };
 	evhttp_connection_set_timeout_tv(c->conn, &tv);
 	evhttp_connection_set_retries(c->conn, 0);
+	/* only the status matters: a receiver cannot make the server buffer a large answer */
+	evhttp_connection_set_max_headers_size(c->conn, 64 * 1024);
+	evhttp_connection_set_max_body_size(c->conn, 1024 * 1024);
 	if (!(req = evhttp_request_new(on_http_done, c)))
 		goto fail;
 	evhttp_request_set_error_cb(req, on_http_error);
