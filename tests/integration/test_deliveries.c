@@ -513,6 +513,55 @@ Test(deliveries, dead_letters_listed_redriven_and_purged)
 	receiver_stop();
 }
 
+Test(deliveries, dead_letters_paged_and_bulk_purged)
+{
+	start_fast(NULL);
+	json_decref(ok("CreateEventBus", json_pack("{s:s}", "Name", "b2")));
+	const char *buses[] = { "default", "b2" };
+	for (int i = 0; i < 2; i++) {
+		json_decref(ok("PutRule",
+		               json_pack("{s:s,s:s,s:s}", "Name", "q", "EventBusName", buses[i],
+		                         "EventPattern", "{\"source\":[\"shop\"]}")));
+		json_decref(ok("PutTargets",
+		               json_pack("{s:s,s:s,s:[{s:s,s:s,s:{s:s}}]}", "Rule", "q",
+		                         "EventBusName", buses[i], "Targets", "Id", "q", "Arn",
+		                         ACCOUNT_ARN("sqs", "orders"), "DeadLetterConfig", "Arn",
+		                         ACCOUNT_ARN("sqs", "dlq"))));
+	}
+	for (int i = 0; i < 3; i++)
+		put_event(NULL, "shop", "{}");
+	put_event("b2", "shop", "{}");
+	wait_metric("sluice_deliveries_total{outcome=\"dead_lettered\"} ", 4);
+	json_t *p1 = ok_svc("SluiceEvents", "ListDeadLetters",
+	                    json_pack("{s:s,s:i}", "EventBusName", "default", "MaxResults", 2));
+	cr_assert_eq(json_array_size(json_object_get(p1, "DeadLetters")), 2);
+	cr_assert_not_null(s(p1, "NextToken"));
+	json_t *p2 = ok_svc("SluiceEvents", "ListDeadLetters",
+	                    json_pack("{s:s,s:i,s:s}", "EventBusName", "default", "MaxResults", 2,
+	                              "NextToken", s(p1, "NextToken")));
+	json_t *d2 = json_object_get(p2, "DeadLetters");
+	cr_assert_eq(json_array_size(d2), 1);
+	cr_assert_null(s(p2, "NextToken"));
+	for (size_t i = 0; i < 2; i++)
+		cr_assert_str_neq(s(json_array_get(json_object_get(p1, "DeadLetters"), i), "Id"),
+		                  s(json_array_get(d2, 0), "Id"));
+	json_decref(p1);
+	json_decref(p2);
+	json_t *j = ok_svc("SluiceEvents", "PurgeDeadLetters",
+	                   json_pack("{s:s,s:[s]}", "EventBusName", "b2", "Ids", "nope"));
+	cr_assert_eq(json_integer_value(json_object_get(j, "Purged")), 0);
+	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "NotFound"), 0)),
+	                 "nope");
+	json_decref(j);
+	j = ok_svc("SluiceEvents", "PurgeDeadLetters", json_pack("{s:s}", "EventBusName", "b2"));
+	cr_assert_eq(json_integer_value(json_object_get(j, "Purged")), 1);
+	json_decref(j);
+	j = ok_svc("SluiceEvents", "PurgeDeadLetters", json_object());
+	cr_assert_eq(json_integer_value(json_object_get(j, "Purged")), 3);
+	json_decref(j);
+	stop();
+}
+
 Test(deliveries, retry_policy_and_new_target_kinds_validated)
 {
 	start_fast(NULL);
