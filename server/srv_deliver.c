@@ -118,6 +118,19 @@ deliver_kind_of(const char *arn, char *name, size_t cap)
 	return kind;
 }
 
+/* True when arn names this server's region and account (other ones do not exist here). */
+static bool
+here(const char *arn)
+{
+	char buf[1024];
+	struct sl_arn a;
+	if (strlen(arn) >= sizeof buf)
+		return false;
+	memcpy(buf, arn, strlen(arn) + 1);
+	return sl_arn_parse(buf, &a) == SL_OK && strcmp(a.region, sl_arn_region()) == 0
+	        && strcmp(a.account, sl_arn_account()) == 0;
+}
+
 /* ---- state machines ------------------------------------------------------------------- */
 
 sl_err
@@ -127,9 +140,9 @@ deliver_start_machine(srv_t *s, store_batch_t *b, const char *arn, const char *i
 	*code = NULL;
 	srv_engine_t *e = srv_engine_of(s);
 	char name[300];
-	if (deliver_kind_of(arn, name, sizeof name) != DELIVER_STATES) {
+	if (deliver_kind_of(arn, name, sizeof name) != DELIVER_STATES || !here(arn)) {
 		*code = "NO_RESOURCE";
-		snprintf(msg, msg_cap, "not a state machine ARN: %s", arn);
+		snprintf(msg, msg_cap, "State Machine Does Not Exist: '%s'", arn);
 		return SL_OK;
 	}
 	if (!e) {
@@ -453,7 +466,10 @@ to_bus(srv_deliver_t *d, store_batch_t *b, struct item *it, const char *bus)
 	store_txn_t *txn = store_batch_txn(b);
 	struct sl_error err;
 	sl_error_clear(&err);
-	sl_err rc = bus_require(txn, bus, &err);
+	sl_err rc = here(rec_str(it->rec, "arn"))
+	        ? bus_require(txn, bus, &err)
+	        : sl_error_set(&err, SL_ERR_EB_NOT_FOUND,
+	                       "Event bus %s is in another region or account.", bus);
 	if (rc == SL_ERR_EB_NOT_FOUND)
 		return failed(d, b, it, "NO_RESOURCE", sl_error_text(&err), false);
 	if (rc)
