@@ -38,7 +38,7 @@ nap(void)
 
 /* ---- the webhook receiver --------------------------------------------------------------- */
 
-#define RECV_MAX 512
+#define RECV_MAX 4096
 
 struct recv_req {
 	char *path, *head, *body;
@@ -969,16 +969,41 @@ sender(void *arg)
 	return NULL;
 }
 
+/* How many of the events 0..n-1 the receiver has seen at least once. */
+static int
+webhook_seen(int n)
+{
+	char *seen = calloc((size_t)n, 1);
+	int have = 0;
+	pthread_mutex_lock(&rx.mu);
+	for (int i = 0; i < rx.n; i++) {
+		json_t *b = json_loads(rx.reqs[i].body, 0, NULL);
+		json_int_t k = json_integer_value(json_object_get(b, "n"));
+		json_decref(b);
+		if (k >= 0 && k < n && !seen[k]) {
+			seen[k] = 1;
+			have++;
+		}
+	}
+	pthread_mutex_unlock(&rx.mu);
+	free(seen);
+	return have;
+}
+
 Test(deliveries, sigkill_during_put_events_starts_each_execution_once)
 {
+	receiver_start(200);
 	start_fast(NULL);
 	create_machine("each");
+	char url[128];
+	hook_url(url, sizeof url, "/stream");
 	json_decref(
 	        ok("PutRule",
 	           json_pack("{s:s,s:s}", "Name", "r", "EventPattern", "{\"source\":[\"shop\"]}")));
 	put_targets("r",
-	            json_pack("[{s:s,s:s,s:s}]", "Id", "sm", "Arn",
-	                      ACCOUNT_ARN("states", "stateMachine:each"), "InputPath", "$.detail"));
+	            json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:s}]", "Id", "sm", "Arn",
+	                      ACCOUNT_ARN("states", "stateMachine:each"), "InputPath", "$.detail",
+	                      "Id", "hook", "Arn", url, "InputPath", "$.detail"));
 	struct stream st = { .port = srv.http_port };
 	pthread_t th;
 	cr_assert_eq(pthread_create(&th, NULL, sender, &st), 0);
@@ -1016,6 +1041,12 @@ Test(deliveries, sigkill_during_put_events_starts_each_execution_once)
 	cr_assert_leq(n, (size_t)acked + 1);
 	free(count);
 	json_decref(all);
+	/* the webhook is at least once: every acknowledged event reaches it, restart or not */
+	int seen = 0;
+	for (int k = 0; k < WAIT_MS / 20 && (seen = webhook_seen(acked)) < acked; k++)
+		nap();
+	cr_assert_eq(seen, acked, "the webhook saw %d of %d acknowledged events", seen, acked);
 	stop();
 	h_cleanup(&old);
+	receiver_stop();
 }
