@@ -713,14 +713,15 @@ srv_dispatch_poll(srv_dispatch_t *d, const struct srv_dispatch_poll_req *req,
 	p->http_req = req->http_req;
 	p->names = sl_calloc(req->n_names, sizeof *p->names);
 	p->got = sl_calloc(p->max, sizeof *p->got);
-	p->worker = sl_strndup(req->worker && req->worker[0] ? req->worker : "unnamed",
-	                       WORKER_MAX_LEN);
+	const char *wn = req->worker && req->worker[0] ? req->worker : "unnamed";
+	p->worker = sl_strndup(wn, strnlen(wn, WORKER_MAX_LEN));
 	if (!p->names || !p->got || !p->worker) {
 		poll_free(p);
 		return SL_ERR_NOMEM;
 	}
 	for (size_t i = 0; i < req->n_names; i++) {
-		if (!(p->names[i] = sl_strndup(req->names[i], NAME_MAX_LEN))) {
+		const char *nm = req->names[i];
+		if (!(p->names[i] = sl_strndup(nm, strnlen(nm, NAME_MAX_LEN)))) {
 			poll_free(p);
 			return SL_ERR_NOMEM;
 		}

@@ -617,3 +617,63 @@ Test(workers, tls_on_loopback)
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	h_run(cmd, NULL);
 }
+
+Test(workers, sigterm_answers_held_polls_with_no_task)
+{
+	start();
+	nng_socket held = raw_open(srv.workers);
+	json_t *f = poll_frame("held", "nothing-here", NULL, 20000);
+	char *txt = json_dumps(f, JSON_COMPACT);
+	json_decref(f);
+	cr_assert_eq(nng_send(held, txt, strlen(txt), 0), 0);
+	free(txt);
+	/* a round trip on another connection: the held poll is in by then (a hang guard) */
+	nng_socket other = raw_open(srv.workers);
+	json_t *r = raw_json(other, poll_frame("probe", "nothing-here", NULL, 0));
+	json_decref(r);
+	nng_close(other);
+	nap_ms(100);
+	kill(srv.pid, SIGTERM);
+	char *buf = NULL;
+	size_t n = 0;
+	cr_assert_eq(nng_recv(held, &buf, &n, NNG_FLAG_ALLOC), 0, "the held poll got no answer");
+	json_t *ans = json_loadb(buf, n, 0, NULL);
+	nng_free(buf, n);
+	cr_assert_str_eq(s(ans, "type") ? s(ans, "type") : "(none)", "tasks", "%s",
+	                 json_dumps(ans, 0));
+	cr_assert_eq(json_array_size(json_object_get(ans, "tasks")), 0);
+	json_decref(ans);
+	nng_close(held);
+	stop();
+}
+
+Test(workers, a_poller_that_hangs_up_is_given_no_task)
+{
+	start();
+	create_machine("gone",
+	               "{\"StartAt\":\"T\",\"States\":{\"T\":{\"Type\":\"Task\","
+	               "\"Resource\":\"activity:vanish\",\"End\":true}}}");
+	nng_socket a = raw_open(srv.workers);
+	json_t *f = poll_frame("lost", "vanish", NULL, 20000);
+	char *txt = json_dumps(f, JSON_COMPACT);
+	json_decref(f);
+	cr_assert_eq(nng_send(a, txt, strlen(txt), 0), 0);
+	free(txt);
+	nng_socket b = raw_open(srv.workers);
+	json_decref(raw_json(b, poll_frame("probe1", "elsewhere", NULL, 0)));
+	nap_ms(100);
+	nng_close(a); /* its held poll must not take the task */
+	nap_ms(100);
+	json_decref(raw_json(b, poll_frame("probe2", "elsewhere", NULL, 0)));
+	nng_close(b);
+	start_exec(SM("gone"), "g1", "{\"who\":\"live\"}");
+	pid_t w = spawn_worker(srv.workers, "vanish", "cat", "live", NULL, false);
+	json_t *d = wait_done(EXEC("gone", "g1"));
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED");
+	json_decref(d);
+	json_t *ev = history(EXEC("gone", "g1"));
+	cr_assert_eq(count_type(ev, "ActivityStarted"), 1);
+	json_decref(ev);
+	stop_worker(w);
+	stop();
+}
