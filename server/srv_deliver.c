@@ -674,7 +674,11 @@ on_http_done(struct evhttp_request *req, void *arg)
 					         "connection failed or closed before an answer%s%s",
 					         tls_error[0] ? ": TLS " : "", tls_error);
 				}
-				rc = failed(d, b, &c->it, code, msg, false);
+				/* as AWS's API destinations: these statuses and 5xx are worth
+				 * another try, any other answer would come again */
+				bool retry = !status || status >= 500 || status == 401
+				        || status == 407 || status == 409 || status == 429;
+				rc = failed(d, b, &c->it, code, msg, !retry);
 			}
 		} else if (rc == SL_ERR_NOT_FOUND) {
 			rc = SL_OK;

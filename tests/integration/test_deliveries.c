@@ -488,6 +488,32 @@ Test(deliveries, dead_letters_listed_redriven_and_purged)
 	cr_assert(strstr(out, "does not exist"), "%s", out);
 	free(out);
 
+	/* a 404 is not retried: straight to the dead letters, whatever the policy says */
+	receiver_program((int[]) { 404 }, 1, 500);
+	char url404[128];
+	hook_url(url404, sizeof url404, "/gone");
+	json_decref(ok(
+	        "PutRule",
+	        json_pack("{s:s,s:s}", "Name", "r404", "EventPattern", "{\"source\":[\"gone\"]}")));
+	put_targets("r404",
+	            json_pack("[{s:s,s:s,s:{s:i},s:{s:s}}]", "Id", "hook", "Arn", url404,
+	                      "RetryPolicy", "MaximumRetryAttempts", 5, "DeadLetterConfig", "Arn",
+	                      ACCOUNT_ARN("sqs", "dlq")));
+	put_event(NULL, "gone", "{}");
+	wait_metric("sluice_deliveries_total{outcome=\"dead_lettered\"} ", 3);
+	cr_assert_eq(receiver_count(), 3);
+	list = ok_svc("SluiceEvents", "ListDeadLetters", json_pack("{s:s}", "Rule", "r404"));
+	d0 = json_array_get(json_object_get(list, "DeadLetters"), 0);
+	cr_assert_str_eq(s(d0, "ErrorMessage"), "HTTP status 404");
+	cr_assert_eq(json_integer_value(json_object_get(d0, "Attempts")), 1);
+	dl = ok_svc("SluiceEvents", "GetDeadLetter", json_pack("{s:s}", "Id", s(d0, "Id")));
+	cr_assert_null(
+	        json_object_get(json_object_get(dl, "Attributes"), "EXHAUSTED_RETRY_CONDITION"));
+	json_decref(dl);
+	json_decref(list);
+	out = sluice_cli(0, "purge --rule r404");
+	free(out);
+
 	/* the receiver works now: a redrive delivers on the first attempt */
 	receiver_program(NULL, 0, 200);
 	char args[128];
@@ -495,10 +521,10 @@ Test(deliveries, dead_letters_listed_redriven_and_purged)
 	out = sluice_cli(0, args);
 	cr_assert(strstr(out, "redriven 1"), "%s", out);
 	free(out);
-	wait_requests(3);
+	wait_requests(4);
 	wait_metric("sluice_deliveries_total{outcome=\"delivered\"} ", 1);
-	cr_assert_str_eq(rx.reqs[2].path, "/dl");
-	cr_assert(strstr(rx.reqs[2].head, "X-Sluice-Attempt: 1"), "%s", rx.reqs[2].head);
+	cr_assert_str_eq(rx.reqs[3].path, "/dl");
+	cr_assert(strstr(rx.reqs[3].head, "X-Sluice-Attempt: 1"), "%s", rx.reqs[3].head);
 	out = sluice_cli(0, "list --json");
 	cr_assert(!strstr(out, id), "%s", out);
 	free(out);
