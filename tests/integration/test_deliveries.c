@@ -723,6 +723,31 @@ Test(deliveries, state_machine_target_one_execution_per_event)
 	stop();
 }
 
+/* A schedule's events reach their state machine target through a delivery record: the
+ * deliverer starts the execution in the batch that deletes it (exactly once as well). */
+Test(deliveries, schedule_starts_its_state_machine_once_per_slot)
+{
+	const char *more[] = { "--virtual-time", "2026-03-01T00:00:30Z", NULL };
+	start_fast(more);
+	create_machine("nightly");
+	json_decref(
+	        ok("PutRule",
+	           json_pack("{s:s,s:s}", "Name", "tick", "ScheduleExpression", "rate(1 minute)")));
+	put_targets("tick",
+	            json_pack("[{s:s,s:s}]", "Id", "sm", "Arn",
+	                      ACCOUNT_ARN("states", "stateMachine:nightly")));
+	json_decref(ok_svc("Sluice", "AdvanceClock", json_pack("{s:i}", "Seconds", 180)));
+	cr_assert_eq(wait_executions("nightly", 3), 3);
+	wait_metric("sluice_deliveries_total{outcome=\"delivered\"} ", 3);
+	json_t *all = executions("nightly");
+	cr_assert_eq(json_array_size(all), 3);
+	json_t *in = execution_input(s(json_array_get(all, 0), "executionArn"));
+	cr_assert_str_eq(s(in, "detail-type"), "Scheduled Event");
+	json_decref(in);
+	json_decref(all);
+	stop();
+}
+
 Test(deliveries, bus_target_republishes_on_the_other_bus)
 {
 	receiver_start(200);
