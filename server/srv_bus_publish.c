@@ -99,7 +99,8 @@ start_inline(struct route *r, const char *arn, const char *input, bool *started,
 {
 	*started = false;
 	*last = NULL;
-	if (!r->st || !r->st->srv || deliver_kind_of(arn, NULL, 0) != DELIVER_STATES)
+	if (!r->st || !r->st->srv || deliver_kind_of(arn, NULL, 0) != DELIVER_STATES
+	    || srv_deliver_paused(r->st->srv))
 		return SL_OK;
 	const char *code = NULL;
 	char msg[512];

@@ -330,6 +330,13 @@ on_wrote_commit(void *arg, sl_err status)
 		kick(d);
 }
 
+bool
+srv_deliver_paused(srv_t *s)
+{
+	srv_deliver_t *d = srv_deliver_of(s);
+	return d && d->paused;
+}
+
 void
 srv_deliver_wrote(srv_t *s, store_batch_t *b)
 {

@@ -65,6 +65,10 @@ sl_err deliver_start_machine(srv_t *s, store_batch_t *b, const char *arn, const 
  * operations and schedules a scan of everything due (recovery after a restart). */
 sl_err srv_deliver_start(srv_t *s, struct bus_state *st);
 
+/* True when s runs with --delivery-paused: nothing is invoked, not even state machines in
+ * the event's batch (their records wait like the others). */
+bool srv_deliver_paused(srv_t *s);
+
 /* Delivery records were written in b: scan once it commits. s NULL = every deliverer. */
 void srv_deliver_wrote(srv_t *s, store_batch_t *b);
 
