@@ -748,6 +748,46 @@ Test(deliveries, schedule_starts_its_state_machine_once_per_slot)
 	stop();
 }
 
+/* Paused: records are kept, nothing is invoked; the next start delivers what is due. */
+Test(deliveries, paused_then_restarted_delivers_the_backlog)
+{
+	receiver_start(200);
+	const char *paused[] = { "--delivery-paused", NULL };
+	start_fast(paused);
+	create_machine("later");
+	char url[128];
+	hook_url(url, sizeof url, "/backlog");
+	json_decref(
+	        ok("PutRule",
+	           json_pack("{s:s,s:s}", "Name", "r", "EventPattern", "{\"source\":[\"shop\"]}")));
+	put_targets("r",
+	            json_pack("[{s:s,s:s},{s:s,s:s}]", "Id", "sm", "Arn",
+	                      ACCOUNT_ARN("states", "stateMachine:later"), "Id", "hook", "Arn",
+	                      url));
+	for (int i = 0; i < 5; i++)
+		put_event(NULL, "shop", "{}");
+	json_t *all = executions("later");
+	cr_assert_eq(json_array_size(all), 0);
+	json_decref(all);
+	cr_assert_eq(receiver_count(), 0);
+	char data[300];
+	snprintf(data, sizeof data, "%s", srv.data);
+	cr_assert_eq(h_stop(&srv), 0);
+	struct h_server old = srv;
+	const char *again[] = { "--data", data, NULL };
+	start_fast(again);
+	cr_assert_eq(wait_executions("later", 5), 5);
+	wait_requests(5);
+	wait_metric("sluice_deliveries_total{outcome=\"delivered\"} ", 10);
+	all = executions("later");
+	cr_assert_eq(json_array_size(all), 5);
+	json_decref(all);
+	cr_assert_eq(receiver_count(), 5);
+	stop();
+	h_cleanup(&old);
+	receiver_stop();
+}
+
 Test(deliveries, bus_target_republishes_on_the_other_bus)
 {
 	receiver_start(200);
