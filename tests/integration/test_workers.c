@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -129,6 +130,8 @@ spawn_worker(const char *url, const char *activity, const char *command, const c
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
+		/* a test that fails half-way leaves no worker behind */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (!freopen(log, "a", stderr))
 			_exit(126);
 		const char *argv[20] = { bin,      "worker", "--connect", url, "--activity",
