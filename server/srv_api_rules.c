@@ -446,6 +446,39 @@ int_range(json_t *obj, const char *field, const char *where, long long lo, long 
 	return SL_OK;
 }
 
+/* One map of HttpParameters: string values, keys and values at most 512 characters;
+ * headers (token names, printable values) are stricter than query parameters. */
+static sl_err
+check_http_map(json_t *m, const char *field, bool header, struct sl_error *err)
+{
+	if (!m || json_is_null(m))
+		return SL_OK;
+	if (!json_is_object(m) || json_object_size(m) > 100)
+		return sl_error_set(err, SL_ERR_INVALID_ARG,
+		                    "HttpParameters.%s must be a map of at most 100 strings",
+		                    field);
+	const char *k;
+	json_t *v;
+	json_object_foreach(m, k, v)
+	{
+		const char *s = json_string_value(v);
+		bool ok = s && *k && strlen(k) <= 512 && strlen(s) <= 512;
+		for (const char *p = k; ok && *p; p++)
+			ok = header ? (*p > 0x20 && *p < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", *p))
+			            : (unsigned char)*p >= 0x20 && *p != 0x7f;
+		for (const char *p = s; ok && p && *p; p++)
+			ok = ((unsigned char)*p >= 0x20 && *p != 0x7f) || (header && *p == '\t');
+		if (!ok)
+			return sl_error_set(
+			        err, SL_ERR_INVALID_ARG,
+			        "HttpParameters.%s: '%.64s' is not a valid %s (a string "
+			        "of at most 512 printable characters%s)",
+			        field, k, header ? "header" : "query parameter",
+			        header ? ", the name a token" : "");
+	}
+	return SL_OK;
+}
+
 /* Request-level checks of target i (1-based), as AWS's validation layer words them. */
 static sl_err
 check_target(json_t *t, unsigned i, struct sl_error *err)
@@ -496,6 +529,19 @@ check_target(json_t *t, unsigned i, struct sl_error *err)
 		return sl_error_set(
 		        err, SL_ERR_SERIALIZATION,
 		        "Field 'DeadLetterConfig': expected an object with a string Arn");
+	/* webhook headers and query parameters (AWS's API destination fields) */
+	json_t *hp = json_object_get(t, "HttpParameters");
+	if (hp && !json_is_null(hp)) {
+		sl_err rc;
+		if (!json_is_object(hp))
+			return sl_error_set(err, SL_ERR_SERIALIZATION,
+			                    "Field 'HttpParameters': expected an object");
+		if ((rc = check_http_map(json_object_get(hp, "HeaderParameters"),
+		                         "HeaderParameters", true, err))
+		    || (rc = check_http_map(json_object_get(hp, "QueryStringParameters"),
+		                            "QueryStringParameters", false, err)))
+			return rc;
+	}
 	xform_t *x = NULL;
 	sl_err rc = xform_new(t, i, &x, err);
 	xform_free(x);

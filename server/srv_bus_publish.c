@@ -170,6 +170,9 @@ deliver_rule(struct route *r, const char *rule)
 			    && (json_object_set_new(d, "created", json_integer(r->now))
 			        || (r->st && r->st->hops
 			            && json_object_set_new(d, "hops", json_integer(r->st->hops)))
+			        || (json_is_object(json_object_get(t, "HttpParameters"))
+			            && json_object_set(d, "http",
+			                               json_object_get(t, "HttpParameters")))
 			        || (rc = add_policy(d, t))
 			        || (last && json_object_set(d, "lastError", last))))
 				rc = rc ? rc : SL_ERR_NOMEM;

@@ -702,6 +702,22 @@ on_http_done(struct evhttp_request *req, void *arg)
 	kick(d);
 }
 
+/* The target's HeaderParameters; the ones this server sets itself are kept as they are. */
+static int
+add_headers(struct evkeyvalq *h, json_t *http)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(json_object_get(http, "HeaderParameters"), k, v)
+	{
+		if (!json_is_string(v) || evhttp_find_header(h, k))
+			continue;
+		if (evhttp_add_header(h, k, json_string_value(v)))
+			return -1;
+	}
+	return 0;
+}
+
 /* A connection that speaks TLS to host: the peer's certificate must chain to a trusted CA
  * (the system store, or SSL_CERT_FILE / SSL_CERT_DIR) and name host (SNI sent for names). */
 static struct evhttp_connection *
@@ -750,6 +766,24 @@ http_start(srv_deliver_t *d, struct item *it, const char *url, bool tls, char *w
 	const char *path = evhttp_uri_get_path(u), *query = evhttp_uri_get_query(u);
 	char *target = sl_asprintf("%s%s%s", path && *path ? path : "/", query ? "?" : "",
 	                           query ? query : "");
+	/* the target's QueryStringParameters, encoded, after the URL's own query */
+	json_t *http = json_object_get(it->rec, "http");
+	const char *qk;
+	json_t *qv;
+	json_object_foreach(json_object_get(http, "QueryStringParameters"), qk, qv)
+	{
+		char *ek = target ? evhttp_encode_uri(qk) : NULL;
+		char *ev = ek
+		        ? evhttp_encode_uri(json_string_value(qv) ? json_string_value(qv) : "")
+		        : NULL;
+		char *next = ev
+		        ? sl_asprintf("%s%s%s=%s", target, strchr(target, '?') ? "&" : "?", ek, ev)
+		        : NULL;
+		free(ek);
+		free(ev);
+		sl_free(target);
+		target = next;
+	}
 	struct http_call *c = SL_NEW(struct http_call);
 	struct evhttp_request *req = NULL;
 	if (!target || !c)
@@ -785,7 +819,7 @@ http_start(srv_deliver_t *d, struct item *it, const char *url, bool tls, char *w
 	    || evhttp_add_header(h, "X-Sluice-Rule", rec_str(it->rec, "rule"))
 	    || evhttp_add_header(h, "X-Sluice-Event-Id", rec_str(it->rec, "eventId"))
 	    || evhttp_add_header(h, "X-Sluice-Delivery-Id", it->id)
-	    || evhttp_add_header(h, "X-Sluice-Attempt", attempt)
+	    || evhttp_add_header(h, "X-Sluice-Attempt", attempt) || add_headers(h, http)
 	    || evbuffer_add(evhttp_request_get_output_buffer(req), input, strlen(input)))
 		goto fail;
 	if (evhttp_make_request(c->conn, req, EVHTTP_REQ_POST, target) != 0) {

@@ -373,19 +373,27 @@ Test(deliveries, webhook_gets_the_transformed_input_once)
 	json_decref(
 	        ok("PutRule",
 	           json_pack("{s:s,s:s}", "Name", "r", "EventPattern", "{\"source\":[\"shop\"]}")));
+	fails("PutTargets",
+	      json_pack("{s:s,s:[{s:s,s:s,s:{s:{s:s}}}]}", "Rule", "r", "Targets", "Id", "hook",
+	                "Arn", url, "HttpParameters", "HeaderParameters", "Bad Name", "x"),
+	      "ValidationException", "HttpParameters.HeaderParameters: 'Bad Name'");
 	put_targets("r",
-	            json_pack("[{s:s,s:s,s:{s:{s:s,s:s},s:s}}]", "Id", "hook", "Arn", url,
-	                      "InputTransformer", "InputPathsMap", "total", "$.detail.total",
-	                      "city", "$.detail.city", "InputTemplate",
+	            json_pack("[{s:s,s:s,s:{s:{s:s,s:s},s:s},s:{s:{s:s,s:s},s:{s:s}}}]", "Id",
+	                      "hook", "Arn", url, "InputTransformer", "InputPathsMap", "total",
+	                      "$.detail.total", "city", "$.detail.city", "InputTemplate",
 	                      "{\"sum\": <total>, \"where\": \"<city>\", \"rule\": "
-	                      "<aws.events.rule-name>}"));
+	                      "<aws.events.rule-name>}",
+	                      "HttpParameters", "HeaderParameters", "Authorization", "Bearer t0k",
+	                      "Content-Type", "text/plain", "QueryStringParameters", "who",
+	                      "a b&c"));
 	put_event(NULL, "shop", "{\"total\": 12.50, \"city\": \"Oslo\"}");
 	put_event(NULL, "elsewhere", "{\"total\": 1}");
 	wait_requests(1);
 	wait_metric("sluice_deliveries_total{outcome=\"delivered\"} ", 1);
 	cr_assert_eq(metric("sluice_deliveries_inflight "), 0);
 	cr_assert_eq(receiver_count(), 1);
-	cr_assert_str_eq(rx.reqs[0].path, "/orders?x=1");
+	cr_assert_str_eq(rx.reqs[0].path, "/orders?x=1&who=a%20b%26c");
+	cr_assert(strstr(rx.reqs[0].head, "Authorization: Bearer t0k"), "%s", rx.reqs[0].head);
 	cr_assert_str_eq(rx.reqs[0].body, "{\"sum\": 12.50, \"where\": \"Oslo\", \"rule\": \"r\"}");
 	cr_assert(strcasestr(rx.reqs[0].head, "Content-Type: application/json"), "%s",
 	          rx.reqs[0].head);
