@@ -680,3 +680,77 @@ Test(workers, a_poller_that_hangs_up_is_given_no_task)
 	stop_worker(w);
 	stop();
 }
+
+/* Lambda resources are served by workers registered under the function's name: the plain
+ * function ARN, lambda:invoke (the worker gets Payload; the state gets Lambda's answer
+ * shape) and lambda:invoke.waitForTaskToken (the worker's result only acknowledges). */
+#define LAMBDA_DEF                                                                                 \
+	"{\"StartAt\":\"Plain\",\"States\":{"                                                      \
+	"\"Plain\":{\"Type\":\"Task\",\"Resource\":"                                               \
+	"\"arn:aws:lambda:us-east-1:000000000000:function:double:live\",\"ResultPath\":"           \
+	"\"$.plain\",\"Next\":\"Invoke\"},"                                                        \
+	"\"Invoke\":{\"Type\":\"Task\",\"Resource\":\"arn:aws:states:::lambda:invoke\","           \
+	"\"Parameters\":{\"FunctionName\":\"arn:aws:lambda:us-east-1:000000000000:function:"       \
+	"double\",\"Payload\":{\"n.$\":\"$.n\"}},\"ResultSelector\":{\"p.$\":\"$.Payload\","       \
+	"\"code.$\":\"$.StatusCode\"},\"ResultPath\":\"$.invoked\",\"Next\":\"Callback\"},"        \
+	"\"Callback\":{\"Type\":\"Task\",\"Resource\":"                                            \
+	"\"arn:aws:states:::lambda:invoke.waitForTaskToken\",\"Parameters\":{\"FunctionName\":"    \
+	"\"approve\",\"Payload\":{\"token.$\":\"$$.Task.Token\"}},\"ResultPath\":"                 \
+	"\"$.approval\",\"End\":true}}}"
+
+Test(workers, lambda_resources_are_served_by_function_name)
+{
+	start();
+	create_machine("lam", LAMBDA_DEF);
+	pid_t dbl = spawn_worker(srv.workers, "double", "cat", "dbl", NULL, false);
+	start_exec(SM("lam"), "l1", "{\"n\":21}");
+	/* the callback task: a raw worker takes it; its ack does not end the state */
+	nng_socket sk = raw_open(srv.workers);
+	json_t *t = NULL, *r = NULL;
+	for (int i = 0; i < 30 && !t; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "cb%d", i);
+		json_decref(r);
+		r = raw_json(sk, poll_frame(id, "approve", NULL, 2000));
+		t = json_array_get(json_object_get(r, "tasks"), 0);
+	}
+	cr_assert_not_null(t, "the callback task never came");
+	const char *tok = s(json_object_get(t, "input"), "token");
+	cr_assert(tok && strlen(tok) == 32, "%s", json_dumps(t, 0));
+	char token[64];
+	snprintf(token, sizeof token, "%s", tok);
+	json_t *a = raw_json(sk,
+	                     json_pack("{s:i,s:s,s:s,s:s}", "v", 1, "type", "success", "token",
+	                               token, "output", "invoked"));
+	cr_assert_str_eq(s(a, "type") ? s(a, "type") : "(none)", "ok");
+	json_decref(a);
+	json_decref(r);
+	json_t *d = ok("DescribeExecution", json_pack("{s:s}", "executionArn", EXEC("lam", "l1")));
+	cr_assert_str_eq(s(d, "status"), "RUNNING");
+	json_decref(d);
+	/* the callback's answer, sent with the token over the wire */
+	a = raw_json(sk, json_pack("{s:i,s:s,s:s}", "v", 1, "type", "heartbeat", "token", token));
+	cr_assert_str_eq(s(a, "type") ? s(a, "type") : "(none)", "ok");
+	json_decref(a);
+	json_decref(
+	        ok("SendTaskSuccess",
+	           json_pack("{s:s,s:s}", "taskToken", token, "output", "{\"approved\":true}")));
+	nng_close(sk);
+	d = wait_done(EXEC("lam", "l1"));
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
+	json_t *out = json_loads(s(d, "output"), 0, NULL);
+	json_t *want = json_loads("{\"n\":21,\"plain\":{\"n\":21},\"invoked\":{\"p\":{\"n\":21},"
+	                          "\"code\":200},\"approval\":{\"approved\":true}}",
+	                          0, NULL);
+	cr_assert(json_equal(out, want), "%s", s(d, "output"));
+	json_decref(out);
+	json_decref(want);
+	json_decref(d);
+	json_t *ev = history(EXEC("lam", "l1"));
+	cr_assert_eq(count_type(ev, "LambdaFunctionStarted"), 1);
+	cr_assert_eq(count_type(ev, "LambdaFunctionSucceeded"), 1);
+	cr_assert_eq(count_type(ev, "TaskSucceeded"), 2);
+	json_decref(ev);
+	stop_worker(dbl);
+	stop();
+}
