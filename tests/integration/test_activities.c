@@ -305,6 +305,40 @@ Test(activities, create_errors)
 	stop();
 }
 
+/* 10,000 activities over one keep-alive connection (each request in one write: a head and
+ * a body in two would wait on delayed ACKs); the next one is refused. */
+Test(activities, activity_limit)
+{
+	start();
+	int fd = h_connect(srv.http_port);
+	cr_assert_geq(fd, 0);
+	for (int i = 0; i < 10000; i++) {
+		char body[32], req[512];
+		int bn = snprintf(body, sizeof body, "{\"name\":\"a%05d\"}", i);
+		int n = snprintf(req, sizeof req,
+		                 "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+		                 "X-Amz-Target: AWSStepFunctions.CreateActivity\r\n"
+		                 "Content-Type: application/x-amz-json-1.0\r\n"
+		                 "Content-Length: %d\r\n\r\n%s",
+		                 bn, body);
+		struct h_response r;
+		cr_assert(write(fd, req, (size_t)n) == n && h_recv(fd, &r),
+		          "no answer to activity %d", i);
+		cr_assert_eq(r.status, 200, "activity %d: %d %s", i, r.status, r.body);
+		h_response_free(&r);
+	}
+	close(fd);
+	fails("CreateActivity", json_pack("{s:s}", "name", "one-more"), "ActivityLimitExceeded",
+	      "10000");
+	/* an existing name is still answered; a deletion makes room */
+	json_t *again = ok("CreateActivity", json_pack("{s:s}", "name", "a00042"));
+	cr_assert_str_eq(s(again, "activityArn"), ACT("a00042"));
+	json_decref(again);
+	json_decref(ok("DeleteActivity", json_pack("{s:s}", "activityArn", ACT("a00042"))));
+	json_decref(ok("CreateActivity", json_pack("{s:s}", "name", "one-more")));
+	stop();
+}
+
 Test(activities, arn_and_list_errors)
 {
 	start();
