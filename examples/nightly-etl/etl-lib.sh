@@ -21,15 +21,6 @@ etl_init() {
 	ETL_WEBHOOK_OUT="$ETL_HOME/webhook.jsonl"
 }
 
-# Does this sluice have a command (or a subcommand)? e.g. etl_has apply; etl_has schedules backfill
-etl_has() {
-	if [ $# -eq 1 ]; then
-		"$SLUICE" --help 2>/dev/null | grep -q "^  $1 "
-	else
-		"$SLUICE" "$1" --help 2>&1 | grep -qw -- "$2"
-	fi
-}
-
 # etl_api states|events OPERATION JSON: one AWS JSON call to the server; prints the answer,
 # fails (with the answer on stderr) on a non-2xx status.
 etl_api() {
@@ -61,10 +52,11 @@ etl_json() { python3 -c 'import json,sys; d=json.load(sys.stdin); r='"$1"'; prin
 etl_start_server() {
 	local data=$1 http=$2 workers=$3 log="$ETL_HOME/logs/server.log"
 	shift 3
+	local start line
+	touch "$log"
+	start=$(wc -l <"$log") # the readiness line of this start is after these
 	"$SLUICE" serve --data "$data" --http "$http" --workers "$workers" "$@" 2>>"$log" &
 	ETL_SERVER_PID=$!
-	local start line
-	start=$(wc -l <"$log")
 	for _ in $(seq 300); do
 		line=$(tail -n +"$((start + 1))" "$log" | grep -m1 '^sluice: ready ' || true)
 		[ -n "$line" ] && break
@@ -159,70 +151,19 @@ print(" ".join(str(last - datetime.timedelta(days=k)) for k in range(int(sys.arg
 PY
 }
 
-# etl_apply APPFILE: `sluice apply -f` when this sluice has it; otherwise the same objects
-# through the API (state machine, activities, rules and targets).
-etl_apply() {
-	local app=$1
-	if etl_has apply; then
-		"$SLUICE" apply -f "$app"
-		return
-	fi
-	etl_say "(this sluice has no 'apply' yet: creating the app's objects through the API)"
-	"$SLUICE" state-machines create nightly-etl "$ETL_DIR/etl.yaml" >/dev/null 2>&1 ||
-		"$SLUICE" state-machines update nightly-etl "$ETL_DIR/etl.yaml" >/dev/null
-	local a
-	for a in list-partitions extract-transform load-sqlite; do
-		etl_api states CreateActivity "{\"name\": \"$a\"}" >/dev/null 2>&1 || true
-	done
-	python3 - "$app" <<'PY' | while IFS=$'\t' read -r op body; do etl_api events "$op" "$body" >/dev/null; done
-import json, sys
-# Python's standard library reads no YAML: this fallback knows the example's objects and
-# takes only the webhook URL from the app file.
-text = open(sys.argv[1]).read()
-url = None
-for line in text.splitlines():
-    if "arn: http://" in line:
-        url = line.split("arn: ")[1].strip()
-arn = "arn:aws:states:us-east-1:000000000000:stateMachine:nightly-etl"
-rules = [
-    ("PutRule", {"Name": "nightly-etl", "ScheduleExpression": "cron(0 2 * * ? *)",
-                 "Description": "load last night's city-lot partitions into SQLite"}),
-    ("PutTargets", {"Rule": "nightly-etl", "Targets": [{"Id": "etl", "Arn": arn,
-        "InputTransformer": {"InputPathsMap": {"time": "$.time"},
-                             "InputTemplate": "{\"date\": <time>}"}}]}),
-    ("PutRule", {"Name": "etl-failed", "EventPattern": json.dumps(
-        {"source": ["sluice.examples.nightly-etl"], "detail-type": ["etl.failed"]})}),
-    ("PutTargets", {"Rule": "etl-failed", "Targets": [
-        {"Id": "webhook", "Arn": url, "InputPath": "$.detail"},
-        {"Id": "log", "Arn": "arn:aws:logs:us-east-1:000000000000:log-group:nightly-etl"}]}),
-]
-for op, body in rules:
-    print(op + "\t" + json.dumps(body))
-PY
-}
+# etl_apply APPFILE: `sluice apply -f`: creates, changes or leaves alone what the app declares.
+etl_apply() { "$SLUICE" apply -f "$1"; }
 
-# etl_backfill DATE...: runs the nights (consecutive dates, oldest first). With `sluice
-# schedules backfill` the rule's own events start them (through its InputTransformer), for
-# the slots from the first date's midnight up to ETL_BACKFILL_TO (default now); otherwise
-# StartExecution per night with the input the rule would give. Prints the execution ARNs
-# started, one a line.
+# etl_backfill DATE...: runs the nights (consecutive dates, oldest first) through the rule
+# nightly-etl itself: `sluice schedules backfill` fires its 02:00 slots from the first date's
+# midnight up to ETL_BACKFILL_TO (default now), each a scheduled event that the rule's
+# InputTransformer turns into {"date": TIME}. Prints the execution ARNs, one a line.
 etl_backfill() {
-	local since
+	local since from="${1}T00:00:00Z" to=${ETL_BACKFILL_TO:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
 	since=$(date -u +%s)
-	if etl_has schedules backfill; then
-		local from="${1}T00:00:00Z" to=${ETL_BACKFILL_TO:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
-		"$SLUICE" schedules backfill nightly-etl --from "$from" --to "$to" \
-			--max-concurrency "$#" >&2 || return 1
-		etl_started_since "$since" "$#"
-		return
-	fi
-	etl_say "(this sluice has no 'schedules backfill' yet: starting the nights directly)"
-	local d
-	for d in "$@"; do
-		etl_api states StartExecution "$(printf '{"stateMachineArn": "%s", "name": "night-%s-%s", "input": "{\\"date\\": \\"%sT02:00:00Z\\"}"}' \
-			"arn:aws:states:us-east-1:000000000000:stateMachine:nightly-etl" "$d" "$since" "$d")" |
-			etl_json 'd["executionArn"]'
-	done
+	"$SLUICE" schedules backfill nightly-etl --from "$from" --to "$to" \
+		--max-concurrency "$#" >&2 || return 1
+	etl_started_since "$since" "$#"
 }
 
 # etl_started_since EPOCH N: the ARNs of nightly-etl executions started since EPOCH, waiting
@@ -252,19 +193,17 @@ etl_status() {
 	etl_api states DescribeExecution "{\"executionArn\": \"$1\"}" | etl_json 'd["status"]'
 }
 
-# etl_wait TIMEOUT ARN...: follows each execution to its end (`sluice executions watch`
-# when present, else polling DescribeExecution); prints "ARN STATUS" lines; returns 0 if
-# every execution ended (whatever its status) within TIMEOUT seconds in total.
+# etl_wait TIMEOUT ARN...: follows each execution to its end (`sluice executions watch`, then
+# DescribeExecution for the status); prints "ARN STATUS" lines; returns 0 if every execution
+# ended (whatever its status) within TIMEOUT seconds in total.
 etl_wait() {
 	local timeout=$1 arn st deadline
 	shift
 	deadline=$(($(date +%s) + timeout))
 	for arn in "$@"; do
-		if etl_has executions watch; then
-			local left=$((deadline - $(date +%s)))
-			[ "$left" -gt 0 ] || left=1
-			timeout "$((left + 5))" "$SLUICE" executions watch "$arn" --timeout "$left" >&2 || true
-		fi
+		local left=$((deadline - $(date +%s)))
+		[ "$left" -gt 0 ] || left=1
+		timeout "$((left + 5))" "$SLUICE" executions watch "$arn" --timeout "$left" >&2 || true
 		while :; do
 			if [ -n "$ETL_SERVER_PID" ] && ! kill -0 "$ETL_SERVER_PID" 2>/dev/null; then
 				echo "$arn SERVER-EXITED"
