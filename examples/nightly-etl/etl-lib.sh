@@ -108,6 +108,7 @@ etl_start_workers() {
 	ETL_PIDS+=($!)
 	"$SLUICE" worker --connect "$ETL_WORKERS" --activity load-sqlite --name load-1 \
 		--exec "$ETL_DIR/workers/load_sqlite.sh" --concurrency 2 2>>"$logs/load_sqlite.log" &
+	ETL_LOAD_PID=$!
 	ETL_PIDS+=($!)
 }
 

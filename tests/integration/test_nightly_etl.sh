@@ -15,7 +15,9 @@
 # 5. a second `sluice apply` of the same app changes nothing;
 # 6. a worker SIGKILLed in the middle of its tasks: they time out on their heartbeat and the
 #    Retry hands them to another worker; the night loads correctly;
-# 7. tasks longer than HeartbeatSeconds succeed: the worker library sends heartbeats.
+# 7. tasks longer than HeartbeatSeconds succeed: the worker library sends heartbeats;
+# 8. a loader that fails reaches the Catch (etl.failed at the webhook) and leaves the
+#    night's rows from its earlier load as they were.
 # Every wait is bounded (hang guards only, no timing assertions).
 set -uo pipefail
 
@@ -107,7 +109,7 @@ if got != exp or load != (records, bad) or not exp:
 PY
 }
 
-echo "1..17"
+echo "1..18"
 
 # ---- start: server on free ports, webhook, workers, the app -------------------------------
 if ! etl_start_server "$ETL_DATA_DIR" 127.0.0.1:0 tcp://127.0.0.1:0; then
@@ -257,6 +259,7 @@ wait "${ETL_PIDS[-1]}" 2>/dev/null
 unset 'ETL_PIDS[-1]'
 ETL_SLOW_MS=12000 ETL_FLAKY_EVERY=0 "$ETL_EXTRACT" --connect "$ETL_WORKERS" --data "$ETL_DATA" \
 	--concurrency 2 --name extract-slow 2>>"$ETL_HOME/logs/extract_transform.log" &
+slow_pid=$!
 ETL_PIDS+=($!)
 r=$(etl_api states StartExecution "{\"stateMachineArn\": \"arn:aws:states:us-east-1:000000000000:stateMachine:nightly-etl\", \"name\": \"t-slow\", \"input\": \"{\\\"date\\\": \\\"2026-03-06\\\"}\"}" | etl_json 'd["executionArn"]')
 end=$(etl_wait 120 "$r")
@@ -269,6 +272,33 @@ if [ "${end##* }" = SUCCEEDED ] && [ "$slow" = "[2, 0]" ] && verify_date 2026-03
 else
 	not_ok "12 s tasks under HeartbeatSeconds 10 succeed on the library's heartbeats" "$end" \
 		"extract-slow's attempts [succeeded, timed out]: $slow"
+fi
+
+# ---- 8. a loader that fails: the Load's Catch, and the night's earlier rows stay as they were
+kill -TERM "$slow_pid" 2>/dev/null
+wait "$slow_pid" 2>/dev/null
+"$ETL_EXTRACT" --connect "$ETL_WORKERS" --data "$ETL_DATA" --concurrency 4 --name extract-3 \
+	2>>"$ETL_HOME/logs/extract_transform.log" &
+ETL_PIDS+=($!)
+kill -TERM "$ETL_LOAD_PID" 2>/dev/null
+wait "$ETL_LOAD_PID" 2>/dev/null
+ETL_LOAD_FAIL=2026-03-01 "$SLUICE" worker --connect "$ETL_WORKERS" --activity load-sqlite \
+	--name load-refusing --exec "$SLUICE_SRC/examples/nightly-etl/workers/load_sqlite.sh" \
+	2>>"$ETL_HOME/logs/load_sqlite.log" &
+ETL_PIDS+=($!)
+r=$(etl_api states StartExecution "{\"stateMachineArn\": \"arn:aws:states:us-east-1:000000000000:stateMachine:nightly-etl\", \"name\": \"t-bad-loader\", \"input\": \"{\\\"date\\\": \\\"2026-03-01\\\"}\"}" | etl_json 'd["executionArn"]')
+end=$(etl_wait 120 "$r")
+got=""
+for _ in $(seq 150); do
+	got=$(grep -h 'ETL.LoadRefused' "$ETL_WEBHOOK_OUT" 2>/dev/null || true)
+	[ -n "$got" ] && break
+	sleep 0.2
+done
+if [ "${end##* }" = FAILED ] && [[ $got == *2026-03-01* ]] && verify_date 2026-03-01; then
+	ok "a failing loader: Catch, etl.failed to the webhook, the night's loaded rows untouched"
+else
+	not_ok "a failing loader: Catch, etl.failed to the webhook, the night's loaded rows untouched" \
+		"$end" "webhook: $got"
 fi
 
 # ---- 5. a second apply changes nothing --------------------------------------------------------
