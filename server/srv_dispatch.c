@@ -882,6 +882,10 @@ srv_dispatch_free(srv_dispatch_t *d)
 	if (!d)
 		return;
 	srv_dispatch_stop(d);
+	sl_info("dispatch",
+	        "%llu task(s) handed out, %llu stale dropped, %zu queued and %zu leased at exit",
+	        (unsigned long long)d->stats.handed_out, (unsigned long long)d->stats.dropped_stale,
+	        d->stats.queued, d->stats.leased);
 	for (srv_dispatch_t **p = &dispatchers; *p; p = &(*p)->next)
 		if (*p == d) {
 			*p = d->next;
