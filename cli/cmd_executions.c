@@ -458,9 +458,11 @@ watch_event(struct watch *w, json_t *ev)
 			fflush(stdout);
 		}
 	}
+	// every Task, inner ones too: a Map item's task failure must name its own state
+	if (state_event(type, "StateEntered", st, sizeof st) && name && strcmp(st, "Task") == 0
+	    && w->task_chain)
+		json_object_set_new(w->task_chain, idk, json_string(name));
 	if (state_event(type, "StateEntered", st, sizeof st) && top) {
-		if (strcmp(st, "Task") == 0 && w->task_chain)
-			json_object_set_new(w->task_chain, idk, json_string(name));
 		watch_line(w, el, "> %s (%s)", name, st);
 		if (strcmp(st, "Map") == 0 && w->nmaps < WATCH_MAPS_MAX) {
 			struct map_progress *m = &w->maps[w->nmaps++];

@@ -248,11 +248,59 @@ workflow_put_events(void *arg, store_txn_t *txn, json_t *entries, json_t **answe
 	return bus_put_entries(st, b, entries, answer, err);
 }
 
+/* AWS's "Step Functions Execution Status Change" event on the default bus: input and output
+ * as JSON text, dates in epoch milliseconds, stopDate null while RUNNING. */
+static sl_err
+status_event(void *arg, store_batch_t *b, const struct step_status_change *sc)
+{
+	struct bus_state *st = arg;
+	char *in = sc->input ? json_dumps(sc->input, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	char *out = sc->output ? json_dumps(sc->output, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	json_t *d = json_pack(
+	        "{s:s,s:s,s:s,s:s,s:I,s:o,s:o,s:o,s:o,s:o}", "executionArn", sc->execution_arn,
+	        "stateMachineArn", sc->state_machine_arn, "name", sc->name, "status",
+	        step_status_name(sc->status), "startDate", (json_int_t)sc->start_ms, "stopDate",
+	        sc->stop_ms ? json_integer(sc->stop_ms) : json_null(), "input",
+	        in ? json_string(in) : json_null(), "inputDetails",
+	        json_pack("{s:b}", "included", 1), "output", out ? json_string(out) : json_null(),
+	        "outputDetails", out ? json_pack("{s:b}", "included", 1) : json_null());
+	sl_free(in);
+	sl_free(out);
+	if (d && sc->error)
+		json_object_set_new(d, "error", json_string(sc->error));
+	if (d && sc->cause)
+		json_object_set_new(d, "cause", json_string(sc->cause));
+	char *detail = d ? json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(d);
+	if (!detail)
+		return SL_ERR_NOMEM;
+	char id[SL_UUID_STRLEN + 1];
+	sl_err rc = sl_uuid4(id);
+	json_t *res = json_pack("[s]", sc->execution_arn);
+	struct bus_envelope_fields f = { .id = id,
+		                         .time_ms = sc->stop_ms ? sc->stop_ms : sc->start_ms,
+		                         .source = "aws.states",
+		                         .detail_type = "Step Functions Execution Status Change",
+		                         .resources = res,
+		                         .detail = detail };
+	char *text = rc == SL_OK && res ? bus_envelope(&f) : NULL;
+	json_decref(res);
+	sl_free(detail);
+	if (rc == SL_OK && !text)
+		rc = SL_ERR_NOMEM;
+	if (rc == SL_OK)
+		rc = bus_publish(st, b, BUS_DEFAULT, id, text, NULL);
+	sl_free(text);
+	return rc;
+}
+
 sl_err
 srv_api_putevents_register(srv_t *s, struct bus_state *st)
 {
 	srv_engine_t *eng = srv_engine_of(s);
-	if (eng)
+	if (eng) {
 		step_engine_set_put_events(srv_engine_stepper(eng), workflow_put_events, st);
+		srv_engine_set_status_hook(eng, status_event, st);
+	}
 	return srv_register_op(s, "AWSEvents.PutEvents", op_put_events, st);
 }

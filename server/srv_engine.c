@@ -35,6 +35,8 @@ struct srv_engine {
 	uint64_t tasks_waiting;
 	srv_dispatch_t *dispatch;
 	bool replaying; /* step_tasks_replay at start: the records are committed */
+	srv_engine_status_fn on_status;
+	void *on_status_arg;
 	srv_engine_t *next;
 };
 
@@ -265,6 +267,33 @@ on_timer_fx(void *arg, int64_t due_ms)
 	arm(arg, due_ms);
 }
 
+void
+srv_engine_set_status_hook(srv_engine_t *e, srv_engine_status_fn fn, void *arg)
+{
+	e->on_status = fn;
+	e->on_status_arg = arg;
+}
+
+static void
+on_status(void *arg, const struct step_status_change *sc)
+{
+	srv_engine_t *e = arg;
+	if (!e->on_status)
+		return;
+	store_batch_t *b = NULL;
+	sl_err rc = srv_batch(e->srv, &b);
+	if (rc == SL_OK && (rc = store_savepoint_begin(b)) == SL_OK) {
+		if ((rc = e->on_status(e->on_status_arg, b, sc)) == SL_OK)
+			rc = store_savepoint_release(b);
+		else
+			store_savepoint_rollback(b);
+	}
+	// the transition stays committed: a lost notification must not undo an execution
+	if (rc != SL_OK)
+		sl_warn("engine", "status change of %s not published: %s", sc->execution_arn,
+		        sl_err_message(rc));
+}
+
 static void
 on_finished(void *arg, const struct step_finished *f)
 {
@@ -285,7 +314,8 @@ srv_engine_new(srv_t *s, srv_engine_t **out, struct sl_error *err)
 	e->fx = (struct step_effects) { .arg = e,
 		                        .task = on_task,
 		                        .timer = on_timer_fx,
-		                        .finished = on_finished };
+		                        .finished = on_finished,
+		                        .status = on_status };
 	// tasks are Started when a worker takes them (srv_dispatch.c)
 	struct step_options opt = { .lease_tasks = true };
 	sl_err rc = step_engine_new(srv_store(s), &opt, &e->step);

@@ -41,4 +41,10 @@ void srv_engine_clock_changed(srv_engine_t *e);
 sl_err srv_engine_machine(srv_engine_t *e, store_txn_t *txn, const char *name, uint32_t *revision,
                           const struct sm_machine **out, struct sl_error *err);
 
+/* Called in the engine's batch for every execution status change (RUNNING, then its end):
+ * the bus publishes AWS's "Step Functions Execution Status Change" events with it. */
+typedef sl_err (*srv_engine_status_fn)(void *arg, store_batch_t *b,
+                                       const struct step_status_change *sc);
+void srv_engine_set_status_hook(srv_engine_t *e, srv_engine_status_fn fn, void *arg);
+
 #endif
