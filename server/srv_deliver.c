@@ -667,7 +667,7 @@ on_http_done(struct evhttp_request *req, void *arg)
 			if (status >= 200 && status < 300) {
 				rc = succeeded(d, b, &c->it);
 			} else {
-				char msg[160];
+				char msg[256]; /* room for the TLS error text */
 				const char *code = "HTTP_ERROR";
 				if (status)
 					snprintf(msg, sizeof msg, "HTTP status %d", status);
