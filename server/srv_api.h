@@ -8,6 +8,8 @@
 #define SLUICE_SERVER_SRV_API_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/sl_err.h"
@@ -43,6 +45,13 @@ struct srv_machine_ref {
 /* The definition text (new string) of name at revision (0 = current) and the revision. */
 sl_err srv_machine_definition(store_txn_t *txn, const char *name, uint32_t revision,
                               char **definition, uint32_t *out_revision);
+
+/* Step Functions request fields (srv_sfn_fields.c), with AWS's error wording. A string
+ * member, required or optional (NULL when absent); wrong types are SerializationExceptions. */
+sl_err srv_sfn_str_field(json_t *body, const char *field, bool required, const char **out,
+                         struct sl_error *err);
+/* maxResults: 1..1000; absent or 0 gives dflt. */
+sl_err srv_sfn_max_results(json_t *body, size_t dflt, size_t *out, struct sl_error *err);
 
 /* Epoch milliseconds as AWS's JSON timestamp (epoch seconds with a fraction). */
 json_t *srv_json_time(int64_t ms);

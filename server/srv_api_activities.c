@@ -28,7 +28,6 @@
 #define NAME_MAX_LEN   80
 #define ARN_MAX_LEN    256
 #define LIST_DEFAULT   100
-#define LIST_MAX       1000
 #define TAGS_MAX       50
 #define TAG_KEY_MAX    128
 #define TAG_VALUE_MAX  256
@@ -40,26 +39,6 @@
 enum { TAG_ACTIVITY = 'A' };
 
 /* ---- request fields ----------------------------------------------------------------------- */
-
-static sl_err
-str_field(json_t *body, const char *field, bool required, const char **out, struct sl_error *err)
-{
-	json_t *v = json_object_get(body, field);
-	*out = NULL;
-	if (!v || json_is_null(v)) {
-		if (!required)
-			return SL_OK;
-		return sl_error_set(err, SL_ERR_SFN_VALIDATION,
-		                    "1 validation error detected: Value null at '%s' failed to "
-		                    "satisfy constraint: Member must not be null",
-		                    field);
-	}
-	if (!json_is_string(v))
-		return sl_error_set(err, SL_ERR_SERIALIZATION, "Field '%s': expected a string",
-		                    field);
-	*out = json_string_value(v);
-	return SL_OK;
-}
 
 /* AWS's length constraints are ValidationExceptions with this wording. */
 static sl_err
@@ -218,7 +197,7 @@ op_create(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 {
 	(void)ctx;
 	const char *name;
-	sl_err rc = str_field(body, "name", true, &name, err);
+	sl_err rc = srv_sfn_str_field(body, "name", true, &name, err);
 	if (rc)
 		return rc;
 	if (!valid_name(name))
@@ -288,7 +267,7 @@ op_describe(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	(void)ctx;
 	const char *arn;
 	char name[NAME_MAX_LEN + 1];
-	sl_err rc = str_field(body, "activityArn", true, &arn, err);
+	sl_err rc = srv_sfn_str_field(body, "activityArn", true, &arn, err);
 	if (rc || (rc = parse_activity_arn(arn, name, err)))
 		return rc;
 	store_txn_t *txn;
@@ -319,7 +298,7 @@ op_delete(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	(void)ctx;
 	const char *arn;
 	char name[NAME_MAX_LEN + 1];
-	sl_err rc = str_field(body, "activityArn", true, &arn, err);
+	sl_err rc = srv_sfn_str_field(body, "activityArn", true, &arn, err);
 	if (!rc)
 		rc = parse_activity_arn(arn, name, err);
 	if (rc == SL_ERR_ACTIVITY_NOT_FOUND) {
@@ -339,29 +318,6 @@ op_delete(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	if ((rc = store_del(store_batch_txn(b), STORE_DB_ACTIVITIES, k.buf, k.len)))
 		return rc;
 	srv_reply_json(req, NULL);
-	return SL_OK;
-}
-
-static sl_err
-max_results(json_t *body, size_t *out, struct sl_error *err)
-{
-	json_t *v = json_object_get(body, "maxResults");
-	*out = LIST_DEFAULT;
-	if (!v || json_is_null(v))
-		return SL_OK;
-	if (!json_is_integer(v))
-		return sl_error_set(err, SL_ERR_SERIALIZATION,
-		                    "Field 'maxResults': expected an integer");
-	json_int_t n = json_integer_value(v);
-	if (n < 0 || n > LIST_MAX)
-		return sl_error_set(
-		        err, SL_ERR_SFN_VALIDATION,
-		        "1 validation error detected: Value '%lld' at 'maxResults' "
-		        "failed to satisfy constraint: Member must have value less than "
-		        "or equal to %d",
-		        (long long)n, LIST_MAX);
-	if (n > 0)
-		*out = (size_t)n;
 	return SL_OK;
 }
 
@@ -395,8 +351,8 @@ op_list(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	size_t max;
 	const char *token;
 	sl_err rc;
-	if ((rc = max_results(body, &max, err))
-	    || (rc = str_field(body, "nextToken", false, &token, err)))
+	if ((rc = srv_sfn_max_results(body, LIST_DEFAULT, &max, err))
+	    || (rc = srv_sfn_str_field(body, "nextToken", false, &token, err)))
 		return rc;
 	char after[NAME_MAX_LEN + 1] = "";
 	if (token && (rc = decode_token(token, after, err)))
@@ -536,7 +492,7 @@ forget_after_commit(srv_req_t *req, store_batch_t *b, const char *token)
 static sl_err
 token_field(json_t *body, const char **token, struct sl_error *err)
 {
-	sl_err rc = str_field(body, "taskToken", true, token, err);
+	sl_err rc = srv_sfn_str_field(body, "taskToken", true, token, err);
 	return rc ? rc : check_token(*token, err);
 }
 
@@ -547,7 +503,7 @@ op_task_success(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	const char *token, *text;
 	sl_err rc;
 	if ((rc = token_field(body, &token, err))
-	    || (rc = str_field(body, "output", true, &text, err)))
+	    || (rc = srv_sfn_str_field(body, "output", true, &text, err)))
 		return rc;
 	size_t n = strlen(text);
 	if (n > STEP_DEFAULT_PAYLOAD_LIMIT)
@@ -583,8 +539,8 @@ op_task_failure(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	const char *token, *error, *cause;
 	sl_err rc;
 	if ((rc = token_field(body, &token, err))
-	    || (rc = str_field(body, "error", false, &error, err))
-	    || (rc = str_field(body, "cause", false, &cause, err)))
+	    || (rc = srv_sfn_str_field(body, "error", false, &error, err))
+	    || (rc = srv_sfn_str_field(body, "cause", false, &cause, err)))
 		return rc;
 	if (error && strlen(error) > ERROR_MAX_LEN)
 		return too_long(err, "error", ERROR_MAX_LEN);

@@ -20,26 +20,6 @@
 /* ---- request fields ----------------------------------------------------------------------- */
 
 static sl_err
-str_field(json_t *body, const char *field, bool required, const char **out, struct sl_error *err)
-{
-	json_t *v = json_object_get(body, field);
-	*out = NULL;
-	if (!v || json_is_null(v)) {
-		if (!required)
-			return SL_OK;
-		return sl_error_set(err, SL_ERR_SFN_VALIDATION,
-		                    "1 validation error detected: Value null at '%s' failed to "
-		                    "satisfy constraint: Member must not be null",
-		                    field);
-	}
-	if (!json_is_string(v))
-		return sl_error_set(err, SL_ERR_SERIALIZATION, "Field '%s': expected a string",
-		                    field);
-	*out = json_string_value(v);
-	return SL_OK;
-}
-
-static sl_err
 bool_field(json_t *body, const char *field, bool *set, bool *out, struct sl_error *err)
 {
 	json_t *v = json_object_get(body, field);
@@ -48,28 +28,6 @@ bool_field(json_t *body, const char *field, bool *set, bool *out, struct sl_erro
 		return sl_error_set(err, SL_ERR_SERIALIZATION, "Field '%s': expected a boolean",
 		                    field);
 	*out = *set && json_is_true(v);
-	return SL_OK;
-}
-
-static sl_err
-max_results(json_t *body, size_t *out, struct sl_error *err)
-{
-	json_t *v = json_object_get(body, "maxResults");
-	*out = 0;
-	if (!v || json_is_null(v))
-		return SL_OK;
-	if (!json_is_integer(v))
-		return sl_error_set(err, SL_ERR_SERIALIZATION,
-		                    "Field 'maxResults': expected an integer");
-	json_int_t n = json_integer_value(v);
-	if (n < 0 || n > 1000)
-		return sl_error_set(
-		        err, SL_ERR_SFN_VALIDATION,
-		        "1 validation error detected: Value '%lld' at 'maxResults' failed "
-		        "to satisfy constraint: Member must have value less than or equal "
-		        "to 1000",
-		        (long long)n);
-	*out = (size_t)n;
 	return SL_OK;
 }
 
@@ -172,11 +130,11 @@ op_start(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 {
 	srv_engine_t *e = ctx;
 	const char *smarn, *name, *input_text;
-	sl_err rc = str_field(body, "stateMachineArn", true, &smarn, err);
+	sl_err rc = srv_sfn_str_field(body, "stateMachineArn", true, &smarn, err);
 	if (!rc)
-		rc = str_field(body, "name", false, &name, err);
+		rc = srv_sfn_str_field(body, "name", false, &name, err);
 	if (!rc)
-		rc = str_field(body, "input", false, &input_text, err);
+		rc = srv_sfn_str_field(body, "input", false, &input_text, err);
 	if (rc)
 		return rc;
 	char machine[NAME_CAP];
@@ -282,7 +240,7 @@ op_describe(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 {
 	srv_engine_t *e = ctx;
 	const char *arn;
-	sl_err rc = str_field(body, "executionArn", true, &arn, err);
+	sl_err rc = srv_sfn_str_field(body, "executionArn", true, &arn, err);
 	if (!rc)
 		rc = check_exec_arn(arn, err);
 	store_txn_t *txn = NULL;
@@ -308,11 +266,11 @@ op_history(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	const char *arn, *token;
 	struct step_history_query q = { 0 };
 	bool rev_set;
-	sl_err rc = str_field(body, "executionArn", true, &arn, err);
+	sl_err rc = srv_sfn_str_field(body, "executionArn", true, &arn, err);
 	if (!rc)
-		rc = str_field(body, "nextToken", false, &token, err);
+		rc = srv_sfn_str_field(body, "nextToken", false, &token, err);
 	if (!rc)
-		rc = max_results(body, &q.max_results, err);
+		rc = srv_sfn_max_results(body, 0, &q.max_results, err);
 	if (!rc)
 		rc = bool_field(body, "reverseOrder", &rev_set, &q.reverse, err);
 	if (!rc)
@@ -358,13 +316,13 @@ op_list(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	srv_engine_t *e = ctx;
 	const char *smarn, *status, *token;
 	struct step_list_query q = { 0 };
-	sl_err rc = str_field(body, "stateMachineArn", true, &smarn, err);
+	sl_err rc = srv_sfn_str_field(body, "stateMachineArn", true, &smarn, err);
 	if (!rc)
-		rc = str_field(body, "statusFilter", false, &status, err);
+		rc = srv_sfn_str_field(body, "statusFilter", false, &status, err);
 	if (!rc)
-		rc = str_field(body, "nextToken", false, &token, err);
+		rc = srv_sfn_str_field(body, "nextToken", false, &token, err);
 	if (!rc)
-		rc = max_results(body, &q.max_results, err);
+		rc = srv_sfn_max_results(body, 0, &q.max_results, err);
 	if (rc)
 		return rc;
 	if (status && !known_status(status))
@@ -421,11 +379,11 @@ op_stop(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 {
 	srv_engine_t *e = ctx;
 	const char *arn, *error, *cause;
-	sl_err rc = str_field(body, "executionArn", true, &arn, err);
+	sl_err rc = srv_sfn_str_field(body, "executionArn", true, &arn, err);
 	if (!rc)
-		rc = str_field(body, "error", false, &error, err);
+		rc = srv_sfn_str_field(body, "error", false, &error, err);
 	if (!rc)
-		rc = str_field(body, "cause", false, &cause, err);
+		rc = srv_sfn_str_field(body, "cause", false, &cause, err);
 	if (!rc)
 		rc = check_exec_arn(arn, err);
 	if (rc)
@@ -465,7 +423,7 @@ op_machine_for(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 {
 	srv_engine_t *e = ctx;
 	const char *arn;
-	sl_err rc = str_field(body, "executionArn", true, &arn, err);
+	sl_err rc = srv_sfn_str_field(body, "executionArn", true, &arn, err);
 	if (!rc)
 		rc = check_exec_arn(arn, err);
 	store_txn_t *txn = NULL;

@@ -18,7 +18,6 @@
 
 #define NAME_MAX_LEN 80
 #define LIST_DEFAULT 100
-#define LIST_MAX     1000
 
 enum { TAG_META = 'M', TAG_REV = 'R', TAG_VERSION = 'V' };
 
@@ -103,30 +102,6 @@ srv_machine_definition(store_txn_t *txn, const char *name, uint32_t revision, ch
 }
 
 /* ---- request fields ----------------------------------------------------------------------- */
-
-static sl_err
-missing(struct sl_error *err, const char *field)
-{
-	return sl_error_set(err, SL_ERR_SFN_VALIDATION,
-	                    "1 validation error detected: Value null at '%s' failed to satisfy "
-	                    "constraint: Member must not be null",
-	                    field);
-}
-
-/* A string member: required or optional; wrong types are validation errors. */
-static sl_err
-str_field(json_t *body, const char *field, bool required, const char **out, struct sl_error *err)
-{
-	json_t *v = json_object_get(body, field);
-	*out = NULL;
-	if (!v || json_is_null(v))
-		return required ? missing(err, field) : SL_OK;
-	if (!json_is_string(v))
-		return sl_error_set(err, SL_ERR_SERIALIZATION, "Field '%s': expected a string",
-		                    field);
-	*out = json_string_value(v);
-	return SL_OK;
-}
 
 /* AWS's name rules: 1..80 characters, none of whitespace, brackets, wildcards, the listed
  * punctuation or control characters. */
@@ -300,11 +275,11 @@ op_create(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	(void)ctx;
 	const char *name, *definition, *role_arn, *type, *vdesc;
 	sl_err rc;
-	if ((rc = str_field(body, "name", true, &name, err))
-	    || (rc = str_field(body, "definition", true, &definition, err))
-	    || (rc = str_field(body, "roleArn", false, &role_arn, err))
-	    || (rc = str_field(body, "type", false, &type, err))
-	    || (rc = str_field(body, "versionDescription", false, &vdesc, err)))
+	if ((rc = srv_sfn_str_field(body, "name", true, &name, err))
+	    || (rc = srv_sfn_str_field(body, "definition", true, &definition, err))
+	    || (rc = srv_sfn_str_field(body, "roleArn", false, &role_arn, err))
+	    || (rc = srv_sfn_str_field(body, "type", false, &type, err))
+	    || (rc = srv_sfn_str_field(body, "versionDescription", false, &vdesc, err)))
 		return rc;
 	json_t *pub = json_object_get(body, "publish");
 	if (pub && !json_is_boolean(pub))
@@ -424,7 +399,7 @@ op_describe(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 {
 	(void)ctx;
 	const char *arn;
-	sl_err rc = str_field(body, "stateMachineArn", true, &arn, err);
+	sl_err rc = srv_sfn_str_field(body, "stateMachineArn", true, &arn, err);
 	if (rc)
 		return rc;
 	store_txn_t *txn;
@@ -467,10 +442,10 @@ op_update(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	(void)ctx;
 	const char *arn, *definition, *role_arn, *vdesc;
 	sl_err rc;
-	if ((rc = str_field(body, "stateMachineArn", true, &arn, err))
-	    || (rc = str_field(body, "definition", false, &definition, err))
-	    || (rc = str_field(body, "roleArn", false, &role_arn, err))
-	    || (rc = str_field(body, "versionDescription", false, &vdesc, err)))
+	if ((rc = srv_sfn_str_field(body, "stateMachineArn", true, &arn, err))
+	    || (rc = srv_sfn_str_field(body, "definition", false, &definition, err))
+	    || (rc = srv_sfn_str_field(body, "roleArn", false, &role_arn, err))
+	    || (rc = srv_sfn_str_field(body, "versionDescription", false, &vdesc, err)))
 		return rc;
 	json_t *pub = json_object_get(body, "publish");
 	if (pub && !json_is_boolean(pub))
@@ -544,7 +519,7 @@ op_delete(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 {
 	(void)ctx;
 	const char *arn;
-	sl_err rc = str_field(body, "stateMachineArn", true, &arn, err);
+	sl_err rc = srv_sfn_str_field(body, "stateMachineArn", true, &arn, err);
 	if (rc)
 		return rc;
 	char name[NAME_MAX_LEN + 1];
@@ -578,25 +553,6 @@ op_delete(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	return SL_OK;
 }
 
-/* maxResults: 0 or absent = default; AWS allows 1..1000. */
-static sl_err
-max_results(json_t *body, size_t *out, struct sl_error *err)
-{
-	json_t *v = json_object_get(body, "maxResults");
-	*out = LIST_DEFAULT;
-	if (!v || json_is_null(v))
-		return SL_OK;
-	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > LIST_MAX)
-		return sl_error_set(err, SL_ERR_SFN_VALIDATION,
-		                    "1 validation error detected: Value at 'maxResults' failed to "
-		                    "satisfy constraint: Member must have value less than or equal "
-		                    "to %d",
-		                    LIST_MAX);
-	if (json_integer_value(v) > 0)
-		*out = (size_t)json_integer_value(v);
-	return SL_OK;
-}
-
 static sl_err
 op_list(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 {
@@ -604,8 +560,8 @@ op_list(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	size_t max;
 	const char *token;
 	sl_err rc;
-	if ((rc = max_results(body, &max, err))
-	    || (rc = str_field(body, "nextToken", false, &token, err)))
+	if ((rc = srv_sfn_max_results(body, LIST_DEFAULT, &max, err))
+	    || (rc = srv_sfn_str_field(body, "nextToken", false, &token, err)))
 		return rc;
 	/* the token is the hex of the last name answered: resume after it */
 	char after[NAME_MAX_LEN + 1] = "";
@@ -685,9 +641,9 @@ op_publish(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	(void)ctx;
 	const char *arn, *revision_id, *desc;
 	sl_err rc;
-	if ((rc = str_field(body, "stateMachineArn", true, &arn, err))
-	    || (rc = str_field(body, "revisionId", false, &revision_id, err))
-	    || (rc = str_field(body, "description", false, &desc, err)))
+	if ((rc = srv_sfn_str_field(body, "stateMachineArn", true, &arn, err))
+	    || (rc = srv_sfn_str_field(body, "revisionId", false, &revision_id, err))
+	    || (rc = srv_sfn_str_field(body, "description", false, &desc, err)))
 		return rc;
 	store_txn_t *txn;
 	char name[NAME_MAX_LEN + 1];
@@ -722,9 +678,9 @@ op_list_versions(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	const char *arn, *token;
 	size_t max;
 	sl_err rc;
-	if ((rc = str_field(body, "stateMachineArn", true, &arn, err))
-	    || (rc = str_field(body, "nextToken", false, &token, err))
-	    || (rc = max_results(body, &max, err)))
+	if ((rc = srv_sfn_str_field(body, "stateMachineArn", true, &arn, err))
+	    || (rc = srv_sfn_str_field(body, "nextToken", false, &token, err))
+	    || (rc = srv_sfn_max_results(body, LIST_DEFAULT, &max, err)))
 		return rc;
 	unsigned long below = 0;
 	if (token) {
@@ -787,9 +743,10 @@ op_validate(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	const char *definition, *type;
 	size_t max;
 	sl_err rc;
-	if ((rc = str_field(body, "definition", true, &definition, err))
-	    || (rc = str_field(body, "type", false, &type, err)) || (rc = check_type(type, err))
-	    || (rc = max_results(body, &max, err)))
+	if ((rc = srv_sfn_str_field(body, "definition", true, &definition, err))
+	    || (rc = srv_sfn_str_field(body, "type", false, &type, err))
+	    || (rc = check_type(type, err))
+	    || (rc = srv_sfn_max_results(body, LIST_DEFAULT, &max, err)))
 		return rc;
 	struct sm_problems problems = { 0 };
 	struct sm_machine *m = NULL;
