@@ -30,12 +30,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_server.h"
+
 #include "bus/pattern.h"
 #include "common/sl_alloc.h"
-
-#ifndef SLUICE_BIN_DEFAULT
-#define SLUICE_BIN_DEFAULT "sluice"
-#endif
 
 #define ENTRIES_PER_CALL 10
 #define MAX_CONNS        64
@@ -45,88 +43,13 @@
  * the routing cost comes from it. */
 static bool shared_source = true;
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 die(const char *what)
 {
-	fprintf(stderr, "bench_bus: %s\n", what);
-	exit(2);
+	bench_die("bench_bus", what);
 }
 
 /* ---- the server ----------------------------------------------------------------------- */
-
-struct server {
-	pid_t pid;
-	int port;
-	char dir[128];
-};
-
-static void
-server_start(struct server *s, int rules)
-{
-	snprintf(s->dir, sizeof s->dir, "/tmp/sluice-bench-bus-XXXXXX");
-	if (!mkdtemp(s->dir))
-		die("mkdtemp failed");
-	char data[200], limit[32], logf[200];
-	snprintf(data, sizeof data, "%s/data", s->dir);
-	snprintf(logf, sizeof logf, "%s/server.log", s->dir);
-	snprintf(limit, sizeof limit, "%d", rules < 300 ? 300 : rules);
-	const char *bin = getenv("SLUICE_BIN") ? getenv("SLUICE_BIN") : SLUICE_BIN_DEFAULT;
-	int fds[2];
-	if (pipe(fds) != 0)
-		die("pipe failed");
-	s->pid = fork();
-	if (s->pid == 0) {
-		dup2(fds[1], 2);
-		close(fds[0]);
-		execl(bin, bin, "serve", "--data", data, "--http", "127.0.0.1:0", "--workers",
-		      "tcp://127.0.0.1:0", "--rules-per-bus", limit, "--delivery-paused",
-		      "--log-level", "warn", (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	FILE *f = fdopen(fds[0], "r");
-	char line[1024];
-	s->port = 0;
-	while (f && fgets(line, sizeof line, f)) {
-		const char *p = strstr(line, "ready http=");
-		if (p && sscanf(p, "ready http=127.0.0.1:%d", &s->port) == 1)
-			break;
-		fputs(line, stderr);
-	}
-	if (!s->port) {
-		fprintf(stderr, "bench_bus: %s did not start\n", bin);
-		exit(2);
-	}
-	/* keep draining stderr (warnings) so the server never blocks on a full pipe */
-	if (fork() == 0) {
-		FILE *out = fopen(logf, "w");
-		while (fgets(line, sizeof line, f))
-			if (out)
-				fputs(line, out);
-		_exit(0);
-	}
-	fclose(f);
-}
-
-static void
-server_stop(struct server *s)
-{
-	kill(s->pid, SIGTERM);
-	int st;
-	waitpid(s->pid, &st, 0);
-	char cmd[256];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "bench_bus: could not remove %s\n", s->dir);
-}
 
 /* ---- a keep-alive HTTP client --------------------------------------------------------- */
 
@@ -303,11 +226,11 @@ load_thread(void *arg)
 	unsigned seed = (unsigned)l->id * 7919u + 1;
 	char req[16384];
 	const char *body;
-	while (now_s() < l->stop_at) {
+	while (bench_now_s() < l->stop_at) {
 		size_t n = build_call(req, sizeof req, &seed, l->rules);
-		double t0 = now_s();
+		double t0 = bench_now_s();
 		int st = conn_call(&c, "AWSEvents.PutEvents", req, n, &body);
-		double dt = now_s() - t0;
+		double dt = bench_now_s() - t0;
 		if (st != 200) {
 			l->errors++;
 			continue;
@@ -384,13 +307,13 @@ routing_rate(int rules, double seconds, unsigned long *matched)
 	}
 	unsigned long n = 0;
 	*matched = 0;
-	double t0 = now_s(), t;
+	double t0 = bench_now_s(), t;
 	do {
 		for (int i = 0; i < NEV; i++)
 			if (pat_machine_match(m, ev[i], len[i], count_match, matched, &err))
 				die("pat_machine_match failed");
 		n += NEV;
-		t = now_s();
+		t = bench_now_s();
 	} while (t - t0 < seconds);
 	for (int i = 0; i < NEV; i++)
 		free(ev[i]);
@@ -428,9 +351,12 @@ main(int argc, char **argv)
 		int rules = atoi(tok);
 		if (rules < 1)
 			die("rule counts are whole numbers >= 1");
-		struct server srv;
-		server_start(&srv, rules);
-		double t0 = now_s();
+		struct bench_server srv;
+		char limit[32];
+		snprintf(limit, sizeof limit, "%d", rules < 300 ? 300 : rules);
+		const char *extra[] = { "--rules-per-bus", limit, "--delivery-paused", NULL };
+		bench_server_start(&srv, "bench_bus", extra);
+		double t0 = bench_now_s();
 		pthread_t th[MAX_CONNS];
 		struct setup su[SETUP_CONNS];
 		for (int i = 0; i < SETUP_CONNS; i++) {
@@ -439,10 +365,10 @@ main(int argc, char **argv)
 		}
 		for (int i = 0; i < SETUP_CONNS; i++)
 			pthread_join(th[i], NULL);
-		double setup = now_s() - t0;
+		double setup = bench_now_s() - t0;
 
 		struct load *ld = calloc((size_t)conns, sizeof *ld);
-		double start = now_s();
+		double start = bench_now_s();
 		for (int i = 0; i < conns; i++) {
 			ld[i] = (struct load) { .port = srv.port,
 				                .rules = rules,
@@ -459,7 +385,7 @@ main(int argc, char **argv)
 			errors += ld[i].errors;
 			nlat += ld[i].nlat;
 		}
-		double elapsed = now_s() - start;
+		double elapsed = bench_now_s() - start;
 		double *lat = malloc((nlat ? nlat : 1) * sizeof *lat);
 		size_t k = 0;
 		for (int i = 0; i < conns; i++) {
@@ -472,7 +398,7 @@ main(int argc, char **argv)
 		double p50 = nlat ? lat[nlat / 2] * 1e3 : 0,
 		       p99 = nlat ? lat[nlat * 99 / 100] * 1e3 : 0;
 		free(lat);
-		server_stop(&srv);
+		bench_server_stop(&srv);
 		unsigned long matched;
 		double routed = routing_rate(rules, 1.0, &matched);
 		printf("%8d %10.1f %12.0f %10.2f %10.2f %8lu %14.0f\n", rules, setup,

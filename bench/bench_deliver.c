@@ -31,87 +31,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SLUICE_BIN_DEFAULT
-#define SLUICE_BIN_DEFAULT "sluice"
-#endif
+#include "bench/bench_server.h"
 
 #define ENTRIES_PER_CALL 10
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void
 die(const char *what)
 {
-	fprintf(stderr, "bench_deliver: %s\n", what);
-	exit(2);
+	bench_die("bench_deliver", what);
 }
 
 /* ---- the server ----------------------------------------------------------------------- */
-
-struct server {
-	pid_t pid;
-	int port;
-	char dir[128];
-};
-
-static void
-server_start(struct server *s)
-{
-	snprintf(s->dir, sizeof s->dir, "/tmp/sluice-bench-deliver-XXXXXX");
-	if (!mkdtemp(s->dir))
-		die("mkdtemp failed");
-	char data[200];
-	snprintf(data, sizeof data, "%s/data", s->dir);
-	const char *bin = getenv("SLUICE_BIN") ? getenv("SLUICE_BIN") : SLUICE_BIN_DEFAULT;
-	int fds[2];
-	if (pipe(fds) != 0)
-		die("pipe failed");
-	s->pid = fork();
-	if (s->pid == 0) {
-		dup2(fds[1], 2);
-		close(fds[0]);
-		execl(bin, bin, "serve", "--data", data, "--http", "127.0.0.1:0", "--workers",
-		      "tcp://127.0.0.1:0", "--log-level", "warn", (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	FILE *f = fdopen(fds[0], "r");
-	char line[1024];
-	s->port = 0;
-	while (f && fgets(line, sizeof line, f)) {
-		const char *p = strstr(line, "ready http=");
-		if (p && sscanf(p, "ready http=127.0.0.1:%d", &s->port) == 1)
-			break;
-		fputs(line, stderr);
-	}
-	if (!s->port)
-		die("the server did not start");
-	/* keep draining stderr so the server never blocks on a full pipe */
-	if (fork() == 0) {
-		while (fgets(line, sizeof line, f))
-			fputs(line, stderr);
-		_exit(0);
-	}
-	fclose(f);
-}
-
-static void
-server_stop(struct server *s)
-{
-	kill(s->pid, SIGTERM);
-	int st;
-	waitpid(s->pid, &st, 0);
-	char cmd[256];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "bench_deliver: could not remove %s\n", s->dir);
-}
 
 /* ---- a keep-alive HTTP client --------------------------------------------------------- */
 
@@ -196,7 +126,7 @@ static double
 put_events(struct conn *c, int n)
 {
 	char body[4096];
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	for (int i = 0; i < n; i += ENTRIES_PER_CALL) {
 		size_t len = (size_t)snprintf(body, sizeof body, "{\"Entries\":[");
 		for (int k = 0; k < ENTRIES_PER_CALL && i + k < n; k++)
@@ -207,7 +137,7 @@ put_events(struct conn *c, int n)
 		snprintf(body + len, sizeof body - len, "]}");
 		call(c, "AWSEvents.PutEvents", body, "\"FailedEntryCount\":0");
 	}
-	return now_s() - t0;
+	return bench_now_s() - t0;
 }
 
 /* ---- the webhook receiver ------------------------------------------------------------- */
@@ -274,13 +204,13 @@ main(int argc, char **argv)
 	if (n < ENTRIES_PER_CALL)
 		die("usage: bench_deliver [N >= 10]");
 	char body[1024];
-	struct server s;
+	struct bench_server s;
 	struct conn c;
 
 	/* webhook */
 	pthread_t th;
 	int port = receiver_start(&th);
-	server_start(&s);
+	bench_server_start(&s, "bench_deliver", NULL);
 	conn_open(&c, s.port);
 	call(&c, "AWSEvents.PutRule",
 	     "{\"Name\":\"r\",\"EventPattern\":\"{\\\"source\\\":[\\\"bench\\\"]}\"}", NULL);
@@ -289,23 +219,23 @@ main(int argc, char **argv)
 	         "\"InputPath\":\"$.detail\"}]}",
 	         port);
 	call(&c, "AWSEvents.PutTargets", body, "\"FailedEntryCount\":0");
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	double put = put_events(&c, n);
-	while (atomic_load(&rx_count) < n && now_s() - t0 < 600)
+	while (atomic_load(&rx_count) < n && bench_now_s() - t0 < 600)
 		usleep(1000);
-	double all = now_s() - t0;
+	double all = bench_now_s() - t0;
 	int got = atomic_load(&rx_count);
 	printf("webhook: %d deliveries in %.2f s = %.0f deliveries/s (PutEvents meanwhile: "
 	       "%.0f entries/s)\n",
 	       got, all, got / all, n / put);
 	close(c.fd);
-	server_stop(&s);
+	bench_server_stop(&s);
 	atomic_store(&rx_stop, true);
 	pthread_join(th, NULL);
 	close(rx_fd);
 
 	/* state machine */
-	server_start(&s);
+	bench_server_start(&s, "bench_deliver", NULL);
 	conn_open(&c, s.port);
 	call(&c, "AWSStepFunctions.CreateStateMachine",
 	     "{\"name\":\"m\",\"roleArn\":\"arn:aws:iam::000000000000:role/r\",\"definition\":"
@@ -324,6 +254,6 @@ main(int argc, char **argv)
 	       "entries/s (one connection, %d entries per call)\n",
 	       n, put, n / put, ENTRIES_PER_CALL);
 	close(c.fd);
-	server_stop(&s);
+	bench_server_stop(&s);
 	return 0;
 }

@@ -39,40 +39,25 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_server.h"
+
 #include "common/sl_alloc.h"
 #include "workers/sluice_worker.h"
 #include "workers/wk_proto.h"
 
-#ifndef SLUICE_BIN_DEFAULT
-#define SLUICE_BIN_DEFAULT "sluice"
-#endif
-
 #define MAX_WORKERS 64
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void
 die(const char *what)
 {
-	fprintf(stderr, "bench_workers: %s\n", what);
-	exit(2);
+	bench_die("bench_workers", what);
 }
 
 /* ---- the server ----------------------------------------------------------------------- */
 
-static struct {
-	pid_t pid;
-	int port;
-	char workers[256];
-	char dir[128];
-} srv;
+static struct bench_server srv;
 
+/* An external server (SLUICE_ENDPOINT and SLUICE_WORKERS), else one of our own. */
 static void
 server_start(void)
 {
@@ -83,55 +68,9 @@ server_start(void)
 		snprintf(srv.workers, sizeof srv.workers, "%s", wu);
 		return;
 	}
-	snprintf(srv.dir, sizeof srv.dir, "/tmp/sluice-bench-workers-XXXXXX");
-	if (!mkdtemp(srv.dir))
-		die("mkdtemp failed");
-	char data[200];
-	snprintf(data, sizeof data, "%s/data", srv.dir);
-	const char *bin = getenv("SLUICE_BIN") ? getenv("SLUICE_BIN") : SLUICE_BIN_DEFAULT;
-	int fds[2];
-	if (pipe(fds) != 0)
-		die("pipe failed");
-	srv.pid = fork();
-	if (srv.pid == 0) {
-		dup2(fds[1], 2);
-		close(fds[0]);
-		execl(bin, bin, "serve", "--data", data, "--http", "127.0.0.1:0", "--workers",
-		      "tcp://127.0.0.1:0", "--log-level", "warn", (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	FILE *f = fdopen(fds[0], "r");
-	char line[1024];
-	while (f && fgets(line, sizeof line, f)) {
-		const char *p = strstr(line, "ready http=");
-		if (p
-		    && sscanf(p, "ready http=127.0.0.1:%d workers=%255s", &srv.port, srv.workers)
-		            == 2)
-			break;
-		fputs(line, stderr);
-	}
-	if (!srv.port)
-		die("the server did not start");
-	if (fork() == 0) { /* drain its stderr so it never blocks */
-		while (fgets(line, sizeof line, f))
-			fputs(line, stderr);
-		_exit(0);
-	}
-	fclose(f);
-}
-
-static void
-server_stop(void)
-{
-	if (!srv.pid)
-		return;
-	kill(srv.pid, SIGTERM);
-	waitpid(srv.pid, NULL, 0);
-	char cmd[256];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", srv.dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "bench_workers: could not remove %s\n", srv.dir);
+	bench_server_start(&srv, "bench_workers", NULL);
+	if (!srv.workers[0])
+		die("the server did not say its workers URL");
 }
 
 /* ---- HTTP (setup and progress only: one connection per call) -------------------------- */
@@ -233,7 +172,7 @@ raw_main(void *arg)
 		sl_free(buf);
 		if (rv != 0)
 			continue;
-		double t0 = now_s();
+		double t0 = bench_now_s();
 		struct wk_msg m;
 		struct sl_error err;
 		if (wk_msg_decode(rep, rlen, &lim, &m, &err) != SL_OK) {
@@ -254,14 +193,14 @@ raw_main(void *arg)
 				fprintf(stderr, "bench_workers: result refused: %.*s\n", (int)rlen,
 				        rep);
 			nng_free(rep, rlen);
-			double t1 = now_s();
+			double t1 = bench_now_s();
 			if (w->n_lat == w->cap_lat) {
 				w->cap_lat = w->cap_lat ? w->cap_lat * 2 : 4096;
 				w->lat = realloc(w->lat, w->cap_lat * sizeof *w->lat);
 			}
 			w->lat[w->n_lat++] = t1 - t0;
 			w->tasks++;
-			t0 = now_s();
+			t0 = bench_now_s();
 		}
 		wk_msg_clear(&m);
 	}
@@ -325,7 +264,7 @@ run_round(int nworkers, bool lib, int items, int execs)
 	for (int i = 0; i < items; i++)
 		len += (size_t)snprintf(in + len, cap - len, "%s%d", i ? "," : "", i);
 	snprintf(in + len, cap - len, "]}");
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	for (int e = 0; e < execs; e++) {
 		snprintf(esc, cap * 2 + 128,
 		         "{\"stateMachineArn\":\"arn:aws:states:us-east-1:000000000000:"
@@ -353,7 +292,7 @@ run_round(int nworkers, bool lib, int items, int execs)
 			nanosleep(&ts, NULL);
 		}
 	}
-	double secs = now_s() - t0;
+	double secs = bench_now_s() - t0;
 	atomic_store(&stopping, true);
 	uint64_t total = 0;
 	size_t nl = 0;
@@ -421,6 +360,6 @@ main(int argc, char **argv)
 		}
 	}
 	free(list);
-	server_stop();
+	bench_server_stop(&srv);
 	return 0;
 }
