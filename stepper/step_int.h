@@ -184,9 +184,10 @@ char *step_dumps(json_t *v);
 void step_event_to_aws(json_t *ev);
 
 /* --- step_io.c ---------------------------------------------------------------------------- */
+/* AWS's limits: an error name of 256 characters, a cause of 32,768. */
 struct step_fault {
-	char error[256];
-	char cause[2048];
+	char error[257];
+	char cause[32769];
 	bool has_error, has_cause;
 };
 void step_fault_set(struct step_fault *ft, const char *error, const char *fmt, ...)

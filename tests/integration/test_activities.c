@@ -593,8 +593,10 @@ Test(activities, bad_tokens_and_outputs_are_refused_and_change_nothing)
 	d = wait_done(EXEC("strict", "s1"));
 	cr_assert_str_eq(s(d, "status"), "FAILED");
 	cr_assert_eq(strncmp(s(d, "error"), "eee", 3), 0);
+	/* the execution and the task's failure keep both at their full allowed lengths */
+	cr_assert_eq(strlen(s(d, "error")), 256);
+	cr_assert_eq(strlen(s(d, "cause")), 32768);
 	json_decref(d);
-	/* the task's failure keeps both at their full allowed lengths */
 	json_t *ev = history(EXEC("strict", "s1"));
 	json_t *fd = json_object_get(find_event(ev, "TaskFailed"), "taskFailedEventDetails");
 	cr_assert_eq(strlen(s(fd, "error")), 256);
