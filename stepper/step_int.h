@@ -107,6 +107,8 @@ struct step_ctx {
 	bool exec_dirty;
 	bool closed;          /* the execution ended during this call */
 	int64_t inline_frame; /* the frame step_frame_run is running: not queued again */
+	/* The top frame failing now (step_frame_fail): what a redrive restarts from. */
+	struct step_frame *failing_top;
 	struct sl_error *err;
 };
 
@@ -240,6 +242,11 @@ sl_err step_task_resolve(struct step_ctx *c, struct step_frame *f, bool ok, json
 /* Appends the task family's event ("Started" -> ActivityStarted, LambdaFunctionStarted,
  * TaskStarted); d (stolen, may be NULL) holds its details. */
 sl_err step_task_event(struct step_ctx *c, struct step_frame *f, const char *what, json_t *d);
+
+/* --- step_redrive.c ------------------------------------------------------------------------ */
+/* The execution is closing unsuccessfully (st): keeps the top frame's state and input in the
+ * execution record so that step_redrive can restart there. */
+sl_err step_redrive_keep(struct step_ctx *c, enum step_status st);
 
 /* --- step_map.c / step_parallel.c --------------------------------------------------------- */
 sl_err step_fanout_start(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t *ctx);

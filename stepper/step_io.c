@@ -62,14 +62,14 @@ step_context(struct step_ctx *c, struct step_frame *f)
 	size_t i;
 	json_t *v;
 	json_array_foreach(f->rc, i, v) retries += json_integer_value(v);
-	return json_pack("{s:{s:s?, s:O?, s:s?, s:s, s:s, s:I}, s:{s:s, s:s, s:I}, s:{s:s?, s:s?}}",
-	                 "Execution", "Id", c->arn, "Input", in ? in : json_null(), "Name",
-	                 step_jstr(c->exec, "name"), "RoleArn",
-	                 "arn:aws:iam::000000000000:role/sluice", "StartTime", started,
-	                 "RedriveCount", (json_int_t)0, "State", "EnteredTime", entered, "Name",
-	                 f->m->states[f->st].name, "RetryCount", (json_int_t)retries,
-	                 "StateMachine", "Id", step_jstr(c->exec, "stateMachineArn"), "Name",
-	                 step_jstr(c->exec, "machine"));
+	return json_pack(
+	        "{s:{s:s?, s:O?, s:s?, s:s, s:s, s:I}, s:{s:s, s:s, s:I}, s:{s:s?, s:s?}}",
+	        "Execution", "Id", c->arn, "Input", in ? in : json_null(), "Name",
+	        step_jstr(c->exec, "name"), "RoleArn", "arn:aws:iam::000000000000:role/sluice",
+	        "StartTime", started, "RedriveCount",
+	        (json_int_t)step_jint(c->exec, "redriveCount", 0), "State", "EnteredTime", entered,
+	        "Name", f->m->states[f->st].name, "RetryCount", (json_int_t)retries, "StateMachine",
+	        "Id", step_jstr(c->exec, "stateMachineArn"), "Name", step_jstr(c->exec, "machine"));
 }
 
 sl_err

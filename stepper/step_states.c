@@ -95,6 +95,8 @@ step_exec_close(struct step_ctx *c, enum step_status st, json_t *output, const c
 		json_object_set_new(c->exec, "cause", json_string(cause));
 	c->exec_dirty = true;
 	c->closed = true;
+	if (st != STEP_SUCCEEDED && (e = step_redrive_keep(c, st)) != SL_OK)
+		return e;
 	// Drop every frame (and the tokens they wait on): stale timers then find nothing.
 	struct store_key pk;
 	store_key_init(&pk);
@@ -171,6 +173,8 @@ sl_err
 step_frame_fail(struct step_ctx *c, struct step_frame *f, struct step_fault *ft)
 {
 	f->gone = true;
+	if (f->parent < 0)
+		c->failing_top = f;
 	if (f->parent < 0)
 		return step_exec_close(c, STEP_FAILED, NULL, ft->has_error ? ft->error : NULL,
 		                       ft->has_cause ? ft->cause : NULL);

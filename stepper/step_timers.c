@@ -123,6 +123,9 @@ fire_one(step_engine_t *eng, store_txn_t *txn, const struct fired *t, const stru
 		goto out;
 	if (strcmp(step_jstr(c.exec, "status"), "RUNNING") != 0)
 		goto out;
+	// a redrive arms a new execution timeout marked with its redriveCount
+	if (t->kind == TK_EXEC_TIMEOUT && (int64_t)t->wk != step_jint(c.exec, "redriveCount", 0))
+		goto out;
 	if (t->kind == TK_EXEC_TIMEOUT) {
 		e = step_exec_close(&c, STEP_TIMED_OUT, NULL, "States.Timeout",
 		                    "The execution timed out");

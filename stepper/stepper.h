@@ -245,6 +245,16 @@ sl_err step_next_timer(step_engine_t *eng, store_txn_t *txn, int64_t *due_ms);
 sl_err step_stop(step_engine_t *eng, store_batch_t *b, const char *arn, const char *error,
                  const char *cause, const struct step_effects *fx, struct sl_error *err);
 
+/* RedriveExecution: reopens a FAILED, TIMED_OUT or ABORTED execution (closed less than 14
+ * days ago) at the top-level state that did not finish, with the input that state had:
+ * ExecutionRedriven {redriveCount}, status RUNNING, retry counts start over. A Map or
+ * Parallel state is run again as a whole (AWS reruns only its unsuccessful children).
+ * client_token (may be NULL) makes a repeat of the latest redrive answer it again.
+ * *date_ms (may be NULL) receives the redrive time. SL_ERR_EXEC_NOT_FOUND,
+ * SL_ERR_EXEC_NOT_REDRIVABLE (with AWS's reason in err). */
+sl_err step_redrive(step_engine_t *eng, store_batch_t *b, const char *arn, const char *client_token,
+                    int64_t *date_ms, const struct step_effects *fx, struct sl_error *err);
+
 /* --- reads ------------------------------------------------------------------------------ */
 
 /* DescribeExecution's shape (executionArn, stateMachineArn, name, status, startDate,
@@ -254,6 +264,11 @@ sl_err step_describe(step_engine_t *eng, store_txn_t *txn, const char *arn, json
 /* The history events in order (a JSON array, new reference). */
 sl_err step_history(step_engine_t *eng, store_txn_t *txn, const char *arn, json_t **out,
                     struct sl_error *err);
+
+/* Adds DescribeExecution's redriveCount, redriveDate (RFC 3339, after a redrive),
+ * redriveStatus (REDRIVABLE / NOT_REDRIVABLE) and redriveStatusReason to d. */
+sl_err step_redrive_describe(step_engine_t *eng, store_txn_t *txn, const char *arn, json_t *d,
+                             struct sl_error *err);
 
 /* The machine name and revision (0 without a resolver) an execution runs.
  * SL_ERR_EXEC_NOT_FOUND if unknown. name_cap bytes of name_out. */
