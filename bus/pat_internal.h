@@ -171,6 +171,10 @@ pat_fval_ptr(const struct pat_flat *f, const char *ev, const struct pat_fval *v)
 /* Syntax check of any JSON text, without allocating (SL_ERR_INVALID_ARG when bad). */
 sl_err pat_json_check(const char *s, size_t len, struct sl_error *err);
 
+/* Subrules that became candidates (their anchor slot hit) in the last pat_machine_match:
+ * what the match had to verify. For tests. */
+size_t pat_machine_candidates(const pat_machine_t *m);
+
 /* UTF-8 code points in s (invalid bytes count one each). */
 size_t pat_utf8_chars(const char *s, size_t n);
 

@@ -26,11 +26,18 @@ struct field {
 struct subslot {
 	int32_t field;
 	bool absent_ok;
+	const struct pat_slot *ps; /* in the rule's compiled pattern, for verification */
 };
+
+/* Only the anchor slot (the required slot whose values the fewest other subrules share when
+ * the subrule is added) is in the indexes; a hit on it makes the subrule a candidate whose
+ * other slots are then checked against the event's values of their fields. */
+#define NO_ANCHOR UINT32_MAX
 
 struct sub {
 	uint32_t rule;
 	uint32_t nslots, npos;
+	uint32_t anchor; /* slot index, NO_ANCHOR when no slot is required */
 	bool live, has_absent;
 	struct subslot *slots;
 };
@@ -308,35 +315,79 @@ val_list(struct field *f, const struct pat_val *v, bool create, struct pat_hent 
 	return node == UINT32_MAX ? NULL : &t->v[node].t;
 }
 
+/* Takes the anchor slot's values out of the indexes (those not there are skipped). */
 static void
-sub_unindex(pat_machine_t *m, uint32_t sid, const struct pat_rule *pr, const struct pat_conj *cj)
+anchor_unindex(pat_machine_t *m, uint32_t sid)
 {
-	for (uint32_t s = 0; s < cj->nslots; s++) {
-		const struct pat_slot *sl = &pr->slots[cj->slots[s]];
-		struct pat_hent *pe = pat_hmap_get(&m->paths, 0, sl->path, sl->path_len,
-		                                   pat_hash(0, sl->path, sl->path_len));
-		if (!pe || pe->ival < 0)
+	const struct sub *sb = &m->subs[sid];
+	if (sb->anchor == NO_ANCHOR)
+		return;
+	const struct subslot *ss = &sb->slots[sb->anchor];
+	const struct pat_slot *sl = ss->ps;
+	struct field *f = m->fields[ss->field];
+	for (size_t v = 0; v < sl->nvals; v++) {
+		struct pat_hent *he;
+		struct pat_hmap *hm;
+		struct pat_trie *tr;
+		struct pat_tlist *l = val_list(f, &sl->vals[v], false, &he, &hm, &tr);
+		if (!l)
 			continue;
-		struct field *f = m->fields[pe->ival];
-		for (size_t v = 0; v < sl->nvals; v++) {
-			struct pat_hent *he;
-			struct pat_hmap *hm;
-			struct pat_trie *tr;
-			struct pat_tlist *l = val_list(f, &sl->vals[v], false, &he, &hm, &tr);
-			if (!l)
-				continue;
-			uint32_t before = l->n;
-			pat_tlist_remove_sub(l, sid);
-			if (needs_fold(&sl->vals[v]) && before != l->n)
-				f->fold_users -= before - l->n;
-			if (he && l->n == 0)
-				pat_hmap_del(hm, he);
-			/* a trie nobody uses any more goes: removed rules leave no nodes behind */
-			if (tr && (tr->ntargets -= before - l->n) == 0)
-				pat_trie_free(tr);
-		}
-		f->live--;
-		path_unref(m, sl->path, sl->path_len);
+		uint32_t before = l->n;
+		pat_tlist_remove_sub(l, sid);
+		if (needs_fold(&sl->vals[v]) && before != l->n)
+			f->fold_users -= before - l->n;
+		if (he && l->n == 0)
+			pat_hmap_del(hm, he);
+		/* a trie nobody uses any more goes: removed rules leave no nodes behind */
+		if (tr && (tr->ntargets -= before - l->n) == 0)
+			pat_trie_free(tr);
+	}
+}
+
+/* Releases the fields of the first n slots. */
+static void
+slots_unref(pat_machine_t *m, const struct sub *sb, uint32_t n)
+{
+	for (uint32_t s = 0; s < n; s++) {
+		m->fields[sb->slots[s].field]->live--;
+		path_unref(m, sb->slots[s].ps->path, sb->slots[s].ps->path_len);
+	}
+}
+
+static void
+sub_unindex(pat_machine_t *m, uint32_t sid)
+{
+	anchor_unindex(m, sid);
+	slots_unref(m, &m->subs[sid], m->subs[sid].nslots);
+}
+
+/*
+ * How many subrules a hit on v is likely to credit: the subrules already listed under the
+ * same key (exact, folded, prefix, suffix, wildcard head), plus a bias for matchers that
+ * many values pass. Anything-but and exists:true pass nearly every value, so a slot made
+ * of them is the anchor only when nothing else is required.
+ */
+#define COST_RANGE 64u
+#define COST_BROAD 1000000u
+
+static uint64_t
+val_cost(struct field *f, const struct pat_val *v)
+{
+	struct pat_hent *he;
+	struct pat_hmap *hm;
+	struct pat_trie *tr;
+	const struct pat_tlist *l;
+	switch (v->kind) {
+	case PK_EXACT:
+	case PK_EIC: l = val_list(f, v, false, &he, &hm, &tr); return 1 + (l ? l->n : 0);
+	case PK_PREFIX:
+	case PK_PREFIX_EIC:
+	case PK_SUFFIX:
+	case PK_SUFFIX_EIC:
+	case PK_WILDCARD: l = val_list(f, v, false, &he, &hm, &tr); return 4 + (l ? l->n : 0);
+	case PK_NUMERIC:
+	case PK_CIDR: return COST_RANGE + f->others.n;
+	default: return COST_BROAD + f->others.n;
 	}
 }
 
@@ -344,37 +395,50 @@ static sl_err
 sub_index(pat_machine_t *m, uint32_t sid, const struct pat_rule *pr, const struct pat_conj *cj)
 {
 	struct sub *sb = &m->subs[sid];
+	sb->anchor = NO_ANCHOR;
+	sb->nslots = (uint32_t)cj->nslots;
+	uint64_t best = UINT64_MAX;
 	for (uint32_t s = 0; s < cj->nslots; s++) {
 		const struct pat_slot *sl = &pr->slots[cj->slots[s]];
 		int32_t fid;
 		if (path_ref(m, sl->path, sl->path_len, &fid)) {
-			/* undo the slots before this one */
-			struct pat_conj part = { s, cj->slots };
-			sub_unindex(m, sid, pr, &part);
+			slots_unref(m, sb, s);
 			return SL_ERR_NOMEM;
 		}
-		struct field *f = m->fields[fid];
 		sb->slots[s].field = fid;
 		sb->slots[s].absent_ok = sl->absent_ok;
-		for (size_t v = 0; v < sl->nvals; v++) {
-			struct pat_hent *he;
-			struct pat_hmap *hm;
-			struct pat_trie *tr;
-			struct pat_tlist *l = val_list(f, &sl->vals[v], true, &he, &hm, &tr);
-			if (!l || !pat_tlist_add(l, sid, s, &sl->vals[v])) {
-				if (he && l && l->n == 0)
-					pat_hmap_del(hm, he);
-				if (tr && tr->ntargets == 0)
-					pat_trie_free(tr); /* created just now, holds nothing */
-				struct pat_conj part = { s + 1, cj->slots };
-				sub_unindex(m, sid, pr, &part);
-				return SL_ERR_NOMEM;
-			}
-			if (tr)
-				tr->ntargets++;
-			if (needs_fold(&sl->vals[v]))
-				f->fold_users++;
+		sb->slots[s].ps = sl;
+		if (sl->absent_ok)
+			continue;
+		uint64_t cost = 0;
+		for (size_t v = 0; v < sl->nvals; v++)
+			cost += val_cost(m->fields[fid], &sl->vals[v]);
+		if (cost < best) {
+			best = cost;
+			sb->anchor = s;
 		}
+	}
+	if (sb->anchor == NO_ANCHOR)
+		return SL_OK;
+	const struct pat_slot *sl = sb->slots[sb->anchor].ps;
+	struct field *f = m->fields[sb->slots[sb->anchor].field];
+	for (size_t v = 0; v < sl->nvals; v++) {
+		struct pat_hent *he;
+		struct pat_hmap *hm;
+		struct pat_trie *tr;
+		struct pat_tlist *l = val_list(f, &sl->vals[v], true, &he, &hm, &tr);
+		if (!l || !pat_tlist_add(l, sid, sb->anchor, &sl->vals[v])) {
+			if (he && l && l->n == 0)
+				pat_hmap_del(hm, he);
+			if (tr && tr->ntargets == 0)
+				pat_trie_free(tr); /* created just now, holds nothing */
+			sub_unindex(m, sid);
+			return SL_ERR_NOMEM;
+		}
+		if (tr)
+			tr->ntargets++;
+		if (needs_fold(&sl->vals[v]))
+			f->fold_users++;
 	}
 	return SL_OK;
 }
@@ -396,7 +460,7 @@ rule_drop(pat_machine_t *m, uint32_t rid)
 	for (uint32_t i = 0; i < r->nsubs; i++) {
 		uint32_t sid = r->subs[i];
 		struct sub *sb = &m->subs[sid];
-		sub_unindex(m, sid, r->pr, &r->pr->conj[i]);
+		sub_unindex(m, sid);
 		if (sb->npos == 0)
 			always_remove(m, sid);
 		sl_free(sb->slots);
@@ -541,33 +605,48 @@ lookup_path(void *ctx, const char *path, size_t len, uint64_t hash, struct pat_p
 	return true;
 }
 
+/* Stamps a subrule's scratch for this event (its slots' hit lists start empty). */
 static bool
-credit(const pat_machine_t *m, struct pat_scratch *sc, const struct pat_target *t, uint32_t val)
+sub_touch(const pat_machine_t *m, struct pat_scratch *sc, uint32_t sid)
 {
-	struct sub_scr *ss = &sc->sscr[t->sub];
-	const struct sub *sb = &m->subs[t->sub];
-	if (ss->gen != sc->gen) {
-		if (!grow((void **)&sc->heads, &sc->cap_heads, sc->nheads + sb->nslots,
-		          sizeof *sc->heads))
-			return false;
-		ss->gen = sc->gen;
-		ss->count = 0;
-		ss->cand = false;
-		ss->heads = (uint32_t)sc->nheads;
-		for (uint32_t i = 0; i < sb->nslots; i++)
-			sc->heads[sc->nheads + i] = -1;
-		sc->nheads += sb->nslots;
-	}
-	int32_t *head = &sc->heads[ss->heads + t->slot];
+	struct sub_scr *ss = &sc->sscr[sid];
+	const struct sub *sb = &m->subs[sid];
+	if (ss->gen == sc->gen)
+		return true;
+	if (!grow((void **)&sc->heads, &sc->cap_heads, sc->nheads + sb->nslots, sizeof *sc->heads))
+		return false;
+	ss->gen = sc->gen;
+	ss->count = 0;
+	ss->cand = false;
+	ss->heads = (uint32_t)sc->nheads;
+	for (uint32_t i = 0; i < sb->nslots; i++)
+		sc->heads[sc->nheads + i] = -1;
+	sc->nheads += sb->nslots;
+	return true;
+}
+
+/* Records value val for slot of a touched subrule (once per value). */
+static bool
+add_hit(struct pat_scratch *sc, uint32_t sid, uint32_t slot, uint32_t val)
+{
+	int32_t *head = &sc->heads[sc->sscr[sid].heads + slot];
 	if (*head >= 0 && sc->hits[*head].val == val)
 		return true; /* the same value through another alternative */
 	if (!grow((void **)&sc->hits, &sc->cap_hits, sc->nhits + 1, sizeof *sc->hits))
 		return false;
-	if (*head < 0 && !sb->slots[t->slot].absent_ok)
-		ss->count++;
 	sc->hits[sc->nhits] = (struct hit) { val, *head };
 	*head = (int32_t)sc->nhits++;
-	if (ss->count == sb->npos && !ss->cand) {
+	return true;
+}
+
+/* An index hit: only anchor slots are indexed, so the subrule becomes a candidate. */
+static bool
+credit(const pat_machine_t *m, struct pat_scratch *sc, const struct pat_target *t, uint32_t val)
+{
+	struct sub_scr *ss = &sc->sscr[t->sub];
+	if (!sub_touch(m, sc, t->sub) || !add_hit(sc, t->sub, t->slot, val))
+		return false;
+	if (!ss->cand) {
 		if (!grow((void **)&sc->cands, &sc->cap_cands, sc->ncands + 1, sizeof *sc->cands))
 			return false;
 		ss->cand = true;
@@ -631,6 +710,25 @@ walk_wild(const pat_machine_t *m, struct pat_scratch *sc, const struct pat_trie 
 	}
 }
 
+/* Matchers evaluated per value: numeric, cidr, anything-but, exists:true. s is the typed
+ * payload (NULL for a number that is not a finite double), fs the folded string if needed. */
+static bool
+other_hit(const struct pat_val *pv, const struct pat_fval *v, const char *s, size_t n,
+          const char *fs, size_t fl)
+{
+	switch (pv->kind) {
+	case PK_EXISTS: return true;
+	case PK_NUMERIC:
+		return v->type == PAT_T_NUMBER && v->num_ok && pat_numeric_match(pv, v->num);
+	case PK_CIDR: return v->type == PAT_T_STRING && pat_cidr_match(pv, s, n);
+	case PK_ANYBUT:
+		if (v->type == PAT_T_NUMBER && !s)
+			return true; /* a number we cannot represent equals no listed value */
+		return pat_anybut_match(pv, v->type, s, n, fs, fl);
+	default: return false;
+	}
+}
+
 static bool
 match_value(const pat_machine_t *m, struct pat_scratch *sc, uint32_t vi)
 {
@@ -679,24 +777,7 @@ match_value(const pat_machine_t *m, struct pat_scratch *sc, uint32_t vi)
 	}
 	for (uint32_t i = 0; i < f->others.n; i++) {
 		const struct pat_target *t = &f->others.v[i];
-		const struct pat_val *pv = t->val;
-		bool hit = false;
-		switch (pv->kind) {
-		case PK_EXISTS: hit = true; break;
-		case PK_NUMERIC:
-			hit = v->type == PAT_T_NUMBER && v->num_ok && pat_numeric_match(pv, v->num);
-			break;
-		case PK_CIDR: hit = v->type == PAT_T_STRING && pat_cidr_match(pv, s, n); break;
-		case PK_ANYBUT:
-			if (v->type == PAT_T_NUMBER && !s)
-				hit = true; /* a number we cannot represent equals no listed value
-				             */
-			else
-				hit = pat_anybut_match(pv, v->type, s, n, fs, fl);
-			break;
-		default: break;
-		}
-		if (hit && !credit(m, sc, t, vi))
+		if (other_hit(t->val, v, s, n, fs, fl) && !credit(m, sc, t, vi))
 			return false;
 	}
 	return true;
@@ -733,6 +814,86 @@ static bool
 field_has_values(const struct pat_scratch *sc, int32_t field)
 {
 	return sc->fgen[field] == sc->gen && sc->fhead[field] >= 0;
+}
+
+/* Does event value vi pass one of the slot's alternatives? 1 yes, 0 no, -1 out of memory.
+ * The same tests the indexes make, one value at a time. */
+static int
+value_passes(struct pat_scratch *sc, const struct pat_slot *sl, uint32_t vi)
+{
+	const struct pat_fval *v = &sc->flat.vals[vi];
+	const char *s = pat_fval_ptr(&sc->flat, sc->ev, v);
+	size_t n = v->len;
+	char numkey[8];
+	if (v->type == PAT_T_NUMBER) {
+		if (v->num_ok) {
+			memcpy(numkey, &v->num, 8);
+			s = numkey;
+			n = 8;
+		} else {
+			s = NULL;
+		}
+	}
+	bool str = v->type == PAT_T_STRING;
+	const char *fs = NULL;
+	size_t fl = 0;
+	for (size_t i = 0; i < sl->nvals; i++) {
+		const struct pat_val *pv = &sl->vals[i];
+		const char *k = pv->key;
+		size_t kl = pv->key_len;
+		if (str && !fs && needs_fold(pv)) {
+			if (!pat_fold(s, n, &sc->fold, &fl, &sc->cap_fold))
+				return -1;
+			fs = sc->fold;
+		}
+		bool hit;
+		switch (pv->kind) {
+		case PK_EXACT: /* typed key: type byte, then payload */
+			hit = s && kl == n + 1 && k[0] == v->type && memcmp(k + 1, s, n) == 0;
+			break;
+		case PK_EIC: hit = str && kl == fl && memcmp(k, fs, fl) == 0; break;
+		case PK_PREFIX: hit = str && n >= kl && memcmp(s, k, kl) == 0; break;
+		case PK_PREFIX_EIC: hit = str && fl >= kl && memcmp(fs, k, kl) == 0; break;
+		case PK_SUFFIX: hit = str && n >= kl && memcmp(s + n - kl, k, kl) == 0; break;
+		case PK_SUFFIX_EIC:
+			hit = str && fl >= kl && memcmp(fs + fl - kl, k, kl) == 0;
+			break;
+		case PK_WILDCARD: hit = str && pat_wild_match(&pv->wild, s, n); break;
+		default: hit = other_hit(pv, v, s, n, fs, fl); break;
+		}
+		if (hit)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * A candidate's slots other than its anchor, checked against the event's values of their
+ * fields; the values that pass are recorded as the indexes would have. 0 when a required
+ * slot has none, -1 when out of memory. Cost: the values of the subrule's fields.
+ */
+static int
+verify(const pat_machine_t *m, struct pat_scratch *sc, uint32_t sid)
+{
+	const struct sub *sb = &m->subs[sid];
+	if (!sub_touch(m, sc, sid))
+		return -1;
+	for (uint32_t s = 0; s < sb->nslots; s++) {
+		if (s == sb->anchor)
+			continue;
+		int32_t f = sb->slots[s].field;
+		bool any = false;
+		if (field_has_values(sc, f))
+			for (int32_t w = sc->fhead[f]; w >= 0; w = sc->vnext[w]) {
+				int r = value_passes(sc, sb->slots[s].ps, (uint32_t)w);
+				if (r < 0 || (r && !add_hit(sc, sid, s, (uint32_t)w)))
+					return -1;
+				any |= r > 0;
+			}
+		if (!any && !sb->slots[s].absent_ok)
+			return 0;
+	}
+	return 1;
 }
 
 /* Backtracking over one credited value per slot of order[] (or absence for exists:false). */
@@ -926,7 +1087,12 @@ run(const pat_machine_t *m, struct pat_scratch *sc, const char *event, size_t le
 		for (size_t i = 0; i < n; i++) {
 			uint32_t sid = pass == 0 ? sc->cands[i] : m->always[i];
 			const struct sub *sb = &m->subs[sid];
-			if (sc->rgen[sb->rule] == sc->gen || !sub_matches(m, sc, sid))
+			if (sc->rgen[sb->rule] == sc->gen)
+				continue;
+			int ok = verify(m, sc, sid);
+			if (ok < 0)
+				goto nomem;
+			if (!ok || !sub_matches(m, sc, sid))
 				continue;
 			sc->rgen[sb->rule] = sc->gen;
 			if (!fn(ctx, sb->rule, m->rules[sb->rule].name))
@@ -968,6 +1134,12 @@ pat_machine_match_with(const pat_machine_t *m, pat_scratch_t *sc, const char *ev
                        pat_match_fn fn, void *ctx, struct sl_error *err)
 {
 	return run(m, sc, event, len, fn, ctx, err);
+}
+
+size_t
+pat_machine_candidates(const pat_machine_t *m)
+{
+	return m->own.ncands;
 }
 
 struct ids_ctx {
