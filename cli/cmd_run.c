@@ -25,7 +25,7 @@ run_usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: sluice run FILE [--input JSON|@FILE] [--mock FILE [--mock-case NAME]]\n"
-	        "                       [--virtual-time] [--history]\n"
+	        "                       [--virtual-time] [--history] [--item-reader-root DIR]\n"
 	        "\n"
 	        "Runs one execution of the state machine in FILE (JSON or YAML) in-process, on a\n"
 	        "temporary store that is removed afterwards, and prints its output.\n"
@@ -37,6 +37,8 @@ run_usage(FILE *out)
 	        "several)\n"
 	        "  --virtual-time       waits, back-offs and timeouts elapse at once\n"
 	        "  --history            print the history events as JSON lines first\n"
+	        "  --item-reader-root DIR  Map ItemReader files: s3://BUCKET/KEY is "
+	        "DIR/BUCKET/KEY\n"
 	        "exit codes: 0 succeeded, 1 failed/timed out/aborted ({\"error\",\"cause\"} on "
 	        "stdout),\n"
 	        "            2 invalid definition, input or usage, 3 runtime error\n");
@@ -101,7 +103,7 @@ machine_name(const char *path, char name[81])
 
 static int
 run_it(const char *path, struct sm_machine *m, json_t *input, struct step_mock *mock, bool vtime,
-       bool history)
+       bool history, const char *reader_root)
 {
 	char dir[] = "/tmp/sluice-run-XXXXXX";
 	if (!mkdtemp(dir)) {
@@ -118,8 +120,9 @@ run_it(const char *path, struct sm_machine *m, json_t *input, struct step_mock *
 		fprintf(stderr, "sluice run: %s\n", sl_error_text(&err));
 		goto out_rm;
 	}
+	struct step_options eo = { .item_reader_root = reader_root };
 	struct step_local_options opt
-	        = { .mock = mock, .virtual_time = vtime, .want_history = history };
+	        = { .mock = mock, .virtual_time = vtime, .want_history = history, .engine = &eo };
 	char name[81];
 	machine_name(path, name);
 	if (step_local_run(st, m, name, input, &opt, &res, &err) != SL_OK) {
@@ -171,10 +174,11 @@ cmd_run(int argc, char **argv)
 		{ "mock-case", required_argument, NULL, 'c' },
 		{ "virtual-time", no_argument, NULL, 'v' },
 		{ "history", no_argument, NULL, 'H' },
+		{ "item-reader-root", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *input_arg = NULL, *mock_arg = NULL, *mock_case = NULL;
+	const char *input_arg = NULL, *mock_arg = NULL, *mock_case = NULL, *reader_root = NULL;
 	bool vtime = false, history = false;
 	int ch;
 	optind = 1;
@@ -186,6 +190,7 @@ cmd_run(int argc, char **argv)
 		case 'c': mock_case = optarg; break;
 		case 'v': vtime = true; break;
 		case 'H': history = true; break;
+		case 'R': reader_root = optarg; break;
 		case 'h': run_usage(stdout); return CLI_OK;
 		default:
 			fprintf(stderr, "sluice run: unknown or incomplete option '%s'\n",
@@ -255,7 +260,7 @@ cmd_run(int argc, char **argv)
 			goto out;
 		}
 	}
-	code = run_it(path, m, input, mock, vtime, history);
+	code = run_it(path, m, input, mock, vtime, history, reader_root);
 out:
 	step_mock_free(mock);
 	json_decref(mdoc);

@@ -143,18 +143,28 @@ step_fanout_start(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t 
 	} else {
 		const struct sm_map *mp = &s->u.map;
 		f->eff = json_incref(eff);
-		if (mp->item_reader || mp->item_batcher) {
-			step_fault_runtime(&ft, f, "States.Runtime",
-			                   "ItemReader and ItemBatcher are not supported by this "
-			                   "engine yet");
+		json_t *items = NULL;
+		e = mp->item_reader ? step_reader_load(c, f, ctx, &items, &ft)
+		                    : map_items(c, f, ctx, &items, &ft);
+		if (e == SL_OK && mp->item_batcher)
+			e = step_reader_batch(c, f, ctx, &items, &ft);
+		if (e != SL_OK) {
+			json_decref(items);
+			goto fail;
+		}
+		if (json_array_size(items) > UINT32_MAX) {
+			json_decref(items);
+			step_fault_runtime(&ft, f, "States.ItemReaderFailed", "too many items");
 			e = SL_ERR_INVALID_ARG;
 			goto fail;
 		}
-		json_t *items = NULL;
-		if ((e = map_items(c, f, ctx, &items, &ft)) != SL_OK)
-			goto fail;
 		f->n = (uint32_t)json_array_size(items);
+		// read or batched items are kept aside: iterations are created from them lazily
+		if (f->n > 0 && (mp->item_reader || mp->item_batcher))
+			e = step_reader_put(c, f, items);
 		json_decref(items);
+		if (e != SL_OK)
+			return e;
 		double d;
 		f->maxc = (uint32_t)mp->max_concurrency;
 		if (mp->max_concurrency_path) {
@@ -261,7 +271,11 @@ step_fanout_spawn(struct step_ctx *c, struct step_frame *f)
 	sl_err e = SL_OK;
 	if (f->alive < f->maxc && f->nx < f->n && (e = step_frame_eff(c, f)) != SL_OK)
 		return e;
-	if (is_map(f) && f->alive < f->maxc && f->nx < f->n) {
+	const struct sm_map *mp = is_map(f) ? &s->u.map : NULL;
+	if (mp && (mp->item_reader || mp->item_batcher) && f->alive < f->maxc && f->nx < f->n) {
+		if ((e = step_reader_get(c, f, &items)) != SL_OK)
+			return e;
+	} else if (is_map(f) && f->alive < f->maxc && f->nx < f->n) {
 		json_t *ctx = step_context(c, f);
 		if (!ctx)
 			return SL_ERR_NOMEM;
@@ -344,6 +358,8 @@ drop_results(struct step_ctx *c, struct step_frame *f)
 	store_key_raw(&k, "N", 1);
 	if (e == SL_OK)
 		e = store_del(c->txn, STORE_DB_FRAMES, k.buf, k.len);
+	if (e == SL_OK && is_map(f))
+		e = step_reader_drop(c, f);
 	f->in_aux = false;
 	return e;
 }
@@ -546,6 +562,8 @@ step_fanout_child_done(struct step_ctx *c, struct step_frame *f, uint64_t pw, ui
 		store_key_raw(&k, "N", 1);
 		if (e == SL_OK)
 			e = store_del(c->txn, STORE_DB_FRAMES, k.buf, k.len);
+		if (e == SL_OK && is_map(f))
+			e = step_reader_drop(c, f);
 		f->in_aux = false;
 	}
 	json_decref(f->eff);

@@ -256,4 +256,17 @@ sl_err step_fanout_spawn(struct step_ctx *c, struct step_frame *f);
 /* Deletes every child frame of f, recursively (their timers and tasks become stale). */
 sl_err step_kill_children(struct step_ctx *c, struct step_frame *f);
 
+/* --- step_reader.c: Map's ItemReader (local files) and ItemBatcher -------------------------- */
+/* The items the Map's ItemReader names (MaxItems applied). SL_ERR_INVALID_ARG with ft set:
+ * a state error (States.ItemReaderFailed, States.DataLimitExceeded, States.Runtime). */
+sl_err step_reader_load(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t **items,
+                        struct step_fault *ft);
+/* Replaces *items with the ItemBatcher's batches {"Items": [...], BatchInput members}. */
+sl_err step_reader_batch(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t **items,
+                         struct step_fault *ft);
+/* The Map's item list, written once when it starts and read as iterations are created. */
+sl_err step_reader_put(struct step_ctx *c, struct step_frame *f, json_t *items);
+sl_err step_reader_get(struct step_ctx *c, struct step_frame *f, json_t **items);
+sl_err step_reader_drop(struct step_ctx *c, struct step_frame *f);
+
 #endif

@@ -40,9 +40,9 @@
  *     O(items) per iteration start.
  *   - events:putEvents is served in the same transaction when a bus is attached
  *     (step_engine_set_put_events); otherwise it is an ordinary task.
- *   - EXPRESS executions, distributed Map child executions, ItemReader/ItemBatcher,
- *     JSONata and workflow variables are not run by this engine yet (refused with a clear
- *     States.Runtime error at the state that needs them).
+ *   - EXPRESS executions, distributed Map child executions, ItemReader over S3 (only
+ *     local files under item_reader_root are read), JSONata and workflow variables are
+ *     not run by this engine yet (refused with a clear error at the state that needs them).
  */
 #ifndef SLUICE_STEPPER_STEPPER_H
 #define SLUICE_STEPPER_STEPPER_H
@@ -77,6 +77,11 @@ struct step_options {
 	 * starts the heartbeat clock when a worker takes the task, as AWS does. Off: Scheduled
 	 * and Started at once (local runs, mocks). */
 	bool lease_tasks;
+	/* Map ItemReader: s3:getObject reads ROOT/Bucket/Key, s3:listObjectsV2 lists
+	 * ROOT/Bucket (borrowed, must outlive the engine). NULL: ItemReader fails with
+	 * States.ItemReaderFailed. Files over item_reader_max_bytes (0 = 64 MiB) are refused. */
+	const char *item_reader_root;
+	size_t item_reader_max_bytes;
 };
 
 enum step_status {
