@@ -50,6 +50,9 @@ serve_usage(FILE *out)
 	        "                        max-inflight, paused})\n"
 	        "  --rules-per-bus N     rules on one bus (default 300, AWS's quota; "
 	        "limits.rules-per-bus)\n"
+	        "  --item-reader-root DIR  Map ItemReader files: s3://BUCKET/KEY is "
+	        "DIR/BUCKET/KEY\n"
+	        "                        (YAML: item-reader-root; unset: ItemReader fails)\n"
 	        "  --virtual-time START  TEST ONLY: the wall clock is fake, starts at START\n"
 	        "                        (RFC 3339 or epoch ms) and moves only with the\n"
 	        "                        Sluice.AdvanceClock operation\n"
@@ -85,6 +88,7 @@ cmd_serve(int argc, char **argv)
 		{ "workers-token", required_argument, NULL, 'K' },
 		{ "workers-cert", required_argument, NULL, 'E' },
 		{ "workers-key", required_argument, NULL, 'Y' },
+		{ "item-reader-root", required_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -117,6 +121,7 @@ cmd_serve(int argc, char **argv)
 		case 'K': key = "workers-token", flag = "--workers-token"; break;
 		case 'E': key = "workers-cert", flag = "--workers-cert"; break;
 		case 'Y': key = "workers-key", flag = "--workers-key"; break;
+		case 'G': key = "item-reader-root", flag = "--item-reader-root"; break;
 		default: serve_usage(stderr); return CLI_USAGE;
 		}
 		if (nflags == sizeof flags / sizeof flags[0]) {

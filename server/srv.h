@@ -75,6 +75,8 @@ struct srv_config {
 	char *workers_token; /* every worker message must carry it; NULL = no check */
 	char *workers_cert;  /* tls+tcp://: PEM certificate chain file */
 	char *workers_key;   /* tls+tcp://: PEM private key file */
+	/* Map ItemReader reads s3://BUCKET/KEY as ITEM_READER_ROOT/BUCKET/KEY; NULL = off */
+	char *item_reader_root;
 };
 
 /* Fills c with the defaults (strings are allocated: release with srv_config_clear). */

@@ -62,6 +62,7 @@ srv_config_clear(struct srv_config *c)
 	sl_free(c->workers_token);
 	sl_free(c->workers_cert);
 	sl_free(c->workers_key);
+	sl_free(c->item_reader_root);
 	memset(c, 0, sizeof *c);
 }
 
@@ -251,6 +252,12 @@ srv_config_set(struct srv_config *c, const char *key, const char *v, const char 
 			                    where);
 		return replace_str(key[8] == 'c' ? &c->workers_cert : &c->workers_key, v);
 	}
+	if (strcmp(key, "item-reader-root") == 0) {
+		if (v[0] == '\0' || strlen(v) > 4000)
+			return sl_error_set(err, SL_ERR_INVALID_ARG, "%s: expected a directory",
+			                    where);
+		return replace_str(&c->item_reader_root, v);
+	}
 	if (strcmp(key, "region") == 0) {
 		if (!sl_arn_valid_region(v))
 			return sl_error_set(err, SL_ERR_INVALID_ARG,
@@ -314,8 +321,9 @@ srv_config_set(struct srv_config *c, const char *key, const char *v, const char 
 /* --- YAML ------------------------------------------------------------------------------ */
 
 static const char *const top_keys[]
-        = { "data",       "http",   "workers",  "region",        "account",      "log-level",
-	    "log-format", "limits", "delivery", "workers-token", "workers-cert", "workers-key" };
+        = { "data",         "http",        "workers",         "region",   "account",
+	    "log-level",    "log-format",  "limits",          "delivery", "workers-token",
+	    "workers-cert", "workers-key", "item-reader-root" };
 static const char *const limit_keys[] = { "max-body",     "max-header",    "max-connections",
 	                                  "idle-timeout", "drain-timeout", "rules-per-bus" };
 static const char *const delivery_keys[]

@@ -317,7 +317,8 @@ srv_engine_new(srv_t *s, srv_engine_t **out, struct sl_error *err)
 		                        .finished = on_finished,
 		                        .status = on_status };
 	// tasks are Started when a worker takes them (srv_dispatch.c)
-	struct step_options opt = { .lease_tasks = true };
+	struct step_options opt
+	        = { .lease_tasks = true, .item_reader_root = s->cfg.item_reader_root };
 	sl_err rc = step_engine_new(srv_store(s), &opt, &e->step);
 	if (rc != SL_OK) {
 		sl_free(e);

@@ -247,7 +247,7 @@ child_input(struct step_ctx *c, struct step_frame *f, uint32_t idx, json_t *item
 	}
 	json_t *item = json_array_get(items, idx);
 	const struct sm_map *mp = &f->m->states[f->st].u.map;
-	if (!mp->item_selector) {
+	if (!mp->item_selector || mp->item_batcher) { // batched items were selected before
 		*out = json_incref(item);
 		return SL_OK;
 	}

@@ -672,6 +672,39 @@ new_batch(json_t *base, json_t **out)
 	return SL_OK;
 }
 
+/* ItemSelector runs on each item before batching ($$.Map.Item.Index/Value: the item). */
+static sl_err
+select_items(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t **items,
+             struct step_fault *ft)
+{
+	const struct sm_template *t = f->m->states[f->st].u.map.item_selector;
+	json_t *out = json_array(), *cx = json_copy(ctx);
+	sl_err e = out && cx ? SL_OK : SL_ERR_NOMEM;
+	size_t i;
+	json_t *v;
+	json_array_foreach(*items, i, v)
+	{
+		if (e != SL_OK)
+			break;
+		json_t *r = NULL;
+		json_t *mi
+		        = json_pack("{s:{s:I, s:O}}", "Item", "Index", (json_int_t)i, "Value", v);
+		if (!mi || json_object_set_new(cx, "Map", mi))
+			e = SL_ERR_NOMEM;
+		else if ((e = step_io_template(c, f, t, f->eff, cx, &r, ft)) == SL_OK
+		         && json_array_append_new(out, r))
+			e = SL_ERR_NOMEM;
+	}
+	json_decref(cx);
+	if (e != SL_OK) {
+		json_decref(out);
+		return e;
+	}
+	json_decref(*items);
+	*items = out;
+	return SL_OK;
+}
+
 sl_err
 step_reader_batch(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t **items,
                   struct step_fault *ft)
@@ -705,6 +738,11 @@ step_reader_batch(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t 
 		if (e != SL_OK)
 			return e;
 		json_object_del(base, "Items"); // the batch's own member wins
+	}
+	if (f->m->states[f->st].u.map.item_selector
+	    && (e = select_items(c, f, ctx, items, ft)) != SL_OK) {
+		json_decref(base);
+		return e;
 	}
 	json_t *batches = json_array(), *cur = NULL;
 	size_t base_size = 0, cur_size = 0;

@@ -395,3 +395,21 @@ Test(step_reader, list_objects)
 	step_local_result_clear(&r);
 	sl_free(def);
 }
+
+Test(step_reader, item_selector_runs_before_batching)
+{
+	char *def = sl_asprintf(
+	        "{\"StartAt\":\"M\",\"States\":{\"M\":{\"Type\":\"Map\",\"ItemsPath\":\"$.xs\","
+	        "\"ItemSelector\":{\"i.$\":\"$$.Map.Item.Index\",\"v.$\":\"$$.Map.Item.Value\","
+	        "\"t.$\":\"$.tag\"},\"ItemBatcher\":{\"MaxItemsPerBatch\":2},"
+	        "\"ItemProcessor\":{\"StartAt\":\"P\",\"States\":{\"P\":{\"Type\":\"Pass\","
+	        "\"End\":true}}},\"End\":true}}}");
+	struct step_local_result r;
+	step_test_run(def, "{\"xs\":[\"a\",\"b\",\"c\"],\"tag\":\"T\"}", NULL, NULL, &r);
+	step_test_expect_output(&r,
+	                        "[{\"Items\":[{\"i\":0,\"v\":\"a\",\"t\":\"T\"},{\"i\":1,"
+	                        "\"v\":\"b\",\"t\":\"T\"}]},{\"Items\":[{\"i\":2,\"v\":\"c\","
+	                        "\"t\":\"T\"}]}]");
+	step_local_result_clear(&r);
+	sl_free(def);
+}
