@@ -1,5 +1,6 @@
 /*
- * cmd_executions.c - `sluice executions list|describe|history|watch|start|stop`: executions of
+ * cmd_executions.c - `sluice executions list|describe|history|watch|start|stop|redrive`:
+ * executions of
  * a running server, through the Step Functions API.
  *
  * watch follows an execution by polling GetExecutionHistory: each poll pages backwards
@@ -50,6 +51,7 @@ usage(FILE *f)
 	        "       sluice executions start --state-machine NAME|ARN [--input JSON|@FILE]\n"
 	        "                               [--name NAME] [--watch]\n"
 	        "       sluice executions stop ARN|NAME [--error E] [--cause C]\n"
+	        "       sluice executions redrive ARN|NAME\n"
 	        "\n"
 	        "An execution NAME is looked up among the executions of --state-machine, or of\n"
 	        "every machine. watch prints each top-level state as it is entered (>) and left\n"
@@ -650,6 +652,20 @@ do_stop(const struct ex_opts *o, const char *arn)
 	return CLI_OK;
 }
 
+/* RedriveExecution: a FAILED, TIMED_OUT or ABORTED execution restarts at its failed state. */
+static int
+do_redrive(const struct ex_opts *o, const char *arn)
+{
+	struct sl_error err = { 0 };
+	json_t *req = json_pack("{s:s}", "executionArn", arn), *ans = NULL;
+	sl_err rc = cli_api_call(o->endpoint, "AWSStepFunctions.RedriveExecution", req, &ans, &err);
+	json_decref(ans);
+	if (rc)
+		return fail(NULL, rc, &err);
+	printf("redriven %s\n", arn);
+	return CLI_OK;
+}
+
 static int
 do_start(const struct ex_opts *o)
 {
@@ -747,7 +763,8 @@ cmd_executions(int argc, char **argv)
 		return do_start(&o);
 	if (n == 2
 	    && (strcmp(verb, "describe") == 0 || strcmp(verb, "history") == 0
-	        || strcmp(verb, "watch") == 0 || strcmp(verb, "stop") == 0)) {
+	        || strcmp(verb, "watch") == 0 || strcmp(verb, "stop") == 0
+	        || strcmp(verb, "redrive") == 0)) {
 		char arn[600];
 		int code = resolve_execution(&o, a[1], arn, sizeof arn);
 		if (code)
@@ -758,6 +775,8 @@ cmd_executions(int argc, char **argv)
 			return do_history(&o, arn);
 		if (verb[0] == 's')
 			return do_stop(&o, arn);
+		if (verb[0] == 'r')
+			return do_redrive(&o, arn);
 		return do_watch(&o, arn);
 	}
 	usage(stderr);

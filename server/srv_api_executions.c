@@ -248,13 +248,16 @@ op_describe(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		return rc;
 	json_t *d = NULL;
 	rc = step_describe(srv_engine_stepper(e), txn, arn, &d, err);
+	if (!rc)
+		rc = step_redrive_describe(srv_engine_stepper(e), txn, arn, d, err);
 	store_read_end(txn);
-	if (rc)
+	if (rc) {
+		json_decref(d);
 		return rc;
+	}
 	date_to_epoch(d, "startDate");
 	date_to_epoch(d, "stopDate");
-	json_object_set_new(d, "redriveCount", json_integer(0));
-	json_object_set_new(d, "redriveStatus", json_string("NOT_REDRIVABLE"));
+	date_to_epoch(d, "redriveDate");
 	srv_reply_json(req, d);
 	return SL_OK;
 }
@@ -418,6 +421,40 @@ op_stop(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	return SL_OK;
 }
 
+/* RedriveExecution: the execution reopens in the request's batch; redriveDate answers once
+ * that batch committed. */
+static sl_err
+op_redrive(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
+{
+	srv_engine_t *e = ctx;
+	const char *arn, *token;
+	sl_err rc = srv_sfn_str_field(body, "executionArn", true, &arn, err);
+	if (!rc)
+		rc = srv_sfn_str_field(body, "clientToken", false, &token, err);
+	if (!rc)
+		rc = check_exec_arn(arn, err);
+	if (rc)
+		return rc;
+	if (token && (strlen(token) < 1 || strlen(token) > 64))
+		return sl_error_set(
+		        err, SL_ERR_SFN_VALIDATION,
+		        "1 validation error detected: Value at 'clientToken' failed to satisfy "
+		        "constraint: Member must have length between 1 and 64");
+	store_batch_t *b = NULL;
+	if ((rc = srv_req_batch(req, &b)))
+		return rc;
+	int64_t date = 0;
+	if ((rc = step_redrive(srv_engine_stepper(e), b, arn, token, &date, srv_engine_effects(e),
+	                       err)))
+		return rc;
+	json_t *out = json_pack("{s:o}", "redriveDate", srv_json_time(date));
+	if (!out)
+		return SL_ERR_NOMEM;
+	srv_reply_json(req, out);
+	srv_engine_kick(e);
+	return SL_OK;
+}
+
 static sl_err
 op_machine_for(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 {
@@ -492,6 +529,7 @@ srv_api_executions_register(srv_t *s)
 		{ "AWSStepFunctions.GetExecutionHistory", op_history },
 		{ "AWSStepFunctions.ListExecutions", op_list },
 		{ "AWSStepFunctions.StopExecution", op_stop },
+		{ "AWSStepFunctions.RedriveExecution", op_redrive },
 		{ "AWSStepFunctions.DescribeStateMachineForExecution", op_machine_for },
 	};
 	for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
