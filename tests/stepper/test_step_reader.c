@@ -413,3 +413,153 @@ Test(step_reader, item_selector_runs_before_batching)
 	step_local_result_clear(&r);
 	sl_free(def);
 }
+
+/* ---- durability: the items record survives a restart ---------------------------------- */
+
+struct rig {
+	store_t *st;
+	step_engine_t *eng;
+	struct sm_machine *m;
+	char dir[64];
+	char tokens[16][STEP_TOKEN_LEN + 1];
+	json_t *inputs[16];
+	int n_tasks, open, max_open;
+	bool finished;
+	enum step_status status;
+	struct step_effects fx;
+};
+
+static void
+rig_task(void *arg, const struct step_task *t)
+{
+	struct rig *r = arg;
+	cr_assert_lt(r->n_tasks, 16);
+	snprintf(r->tokens[r->n_tasks], sizeof r->tokens[0], "%s", t->token);
+	r->inputs[r->n_tasks++] = json_deep_copy(t->input);
+	if (++r->open > r->max_open)
+		r->max_open = r->open;
+}
+
+static void
+rig_finished(void *arg, const struct step_finished *f)
+{
+	struct rig *r = arg;
+	r->finished = true;
+	r->status = f->status;
+}
+
+static void
+rig_open(struct rig *r)
+{
+	struct sl_error err;
+	sl_error_clear(&err);
+	cr_assert_eq(store_open(r->dir, NULL, &r->st, &err), SL_OK, "%s", sl_error_text(&err));
+	struct step_options o = { .jitter_seed = 1, .item_reader_root = root };
+	cr_assert_eq(step_engine_new(r->st, &o, &r->eng), SL_OK);
+	cr_assert_eq(step_engine_add_machine(r->eng, "m", r->m), SL_OK);
+	store_batch_t *b = NULL;
+	cr_assert_eq(store_batch_get(r->st, &b), SL_OK);
+	cr_assert_eq(step_engine_recover(r->eng, b, &err), SL_OK, "%s", sl_error_text(&err));
+	cr_assert_eq(store_batch_commit(r->st), SL_OK);
+}
+
+static store_batch_t *
+rig_batch(struct rig *r)
+{
+	store_batch_t *b = NULL;
+	cr_assert_eq(store_batch_get(r->st, &b), SL_OK);
+	return b;
+}
+
+static void
+rig_settle(struct rig *r)
+{
+	for (int i = 0; i < 1000; i++) {
+		bool ran = step_engine_has_ready(r->eng);
+		cr_assert_eq(step_run_ready(r->eng, rig_batch(r), &r->fx, NULL, NULL), SL_OK);
+		cr_assert_eq(store_batch_commit(r->st), SL_OK);
+		if (!ran)
+			return;
+	}
+	cr_assert_fail("engine did not settle");
+}
+
+static void
+rig_restart(struct rig *r)
+{
+	store_batch_abort(r->st, SL_ERR_SHUTTING_DOWN);
+	step_engine_free(r->eng);
+	store_free(r->st);
+	rig_open(r);
+	rig_settle(r);
+}
+
+Test(step_reader, items_survive_a_restart)
+{
+	put_file("b/six.jsonl", "1\n2\n3\n4\n5\n6\n");
+	struct rig r;
+	memset(&r, 0, sizeof r);
+	snprintf(r.dir, sizeof r.dir, "/tmp/step-rdr-XXXXXX");
+	cr_assert(mkdtemp(r.dir));
+	r.m = step_test_compile(
+	        "{\"StartAt\":\"M\",\"States\":{\"M\":{\"Type\":\"Map\",\"MaxConcurrency\":2,"
+	        "\"ItemReader\":{\"Resource\":\"arn:aws:states:::s3:getObject\",\"Parameters\":"
+	        "{\"Bucket\":\"b\",\"Key\":\"six.jsonl\"},\"ReaderConfig\":{\"InputType\":"
+	        "\"JSONL\"}},\"ItemBatcher\":{\"MaxItemsPerBatch\":2},"
+	        "\"ItemProcessor\":{\"ProcessorConfig\":{\"Mode\":\"DISTRIBUTED\","
+	        "\"ExecutionType\":\"STANDARD\"},\"StartAt\":\"T\",\"States\":{\"T\":{\"Type\":"
+	        "\"Task\",\"Resource\":\"arn:aws:lambda:us-east-1:000000000000:function:f\","
+	        "\"End\":true}}},\"End\":true}}}");
+	r.fx = (struct step_effects) { .arg = &r, .task = rig_task, .finished = rig_finished };
+	rig_open(&r);
+	char arn[STEP_ARN_MAX];
+	struct step_start req = { .machine = "m", .name = "e1" };
+	cr_assert_eq(step_start(r.eng, rig_batch(&r), &req, arn, &r.fx, NULL), SL_OK);
+	cr_assert_eq(store_batch_commit(r.st), SL_OK);
+	rig_settle(&r);
+	cr_assert_eq(r.n_tasks, 2, "MaxConcurrency 2: %d tasks", r.n_tasks);
+	// the file is read once, when the Map starts: the rest comes from the store
+	char *p = sl_asprintf("%s/b/six.jsonl", root);
+	cr_assert(unlink(p) == 0);
+	sl_free(p);
+	int answered = 0;
+	while (!r.finished && answered < r.n_tasks) {
+		rig_restart(&r);
+		cr_assert_eq(step_task_succeed(r.eng, rig_batch(&r), r.tokens[answered],
+		                               r.inputs[answered], &r.fx, NULL),
+		             SL_OK);
+		r.open--;
+		answered++;
+		cr_assert_eq(store_batch_commit(r.st), SL_OK);
+		rig_settle(&r);
+	}
+	cr_expect(r.finished);
+	cr_expect_eq(r.status, STEP_SUCCEEDED);
+	cr_expect_eq(answered, 3);
+	cr_expect_eq(r.max_open, 2);
+	store_txn_t *txn = NULL;
+	cr_assert_eq(store_read_begin(r.st, &txn), SL_OK);
+	json_t *d = NULL;
+	cr_assert_eq(step_describe(r.eng, txn, arn, &d, NULL), SL_OK);
+	json_t *want = step_test_json("[{\"Items\":[1,2]},{\"Items\":[3,4]},{\"Items\":[5,6]}]");
+	json_t *got = step_test_json(json_string_value(json_object_get(d, "output")));
+	cr_expect(json_equal(want, got), "output %s",
+	          json_string_value(json_object_get(d, "output")));
+	// nothing of the Map is left under the execution's frames
+	struct store_key k;
+	store_key_init(&k);
+	store_key_str(&k, arn);
+	size_t n = 99;
+	cr_assert_eq(store_count_prefix(txn, STORE_DB_FRAMES, k.buf, k.len, &n), SL_OK);
+	cr_expect_eq(n, 0, "%zu frame records left", n);
+	store_read_end(txn);
+	json_decref(want);
+	json_decref(got);
+	json_decref(d);
+	for (int i = 0; i < r.n_tasks; i++)
+		json_decref(r.inputs[i]);
+	step_engine_free(r.eng);
+	store_free(r.st);
+	sm_machine_free(r.m);
+	step_test_rmtree(r.dir);
+}
