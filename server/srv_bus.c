@@ -10,6 +10,7 @@
 #include "common/sl_clock.h"
 #include "common/sl_id.h"
 #include "common/sl_log.h"
+#include "server/srv_archives.h"
 #include "server/srv_bus.h"
 #include "server/srv_deliver.h"
 
@@ -678,7 +679,8 @@ srv_api_bus_register(srv_t *s)
 	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
 		if ((rc = srv_register_op(s, ops[i].op, ops[i].fn, st)))
 			return rc;
-	if ((rc = srv_api_rules_register(s, st)) || (rc = srv_deliver_start(s, st)))
+	if ((rc = srv_api_rules_register(s, st)) || (rc = srv_deliver_start(s, st))
+	    || (rc = srv_api_archives_register(s, st)))
 		return rc;
 	return srv_api_putevents_register(s, st);
 }

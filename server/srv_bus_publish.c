@@ -11,6 +11,7 @@
 #include "common/sl_alloc.h"
 #include "common/sl_clock.h"
 #include "common/sl_id.h"
+#include "server/srv_archives.h"
 #include "server/srv_bus.h"
 #include "server/srv_deliver.h"
 
@@ -69,6 +70,8 @@ struct route {
 	int64_t now;
 	sl_err rc;
 	size_t deliveries;
+	bus_rule_keep_fn keep; /* replays: only these matched rules (NULL: all) */
+	void *keep_ctx;
 };
 
 /* The target's retry policy and dead-letter queue, copied into its delivery records. */
@@ -202,6 +205,8 @@ on_match(void *ctx, uint32_t rule_id, const char *rule_name)
 {
 	(void)rule_id;
 	struct route *r = ctx;
+	if (r->keep && !r->keep(r->keep_ctx, rule_name))
+		return true;
 	r->rc = deliver_rule(r, rule_name);
 	return r->rc == SL_OK;
 }
@@ -229,10 +234,32 @@ bus_publish(struct bus_state *st, store_batch_t *b, const char *bus, const char 
 	size_t len = strlen(text);
 	uint64_t seq;
 	sl_err rc = append(txn, bus, text, len, &seq);
+	if (rc == SL_OK)
+		rc = srv_archives_on_event(st, b, bus, seq, text, len, err);
 	pat_machine_t *m = bus_machine(st, bus);
 	if (rc == SL_OK && m) {
-		struct route r = { st,    b, txn, bus, text, event_id, len, seq, sl_clock_now_ms(),
-			           SL_OK, 0 };
+		struct route r = { st,    b, txn,  bus, text, event_id, len, seq, sl_clock_now_ms(),
+			           SL_OK, 0, NULL, NULL };
+		rc = pat_machine_match(m, text, len, on_match, &r, err);
+		if (rc == SL_OK)
+			rc = r.rc;
+	}
+	return rc;
+}
+
+sl_err
+bus_publish_filtered(struct bus_state *st, store_batch_t *b, const char *bus, const char *event_id,
+                     const char *text, bus_rule_keep_fn keep, void *keep_ctx, struct sl_error *err)
+{
+	store_txn_t *txn = store_batch_txn(b);
+	size_t len = strlen(text);
+	uint64_t seq;
+	sl_err rc = append(txn, bus, text, len, &seq);
+	pat_machine_t *m = bus_machine(st, bus);
+	if (rc == SL_OK && m) {
+		struct route r
+		        = { st,    b, txn,  bus,     text, event_id, len, seq, sl_clock_now_ms(),
+			    SL_OK, 0, keep, keep_ctx };
 		rc = pat_machine_match(m, text, len, on_match, &r, err);
 		if (rc == SL_OK)
 			rc = r.rc;
@@ -249,8 +276,8 @@ bus_publish_to_rule(store_batch_t *b, const char *bus, const char *rule, const c
 	uint64_t seq;
 	sl_err rc = append(txn, bus, text, len, &seq);
 	if (rc == SL_OK) {
-		struct route r = { NULL,  b, txn, bus, text, event_id, len, seq, sl_clock_now_ms(),
-			           SL_OK, 0 };
+		struct route r = { NULL,  b, txn,  bus, text, event_id, len, seq, sl_clock_now_ms(),
+			           SL_OK, 0, NULL, NULL };
 		rc = deliver_rule(&r, rule);
 	}
 	return rc;

@@ -1,0 +1,357 @@
+/*
+ * Archives and replays through the real server on the fake clock (`sluice serve
+ * --virtual-time`, Sluice.AdvanceClock): an archive indexes only the events of its bus that
+ * match its pattern, a replay re-publishes a time window of them to the bus's rules (only
+ * FilterArns' when given) with "replay-name" added, AWS's errors, an archive surviving
+ * SIGKILL, and the retention prune.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define AWS_CALLS_SERVICE "AWSEvents"
+#include "tests/integration/aws_calls.h"
+#include "tests/integration/harness.h"
+
+#define ACCT     "us-east-1:000000000000"
+#define BUS_ARN  "arn:aws:events:" ACCT ":event-bus/orders"
+#define DEF_ARN  "arn:aws:events:" ACCT ":event-bus/default"
+#define ARC_ARN  "arn:aws:events:" ACCT ":archive/"
+#define SM_ARN   "arn:aws:states:" ACCT ":stateMachine:"
+#define RULE_ARN "arn:aws:events:" ACCT ":rule/orders/"
+/* 2026-03-01T00:00:00Z */
+#define T0 1772323200.0
+
+static void
+start_at(const char *when, const char *dir)
+{
+	const char *extra[] = { "--virtual-time", when, dir ? "--data" : NULL, dir, NULL };
+	cr_assert(h_start(&srv, extra), "server did not start");
+}
+
+/* Any operation by its full X-Amz-Target; req is stolen. */
+static json_t *
+tok(const char *target, json_t *req)
+{
+	char th[128];
+	snprintf(th, sizeof th, "X-Amz-Target: %s", target);
+	const char *h[] = { th,
+		            strncmp(target, "AWSStepFunctions.", 17) == 0
+		                    ? "Content-Type: application/x-amz-json-1.0"
+		                    : "Content-Type: application/x-amz-json-1.1",
+		            NULL };
+	char *body = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	struct h_response r;
+	cr_assert(h_request(srv.http_port, "POST", "/", h, body, strlen(body), &r), "%s: no answer",
+	          target);
+	free(body);
+	cr_assert_eq(r.status, 200, "%s: %d %s", target, r.status, r.body);
+	json_t *j = json_loads(r.body, 0, NULL);
+	cr_assert_not_null(j, "%s: not JSON: %s", target, r.body);
+	h_response_free(&r);
+	return j;
+}
+
+static void
+advance(double seconds)
+{
+	json_decref(tok("Sluice.AdvanceClock", json_pack("{s:f}", "Seconds", seconds)));
+}
+
+static void
+pause_ms(long ms)
+{
+	struct timespec ts = { 0, ms * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+}
+
+/* PutEvents of one event on bus with detail {"n": n}; all entries must be accepted. */
+static void
+put(const char *bus, const char *type, int n)
+{
+	char detail[64];
+	snprintf(detail, sizeof detail, "{\"n\":%d}", n);
+	json_t *a = ok("PutEvents",
+	               json_pack("{s:[{s:s,s:s,s:s,s:s}]}", "Entries", "EventBusName", bus,
+	                         "Source", "shop", "DetailType", type, "Detail", detail));
+	cr_assert_eq(json_integer_value(json_object_get(a, "FailedEntryCount")), 0);
+	json_decref(a);
+}
+
+static void
+machine(const char *name)
+{
+	json_decref(tok("AWSStepFunctions.CreateStateMachine",
+	                json_pack("{s:s,s:s,s:s}", "name", name, "definition",
+	                          "{\"StartAt\":\"P\",\"States\":{\"P\":{\"Type\":\"Pass\","
+	                          "\"End\":true}}}",
+	                          "roleArn", "arn:aws:iam::000000000000:role/r")));
+}
+
+static void
+rule_to(const char *rule, const char *sm)
+{
+	json_decref(ok("PutRule",
+	               json_pack("{s:s,s:s,s:s}", "Name", rule, "EventBusName", "orders",
+	                         "EventPattern", "{\"source\":[\"shop\"]}")));
+	char arn[200];
+	snprintf(arn, sizeof arn, SM_ARN "%s", sm);
+	json_decref(ok("PutTargets",
+	               json_pack("{s:s,s:s,s:[{s:s,s:s}]}", "Rule", rule, "EventBusName", "orders",
+	                         "Targets", "Id", "t", "Arn", arn)));
+}
+
+static json_int_t
+archive_count(const char *name)
+{
+	json_t *d = ok("DescribeArchive", json_pack("{s:s}", "ArchiveName", name));
+	json_int_t n = json_integer_value(json_object_get(d, "EventCount"));
+	json_decref(d);
+	return n;
+}
+
+/* Waits (bounded) for the replay to reach state; returns its description. */
+static json_t *
+replay_in(const char *name, const char *state)
+{
+	for (int i = 0; i < 400; i++) {
+		json_t *d = ok("DescribeReplay", json_pack("{s:s}", "ReplayName", name));
+		if (strcmp(s(d, "State"), state) == 0)
+			return d;
+		json_decref(d);
+		pause_ms(25);
+	}
+	cr_assert_fail("replay %s never reached %s", name, state);
+	return NULL;
+}
+
+/* The executions of sm: their inputs' detail.n, sorted, as text "1 2 3"; every input must
+ * carry replay-name want. */
+static void
+replayed_ns(const char *sm, const char *want, char *out, size_t cap)
+{
+	char arn[200];
+	snprintf(arn, sizeof arn, SM_ARN "%s", sm);
+	json_t *l = tok("AWSStepFunctions.ListExecutions",
+	                json_pack("{s:s}", "stateMachineArn", arn));
+	json_t *ex = json_object_get(l, "executions");
+	int ns[64];
+	size_t n = 0, i;
+	json_t *x;
+	json_array_foreach(ex, i, x)
+	{
+		json_t *d = tok("AWSStepFunctions.DescribeExecution",
+		                json_pack("{s:s}", "executionArn", s(x, "executionArn")));
+		json_t *in = json_loads(s(d, "input"), 0, NULL);
+		cr_assert_not_null(in);
+		if (want)
+			cr_assert_str_eq(s(in, "replay-name"), want);
+		cr_assert(n < 64);
+		ns[n++] = (int)json_integer_value(
+		        json_object_get(json_object_get(in, "detail"), "n"));
+		json_decref(in);
+		json_decref(d);
+	}
+	json_decref(l);
+	for (size_t a = 1; a < n; a++)
+		for (size_t b = a; b > 0 && ns[b - 1] > ns[b]; b--) {
+			int t = ns[b];
+			ns[b] = ns[b - 1];
+			ns[b - 1] = t;
+		}
+	out[0] = '\0';
+	for (size_t k = 0; k < n; k++)
+		snprintf(out + strlen(out), cap - strlen(out), "%s%d", k ? " " : "", ns[k]);
+}
+
+static json_t *
+replay_req(const char *name, const char *archive, double from, double to, const char *dest)
+{
+	char src[200];
+	snprintf(src, sizeof src, ARC_ARN "%s", archive);
+	return json_pack("{s:s,s:s,s:f,s:f,s:{s:s}}", "ReplayName", name, "EventSourceArn", src,
+	                 "EventStartTime", from, "EventEndTime", to, "Destination", "Arn", dest);
+}
+
+Test(archives, archive_indexes_matching_events_and_replay_sends_a_window)
+{
+	start_at("2026-03-01T00:00:00Z", NULL);
+	json_decref(ok("CreateEventBus", json_pack("{s:s}", "Name", "orders")));
+	json_t *c = ok("CreateArchive",
+	               json_pack("{s:s,s:s,s:s}", "ArchiveName", "arc", "EventSourceArn", BUS_ARN,
+	                         "EventPattern", "{\"detail-type\":[\"order\"]}"));
+	cr_assert_str_eq(s(c, "ArchiveArn"), ARC_ARN "arc");
+	cr_assert_str_eq(s(c, "State"), "ENABLED");
+	json_decref(c);
+	/* t0: 1 (archived), 100 (not); t0+60: 2, 3, 101; t0+120: 4 */
+	put("orders", "order", 1);
+	put("orders", "other", 100);
+	put("default", "order", 200); /* another bus */
+	advance(60);
+	put("orders", "order", 2);
+	put("orders", "order", 3);
+	put("orders", "other", 101);
+	advance(60);
+	put("orders", "order", 4);
+	cr_assert_eq(archive_count("arc"), 4);
+	json_t *d = ok("DescribeArchive", json_pack("{s:s}", "ArchiveName", "arc"));
+	cr_assert_gt(json_integer_value(json_object_get(d, "SizeBytes")), 400);
+	cr_assert_str_eq(s(d, "EventSourceArn"), BUS_ARN);
+	cr_assert_str_eq(s(d, "EventPattern"), "{\"detail-type\":[\"order\"]}");
+	cr_assert_eq(json_integer_value(json_object_get(d, "RetentionDays")), 0);
+	json_decref(d);
+
+	/* rules made after the events: only replays reach them */
+	machine("m1");
+	machine("m2");
+	rule_to("r1", "m1");
+	rule_to("r2", "m2");
+	json_t *st = ok("StartReplay", replay_req("w", "arc", T0 + 30, T0 + 90, BUS_ARN));
+	cr_assert_str_eq(s(st, "State"), "STARTING");
+	cr_assert_str_eq(s(st, "ReplayArn"), "arn:aws:events:" ACCT ":replay/w");
+	json_decref(st);
+	d = replay_in("w", "COMPLETED");
+	cr_assert_not_null(json_object_get(d, "EventLastReplayedTime"));
+	cr_assert_not_null(json_object_get(d, "ReplayEndTime"));
+	cr_assert_str_eq(s(json_object_get(d, "Destination"), "Arn"), BUS_ARN);
+	json_decref(d);
+	char got[256];
+	replayed_ns("m1", "w", got, sizeof got);
+	cr_assert_str_eq(got, "2 3");
+	replayed_ns("m2", "w", got, sizeof got);
+	cr_assert_str_eq(got, "2 3");
+
+	/* FilterArns: only r1's targets, the whole archive */
+	json_t *req = replay_req("all", "arc", T0 - 10, T0 + 121, BUS_ARN);
+	json_object_set_new(json_object_get(req, "Destination"), "FilterArns",
+	                    json_pack("[s]", RULE_ARN "r1"));
+	json_decref(ok("StartReplay", req));
+	d = replay_in("all", "COMPLETED");
+	cr_assert_str_eq(
+	        json_string_value(json_array_get(
+	                json_object_get(json_object_get(d, "Destination"), "FilterArns"), 0)),
+	        RULE_ARN "r1");
+	json_decref(d);
+	replayed_ns("m1", NULL, got, sizeof got);
+	cr_assert_str_eq(got, "1 2 2 3 3 4");
+	replayed_ns("m2", "w", got, sizeof got);
+	cr_assert_str_eq(got, "2 3");
+	/* replayed events are not archived again */
+	cr_assert_eq(archive_count("arc"), 4);
+
+	json_t *l = ok("ListReplays",
+	               json_pack("{s:s,s:s}", "NamePrefix", "a", "State", "COMPLETED"));
+	cr_assert_eq(json_array_size(json_object_get(l, "Replays")), 1);
+	cr_assert_str_eq(s(json_array_get(json_object_get(l, "Replays"), 0), "ReplayName"), "all");
+	json_decref(l);
+	l = ok("ListArchives", json_pack("{s:s}", "EventSourceArn", BUS_ARN));
+	cr_assert_eq(json_array_size(json_object_get(l, "Archives")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(
+	                     json_array_get(json_object_get(l, "Archives"), 0), "EventCount")),
+	             4);
+	json_decref(l);
+
+	/* AWS's errors */
+	fails("StartReplay", replay_req("w", "arc", T0, T0 + 10, BUS_ARN),
+	      "ResourceAlreadyExistsException", "Replay w already exists.");
+	fails("StartReplay", replay_req("x", "arc", T0 + 10, T0, BUS_ARN), "ValidationException",
+	      "EventStartTime must be before EventEndTime");
+	fails("StartReplay", replay_req("x", "arc", T0 + 3600, T0 + 7200, BUS_ARN),
+	      "ValidationException", "cannot be in the future");
+	fails("StartReplay", replay_req("x", "arc", T0, T0 + 10, DEF_ARN), "ValidationException",
+	      "Cross event bus replay is not permitted.");
+	fails("StartReplay", replay_req("x", "nope", T0, T0 + 10, BUS_ARN),
+	      "ResourceNotFoundException", "Archive nope does not exist.");
+	fails("CancelReplay", json_pack("{s:s}", "ReplayName", "w"), "IllegalStatusException",
+	      "not in a state that can be cancelled");
+	fails("DescribeReplay", json_pack("{s:s}", "ReplayName", "x"), "ResourceNotFoundException",
+	      "Replay x does not exist.");
+	stop();
+}
+
+Test(archives, archive_operations_and_their_errors)
+{
+	start_at("2026-03-01T00:00:00Z", NULL);
+	fails("CreateArchive",
+	      json_pack("{s:s,s:s}", "ArchiveName", "a", "EventSourceArn", BUS_ARN),
+	      "ResourceNotFoundException", "Event bus orders does not exist.");
+	json_decref(ok("CreateArchive",
+	               json_pack("{s:s,s:s,s:s,s:i}", "ArchiveName", "a", "EventSourceArn", DEF_ARN,
+	                         "Description", "all of it", "RetentionDays", 7)));
+	fails("CreateArchive",
+	      json_pack("{s:s,s:s}", "ArchiveName", "a", "EventSourceArn", DEF_ARN),
+	      "ResourceAlreadyExistsException", "Archive a already exists.");
+	fails("CreateArchive",
+	      json_pack("{s:s,s:s,s:s}", "ArchiveName", "b", "EventSourceArn", DEF_ARN,
+	                "EventPattern", "{\"source\":\"x\"}"),
+	      "InvalidEventPatternException", "");
+	fails("CreateArchive",
+	      json_pack("{s:s,s:s}", "ArchiveName", "bad name", "EventSourceArn", DEF_ARN),
+	      "ValidationException", "archiveName");
+	fails("CreateArchive",
+	      json_pack("{s:s,s:s,s:i}", "ArchiveName", "b", "EventSourceArn", DEF_ARN,
+	                "RetentionDays", -1),
+	      "ValidationException", "retentionDays");
+	put("default", "x", 1);
+	cr_assert_eq(archive_count("a"), 1);
+	/* a pattern from UpdateArchive applies to the next events */
+	json_decref(ok("UpdateArchive",
+	               json_pack("{s:s,s:s,s:i}", "ArchiveName", "a", "EventPattern",
+	                         "{\"detail-type\":[\"y\"]}", "RetentionDays", 0)));
+	put("default", "x", 2);
+	put("default", "y", 3);
+	json_t *d = ok("DescribeArchive", json_pack("{s:s}", "ArchiveName", "a"));
+	cr_assert_eq(json_integer_value(json_object_get(d, "EventCount")), 2);
+	cr_assert_eq(json_integer_value(json_object_get(d, "RetentionDays")), 0);
+	cr_assert_str_eq(s(d, "Description"), "all of it");
+	json_decref(d);
+	json_decref(ok("DeleteArchive", json_pack("{s:s}", "ArchiveName", "a")));
+	fails("DescribeArchive", json_pack("{s:s}", "ArchiveName", "a"),
+	      "ResourceNotFoundException", "Archive a does not exist.");
+	put("default", "y", 4); /* no archive left to index it */
+	json_t *l = ok("ListArchives", json_pack("{}"));
+	cr_assert_eq(json_array_size(json_object_get(l, "Archives")), 0);
+	json_decref(l);
+	stop();
+}
+
+Test(archives, archive_survives_sigkill_and_retention_prunes)
+{
+	start_at("2026-03-01T00:00:00Z", NULL);
+	json_decref(ok("CreateArchive",
+	               json_pack("{s:s,s:s}", "ArchiveName", "keep", "EventSourceArn", DEF_ARN)));
+	json_decref(ok("CreateArchive",
+	               json_pack("{s:s,s:s,s:i}", "ArchiveName", "short", "EventSourceArn", DEF_ARN,
+	                         "RetentionDays", 1)));
+	for (int i = 0; i < 3; i++)
+		put("default", "x", i);
+	h_kill(&srv);
+
+	char dir[300];
+	snprintf(dir, sizeof dir, "%s", srv.data);
+	struct h_server first = srv;
+	start_at("2026-03-01T12:00:00Z", dir);
+	cr_assert_eq(archive_count("keep"), 3);
+	cr_assert_eq(archive_count("short"), 3);
+	put("default", "x", 3); /* the archives' machines were rebuilt at start */
+	cr_assert_eq(archive_count("short"), 4);
+	h_kill(&srv);
+
+	/* two days on: the prune at start drops what is older than a day */
+	struct h_server second = srv;
+	start_at("2026-03-03T06:00:00Z", dir);
+	json_int_t n = -1;
+	for (int i = 0; i < 400 && n != 0; i++) {
+		n = archive_count("short");
+		if (n)
+			pause_ms(25);
+	}
+	cr_assert_eq(n, 0);
+	cr_assert_eq(archive_count("keep"), 4);
+	stop();
+	h_cleanup(&second);
+	h_cleanup(&first);
+}
