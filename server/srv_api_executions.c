@@ -313,15 +313,56 @@ known_status(const char *s)
 	return false;
 }
 
+/* ListExecutions items carry redriveCount and redriveDate; redriveFilter (may be NULL) keeps
+ * the REDRIVEN or NOT_REDRIVEN ones of the page (a filtered page may be short, with
+ * nextToken still given, as AWS allows). */
+static sl_err
+add_redrive_fields(step_engine_t *step, store_txn_t *txn, json_t *items, const char *filter,
+                   struct sl_error *err)
+{
+	for (size_t i = 0; i < json_array_size(items);) {
+		json_t *it = json_array_get(items, i);
+		json_t *d = json_object();
+		if (!d)
+			return SL_ERR_NOMEM;
+		sl_err rc = step_redrive_describe(
+		        step, txn, json_string_value(json_object_get(it, "executionArn")), d, err);
+		if (rc == SL_ERR_EXEC_NOT_FOUND) { // listed, record gone: nothing to add
+			sl_error_clear(err);
+			json_decref(d);
+			i++;
+			continue;
+		}
+		if (rc) {
+			json_decref(d);
+			return rc;
+		}
+		json_int_t count = json_integer_value(json_object_get(d, "redriveCount"));
+		if (filter && (count > 0) != (strcmp(filter, "REDRIVEN") == 0)) {
+			json_decref(d);
+			json_array_remove(items, i);
+			continue;
+		}
+		json_object_set(it, "redriveCount", json_object_get(d, "redriveCount"));
+		if (json_object_get(d, "redriveDate"))
+			json_object_set(it, "redriveDate", json_object_get(d, "redriveDate"));
+		json_decref(d);
+		i++;
+	}
+	return SL_OK;
+}
+
 static sl_err
 op_list(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 {
 	srv_engine_t *e = ctx;
-	const char *smarn, *status, *token;
+	const char *smarn, *status, *token, *redrive;
 	struct step_list_query q = { 0 };
 	sl_err rc = srv_sfn_str_field(body, "stateMachineArn", true, &smarn, err);
 	if (!rc)
 		rc = srv_sfn_str_field(body, "statusFilter", false, &status, err);
+	if (!rc)
+		rc = srv_sfn_str_field(body, "redriveFilter", false, &redrive, err);
 	if (!rc)
 		rc = srv_sfn_str_field(body, "nextToken", false, &token, err);
 	if (!rc)
@@ -336,6 +377,12 @@ op_list(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		        "[RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED, "
 		        "PENDING_REDRIVE]",
 		        status);
+	if (redrive && strcmp(redrive, "REDRIVEN") != 0 && strcmp(redrive, "NOT_REDRIVEN") != 0)
+		return sl_error_set(err, SL_ERR_SFN_VALIDATION,
+		                    "1 validation error detected: Value '%s' at 'redriveFilter' "
+		                    "failed to satisfy constraint: Member must satisfy enum value "
+		                    "set: [REDRIVEN, NOT_REDRIVEN]",
+		                    redrive);
 	char machine[NAME_CAP];
 	uint32_t version;
 	if ((rc = parse_machine_arn(smarn, machine, &version, err)))
@@ -357,15 +404,21 @@ op_list(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	json_t *items = NULL;
 	char *next = NULL;
 	rc = step_list_executions(srv_engine_stepper(e), txn, &q, &items, &next, err);
+	if (!rc)
+		rc = add_redrive_fields(srv_engine_stepper(e), txn, items, redrive, err);
 	store_read_end(txn);
-	if (rc)
+	if (rc) {
+		json_decref(items);
+		sl_free(next);
 		return rc;
+	}
 	size_t i;
 	json_t *it;
 	json_array_foreach(items, i, it)
 	{
 		date_to_epoch(it, "startDate");
 		date_to_epoch(it, "stopDate");
+		date_to_epoch(it, "redriveDate");
 	}
 	json_t *out = json_pack("{s:o}", "executions", items);
 	if (out && next)

@@ -232,6 +232,24 @@ Test(redrive, failed_task_redriven_over_http)
 	expect_entered_inputs(ev, "{\"order\":7,\"prep\":1}");
 	json_decref(ev);
 
+	// ListExecutions: redrive fields and redriveFilter
+	json_t *l = ok(
+	        "ListExecutions",
+	        json_pack("{s:s,s:s}", "stateMachineArn", SM("rd"), "redriveFilter", "REDRIVEN"));
+	json_t *items = json_object_get(l, "executions");
+	cr_assert_eq(json_array_size(items), 1);
+	cr_expect_eq(json_integer_value(json_object_get(json_array_get(items, 0), "redriveCount")),
+	             1);
+	cr_expect(json_is_number(json_object_get(json_array_get(items, 0), "redriveDate")));
+	json_decref(l);
+	l = ok("ListExecutions",
+	       json_pack("{s:s,s:s}", "stateMachineArn", SM("rd"), "redriveFilter",
+	                 "NOT_REDRIVEN"));
+	cr_expect_eq(json_array_size(json_object_get(l, "executions")), 0);
+	json_decref(l);
+	fails("ListExecutions",
+	      json_pack("{s:s,s:s}", "stateMachineArn", SM("rd"), "redriveFilter", "SOMETIMES"),
+	      "ValidationException", "redriveFilter");
 	fails("RedriveExecution", json_pack("{s:s}", "executionArn", arn), "ExecutionNotRedrivable",
 	      "SUCCEEDED");
 	fails("RedriveExecution", json_pack("{s:s}", "executionArn", EXEC("rd", "none")),
