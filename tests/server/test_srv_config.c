@@ -225,3 +225,18 @@ Test(srv_config, delivery_settings)
 	cr_assert(strstr(err.message, "--delivery-max-inflight: 0 is out of range"), "%s",
 	          err.message);
 }
+
+/* Map ItemReader's root directory: off by default, from the file or the flag. */
+Test(srv_config, item_reader_root)
+{
+	cr_assert_null(cfg.item_reader_root);
+	cr_assert_eq(load("item-reader-root: /srv/etl\n"), SL_OK, "%s", err.message);
+	cr_assert_str_eq(cfg.item_reader_root, "/srv/etl");
+	cr_assert_eq(srv_config_set(&cfg, "item-reader-root", "/data", "--item-reader-root", &err),
+	             SL_OK);
+	cr_assert_str_eq(cfg.item_reader_root, "/data");
+	cr_assert_eq(srv_config_set(&cfg, "item-reader-root", "", "--item-reader-root", &err),
+	             SL_ERR_INVALID_ARG);
+	cr_assert(strstr(err.message, "--item-reader-root: expected a directory"), "%s",
+	          err.message);
+}
