@@ -18,6 +18,7 @@
 #include "common/sl_id.h"
 #include "common/sl_log.h"
 #include "server/srv_bus.h"
+#include "server/srv_deliver.h"
 #include "server/srv_engine.h"
 #include "server/srv_internal.h"
 #include "server/srv_schedules.h"
@@ -1184,6 +1185,8 @@ op_advance_clock(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	srv_engine_t *e = srv_engine_of(srv_req_server(req));
 	if (e)
 		srv_engine_clock_changed(e);
+	// retries whose back-off has now passed are due: the deliverer scans after the commit
+	srv_deliver_wrote(srv_req_server(req), b);
 	if (st->bf_running)
 		bf_arm(st);
 	char t[32];
