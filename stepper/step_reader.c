@@ -27,6 +27,7 @@
 #define READER_DEFAULT_MAX_BYTES (64u * 1024 * 1024)
 #define READER_MAX_ITEMS         100000000
 #define LIST_MAX_DEPTH           32
+#define LIST_MAX_OBJECTS         1000000
 
 static size_t
 max_bytes(const struct step_ctx *c)
@@ -410,7 +411,7 @@ parse_csv(struct step_frame *f, const char *shown, json_t *cfg, const char *b, s
 struct lister {
 	json_t *arr;
 	const char *prefix;
-	size_t max;
+	bool full; /* more than LIST_MAX_OBJECTS matched */
 };
 
 static int
@@ -446,6 +447,10 @@ list_dir(struct lister *l, const char *dir, const char *rel, int depth)
 			// only directories that can hold matching keys
 			if (strncmp(key, l->prefix, kl < pl ? kl : pl) == 0)
 				e = list_dir(l, path, key, depth + 1);
+		} else if (S_ISREG(sb.st_mode) && strncmp(key, l->prefix, strlen(l->prefix)) == 0
+		           && json_array_size(l->arr) >= LIST_MAX_OBJECTS) {
+			l->full = true;
+			e = SL_ERR_LIMIT;
 		} else if (S_ISREG(sb.st_mode) && strncmp(key, l->prefix, strlen(l->prefix)) == 0) {
 			json_t *o = json_pack("{s:s, s:I, s:I, s:s}", "Key", key, "Size",
 			                      (json_int_t)sb.st_size, "LastModified",
@@ -473,6 +478,12 @@ list_objects(struct step_ctx *c, struct step_frame *f, json_t *params, json_t **
 		return ft->has_error ? SL_ERR_INVALID_ARG : SL_ERR_NOMEM;
 	struct lister l = { .arr = json_array(), .prefix = prefix };
 	sl_err e = l.arr ? list_dir(&l, dir, "", 0) : SL_ERR_NOMEM;
+	if (l.full) {
+		step_fault_runtime(ft, f, "States.ItemReaderFailed",
+		                   "s3://%s/%s matches more than %d objects", bucket, prefix,
+		                   LIST_MAX_OBJECTS);
+		e = SL_ERR_INVALID_ARG;
+	}
 	sl_free(dir);
 	if (e != SL_OK) {
 		json_decref(l.arr);
