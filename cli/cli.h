@@ -34,6 +34,8 @@ int cmd_put_events(int argc, char **argv);
 int cmd_rules(int argc, char **argv);
 int cmd_targets(int argc, char **argv);
 int cmd_schedules(int argc, char **argv);
+int cmd_archives(int argc, char **argv);
+int cmd_replays(int argc, char **argv);
 
 /* Reads a whole file into a new NUL-terminated buffer (limit bytes at most). */
 sl_err cli_read_file(const char *path, size_t limit, char **out, size_t *out_len,

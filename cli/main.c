@@ -19,6 +19,8 @@ static const struct cli_command commands[] = {
 	{ "rules", "list, describe, put, enable, disable, delete event rules", cmd_rules },
 	{ "targets", "list, put, remove the targets of a rule", cmd_targets },
 	{ "schedules", "list schedule rules, backfill a time range", cmd_schedules },
+	{ "archives", "list, describe, create, delete event archives", cmd_archives },
+	{ "replays", "start, describe, list, cancel replays of an archive", cmd_replays },
 	{ "worker", "serve activities by running a command per task", cmd_worker },
 	{ "validate", "check state machine definitions and app files", cmd_validate },
 	{ "test-pattern", "does an event match an EventBridge event pattern?", cmd_test_pattern },

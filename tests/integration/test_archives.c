@@ -355,3 +355,120 @@ Test(archives, archive_survives_sigkill_and_retention_prunes)
 	h_cleanup(&second);
 	h_cleanup(&first);
 }
+
+/* `sluice archives|replays ...` ($SLUICE_BIN) against the server; returns its exit status and
+ * output (new string in *out). */
+static int
+sluice(const char *args, char **out)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "%s %s --endpoint http://127.0.0.1:%d 2>&1", getenv("SLUICE_BIN"),
+	         args, srv.http_port);
+	return h_run(cmd, out);
+}
+
+Test(archives, sluice_archives_and_replays_commands)
+{
+	start_at("2026-03-01T00:00:00Z", NULL);
+	json_decref(ok("CreateEventBus", json_pack("{s:s}", "Name", "orders")));
+	char *out = NULL;
+	cr_assert_eq(sluice("archives create a --bus orders --pattern "
+	                    "'{\"detail-type\":[\"order\"]}' --retention-days 3",
+	                    &out),
+	             0, "%s", out);
+	cr_assert(strstr(out, ARC_ARN "a"), "%s", out);
+	free(out);
+	put("orders", "order", 1);
+	put("orders", "other", 2);
+	advance(60);
+	cr_assert_eq(sluice("archives list --bus orders", &out), 0, "%s", out);
+	cr_assert(strstr(out, "a ") && strstr(out, " 1 "), "%s", out);
+	free(out);
+	cr_assert_eq(sluice("archives describe a", &out), 0, "%s", out);
+	cr_assert(strstr(out, "\"EventCount\": 1"), "%s", out);
+	free(out);
+	machine("m1");
+	rule_to("r1", "m1");
+	cr_assert_eq(sluice("replays start rp --archive a --from 2026-03-01T00:00:00Z "
+	                    "--to 2026-03-01T00:00:30Z --rule r1 --wait",
+	                    &out),
+	             0, "%s", out);
+	cr_assert(strstr(out, "COMPLETED"), "%s", out);
+	free(out);
+	char got[64];
+	replayed_ns("m1", "rp", got, sizeof got);
+	cr_assert_str_eq(got, "1");
+	cr_assert_eq(sluice("replays list --state COMPLETED", &out), 0, "%s", out);
+	cr_assert(strstr(out, "rp ") && strstr(out, "2026-03-01T00:00:00Z"), "%s", out);
+	free(out);
+	cr_assert_eq(sluice("replays describe rp", &out), 0, "%s", out);
+	cr_assert(strstr(out, RULE_ARN "r1"), "%s", out);
+	free(out);
+	cr_assert_eq(sluice("replays cancel rp", &out), 2, "%s", out);
+	cr_assert(strstr(out, "IllegalStatusException"), "%s", out);
+	free(out);
+	cr_assert_eq(sluice("archives delete a", &out), 0, "%s", out);
+	free(out);
+	cr_assert_eq(sluice("archives describe a", &out), 2, "%s", out);
+	cr_assert(strstr(out, "Archive a does not exist."), "%s", out);
+	free(out);
+	stop();
+}
+
+Test(archives, aws_cli)
+{
+	if (h_run("command -v aws >/dev/null 2>&1", NULL) != 0)
+		cr_skip_test("the aws CLI is not installed");
+	start_at("2026-03-01T00:00:00Z", NULL);
+	char cmd[2048], *out = NULL;
+	const char *env
+	        = "AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 "
+	          "AWS_MAX_ATTEMPTS=1 AWS_PAGER= aws --output json";
+#define AWS(args)                                                                                  \
+	snprintf(cmd, sizeof cmd, "%s --endpoint-url http://127.0.0.1:%d events %s 2>&1", env,     \
+	         srv.http_port, args)
+	AWS("create-archive --archive-name c --event-source-arn " DEF_ARN
+	    " --event-pattern '{\"source\":[\"shop\"]}' --retention-days 2");
+	cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
+	cr_assert(strstr(out, ARC_ARN "c"), "%s", out);
+	free(out);
+	put("default", "x", 1);
+	AWS("describe-archive --archive-name c");
+	cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
+	cr_assert(strstr(out, "\"EventCount\": 1"), "%s", out);
+	free(out);
+	AWS("list-archives --name-prefix c");
+	cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
+	cr_assert(strstr(out, "\"ArchiveName\": \"c\""), "%s", out);
+	free(out);
+	advance(10);
+	AWS("start-replay --replay-name r --event-source-arn " ARC_ARN
+	    "c --event-start-time 2026-03-01T00:00:00Z --event-end-time 2026-03-01T00:00:05Z "
+	    "--destination Arn=" DEF_ARN);
+	cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
+	cr_assert(strstr(out, "STARTING"), "%s", out);
+	free(out);
+	json_decref(replay_in("r", "COMPLETED"));
+	AWS("describe-replay --replay-name r");
+	cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
+	cr_assert(strstr(out, "COMPLETED") && strstr(out, "EventLastReplayedTime"), "%s", out);
+	free(out);
+	AWS("list-replays --state COMPLETED");
+	cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
+	cr_assert(strstr(out, "\"ReplayName\": \"r\""), "%s", out);
+	free(out);
+	AWS("start-replay --replay-name r2 --event-source-arn " ARC_ARN
+	    "c --event-start-time 2026-03-01T00:00:05Z --event-end-time 2026-03-01T00:00:00Z "
+	    "--destination Arn=" DEF_ARN);
+	cr_assert_neq(h_run(cmd, &out), 0, "%s", out);
+	cr_assert(strstr(out, "ValidationException"), "%s", out);
+	free(out);
+	AWS("update-archive --archive-name c --retention-days 5");
+	cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
+	free(out);
+	AWS("delete-archive --archive-name c");
+	cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
+	free(out);
+#undef AWS
+	stop();
+}
