@@ -238,14 +238,13 @@ fail:
 
 /* The input of child idx: the branch input, or the Map item through ItemSelector. */
 static sl_err
-child_input(struct step_ctx *c, struct step_frame *f, uint32_t idx, json_t *items, json_t **out,
+child_input(struct step_ctx *c, struct step_frame *f, uint32_t idx, json_t *item, json_t **out,
             struct step_fault *ft)
 {
 	if (!is_map(f)) {
 		*out = json_incref(f->eff);
 		return SL_OK;
 	}
-	json_t *item = json_array_get(items, idx);
 	const struct sm_map *mp = &f->m->states[f->st].u.map;
 	if (!mp->item_selector || mp->item_batcher) { // batched items were selected before
 		*out = json_incref(item);
@@ -271,11 +270,10 @@ step_fanout_spawn(struct step_ctx *c, struct step_frame *f)
 	sl_err e = SL_OK;
 	if (f->alive < f->maxc && f->nx < f->n && (e = step_frame_eff(c, f)) != SL_OK)
 		return e;
+	// read or batched items are fetched one by one from their records
 	const struct sm_map *mp = is_map(f) ? &s->u.map : NULL;
-	if (mp && (mp->item_reader || mp->item_batcher) && f->alive < f->maxc && f->nx < f->n) {
-		if ((e = step_reader_get(c, f, &items)) != SL_OK)
-			return e;
-	} else if (is_map(f) && f->alive < f->maxc && f->nx < f->n) {
+	bool kept = mp && (mp->item_reader || mp->item_batcher);
+	if (is_map(f) && !kept && f->alive < f->maxc && f->nx < f->n) {
 		json_t *ctx = step_context(c, f);
 		if (!ctx)
 			return SL_ERR_NOMEM;
@@ -286,8 +284,12 @@ step_fanout_spawn(struct step_ctx *c, struct step_frame *f)
 	}
 	while (f->alive < f->maxc && f->nx < f->n) {
 		uint32_t idx = f->nx;
-		json_t *in = NULL;
-		if ((e = child_input(c, f, idx, items, &in, &ft)) != SL_OK)
+		json_t *in = NULL, *one = NULL;
+		if (kept && (e = step_reader_get(c, f, idx, &one)) != SL_OK)
+			goto fail;
+		e = child_input(c, f, idx, kept ? one : json_array_get(items, idx), &in, &ft);
+		json_decref(one);
+		if (e != SL_OK)
 			goto fail;
 		struct step_frame *k = step_frame_new();
 		if (!k) {

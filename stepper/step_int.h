@@ -264,9 +264,10 @@ sl_err step_reader_load(struct step_ctx *c, struct step_frame *f, json_t *ctx, j
 /* Replaces *items with the ItemBatcher's batches {"Items": [...], BatchInput members}. */
 sl_err step_reader_batch(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t **items,
                          struct step_fault *ft);
-/* The Map's item list, written once when it starts and read as iterations are created. */
+/* The Map's items, one record each, written when it starts and read one by one as
+ * iterations are created (memory: only the items in flight). */
 sl_err step_reader_put(struct step_ctx *c, struct step_frame *f, json_t *items);
-sl_err step_reader_get(struct step_ctx *c, struct step_frame *f, json_t **items);
+sl_err step_reader_get(struct step_ctx *c, struct step_frame *f, uint32_t idx, json_t **item);
 sl_err step_reader_drop(struct step_ctx *c, struct step_frame *f);
 
 #endif

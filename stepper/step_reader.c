@@ -813,57 +813,45 @@ step_reader_batch(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t 
 	return SL_OK;
 }
 
-/* ---- the items record --------------------------------------------------------------------- */
+/* ---- the item records -------------------------------------------------------------------- */
 
 static void
-items_key(struct store_key *k, const char *arn, uint32_t id)
+items_prefix(struct store_key *k, const char *arn, uint32_t id)
 {
 	step_key_frame(k, arn, id);
 	store_key_raw(k, "I", 1);
 }
 
-static void
-cache_key(char *buf, size_t cap, struct step_ctx *c, struct step_frame *f)
-{
-	snprintf(buf, cap, "M|%s|%u|%llu", c->arn, f->id, (unsigned long long)f->wk);
-}
-
 sl_err
 step_reader_put(struct step_ctx *c, struct step_frame *f, json_t *items)
 {
-	struct store_key k;
-	items_key(&k, c->arn, f->id);
-	sl_err e = step_put_json(c->txn, STORE_DB_FRAMES, &k, 'M', items);
-	if (e == SL_OK) {
-		char key[STEP_ARN_MAX + 64];
-		cache_key(key, sizeof key, c, f);
-		step_cache_put(c->eng, key, items);
+	size_t i;
+	json_t *v;
+	json_array_foreach(items, i, v)
+	{
+		struct store_key k;
+		items_prefix(&k, c->arn, f->id);
+		store_key_u32(&k, (uint32_t)i);
+		sl_err e = step_put_json(c->txn, STORE_DB_FRAMES, &k, 'M', v);
+		if (e != SL_OK)
+			return e;
 	}
-	return e;
+	return SL_OK;
 }
 
 sl_err
-step_reader_get(struct step_ctx *c, struct step_frame *f, json_t **items)
+step_reader_get(struct step_ctx *c, struct step_frame *f, uint32_t idx, json_t **item)
 {
-	char key[STEP_ARN_MAX + 64];
-	cache_key(key, sizeof key, c, f);
-	json_t *v = step_cache_get(c->eng, key);
-	if (v) {
-		*items = json_incref(v);
-		return SL_OK;
-	}
 	struct store_key k;
-	items_key(&k, c->arn, f->id);
-	sl_err e = step_get_json(c->txn, STORE_DB_FRAMES, &k, 'M', items);
-	if (e == SL_OK)
-		step_cache_put(c->eng, key, *items);
-	return e;
+	items_prefix(&k, c->arn, f->id);
+	store_key_u32(&k, idx);
+	return step_get_json(c->txn, STORE_DB_FRAMES, &k, 'M', item);
 }
 
 sl_err
 step_reader_drop(struct step_ctx *c, struct step_frame *f)
 {
 	struct store_key k;
-	items_key(&k, c->arn, f->id);
-	return store_del(c->txn, STORE_DB_FRAMES, k.buf, k.len);
+	items_prefix(&k, c->arn, f->id);
+	return store_del_prefix(c->txn, STORE_DB_FRAMES, k.buf, k.len);
 }
