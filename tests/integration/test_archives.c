@@ -472,3 +472,78 @@ Test(archives, aws_cli)
 #undef AWS
 	stop();
 }
+
+/* The replayed events of replay in the bus's log: their count; each event id must appear
+ * once. */
+static size_t
+replayed_in_log(const char *bus, const char *replay)
+{
+	json_t *l = tok("SluiceEvents.ListEvents",
+	                json_pack("{s:s,s:i}", "EventBusName", bus, "Limit", 1000));
+	json_t *seen = json_object(), *e;
+	size_t i, n = 0;
+	json_array_foreach(json_object_get(l, "Events"), i, e)
+	{
+		json_t *ev = json_object_get(e, "Event");
+		if (json_is_string(ev))
+			ev = json_loads(json_string_value(ev), 0, NULL);
+		else
+			json_incref(ev);
+		const char *rn = s(ev, "replay-name");
+		if (rn && strcmp(rn, replay) == 0) {
+			cr_assert_null(json_object_get(seen, s(ev, "id")), "%s replayed twice",
+			               s(ev, "id"));
+			json_object_set_new(seen, s(ev, "id"), json_true());
+			n++;
+		}
+		json_decref(ev);
+	}
+	json_decref(seen);
+	json_decref(l);
+	return n;
+}
+
+Test(archives, replay_in_many_slices_and_cancel)
+{
+	start_at("2026-03-01T00:00:00Z", NULL);
+	json_decref(ok("CreateEventBus", json_pack("{s:s}", "Name", "orders")));
+	json_decref(ok("CreateArchive",
+	               json_pack("{s:s,s:s}", "ArchiveName", "all", "EventSourceArn", BUS_ARN)));
+	/* 250 events with the same archive time: the cursor must step by seq */
+	for (int k = 0; k < 25; k++) {
+		json_t *entries = json_array();
+		for (int i = 0; i < 10; i++)
+			json_array_append_new(entries,
+			                      json_pack("{s:s,s:s,s:s,s:s}", "EventBusName",
+			                                "orders", "Source", "shop", "DetailType",
+			                                "order", "Detail", "{}"));
+		json_t *a = ok("PutEvents", json_pack("{s:o}", "Entries", entries));
+		cr_assert_eq(json_integer_value(json_object_get(a, "FailedEntryCount")), 0);
+		json_decref(a);
+	}
+	cr_assert_eq(archive_count("all"), 250);
+	advance(1);
+	json_decref(ok("StartReplay", replay_req("whole", "all", T0, T0 + 1, BUS_ARN)));
+	json_decref(replay_in("whole", "COMPLETED"));
+	cr_assert_eq(replayed_in_log("orders", "whole"), 250);
+
+	/* a cancel races the job: either it lands (CANCELLED, a prefix replayed) or the replay
+	 * had already ended (COMPLETED, all of it) */
+	json_decref(ok("StartReplay", replay_req("c", "all", T0, T0 + 1, BUS_ARN)));
+	int st;
+	json_t *ans = call("CancelReplay", json_pack("{s:s}", "ReplayName", "c"), &st);
+	json_t *d = NULL;
+	if (st == 200) {
+		cr_assert_str_eq(s(ans, "State"), "CANCELLING");
+		d = replay_in("c", "CANCELLED");
+		cr_assert_leq(replayed_in_log("orders", "c"), 250);
+	} else {
+		cr_assert_str_eq(s(ans, "__type"), "IllegalStatusException");
+		d = replay_in("c", "COMPLETED");
+		cr_assert_eq(replayed_in_log("orders", "c"), 250);
+	}
+	cr_assert_not_null(json_object_get(d, "ReplayEndTime"));
+	json_decref(d);
+	json_decref(ans);
+	stop();
+}
