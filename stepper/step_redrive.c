@@ -19,6 +19,7 @@
 #include "stepper/step_int.h"
 
 #define REDRIVE_PERIOD_MS (14LL * 24 * 3600 * 1000)
+#define MAX_EXECUTION_MS  (365LL * 24 * 3600 * 1000) /* a STANDARD execution runs a year */
 
 sl_err
 step_redrive_keep(struct step_ctx *c, enum step_status st)
@@ -58,6 +59,8 @@ not_redrivable(step_engine_t *eng, json_t *x, int64_t now)
 	// the last slot is ExecutionFailed's: no room for ExecutionRedriven and what follows
 	if ((size_t)step_jint(x, "nextEvent", 1) > eng->opt.history_limit)
 		return "Execution history event limit exceeded.";
+	if (now - step_jint(x, "startMs", now) > MAX_EXECUTION_MS)
+		return "Execution has exceeded the max execution time.";
 	if (now - step_jint(x, "stopMs", now) > REDRIVE_PERIOD_MS)
 		return "Execution redrivable period exceeded.";
 	if (!json_is_integer(json_object_get(x, "rdSt")) || !json_object_get(x, "rdIn"))

@@ -524,3 +524,62 @@ Test(step_redrive, map_with_a_failed_item_runs_the_whole_map_again)
 	json_decref(h);
 	rig_free(&r);
 }
+
+/* Stopped while a Map waits for its items (the top frame keeps its input aside): the redrive
+ * enters the Map again with the input it had. */
+Test(step_redrive, aborted_inside_a_map)
+{
+	struct rig r;
+	rig_init(&r,
+	         "{\"StartAt\":\"M\",\"States\":{\"M\":{\"Type\":\"Map\",\"ItemsPath\":"
+	         "\"$.items\",\"ResultPath\":\"$.out\",\"ItemProcessor\":{\"StartAt\":"
+	         "\"W\",\"States\":{\"W\":{\"Type\":\"Task\",\"Resource\":"
+	         "\"arn:aws:states:us-east-1:000000000000:activity:w\",\"End\":true}}},"
+	         "\"End\":true}}}");
+	char arn[STEP_ARN_MAX];
+	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", "{\"items\":[1,2]}"));
+	cr_assert_eq(r.n_tasks, 2);
+	answer(&r, 0, true, "10");
+	struct sl_error err;
+	sl_error_clear(&err);
+	cr_assert_eq(step_stop(r.eng, rig_batch(&r), arn, NULL, NULL, &r.fx, &err), SL_OK);
+	cr_assert_eq(store_batch_commit(r.st), SL_OK);
+	cr_assert_eq(r.status, STEP_ABORTED);
+	cr_assert_eq(rig_redrive(&r, arn, NULL, NULL), SL_OK);
+	cr_assert_eq(r.n_tasks, 4);
+	answer(&r, 2, true, "1");
+	answer(&r, 3, true, "2");
+	cr_assert_eq(r.status, STEP_SUCCEEDED);
+	json_t *d = rig_describe(&r, arn);
+	json_t *out = step_test_json(json_string_value(json_object_get(d, "output")));
+	json_t *want = step_test_json("{\"items\":[1,2],\"out\":[1,2]}");
+	cr_expect(json_equal(out, want));
+	json_decref(out);
+	json_decref(want);
+	json_decref(d);
+	json_t *h = rig_history(&r, arn);
+	expect_dense(h);
+	json_decref(h);
+	rig_free(&r);
+}
+
+/* A year after its start an execution is no longer redriven (AWS's maximum execution time). */
+Test(step_redrive, not_after_a_year)
+{
+	struct rig r;
+	rig_init(&r, RETRY_DEF);
+	char arn[STEP_ARN_MAX];
+	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", "{}"));
+	sl_clock_fake_advance(365LL * 24 * 3600 * 1000 - 1000);
+	struct sl_error err;
+	sl_error_clear(&err);
+	cr_assert_eq(step_stop(r.eng, rig_batch(&r), arn, NULL, NULL, &r.fx, &err), SL_OK);
+	cr_assert_eq(store_batch_commit(r.st), SL_OK);
+	sl_clock_fake_advance(2000);
+	json_t *d = rig_describe(&r, arn);
+	cr_expect_str_eq(json_string_value(json_object_get(d, "redriveStatusReason")),
+	                 "Execution has exceeded the max execution time.");
+	json_decref(d);
+	cr_expect_eq(rig_redrive(&r, arn, NULL, NULL), SL_ERR_EXEC_NOT_REDRIVABLE);
+	rig_free(&r);
+}
