@@ -547,3 +547,57 @@ Test(archives, replay_in_many_slices_and_cancel)
 	json_decref(ans);
 	stop();
 }
+
+Test(archives, boto3)
+{
+	if (h_run("python3 -c 'import boto3' >/dev/null 2>&1", NULL) != 0)
+		cr_skip_test("boto3 is not installed");
+	start_at("2026-03-01T00:00:00Z", NULL);
+	char cmd[4096], *out = NULL;
+	snprintf(cmd, sizeof cmd,
+	         "AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x python3 -c '\n"
+	         "import boto3, datetime, json, time\n"
+	         "c = boto3.client(\"events\", region_name=\"us-east-1\", "
+	         "endpoint_url=\"http://127.0.0.1:%d\")\n"
+	         "bus = c.describe_event_bus()[\"Arn\"]\n"
+	         "a = c.create_archive(ArchiveName=\"b3\", EventSourceArn=bus, "
+	         "EventPattern=json.dumps({\"source\": [\"app\"]}))\n"
+	         "c.put_events(Entries=[{\"Source\": \"app\", \"DetailType\": \"d\", "
+	         "\"Detail\": \"{}\"}, {\"Source\": \"other\", \"DetailType\": \"d\", "
+	         "\"Detail\": \"{}\"}])\n"
+	         "d = c.describe_archive(ArchiveName=\"b3\")\n"
+	         "assert d[\"EventCount\"] == 1 and d[\"State\"] == \"ENABLED\", d\n"
+	         "assert [x[\"ArchiveName\"] for x in c.list_archives()[\"Archives\"]] == "
+	         "[\"b3\"]\n"
+	         "t0 = datetime.datetime(2026, 3, 1, tzinfo=datetime.timezone.utc)\n"
+	         "t1 = t0 + datetime.timedelta(seconds=1)\n"
+	         "r = c.start_replay(ReplayName=\"r\", EventSourceArn=a[\"ArchiveArn\"], "
+	         "EventStartTime=t0, EventEndTime=t1, Destination={\"Arn\": bus})\n"
+	         "assert r[\"State\"] == \"STARTING\", r\n"
+	         "for i in range(400):\n"
+	         "    d = c.describe_replay(ReplayName=\"r\")\n"
+	         "    if d[\"State\"] == \"COMPLETED\":\n"
+	         "        break\n"
+	         "    time.sleep(0.025)\n"
+	         "assert d[\"State\"] == \"COMPLETED\", d\n"
+	         "assert d[\"EventStartTime\"] == t0, d\n"
+	         "assert [x[\"ReplayName\"] for x in c.list_replays()[\"Replays\"]] == [\"r\"]\n"
+	         "try:\n"
+	         "    c.start_replay(ReplayName=\"r\", EventSourceArn=a[\"ArchiveArn\"], "
+	         "EventStartTime=t0, EventEndTime=t1, Destination={\"Arn\": bus})\n"
+	         "    raise SystemExit(\"no error\")\n"
+	         "except c.exceptions.ResourceAlreadyExistsException as e:\n"
+	         "    pass\n"
+	         "try:\n"
+	         "    c.describe_archive(ArchiveName=\"zz\")\n"
+	         "    raise SystemExit(\"no error\")\n"
+	         "except c.exceptions.ResourceNotFoundException as e:\n"
+	         "    print(\"ok\", e)\n"
+	         "' 2>&1",
+	         srv.http_port);
+	int rc = h_run(cmd, &out);
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert(strstr(out, "ok "), "%s", out);
+	free(out);
+	stop();
+}
