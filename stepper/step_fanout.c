@@ -144,27 +144,20 @@ step_fanout_start(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t 
 		const struct sm_map *mp = &s->u.map;
 		f->eff = json_incref(eff);
 		json_t *items = NULL;
-		e = mp->item_reader ? step_reader_load(c, f, ctx, &items, &ft)
-		                    : map_items(c, f, ctx, &items, &ft);
-		if (e == SL_OK && mp->item_batcher)
-			e = step_reader_batch(c, f, ctx, &items, &ft);
-		if (e != SL_OK) {
-			json_decref(items);
+		if (!mp->item_reader && (e = map_items(c, f, ctx, &items, &ft)) != SL_OK)
 			goto fail;
-		}
-		if (json_array_size(items) > UINT32_MAX) {
-			json_decref(items);
-			step_fault_runtime(&ft, f, "States.ItemReaderFailed", "too many items");
+		if (mp->item_reader || mp->item_batcher) {
+			// read or batched items get a record each: iterations fetch theirs lazily
+			e = step_reader_run(c, f, ctx, items, &f->n, &ft);
+		} else if (json_array_size(items) > UINT32_MAX) {
+			step_fault_runtime(&ft, f, "States.Runtime", "too many items");
 			e = SL_ERR_INVALID_ARG;
-			goto fail;
+		} else {
+			f->n = (uint32_t)json_array_size(items);
 		}
-		f->n = (uint32_t)json_array_size(items);
-		// read or batched items are kept aside: iterations are created from them lazily
-		if (f->n > 0 && (mp->item_reader || mp->item_batcher))
-			e = step_reader_put(c, f, items);
 		json_decref(items);
 		if (e != SL_OK)
-			return e;
+			goto fail;
 		double d;
 		f->maxc = (uint32_t)mp->max_concurrency;
 		if (mp->max_concurrency_path) {
@@ -231,6 +224,11 @@ step_fanout_start(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t 
 	f->in_aux = true;
 	return step_fanout_spawn(c, f);
 fail:
+	if (e == SL_ERR_INVALID_ARG && is_map(f)) {
+		sl_err d = step_reader_drop(c, f); // item records of a Map that did not start
+		if (d != SL_OK)
+			return d;
+	}
 	if (e == SL_ERR_INVALID_ARG)
 		return step_state_error(c, f, &ft);
 	return e;

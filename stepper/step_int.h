@@ -257,16 +257,14 @@ sl_err step_fanout_spawn(struct step_ctx *c, struct step_frame *f);
 sl_err step_kill_children(struct step_ctx *c, struct step_frame *f);
 
 /* --- step_reader.c: Map's ItemReader (local files) and ItemBatcher -------------------------- */
-/* The items the Map's ItemReader names (MaxItems applied). SL_ERR_INVALID_ARG with ft set:
- * a state error (States.ItemReaderFailed, States.DataLimitExceeded, States.Runtime). */
-sl_err step_reader_load(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t **items,
-                        struct step_fault *ft);
-/* Replaces *items with the ItemBatcher's batches {"Items": [...], BatchInput members}. */
-sl_err step_reader_batch(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t **items,
-                         struct step_fault *ft);
-/* The Map's items, one record each, written when it starts and read one by one as
- * iterations are created (memory: only the items in flight). */
-sl_err step_reader_put(struct step_ctx *c, struct step_frame *f, json_t *items);
+/* Writes the Map's iteration inputs as one record each: the items its ItemReader names
+ * (items NULL; MaxItems applied) or the items given, grouped into ItemBatcher batches
+ * {"Items": [...], BatchInput members} when there is one; *n: how many. SL_ERR_INVALID_ARG
+ * with ft set is a state error (States.ItemReaderFailed, States.DataLimitExceeded,
+ * States.Runtime) and leaves no record. */
+sl_err step_reader_run(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t *items,
+                       uint32_t *n, struct step_fault *ft);
+/* Iteration idx's record, read as the iteration is created. */
 sl_err step_reader_get(struct step_ctx *c, struct step_frame *f, uint32_t idx, json_t **item);
 sl_err step_reader_drop(struct step_ctx *c, struct step_frame *f);
 

@@ -8,10 +8,11 @@
  * the real path of what is read must stay under the real root (symbolic links cannot lead
  * out of it), so a workflow cannot read arbitrary files.
  *
- * The items are read once when the Map starts, grouped into batches when there is an
- * ItemBatcher, and written once under the Map frame's key (like its effective input): the
- * iterations are created lazily from that record, also after a restart. Memory is bounded
- * by the file size cap (item_reader_max_bytes), not streamed.
+ * The items are read when the Map starts, one at a time from the file in memory (bounded by
+ * item_reader_max_bytes), each passed through ItemSelector into the open batch when there is
+ * an ItemBatcher, and written as one record per item (or batch) under the Map frame's key
+ * in the same store batch; iterations fetch their own record as they are created, also
+ * after a restart, so only the items in flight are ever held.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -164,64 +165,222 @@ read_file(struct step_ctx *c, struct step_frame *f, const char *path, const char
 	return SL_OK;
 }
 
-/* ---- parsers ------------------------------------------------------------------------------ */
+/* ---- the sink: item records, batches ------------------------------------------------------ */
+
+/* Where parsed items go, one at a time: straight to their records, or through ItemSelector
+ * into the current batch (written when it closes). Only one batch is in memory. */
+struct sink {
+	struct step_ctx *c;
+	struct step_frame *f;
+	struct step_fault *ft;
+	size_t max;     /* MaxItems */
+	size_t n_in;    /* items read */
+	uint32_t n_out; /* records written */
+	bool batching;
+	const struct sm_template *selector; /* batching only: applied before */
+	json_t *cx;                         /* context for the selector */
+	int64_t per_batch, max_batch_bytes;
+	json_t *base, *cur; /* BatchInput; the open batch */
+	size_t base_size, cur_size;
+};
+
+static void
+items_prefix(struct store_key *k, const char *arn, uint32_t id)
+{
+	step_key_frame(k, arn, id);
+	store_key_raw(k, "I", 1);
+}
+
+static size_t
+json_size(json_t *v)
+{
+	return json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+}
 
 static sl_err
-parse_json(struct step_frame *f, const char *shown, const char *b, size_t len, json_t **out,
-           struct step_fault *ft)
+put_record(struct sink *s, json_t *v)
 {
-	json_error_t je;
-	json_t *v = json_loadb(b, len, JSON_DECODE_ANY, &je);
-	if (!v) {
-		step_fault_runtime(ft, f, "States.ItemReaderFailed",
-		                   "%s is not valid JSON: %s at line %d, column %d", shown, je.text,
-		                   je.line, je.column);
+	if (s->n_out == UINT32_MAX) {
+		step_fault_runtime(s->ft, s->f, "States.ItemReaderFailed", "too many items");
 		return SL_ERR_INVALID_ARG;
 	}
-	if (!json_is_array(v)) {
-		json_decref(v);
-		step_fault_runtime(ft, f, "States.ItemReaderFailed",
+	struct store_key k;
+	items_prefix(&k, s->c->arn, s->f->id);
+	store_key_u32(&k, s->n_out);
+	sl_err e = step_put_json(s->c->txn, STORE_DB_FRAMES, &k, 'M', v);
+	if (e == SL_OK)
+		s->n_out++;
+	return e;
+}
+
+static sl_err
+flush_batch(struct sink *s)
+{
+	if (!s->cur)
+		return SL_OK;
+	sl_err e = put_record(s, s->cur);
+	json_decref(s->cur);
+	s->cur = NULL;
+	return e;
+}
+
+static sl_err
+new_batch(struct sink *s)
+{
+	json_t *b = s->base ? json_deep_copy(s->base) : json_object();
+	json_t *a = json_array();
+	if (!b || !a || json_object_set_new(b, "Items", a)) {
+		json_decref(b);
+		return SL_ERR_NOMEM;
+	}
+	s->cur = b;
+	return SL_OK;
+}
+
+/* One item (borrowed). */
+static sl_err
+sink_item(struct sink *s, json_t *v)
+{
+	size_t i = s->n_in++;
+	if (step_payload_too_large(s->c, v)) {
+		step_fault_runtime(s->ft, s->f, "States.DataLimitExceeded",
+		                   "item %zu is larger than the payload limit of %zu bytes", i,
+		                   s->c->eng->opt.payload_limit);
+		return SL_ERR_INVALID_ARG;
+	}
+	if (!s->batching)
+		return put_record(s, v);
+	json_t *sel = NULL;
+	sl_err e = SL_OK;
+	if (s->selector) {
+		// ItemSelector runs on each item before batching ($$.Map.Item: the item)
+		json_t *mi
+		        = json_pack("{s:{s:I, s:O}}", "Item", "Index", (json_int_t)i, "Value", v);
+		if (!mi || json_object_set_new(s->cx, "Map", mi))
+			return SL_ERR_NOMEM;
+		if ((e = step_io_template(s->c, s->f, s->selector, s->f->eff, s->cx, &sel, s->ft))
+		    != SL_OK)
+			return e;
+		v = sel;
+	}
+	size_t vs = json_size(v);
+	size_t n = s->cur ? json_array_size(json_object_get(s->cur, "Items")) : 0;
+	if (s->base_size + vs > (size_t)s->max_batch_bytes) {
+		step_fault_runtime(s->ft, s->f, "States.ItemReaderFailed",
+		                   "item %zu alone makes a batch of %zu bytes, over the "
+		                   "MaxInputBytesPerBatch of %lld bytes",
+		                   i, s->base_size + vs, (long long)s->max_batch_bytes);
+		e = SL_ERR_INVALID_ARG;
+	} else if (n > 0
+	           && ((int64_t)n >= s->per_batch
+	               || s->cur_size + 1 + vs > (size_t)s->max_batch_bytes)) {
+		// the item would break a limit (a comma per item): it opens the next batch
+		e = flush_batch(s);
+		n = 0;
+	}
+	if (e == SL_OK && !s->cur)
+		e = new_batch(s);
+	if (e == SL_OK) {
+		s->cur_size = n == 0 ? s->base_size + vs : s->cur_size + 1 + vs;
+		if (json_array_append(json_object_get(s->cur, "Items"), v))
+			e = SL_ERR_NOMEM;
+	}
+	json_decref(sel);
+	return e;
+}
+
+static bool
+sink_full(const struct sink *s)
+{
+	return s->n_in >= s->max;
+}
+
+/* ---- parsers ------------------------------------------------------------------------------ */
+
+static bool
+is_ws(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+}
+
+/* A JSON array, one element at a time (jansson stops after each value). */
+static sl_err
+parse_json(struct sink *s, const char *shown, const char *b, size_t len)
+{
+	size_t p = 0;
+	while (p < len && is_ws(b[p]))
+		p++;
+	if (p >= len || b[p] != '[') {
+		step_fault_runtime(s->ft, s->f, "States.ItemReaderFailed",
 		                   "%s must hold a JSON array (InputType JSON)", shown);
 		return SL_ERR_INVALID_ARG;
 	}
-	*out = v;
+	p++;
+	bool first = true;
+	while (!sink_full(s)) {
+		while (p < len && is_ws(b[p]))
+			p++;
+		if (p < len && b[p] == ']' && first)
+			break;
+		json_error_t je;
+		json_t *v
+		        = json_loadb(b + p, len - p, JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK, &je);
+		if (!v) {
+			step_fault_runtime(s->ft, s->f, "States.ItemReaderFailed",
+			                   "%s is not valid JSON: %s near byte %zu", shown, je.text,
+			                   p + (size_t)je.position);
+			return SL_ERR_INVALID_ARG;
+		}
+		p += (size_t)je.position;
+		sl_err e = sink_item(s, v);
+		json_decref(v);
+		if (e != SL_OK)
+			return e;
+		first = false;
+		while (p < len && is_ws(b[p]))
+			p++;
+		if (p < len && b[p] == ',') {
+			p++;
+			continue;
+		}
+		if (p < len && b[p] == ']')
+			break;
+		step_fault_runtime(s->ft, s->f, "States.ItemReaderFailed",
+		                   "%s is not valid JSON: ',' or ']' expected near byte %zu", shown,
+		                   p);
+		return SL_ERR_INVALID_ARG;
+	}
 	return SL_OK;
 }
 
 static sl_err
-parse_jsonl(struct step_frame *f, const char *shown, const char *b, size_t len, size_t max,
-            json_t **out, struct step_fault *ft)
+parse_jsonl(struct sink *s, const char *shown, const char *b, size_t len)
 {
-	json_t *arr = json_array();
-	if (!arr)
-		return SL_ERR_NOMEM;
 	size_t line = 0;
 	const char *p = b, *end = b + len;
-	while (p < end && json_array_size(arr) < max) {
+	while (p < end && !sink_full(s)) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *le = nl ? nl : end;
 		line++;
 		const char *q = p;
-		while (q < le && (*q == ' ' || *q == '\t' || *q == '\r'))
+		while (q < le && is_ws(*q))
 			q++;
 		if (q < le) { // blank lines carry no item
 			json_error_t je;
 			json_t *v = json_loadb(p, (size_t)(le - p), JSON_DECODE_ANY, &je);
 			if (!v) {
-				json_decref(arr);
-				step_fault_runtime(ft, f, "States.ItemReaderFailed",
+				step_fault_runtime(s->ft, s->f, "States.ItemReaderFailed",
 				                   "%s line %zu is not valid JSON: %s", shown, line,
 				                   je.text);
 				return SL_ERR_INVALID_ARG;
 			}
-			if (json_array_append_new(arr, v)) {
-				json_decref(arr);
-				return SL_ERR_NOMEM;
-			}
+			sl_err e = sink_item(s, v);
+			json_decref(v);
+			if (e != SL_OK)
+				return e;
 		}
 		p = nl ? nl + 1 : end;
 	}
-	*out = arr;
 	return SL_OK;
 }
 
@@ -305,9 +464,10 @@ out:
 }
 
 static sl_err
-parse_csv(struct step_frame *f, const char *shown, json_t *cfg, const char *b, size_t len,
-          size_t max, json_t **out, struct step_fault *ft)
+parse_csv(struct sink *s, const char *shown, json_t *cfg, const char *b, size_t len)
 {
+	struct step_frame *f = s->f;
+	struct step_fault *ft = s->ft;
 	const char *dl = step_jstr(cfg, "CSVDelimiter");
 	char delim = ',';
 	if (dl && strcmp(dl, "PIPE") == 0)
@@ -319,9 +479,8 @@ parse_csv(struct step_frame *f, const char *shown, json_t *cfg, const char *b, s
 	else if (dl && strcmp(dl, "TAB") == 0)
 		delim = '\t';
 	const char *hl = step_jstr(cfg, "CSVHeaderLocation");
-	bool given = hl && strcmp(hl, "GIVEN") == 0;
 	json_t *headers = NULL;
-	if (given) {
+	if (hl && strcmp(hl, "GIVEN") == 0) {
 		headers = json_incref(json_object_get(cfg, "CSVHeaders"));
 		size_t i;
 		json_t *h;
@@ -335,17 +494,12 @@ parse_csv(struct step_frame *f, const char *shown, json_t *cfg, const char *b, s
 			}
 		}
 	}
-	json_t *arr = json_array();
-	if (!arr) {
-		json_decref(headers);
-		return SL_ERR_NOMEM;
-	}
 	const char *p = b, *end = b + len;
 	if (len >= 3 && memcmp(b, "\xEF\xBB\xBF", 3) == 0)
 		p += 3; // a UTF-8 byte order mark is not part of the first header
 	size_t line = 0;
 	sl_err e = SL_OK;
-	while (p < end && json_array_size(arr) < max) {
+	while (p < end && !sink_full(s)) {
 		line++;
 		size_t at = line;
 		if (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n')) {
@@ -392,18 +546,17 @@ parse_csv(struct step_frame *f, const char *shown, json_t *cfg, const char *b, s
 				json_decref(o), o = NULL;
 		}
 		json_decref(fields);
-		if (!o || json_array_append_new(arr, o)) {
+		if (!o) {
 			e = SL_ERR_NOMEM;
 			break;
 		}
+		e = sink_item(s, o);
+		json_decref(o);
+		if (e != SL_OK)
+			break;
 	}
 	json_decref(headers);
-	if (e != SL_OK) {
-		json_decref(arr);
-		return e;
-	}
-	*out = arr;
-	return SL_OK;
+	return e;
 }
 
 /* ---- listObjectsV2 ------------------------------------------------------------------------ */
@@ -506,7 +659,6 @@ list_objects(struct step_ctx *c, struct step_frame *f, json_t *params, json_t **
 	*out = l.arr;
 	return SL_OK;
 }
-
 /* ---- ItemReader --------------------------------------------------------------------------- */
 
 /* A ...Path number over the state input: a positive integer (zero allowed when zero_ok). */
@@ -544,64 +696,49 @@ path_count(struct step_frame *f, json_t *obj, const char *field, json_t *ctx, bo
 	return e;
 }
 
-/* The first failing item over the payload limit: States.DataLimitExceeded. */
 static sl_err
-check_items(struct step_ctx *c, struct step_frame *f, json_t *items, const char *what,
-            struct step_fault *ft)
+read_items(struct sink *s, json_t *ctx)
 {
-	size_t i;
-	json_t *v;
-	json_array_foreach(items, i, v)
-	{
-		if (step_payload_too_large(c, v)) {
-			step_fault_runtime(ft, f, "States.DataLimitExceeded",
-			                   "%s %zu is larger than the payload limit of %zu bytes",
-			                   what, i, c->eng->opt.payload_limit);
-			return SL_ERR_INVALID_ARG;
-		}
-	}
-	return SL_OK;
-}
-
-sl_err
-step_reader_load(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t **items,
-                 struct step_fault *ft)
-{
+	struct step_ctx *c = s->c;
+	struct step_frame *f = s->f;
+	struct step_fault *ft = s->ft;
 	json_t *r = f->m->states[f->st].u.map.item_reader;
 	json_t *cfg = json_object_get(r, "ReaderConfig");
 	const char *res = step_jstr(r, "Resource");
-	sl_err e = step_frame_eff(c, f);
-	if (e != SL_OK)
-		return e;
+	sl_err e = SL_OK;
 	int64_t max = READER_MAX_ITEMS;
-	if (json_is_integer(json_object_get(cfg, "MaxItems"))
-	    && json_integer_value(json_object_get(cfg, "MaxItems")) > 0)
-		max = json_integer_value(json_object_get(cfg, "MaxItems"));
+	json_t *mi = json_object_get(cfg, "MaxItems");
+	if (json_is_integer(mi) && json_integer_value(mi) > 0)
+		max = json_integer_value(mi);
 	if (step_jstr(cfg, "MaxItemsPath")) {
 		if ((e = path_count(f, cfg, "MaxItemsPath", ctx, true, &max, ft)) != SL_OK)
 			return e;
 		if (max == 0 || max > READER_MAX_ITEMS)
 			max = READER_MAX_ITEMS; // 0, as for MaxItems, means no limit
 	}
+	s->max = (size_t)max;
 	json_t *params = NULL;
 	json_t *pt = json_object_get(r, "Parameters");
 	if (pt) {
 		struct sm_template *t = NULL;
 		if ((e = sm_template_compile(pt, &t, NULL)) != SL_OK)
-			return e == SL_ERR_NOMEM ? e : SL_ERR_INTERNAL;
+			return e == SL_ERR_NOMEM ? e : SL_ERR_INTERNAL; // validated at compile time
 		e = step_io_template(c, f, t, f->eff, ctx, &params, ft);
 		sm_template_free(t);
 		if (e != SL_OK)
 			return e;
-	} else {
-		params = json_object();
-		if (!params)
-			return SL_ERR_NOMEM;
+	} else if (!(params = json_object())) {
+		return SL_ERR_NOMEM;
 	}
-	json_t *out = NULL;
 	const char *bucket = step_jstr(params, "Bucket");
 	if (res && strcmp(res, "arn:aws:states:::s3:listObjectsV2") == 0) {
-		e = list_objects(c, f, params, &out, ft);
+		json_t *out = NULL;
+		if ((e = list_objects(c, f, params, &out, ft)) == SL_OK) {
+			for (size_t i = 0; e == SL_OK && i < json_array_size(out) && !sink_full(s);
+			     i++)
+				e = sink_item(s, json_array_get(out, i));
+			json_decref(out);
+		}
 	} else if (res && strcmp(res, "arn:aws:states:::s3:getObject") == 0) {
 		const char *key = step_jstr(params, "Key");
 		const char *type = step_jstr(cfg, "InputType");
@@ -625,11 +762,11 @@ step_reader_load(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t *
 		} else if ((e = read_file(c, f, path, shown, &buf, &len, ft)) != SL_OK) {
 			// ft says why
 		} else if (strcmp(type, "JSON") == 0) {
-			e = parse_json(f, shown, buf, len, &out, ft);
+			e = parse_json(s, shown, buf, len);
 		} else if (strcmp(type, "JSONL") == 0) {
-			e = parse_jsonl(f, shown, buf, len, (size_t)max, &out, ft);
+			e = parse_jsonl(s, shown, buf, len);
 		} else if (strcmp(type, "CSV") == 0) {
-			e = parse_csv(f, shown, cfg, buf, len, (size_t)max, &out, ft);
+			e = parse_csv(s, shown, cfg, buf, len);
 		} else {
 			step_fault_runtime(
 			        ft, f, "States.ItemReaderFailed",
@@ -650,193 +787,90 @@ step_reader_load(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t *
 		e = SL_ERR_INVALID_ARG;
 	}
 	json_decref(params);
-	if (e != SL_OK)
-		return e;
-	while (json_array_size(out) > (size_t)max)
-		json_array_remove(out, json_array_size(out) - 1);
-	if ((e = check_items(c, f, out, "item", ft)) != SL_OK) {
-		json_decref(out);
-		return e;
-	}
-	*items = out;
-	return SL_OK;
-}
-
-/* ---- ItemBatcher -------------------------------------------------------------------------- */
-
-static size_t
-json_size(json_t *v)
-{
-	return json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+	return e;
 }
 
 static sl_err
-new_batch(json_t *base, json_t **out)
+batch_setup(struct sink *s, json_t *ctx)
 {
-	json_t *b = base ? json_deep_copy(base) : json_object();
-	json_t *a = json_array();
-	if (!b || !a || json_object_set_new(b, "Items", a)) {
-		json_decref(b);
-		return SL_ERR_NOMEM;
-	}
-	*out = b;
-	return SL_OK;
-}
-
-/* ItemSelector runs on each item before batching ($$.Map.Item.Index/Value: the item). */
-static sl_err
-select_items(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t **items,
-             struct step_fault *ft)
-{
-	const struct sm_template *t = f->m->states[f->st].u.map.item_selector;
-	json_t *out = json_array(), *cx = json_copy(ctx);
-	sl_err e = out && cx ? SL_OK : SL_ERR_NOMEM;
-	size_t i;
-	json_t *v;
-	json_array_foreach(*items, i, v)
-	{
-		if (e != SL_OK)
-			break;
-		json_t *r = NULL;
-		json_t *mi
-		        = json_pack("{s:{s:I, s:O}}", "Item", "Index", (json_int_t)i, "Value", v);
-		if (!mi || json_object_set_new(cx, "Map", mi))
-			e = SL_ERR_NOMEM;
-		else if ((e = step_io_template(c, f, t, f->eff, cx, &r, ft)) == SL_OK
-		         && json_array_append_new(out, r))
-			e = SL_ERR_NOMEM;
-	}
-	json_decref(cx);
-	if (e != SL_OK) {
-		json_decref(out);
-		return e;
-	}
-	json_decref(*items);
-	*items = out;
-	return SL_OK;
-}
-
-sl_err
-step_reader_batch(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t **items,
-                  struct step_fault *ft)
-{
-	json_t *bt = f->m->states[f->st].u.map.item_batcher;
-	sl_err e = step_frame_eff(c, f);
-	if (e != SL_OK)
-		return e;
-	int64_t max_items = INT64_MAX, max_bytes_b = (int64_t)c->eng->opt.payload_limit;
+	struct step_frame *f = s->f;
+	const struct sm_map *mp = &f->m->states[f->st].u.map;
+	json_t *bt = mp->item_batcher;
+	size_t limit = s->c->eng->opt.payload_limit;
+	sl_err e = SL_OK;
+	s->batching = true;
+	s->per_batch = INT64_MAX;
+	s->max_batch_bytes = (int64_t)limit;
 	if (json_is_integer(json_object_get(bt, "MaxItemsPerBatch")))
-		max_items = json_integer_value(json_object_get(bt, "MaxItemsPerBatch"));
+		s->per_batch = json_integer_value(json_object_get(bt, "MaxItemsPerBatch"));
 	if (step_jstr(bt, "MaxItemsPerBatchPath")
-	    && (e = path_count(f, bt, "MaxItemsPerBatchPath", ctx, false, &max_items, ft)) != SL_OK)
-		return e;
-	if (json_is_integer(json_object_get(bt, "MaxInputBytesPerBatch")))
-		max_bytes_b = json_integer_value(json_object_get(bt, "MaxInputBytesPerBatch"));
-	if (step_jstr(bt, "MaxInputBytesPerBatchPath")
-	    && (e = path_count(f, bt, "MaxInputBytesPerBatchPath", ctx, false, &max_bytes_b, ft))
+	    && (e = path_count(f, bt, "MaxItemsPerBatchPath", ctx, false, &s->per_batch, s->ft))
 	            != SL_OK)
 		return e;
-	if (max_bytes_b > (int64_t)c->eng->opt.payload_limit)
-		max_bytes_b = (int64_t)c->eng->opt.payload_limit; // a batch is one child's input
-	json_t *base = NULL;
+	if (json_is_integer(json_object_get(bt, "MaxInputBytesPerBatch")))
+		s->max_batch_bytes
+		        = json_integer_value(json_object_get(bt, "MaxInputBytesPerBatch"));
+	if (step_jstr(bt, "MaxInputBytesPerBatchPath")
+	    && (e = path_count(f, bt, "MaxInputBytesPerBatchPath", ctx, false, &s->max_batch_bytes,
+	                       s->ft))
+	            != SL_OK)
+		return e;
+	if (s->max_batch_bytes > (int64_t)limit)
+		s->max_batch_bytes = (int64_t)limit; // a batch is one child's input
 	json_t *bi = json_object_get(bt, "BatchInput");
 	if (bi) {
 		struct sm_template *t = NULL;
 		if ((e = sm_template_compile(bi, &t, NULL)) != SL_OK)
 			return e == SL_ERR_NOMEM ? e : SL_ERR_INTERNAL;
-		e = step_io_template(c, f, t, f->eff, ctx, &base, ft);
+		e = step_io_template(s->c, f, t, f->eff, ctx, &s->base, s->ft);
 		sm_template_free(t);
 		if (e != SL_OK)
 			return e;
-		json_object_del(base, "Items"); // the batch's own member wins
+		json_object_del(s->base, "Items"); // the batch's own member wins
 	}
-	if (f->m->states[f->st].u.map.item_selector
-	    && (e = select_items(c, f, ctx, items, ft)) != SL_OK) {
-		json_decref(base);
+	if ((e = new_batch(s)) != SL_OK)
 		return e;
+	s->base_size = json_size(s->cur);
+	json_decref(s->cur);
+	s->cur = NULL;
+	if (mp->item_selector) {
+		s->selector = mp->item_selector;
+		if (!(s->cx = json_copy(ctx)))
+			return SL_ERR_NOMEM;
 	}
-	json_t *batches = json_array(), *cur = NULL;
-	size_t base_size = 0, cur_size = 0;
-	if (!batches) {
-		json_decref(base);
-		return SL_ERR_NOMEM;
-	}
-	if ((e = new_batch(base, &cur)) == SL_OK)
-		base_size = json_size(cur);
-	size_t i;
-	json_t *v;
-	json_array_foreach(*items, i, v)
-	{
-		if (e != SL_OK)
-			break;
-		json_t *arr = json_object_get(cur, "Items");
-		size_t n = json_array_size(arr);
-		size_t vs = json_size(v);
-		if (base_size + vs > (size_t)max_bytes_b) {
-			step_fault_runtime(ft, f, "States.ItemReaderFailed",
-			                   "item %zu alone makes a batch of %zu bytes, over the "
-			                   "MaxInputBytesPerBatch of %lld bytes",
-			                   i, base_size + vs, (long long)max_bytes_b);
-			e = SL_ERR_INVALID_ARG;
-			break;
-		}
-		// the next item joins the batch unless it breaks a limit (a comma per item)
-		if (n > 0 && ((int64_t)n >= max_items || cur_size + 1 + vs > (size_t)max_bytes_b)) {
-			if (json_array_append_new(batches, cur)) {
-				cur = NULL;
-				e = SL_ERR_NOMEM;
-				break;
-			}
-			cur = NULL;
-			if ((e = new_batch(base, &cur)) != SL_OK)
-				break;
-			arr = json_object_get(cur, "Items");
-			n = 0;
-		}
-		cur_size = n == 0 ? base_size + vs : cur_size + 1 + vs;
-		if (json_array_append(arr, v))
-			e = SL_ERR_NOMEM;
-	}
-	if (e == SL_OK && json_array_size(json_object_get(cur, "Items")) > 0) {
-		if (json_array_append_new(batches, cur))
-			e = SL_ERR_NOMEM;
-		cur = NULL;
-	}
-	json_decref(cur);
-	json_decref(base);
-	if (e != SL_OK) {
-		json_decref(batches);
-		return e;
-	}
-	json_decref(*items);
-	*items = batches;
 	return SL_OK;
-}
-
-/* ---- the item records -------------------------------------------------------------------- */
-
-static void
-items_prefix(struct store_key *k, const char *arn, uint32_t id)
-{
-	step_key_frame(k, arn, id);
-	store_key_raw(k, "I", 1);
 }
 
 sl_err
-step_reader_put(struct step_ctx *c, struct step_frame *f, json_t *items)
+step_reader_run(struct step_ctx *c, struct step_frame *f, json_t *ctx, json_t *items, uint32_t *n,
+                struct step_fault *ft)
 {
-	size_t i;
-	json_t *v;
-	json_array_foreach(items, i, v)
-	{
-		struct store_key k;
-		items_prefix(&k, c->arn, f->id);
-		store_key_u32(&k, (uint32_t)i);
-		sl_err e = step_put_json(c->txn, STORE_DB_FRAMES, &k, 'M', v);
-		if (e != SL_OK)
-			return e;
+	const struct sm_map *mp = &f->m->states[f->st].u.map;
+	struct sink s = { .c = c, .f = f, .ft = ft, .max = SIZE_MAX };
+	ft->has_error = false;
+	sl_err e = step_frame_eff(c, f);
+	if (e == SL_OK && mp->item_batcher)
+		e = batch_setup(&s, ctx);
+	if (e == SL_OK && items) {
+		for (size_t i = 0; e == SL_OK && i < json_array_size(items) && !sink_full(&s); i++)
+			e = sink_item(&s, json_array_get(items, i));
+	} else if (e == SL_OK) {
+		e = read_items(&s, ctx);
 	}
-	return SL_OK;
+	if (e == SL_OK)
+		e = flush_batch(&s);
+	json_decref(s.cur);
+	json_decref(s.base);
+	json_decref(s.cx);
+	if (e == SL_ERR_INVALID_ARG) {
+		// a state error: no partial item records stay behind
+		sl_err d = step_reader_drop(c, f);
+		if (d != SL_OK)
+			return d;
+	}
+	if (e == SL_OK)
+		*n = s.n_out;
+	return e;
 }
 
 sl_err

@@ -563,3 +563,34 @@ Test(step_reader, items_survive_a_restart)
 	sm_machine_free(r.m);
 	step_test_rmtree(r.dir);
 }
+
+Test(step_reader, json_array_read_element_by_element)
+{
+	struct step_local_result r;
+	put_file("b/empty.json", " [ ] ");
+	char *rd = reader("empty.json", "\"InputType\":\"JSON\"");
+	run(rd, "", "{}", &r);
+	step_test_expect_output(&r, "[]");
+	step_local_result_clear(&r);
+	sl_free(rd);
+	// MaxItems stops before the broken tail is reached
+	put_file("b/tail.json", "[{\"a\":[1,2]}, \"x\", 3, {broken");
+	rd = reader("tail.json", "\"InputType\":\"JSON\",\"MaxItems\":3");
+	run(rd, "", "{}", &r);
+	step_test_expect_output(&r, "[{\"a\":[1,2]},\"x\",3]");
+	step_local_result_clear(&r);
+	sl_free(rd);
+	rd = reader("tail.json", "\"InputType\":\"JSON\"");
+	run(rd, "", "{}", &r);
+	step_test_expect_error(&r, "States.ItemReaderFailed");
+	expect_cause(&r, "s3://b/tail.json is not valid JSON");
+	step_local_result_clear(&r);
+	sl_free(rd);
+	put_file("b/nocomma.json", "[1 2]");
+	rd = reader("nocomma.json", "\"InputType\":\"JSON\"");
+	run(rd, "", "{}", &r);
+	step_test_expect_error(&r, "States.ItemReaderFailed");
+	expect_cause(&r, "',' or ']' expected near byte 3");
+	step_local_result_clear(&r);
+	sl_free(rd);
+}
