@@ -858,7 +858,7 @@ op_start_replay(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	const char *archive = slash + strlen(":archive/");
 	if (start >= end)
 		return sl_error_set(err, SL_ERR_INVALID_ARG,
-		                    "Parameter EventStartTime is not valid. Reason: EventStartTime "
+		                    "Parameter EventEndTime is not valid. Reason: EventStartTime "
 		                    "must be before EventEndTime.");
 	if (start > sl_clock_now_ms())
 		return sl_error_set(err, SL_ERR_INVALID_ARG,
@@ -875,6 +875,9 @@ op_start_replay(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	snprintf(bus, sizeof bus, "%s", json_string_value(json_object_get(arec, "bus")));
 	json_decref(arec);
 	if ((rc = source_bus(dest_arn, dbus, err)))
+		return rc;
+	/* an unknown destination bus is not found, a known other one is a cross-bus replay */
+	if (strcmp(bus, dbus) != 0 && (rc = bus_require(txn, dbus, err)))
 		return rc;
 	if (strcmp(bus, dbus) != 0)
 		return sl_error_set(

@@ -258,11 +258,15 @@ Test(archives, archive_indexes_matching_events_and_replay_sends_a_window)
 	fails("StartReplay", replay_req("w", "arc", T0, T0 + 10, BUS_ARN),
 	      "ResourceAlreadyExistsException", "Replay w already exists.");
 	fails("StartReplay", replay_req("x", "arc", T0 + 10, T0, BUS_ARN), "ValidationException",
-	      "EventStartTime must be before EventEndTime");
+	      "Parameter EventEndTime is not valid. Reason: EventStartTime must be before "
+	      "EventEndTime.");
 	fails("StartReplay", replay_req("x", "arc", T0 + 3600, T0 + 7200, BUS_ARN),
 	      "ValidationException", "cannot be in the future");
 	fails("StartReplay", replay_req("x", "arc", T0, T0 + 10, DEF_ARN), "ValidationException",
 	      "Cross event bus replay is not permitted.");
+	fails("StartReplay",
+	      replay_req("x", "arc", T0, T0 + 10, "arn:aws:events:" ACCT ":event-bus/gone"),
+	      "ResourceNotFoundException", "Event bus gone does not exist.");
 	fails("StartReplay", replay_req("x", "nope", T0, T0 + 10, BUS_ARN),
 	      "ResourceNotFoundException", "Archive nope does not exist.");
 	fails("CancelReplay", json_pack("{s:s}", "ReplayName", "w"), "IllegalStatusException",
