@@ -227,7 +227,7 @@ struct hit {
 	store_txn_t *txn;
 	uint64_t seq;
 	size_t len;
-	int64_t now;
+	int64_t at; /* the event's time: the index entry's order */
 	sl_err rc;
 };
 
@@ -236,7 +236,7 @@ index_event(struct hit *h, const char *archive)
 {
 	struct store_key k, v;
 	arc_key(&k, TAG_ENTRY, archive);
-	store_key_i64(&k, h->now);
+	store_key_i64(&k, h->at);
 	store_key_u64(&k, h->seq);
 	store_key_init(&v);
 	store_key_u64(&v, h->len);
@@ -253,6 +253,33 @@ on_hit(void *ctx, uint32_t id, const char *archive)
 	return h->rc == SL_OK;
 }
 
+/* The envelope's "time" (what AWS replays by), else now. bus_envelope writes it before
+ * "detail"; the quoted key cannot occur inside a JSON string, where quotes are escaped. */
+static int64_t
+event_time(const char *text, size_t len)
+{
+	static const char key[] = "\"time\":\"";
+	const char *end = text + len, *p = text;
+	while (p < end && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
+		if ((size_t)(end - p) > sizeof key + 32 && memcmp(p, key, sizeof key - 1) == 0) {
+			char when[33];
+			const char *v = p + sizeof key - 1, *q = memchr(v, '"', 32);
+			int64_t ms;
+			if (!q)
+				break;
+			memcpy(when, v, (size_t)(q - v));
+			when[q - v] = '\0';
+			if (sl_clock_parse_rfc3339(when, &ms))
+				return ms;
+			break;
+		}
+		if ((size_t)(end - p) > 9 && memcmp(p, "\"detail\":", 9) == 0)
+			break;
+		p++;
+	}
+	return sl_clock_now_ms();
+}
+
 sl_err
 srv_archives_on_event(struct bus_state *st, store_batch_t *b, const char *bus, uint64_t seq,
                       const char *text, size_t len, struct sl_error *err)
@@ -261,7 +288,7 @@ srv_archives_on_event(struct bus_state *st, store_batch_t *b, const char *bus, u
 	struct arc_bus *ab = a ? find_bus(a, bus) : NULL;
 	if (!ab)
 		return SL_OK;
-	struct hit h = { store_batch_txn(b), seq, len, sl_clock_now_ms(), SL_OK };
+	struct hit h = { store_batch_txn(b), seq, len, event_time(text, len), SL_OK };
 	for (size_t i = 0; i < ab->nall && h.rc == SL_OK; i++)
 		h.rc = index_event(&h, ab->all[i]);
 	if (h.rc)

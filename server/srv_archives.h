@@ -9,7 +9,8 @@
  *   u32('C') str(archive)                 -> u64(EventCount) u64(SizeBytes), raw 16 bytes
  *   u32('E') str(archive) i64(ms) u64(seq) -> u64(event size): the archive's index entry of
  *                                            the bus's event (bus, seq) in STORE_DB_EVENTS,
- *                                            ms = the time it was archived
+ *                                            ms = the envelope's "time" (AWS
+ *                                            replays and retains by it)
  * Records in STORE_DB_REPLAYS:
  *   str(replay) -> {"name", "archive", "bus", "start", "end" (ms), "filter"? [rule names],
  *                   "description"?, "state", "reason"?, "created", "ended"?, "last"? (ms of

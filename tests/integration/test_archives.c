@@ -645,3 +645,30 @@ Test(archives, replay_resumes_after_sigkill_without_repeats)
 	stop();
 	h_cleanup(&first);
 }
+
+/* AWS replays by the time in the event: an event sent with an earlier Time is in that
+ * window, not in the window of its arrival. */
+Test(archives, replay_window_is_on_the_event_time)
+{
+	start_at("2026-03-01T00:00:00Z", NULL);
+	json_decref(ok("CreateEventBus", json_pack("{s:s}", "Name", "orders")));
+	json_decref(ok("CreateArchive",
+	               json_pack("{s:s,s:s}", "ArchiveName", "t", "EventSourceArn", BUS_ARN)));
+	json_decref(ok("PutEvents",
+	               json_pack("{s:[{s:s,s:s,s:s,s:s,s:f}]}", "Entries", "EventBusName", "orders",
+	                         "Source", "shop", "DetailType", "order", "Detail", "{\"n\":7}",
+	                         "Time", T0 - 28 * 86400)));
+	put("orders", "order", 8);
+	machine("m1");
+	rule_to("r1", "m1");
+	/* 2026-01-31T23:00 .. 2026-02-01T01:00 */
+	json_decref(ok(
+	        "StartReplay",
+	        replay_req("feb", "t", T0 - 28 * 86400 - 3600, T0 - 28 * 86400 + 3600, BUS_ARN)));
+	json_t *d = replay_in("feb", "COMPLETED");
+	json_decref(d);
+	char got[64];
+	replayed_ns("m1", "feb", got, sizeof got);
+	cr_assert_str_eq(got, "7");
+	stop();
+}
