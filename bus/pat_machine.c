@@ -872,7 +872,8 @@ value_passes(struct pat_scratch *sc, const struct pat_slot *sl, uint32_t vi)
  * fields; the values that pass are recorded as the indexes would have. 0 when a required
  * slot has none, -1 when out of memory. Cost: the values of the subrule's fields.
  */
-static int
+/* out of line: the hot loop of run() stays as small as it was before anchors */
+__attribute__((noinline)) static int
 verify(const pat_machine_t *m, struct pat_scratch *sc, uint32_t sid)
 {
 	const struct sub *sb = &m->subs[sid];
