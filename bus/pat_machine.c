@@ -870,9 +870,9 @@ value_passes(struct pat_scratch *sc, const struct pat_slot *sl, uint32_t vi)
 /*
  * A candidate's slots other than its anchor, checked against the event's values of their
  * fields; the values that pass are recorded as the indexes would have. 0 when a required
- * slot has none, -1 when out of memory. Cost: the values of the subrule's fields.
+ * slot has none, -1 when out of memory. Cost: the values of the subrule's fields. Kept out
+ * of line: inlined into run(), it made the no-candidate path ~10 % slower (code layout).
  */
-/* out of line: the hot loop of run() stays as small as it was before anchors */
 __attribute__((noinline)) static int
 verify(const pat_machine_t *m, struct pat_scratch *sc, uint32_t sid)
 {
