@@ -280,3 +280,73 @@ Test(pattern_anchor, operators_in_the_selective_position)
 	for (size_t e = 0; e < NEVENTS; e++)
 		sl_free(events[e]);
 }
+
+static bool
+count_cb(void *ctx, uint32_t id, const char *name)
+{
+	(void)id;
+	(void)name;
+	(*(int *)ctx)++;
+	return true;
+}
+
+static const char *oom_rules[] = {
+	"{\"source\":[\"bench\"],\"f\":[1]}",
+	"{\"source\":[\"bench\"],\"f\":[2]}",
+	"{\"source\":[\"bench\"],\"x\":[{\"prefix\":\"ab\"}],\"y\":[1,2],"
+	"\"arr\":{\"x\":[\"abc\"],\"y\":[1]}}",
+	"{\"source\":[\"bench\"],\"z\":[{\"exists\":false}],\"x\":[{\"equals-ignore-case\":\"ABC\"}"
+	"]}",
+	"{\"z\":[{\"exists\":false}],\"w\":[{\"exists\":false},\"q\"]}",
+};
+#define NOOM (sizeof oom_rules / sizeof *oom_rules)
+
+static sl_err
+oom_round(int *hits, struct sl_error *err)
+{
+	static const char *ev
+	        = "{\"source\":\"bench\",\"x\":\"abc\",\"y\":2,\"arr\":[{\"x\":\"abc\","
+	          "\"y\":1},{\"x\":\"zz\",\"y\":3}]}";
+	pat_machine_t *m = NULL;
+	char name[16];
+	sl_err rc = pat_machine_new(&m, err);
+	for (size_t i = 0; i < NOOM && rc == SL_OK; i++) {
+		snprintf(name, sizeof name, "r%zu", i);
+		rc = pat_machine_add_rule(m, name, oom_rules[i], strlen(oom_rules[i]), NULL, err);
+	}
+	if (rc == SL_OK)
+		rc = pat_machine_match(m, ev, strlen(ev), count_cb, hits, err);
+	for (size_t i = 0; i < NOOM && rc == SL_OK; i++) {
+		snprintf(name, sizeof name, "r%zu", i);
+		rc = pat_machine_remove_rule(m, name, err);
+	}
+	pat_machine_free(m);
+	return rc;
+}
+
+/* Anchor choice, verification and removal under every allocation failure: NOMEM (or, for a
+ * failure inside jansson, a pattern error), never a crash, a leak or a wrong answer. */
+Test(pattern_anchor, oom_walk)
+{
+	struct sl_error err;
+	int want = 0;
+	cr_assert_eq(oom_round(&want, &err), SL_OK, "%s", sl_error_text(&err));
+	cr_assert_eq(want,
+	             3); /* the prefix/array rule, the ignore-case rule, the exists:false one */
+	bool completed = false;
+	long k;
+	for (k = 0; k < 100000 && !completed; k++) {
+		int hits = 0;
+		sl_alloc_fail_after(k);
+		sl_err rc = oom_round(&hits, &err);
+		sl_alloc_fail_after(-1);
+		cr_assert(rc == SL_OK || rc == SL_ERR_NOMEM || rc == SL_ERR_INVALID_PATTERN,
+		          "k=%ld: %s", k, sl_error_text(&err));
+		if (rc == SL_OK) {
+			cr_assert_eq(hits, want, "k=%ld", k);
+			completed = true;
+		}
+	}
+	cr_assert(completed);
+	cr_assert_gt(k, 100, "only %ld allocations walked", k);
+}
