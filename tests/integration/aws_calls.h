@@ -8,6 +8,7 @@
 
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,16 +34,16 @@ stop(void)
 	h_cleanup(&srv);
 }
 
-/* POSTs one operation (req is stolen) with the service's JSON protocol version; returns the
- * parsed answer and the HTTP status in *status. */
+/* POSTs one operation by its full X-Amz-Target ("AWSEvents.PutRule", "Sluice.AdvanceClock";
+ * req is stolen) with its service's JSON protocol version (Step Functions 1.0, the others
+ * 1.1); returns the parsed answer and the HTTP status in *status. */
 static __attribute__((unused)) json_t *
-call(const char *op, json_t *req, int *status)
+call_target(const char *target, json_t *req, int *status)
 {
-	const char *svc = AWS_CALLS_SERVICE;
-	bool sfn = strcmp(svc, "AWSStepFunctions") == 0;
-	char target[128];
-	snprintf(target, sizeof target, "X-Amz-Target: %s.%s", svc, op);
-	const char *h[] = { target,
+	char th[160];
+	snprintf(th, sizeof th, "X-Amz-Target: %s", target);
+	bool sfn = strncmp(target, "AWSStepFunctions.", 17) == 0;
+	const char *h[] = { th,
 		            sfn ? "Content-Type: application/x-amz-json-1.0"
 		                : "Content-Type: application/x-amz-json-1.1",
 		            NULL };
@@ -50,25 +51,43 @@ call(const char *op, json_t *req, int *status)
 	json_decref(req);
 	struct h_response r;
 	cr_assert(h_request(srv.http_port, "POST", "/", h, body, strlen(body), &r), "%s: no answer",
-	          op);
+	          target);
 	free(body);
 	*status = r.status;
 	json_t *j = json_loads(r.body, 0, NULL);
-	cr_assert_not_null(j, "%s: body is not JSON: %s", op, r.body);
+	cr_assert_not_null(j, "%s: body is not JSON: %s", target, r.body);
 	h_response_free(&r);
 	return j;
+}
+
+/* call_target, which must answer 200; returns the answer (new reference). */
+static __attribute__((unused)) json_t *
+ok_target(const char *target, json_t *req)
+{
+	int st;
+	json_t *j = call_target(target, req, &st);
+	char *t = json_dumps(j, 0);
+	cr_assert_eq(st, 200, "%s: %d %s", target, st, t);
+	free(t);
+	return j;
+}
+
+/* One operation of the suite's service (req is stolen); the HTTP status in *status. */
+static __attribute__((unused)) json_t *
+call(const char *op, json_t *req, int *status)
+{
+	char target[128];
+	snprintf(target, sizeof target, "%s.%s", AWS_CALLS_SERVICE, op);
+	return call_target(target, req, status);
 }
 
 /* The call must answer 200; returns the answer (new reference). */
 static __attribute__((unused)) json_t *
 ok(const char *op, json_t *req)
 {
-	int st;
-	json_t *j = call(op, req, &st);
-	char *t = json_dumps(j, 0);
-	cr_assert_eq(st, 200, "%s: %d %s", op, st, t);
-	free(t);
-	return j;
+	char target[128];
+	snprintf(target, sizeof target, "%s.%s", AWS_CALLS_SERVICE, op);
+	return ok_target(target, req);
 }
 
 /* The call must answer 400 with __type type and a message containing msg_part. */

@@ -14,11 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define AWS_CALLS_SERVICE "AWSStepFunctions"
+#include "tests/integration/aws_calls.h"
 #include "tests/integration/harness.h"
 
 #define SM_ARN(n) "arn:aws:states:us-east-1:000000000000:stateMachine:" n
 
-static struct h_server srv;
 static char dir[] = "/tmp/sluice_apply_XXXXXX";
 
 static const char *
@@ -88,45 +89,6 @@ static int __attribute__((format(printf, 2, 3))) sluice(char **out, const char *
 	cr_assert_not_null(o);
 	*out = o;
 	return st;
-}
-
-/* One AWS JSON call to the test server (req stolen); *status gets the HTTP status. */
-static json_t *
-api_status(const char *target, json_t *req, int *status)
-{
-	char th[160];
-	snprintf(th, sizeof th, "X-Amz-Target: %s", target);
-	bool sfn = strncmp(target, "AWSStepFunctions.", 17) == 0;
-	const char *h[] = { th,
-		            sfn ? "Content-Type: application/x-amz-json-1.0"
-		                : "Content-Type: application/x-amz-json-1.1",
-		            NULL };
-	char *body = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	struct h_response r;
-	cr_assert(h_request(srv.http_port, "POST", "/", h, body, strlen(body), &r), "%s: no answer",
-	          target);
-	free(body);
-	*status = r.status;
-	json_t *j = json_loads(r.body, 0, NULL);
-	cr_assert_not_null(j, "%s: %s", target, r.body);
-	h_response_free(&r);
-	return j;
-}
-
-static json_t *
-api(const char *target, json_t *req)
-{
-	int st;
-	json_t *j = api_status(target, req, &st);
-	cr_assert_eq(st, 200, "%s answered %d", target, st);
-	return j;
-}
-
-static const char *
-s(json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
 }
 
 static bool
@@ -210,16 +172,16 @@ write_app_v1(void)
 static json_t *
 rule(const char *name, const char *bus)
 {
-	return api("AWSEvents.DescribeRule",
-	           json_pack("{s:s,s:s}", "Name", name, "EventBusName", bus));
+	return ok_target("AWSEvents.DescribeRule",
+	                 json_pack("{s:s,s:s}", "Name", name, "EventBusName", bus));
 }
 
 static int
 rule_status(const char *name, const char *bus)
 {
 	int st;
-	json_decref(api_status("AWSEvents.DescribeRule",
-	                       json_pack("{s:s,s:s}", "Name", name, "EventBusName", bus), &st));
+	json_decref(call_target("AWSEvents.DescribeRule",
+	                        json_pack("{s:s,s:s}", "Name", name, "EventBusName", bus), &st));
 	return st;
 }
 
@@ -228,8 +190,8 @@ machine(const char *name)
 {
 	char arn[200];
 	snprintf(arn, sizeof arn, SM_ARN("%s"), name);
-	return api("AWSStepFunctions.DescribeStateMachine",
-	           json_pack("{s:s}", "stateMachineArn", arn));
+	return ok_target("AWSStepFunctions.DescribeStateMachine",
+	                 json_pack("{s:s}", "stateMachineArn", arn));
 }
 
 /* ---- validate --------------------------------------------------------------------------- */
@@ -356,14 +318,14 @@ Test(apply, creates_everything_then_changes_nothing)
 	r = rule("old", "default");
 	cr_assert_str_eq(s(r, "State"), "DISABLED");
 	json_decref(r);
-	json_t *t = api("AWSEvents.ListTargetsByRule", json_pack("{s:s}", "Rule", "nightly"));
+	json_t *t = ok_target("AWSEvents.ListTargetsByRule", json_pack("{s:s}", "Rule", "nightly"));
 	json_t *t0 = json_array_get(json_object_get(t, "Targets"), 0);
 	cr_assert_str_eq(s(t0, "Id"), "start-etl");
 	cr_assert_str_eq(s(t0, "Arn"), SM_ARN("etl"));
 	cr_assert_str_eq(s(t0, "Input"), "{\"date\":\"today\"}");
 	json_decref(t);
-	t = api("AWSEvents.ListTargetsByRule",
-	        json_pack("{s:s,s:s}", "Rule", "placed", "EventBusName", "orders"));
+	t = ok_target("AWSEvents.ListTargetsByRule",
+	              json_pack("{s:s,s:s}", "Rule", "placed", "EventBusName", "orders"));
 	t0 = json_array_get(json_object_get(t, "Targets"), 0);
 	cr_assert_str_eq(s(t0, "Arn"), SM_ARN("flow"));
 	cr_assert_eq(json_integer_value(json_object_get(json_object_get(t0, "RetryPolicy"),
@@ -374,7 +336,7 @@ Test(apply, creates_everything_then_changes_nothing)
 	cr_assert_str_eq(s(json_object_get(t0, "DeadLetterConfig"), "Arn"),
 	                 "arn:aws:sqs:us-east-1:000000000000:sluice-dead-letters");
 	json_decref(t);
-	json_t *acts = api("AWSStepFunctions.ListActivities", json_object());
+	json_t *acts = ok_target("AWSStepFunctions.ListActivities", json_object());
 	cr_assert_str_eq(s(json_array_get(json_object_get(acts, "activities"), 0), "name"),
 	                 "extract");
 	json_decref(acts);
@@ -470,7 +432,7 @@ Test(apply, prune_deletes_only_what_the_files_lack)
 	free(out);
 	cr_assert_neq(rule_status("old", "default"), 200);
 	cr_assert_eq(rule_status("nightly", "default"), 200);
-	json_t *b = api("AWSEvents.ListEventBuses", json_object());
+	json_t *b = ok_target("AWSEvents.ListEventBuses", json_object());
 	json_t *buses = json_object_get(b, "EventBuses");
 	cr_assert_eq(json_array_size(buses), 1);
 	cr_assert_str_eq(s(json_array_get(buses, 0), "Name"), "default");
@@ -494,7 +456,7 @@ Test(apply, a_directory_of_files_is_one_app)
 	/* a lone definition in the folder is skipped, not read as an app file */
 	write_file("app/lone.asl.yaml", "StartAt: A\nStates:\n  A: {Type: Succeed}\n");
 	/* a bus the files use without declaring it: referenced, so never pruned */
-	json_decref(api("AWSEvents.CreateEventBus", json_pack("{s:s}", "Name", "side")));
+	json_decref(ok_target("AWSEvents.CreateEventBus", json_pack("{s:s}", "Name", "side")));
 	char *out;
 	cr_assert_eq(sluice(&out, "apply -f app --prune"), 0, "%s", out);
 	ASSERT_HAS(out, "plan: 5 to create, 0 to change, 0 to delete");
@@ -512,14 +474,15 @@ Test(apply, a_directory_of_files_is_one_app)
 Test(apply, resources_made_elsewhere_are_compared_by_meaning)
 {
 	/* as the aws CLI would leave them: other spacing, other key order */
-	json_decref(api("AWSEvents.PutRule",
-	                json_pack("{s:s,s:s}", "Name", "ext", "EventPattern",
-	                          "{ \"detail-type\" : [ \"a\" ],\n  \"source\": [\"b\"] }")));
-	json_decref(api("AWSStepFunctions.CreateStateMachine",
-	                json_pack("{s:s,s:s,s:s}", "name", "m", "roleArn",
-	                          "arn:aws:iam::000000000000:role/x", "definition",
-	                          "{\n \"States\": {\"A\": {\"Type\": \"Succeed\"}},\n "
-	                          "\"StartAt\": \"A\"\n}")));
+	json_decref(
+	        ok_target("AWSEvents.PutRule",
+	                  json_pack("{s:s,s:s}", "Name", "ext", "EventPattern",
+	                            "{ \"detail-type\" : [ \"a\" ],\n  \"source\": [\"b\"] }")));
+	json_decref(ok_target("AWSStepFunctions.CreateStateMachine",
+	                      json_pack("{s:s,s:s,s:s}", "name", "m", "roleArn",
+	                                "arn:aws:iam::000000000000:role/x", "definition",
+	                                "{\n \"States\": {\"A\": {\"Type\": \"Succeed\"}},\n "
+	                                "\"StartAt\": \"A\"\n}")));
 	write_file("app.yaml",
 	           "stateMachines:\n"
 	           "  m:\n"
@@ -583,7 +546,7 @@ Test(apply, a_failure_half_way_stops_and_reports)
 	cr_assert_eq(sluice(&out, "apply -f app.yaml"), 0, "%s", out);
 	ASSERT_HAS(out, "plan: 1 to create, 0 to change, 0 to delete\n+ target z/t");
 	free(out);
-	json_t *t = api("AWSEvents.ListTargetsByRule", json_pack("{s:s}", "Rule", "z"));
+	json_t *t = ok_target("AWSEvents.ListTargetsByRule", json_pack("{s:s}", "Rule", "z"));
 	cr_assert_str_eq(s(json_array_get(json_object_get(t, "Targets"), 0), "Arn"), SM_ARN("one"));
 	json_decref(t);
 }
@@ -604,7 +567,7 @@ Test(apply, unknown_references_change_nothing)
 	ASSERT_HAS(out, "app.yaml:8:9: target t of rule r: no state machine named 'nosuch'");
 	ASSERT_HAS(out, "nothing was changed");
 	free(out);
-	json_t *l = api("AWSStepFunctions.ListStateMachines", json_object());
+	json_t *l = ok_target("AWSStepFunctions.ListStateMachines", json_object());
 	cr_assert_eq(json_array_size(json_object_get(l, "stateMachines")), 0);
 	json_decref(l);
 	/* a bad file sends nothing */

@@ -31,34 +31,10 @@ start_at(const char *when, const char *dir)
 	cr_assert(h_start(&srv, extra), "server did not start");
 }
 
-/* Any operation by its full X-Amz-Target; req is stolen. */
-static json_t *
-tok(const char *target, json_t *req)
-{
-	char th[128];
-	snprintf(th, sizeof th, "X-Amz-Target: %s", target);
-	const char *h[] = { th,
-		            strncmp(target, "AWSStepFunctions.", 17) == 0
-		                    ? "Content-Type: application/x-amz-json-1.0"
-		                    : "Content-Type: application/x-amz-json-1.1",
-		            NULL };
-	char *body = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	struct h_response r;
-	cr_assert(h_request(srv.http_port, "POST", "/", h, body, strlen(body), &r), "%s: no answer",
-	          target);
-	free(body);
-	cr_assert_eq(r.status, 200, "%s: %d %s", target, r.status, r.body);
-	json_t *j = json_loads(r.body, 0, NULL);
-	cr_assert_not_null(j, "%s: not JSON: %s", target, r.body);
-	h_response_free(&r);
-	return j;
-}
-
 static void
 advance(double seconds)
 {
-	json_decref(tok("Sluice.AdvanceClock", json_pack("{s:f}", "Seconds", seconds)));
+	json_decref(ok_target("Sluice.AdvanceClock", json_pack("{s:f}", "Seconds", seconds)));
 }
 
 static void
@@ -84,11 +60,11 @@ put(const char *bus, const char *type, int n)
 static void
 machine(const char *name)
 {
-	json_decref(tok("AWSStepFunctions.CreateStateMachine",
-	                json_pack("{s:s,s:s,s:s}", "name", name, "definition",
-	                          "{\"StartAt\":\"P\",\"States\":{\"P\":{\"Type\":\"Pass\","
-	                          "\"End\":true}}}",
-	                          "roleArn", "arn:aws:iam::000000000000:role/r")));
+	json_decref(ok_target("AWSStepFunctions.CreateStateMachine",
+	                      json_pack("{s:s,s:s,s:s}", "name", name, "definition",
+	                                "{\"StartAt\":\"P\",\"States\":{\"P\":{\"Type\":\"Pass\","
+	                                "\"End\":true}}}",
+	                                "roleArn", "arn:aws:iam::000000000000:role/r")));
 }
 
 static void
@@ -135,16 +111,16 @@ replayed_ns(const char *sm, const char *want, char *out, size_t cap)
 {
 	char arn[200];
 	snprintf(arn, sizeof arn, SM_ARN "%s", sm);
-	json_t *l = tok("AWSStepFunctions.ListExecutions",
-	                json_pack("{s:s}", "stateMachineArn", arn));
+	json_t *l = ok_target("AWSStepFunctions.ListExecutions",
+	                      json_pack("{s:s}", "stateMachineArn", arn));
 	json_t *ex = json_object_get(l, "executions");
 	int ns[64];
 	size_t n = 0, i;
 	json_t *x;
 	json_array_foreach(ex, i, x)
 	{
-		json_t *d = tok("AWSStepFunctions.DescribeExecution",
-		                json_pack("{s:s}", "executionArn", s(x, "executionArn")));
+		json_t *d = ok_target("AWSStepFunctions.DescribeExecution",
+		                      json_pack("{s:s}", "executionArn", s(x, "executionArn")));
 		json_t *in = json_loads(s(d, "input"), 0, NULL);
 		cr_assert_not_null(in);
 		if (want)
@@ -486,9 +462,9 @@ replayed_in_log(const char *bus, const char *replay)
 	size_t i, n = 0;
 	json_int_t after = 0;
 	for (;;) {
-		json_t *l = tok("SluiceEvents.ListEvents",
-		                json_pack("{s:s,s:i,s:I}", "EventBusName", bus, "Limit", 1000,
-		                          "After", after));
+		json_t *l = ok_target("SluiceEvents.ListEvents",
+		                      json_pack("{s:s,s:i,s:I}", "EventBusName", bus, "Limit", 1000,
+		                                "After", after));
 		json_t *events = json_object_get(l, "Events");
 		if (json_array_size(events) == 0) {
 			json_decref(l);

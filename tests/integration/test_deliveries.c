@@ -260,30 +260,6 @@ receiver_tls(const char *dir)
 
 /* ---- calls ------------------------------------------------------------------------------ */
 
-/* Another service's JSON call (Step Functions: 1.0; SluiceEvents: 1.1); 200 required. */
-static json_t *
-ok_svc(const char *svc, const char *op, json_t *req)
-{
-	char target[128];
-	snprintf(target, sizeof target, "X-Amz-Target: %s.%s", svc, op);
-	bool sfn = strcmp(svc, "AWSStepFunctions") == 0;
-	const char *h[] = { target,
-		            sfn ? "Content-Type: application/x-amz-json-1.0"
-		                : "Content-Type: application/x-amz-json-1.1",
-		            NULL };
-	char *body = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	struct h_response r;
-	cr_assert(h_request(srv.http_port, "POST", "/", h, body, strlen(body), &r), "%s: no answer",
-	          op);
-	free(body);
-	cr_assert_eq(r.status, 200, "%s: %d %s", op, r.status, r.body);
-	json_t *j = json_loads(r.body, 0, NULL);
-	cr_assert_not_null(j, "%s: %s", op, r.body);
-	h_response_free(&r);
-	return j;
-}
-
 /* The value of a /metrics sample line, or -1. */
 static long long
 metric(const char *sample)
@@ -457,7 +433,7 @@ Test(deliveries, dead_letters_listed_redriven_and_purged)
 	wait_metric("sluice_deliveries_total{outcome=\"dead_lettered\"} ", 2);
 	cr_assert_eq(receiver_count(), 2);
 
-	json_t *list = ok_svc("SluiceEvents", "ListDeadLetters", json_pack("{s:s}", "Rule", "r"));
+	json_t *list = ok_target("SluiceEvents.ListDeadLetters", json_pack("{s:s}", "Rule", "r"));
 	json_t *dls = json_object_get(list, "DeadLetters");
 	cr_assert_eq(json_array_size(dls), 1, "%s", json_dumps(list, 0));
 	json_t *d0 = json_array_get(dls, 0);
@@ -468,7 +444,7 @@ Test(deliveries, dead_letters_listed_redriven_and_purged)
 	cr_assert_eq(json_integer_value(json_object_get(d0, "Attempts")), 2);
 	json_decref(list);
 
-	json_t *dl = ok_svc("SluiceEvents", "GetDeadLetter", json_pack("{s:s}", "Id", id));
+	json_t *dl = ok_target("SluiceEvents.GetDeadLetter", json_pack("{s:s}", "Id", id));
 	json_t *at = json_object_get(dl, "Attributes");
 	cr_assert_str_eq(s(at, "RULE_ARN"), ACCOUNT_ARN("events", "rule/r"));
 	cr_assert_str_eq(s(at, "TARGET_ARN"), url);
@@ -480,7 +456,7 @@ Test(deliveries, dead_letters_listed_redriven_and_purged)
 	cr_assert(strstr(s(dl, "Event"), "\"order\": 7"), "%s", s(dl, "Event"));
 	json_decref(dl);
 
-	list = ok_svc("SluiceEvents", "ListDeadLetters", json_pack("{s:s}", "Rule", "r2"));
+	list = ok_target("SluiceEvents.ListDeadLetters", json_pack("{s:s}", "Rule", "r2"));
 	d0 = json_array_get(json_object_get(list, "DeadLetters"), 0);
 	cr_assert_str_eq(s(d0, "ErrorCode"), "UNSUPPORTED_TARGET");
 	cr_assert_eq(json_integer_value(json_object_get(d0, "Attempts")), 1);
@@ -510,11 +486,11 @@ Test(deliveries, dead_letters_listed_redriven_and_purged)
 	put_event(NULL, "gone", "{}");
 	wait_metric("sluice_deliveries_total{outcome=\"dead_lettered\"} ", 3);
 	cr_assert_eq(receiver_count(), 3);
-	list = ok_svc("SluiceEvents", "ListDeadLetters", json_pack("{s:s}", "Rule", "r404"));
+	list = ok_target("SluiceEvents.ListDeadLetters", json_pack("{s:s}", "Rule", "r404"));
 	d0 = json_array_get(json_object_get(list, "DeadLetters"), 0);
 	cr_assert_str_eq(s(d0, "ErrorMessage"), "HTTP status 404");
 	cr_assert_eq(json_integer_value(json_object_get(d0, "Attempts")), 1);
-	dl = ok_svc("SluiceEvents", "GetDeadLetter", json_pack("{s:s}", "Id", s(d0, "Id")));
+	dl = ok_target("SluiceEvents.GetDeadLetter", json_pack("{s:s}", "Id", s(d0, "Id")));
 	cr_assert_null(
 	        json_object_get(json_object_get(dl, "Attributes"), "EXHAUSTED_RETRY_CONDITION"));
 	json_decref(dl);
@@ -540,7 +516,7 @@ Test(deliveries, dead_letters_listed_redriven_and_purged)
 	out = sluice_cli(0, "purge --rule r2");
 	cr_assert(strstr(out, "purged 1"), "%s", out);
 	free(out);
-	list = ok_svc("SluiceEvents", "ListDeadLetters", json_object());
+	list = ok_target("SluiceEvents.ListDeadLetters", json_object());
 	cr_assert_eq(json_array_size(json_object_get(list, "DeadLetters")), 0);
 	json_decref(list);
 	stop();
@@ -566,13 +542,13 @@ Test(deliveries, dead_letters_paged_and_bulk_purged)
 		put_event(NULL, "shop", "{}");
 	put_event("b2", "shop", "{}");
 	wait_metric("sluice_deliveries_total{outcome=\"dead_lettered\"} ", 4);
-	json_t *p1 = ok_svc("SluiceEvents", "ListDeadLetters",
-	                    json_pack("{s:s,s:i}", "EventBusName", "default", "MaxResults", 2));
+	json_t *p1 = ok_target("SluiceEvents.ListDeadLetters",
+	                       json_pack("{s:s,s:i}", "EventBusName", "default", "MaxResults", 2));
 	cr_assert_eq(json_array_size(json_object_get(p1, "DeadLetters")), 2);
 	cr_assert_not_null(s(p1, "NextToken"));
-	json_t *p2 = ok_svc("SluiceEvents", "ListDeadLetters",
-	                    json_pack("{s:s,s:i,s:s}", "EventBusName", "default", "MaxResults", 2,
-	                              "NextToken", s(p1, "NextToken")));
+	json_t *p2 = ok_target("SluiceEvents.ListDeadLetters",
+	                       json_pack("{s:s,s:i,s:s}", "EventBusName", "default", "MaxResults",
+	                                 2, "NextToken", s(p1, "NextToken")));
 	json_t *d2 = json_object_get(p2, "DeadLetters");
 	cr_assert_eq(json_array_size(d2), 1);
 	cr_assert_null(s(p2, "NextToken"));
@@ -581,16 +557,16 @@ Test(deliveries, dead_letters_paged_and_bulk_purged)
 		                  s(json_array_get(d2, 0), "Id"));
 	json_decref(p1);
 	json_decref(p2);
-	json_t *j = ok_svc("SluiceEvents", "PurgeDeadLetters",
-	                   json_pack("{s:s,s:[s]}", "EventBusName", "b2", "Ids", "nope"));
+	json_t *j = ok_target("SluiceEvents.PurgeDeadLetters",
+	                      json_pack("{s:s,s:[s]}", "EventBusName", "b2", "Ids", "nope"));
 	cr_assert_eq(json_integer_value(json_object_get(j, "Purged")), 0);
 	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "NotFound"), 0)),
 	                 "nope");
 	json_decref(j);
-	j = ok_svc("SluiceEvents", "PurgeDeadLetters", json_pack("{s:s}", "EventBusName", "b2"));
+	j = ok_target("SluiceEvents.PurgeDeadLetters", json_pack("{s:s}", "EventBusName", "b2"));
 	cr_assert_eq(json_integer_value(json_object_get(j, "Purged")), 1);
 	json_decref(j);
-	j = ok_svc("SluiceEvents", "PurgeDeadLetters", json_object());
+	j = ok_target("SluiceEvents.PurgeDeadLetters", json_object());
 	cr_assert_eq(json_integer_value(json_object_get(j, "Purged")), 3);
 	json_decref(j);
 	stop();
@@ -635,8 +611,8 @@ static const char *pass_def
 static void
 create_machine(const char *name)
 {
-	json_decref(ok_svc(
-	        "AWSStepFunctions", "CreateStateMachine",
+	json_decref(ok_target(
+	        "AWSStepFunctions.CreateStateMachine",
 	        json_pack("{s:s,s:s,s:s}", "name", name, "definition", pass_def, "roleArn", ROLE)));
 }
 
@@ -653,7 +629,7 @@ executions(const char *machine)
 		json_t *req = json_pack("{s:s,s:i}", "stateMachineArn", arn, "maxResults", 1000);
 		if (token)
 			json_object_set_new(req, "nextToken", json_string(token));
-		json_t *next = ok_svc("AWSStepFunctions", "ListExecutions", req);
+		json_t *next = ok_target("AWSStepFunctions.ListExecutions", req);
 		json_decref(page);
 		page = next;
 		json_array_extend(all, json_object_get(page, "executions"));
@@ -666,8 +642,8 @@ executions(const char *machine)
 static json_t *
 execution_input(const char *arn)
 {
-	json_t *d = ok_svc("AWSStepFunctions", "DescribeExecution",
-	                   json_pack("{s:s}", "executionArn", arn));
+	json_t *d = ok_target("AWSStepFunctions.DescribeExecution",
+	                      json_pack("{s:s}", "executionArn", arn));
 	json_t *in = json_loads(s(d, "input"), 0, NULL);
 	cr_assert_not_null(in, "%s", s(d, "input"));
 	json_decref(d);
@@ -744,7 +720,7 @@ Test(deliveries, schedule_starts_its_state_machine_once_per_slot)
 	put_targets("tick",
 	            json_pack("[{s:s,s:s}]", "Id", "sm", "Arn",
 	                      ACCOUNT_ARN("states", "stateMachine:nightly")));
-	json_decref(ok_svc("Sluice", "AdvanceClock", json_pack("{s:i}", "Seconds", 180)));
+	json_decref(ok_target("Sluice.AdvanceClock", json_pack("{s:i}", "Seconds", 180)));
 	cr_assert_eq(wait_executions("nightly", 3), 3);
 	wait_metric("sluice_deliveries_total{outcome=\"delivered\"} ", 3);
 	json_t *all = executions("nightly");
@@ -854,7 +830,7 @@ Test(deliveries, timeouts_and_hang_ups_fail_the_attempt)
 	receiver_program(NULL, 0, 0);
 	put_event(NULL, "shop", "{\"n\": 2}");
 	wait_metric("sluice_deliveries_total{outcome=\"dead_lettered\"} ", 2);
-	json_t *list = ok_svc("SluiceEvents", "ListDeadLetters", json_pack("{s:s}", "Rule", "r"));
+	json_t *list = ok_target("SluiceEvents.ListDeadLetters", json_pack("{s:s}", "Rule", "r"));
 	json_t *dls = json_object_get(list, "DeadLetters");
 	cr_assert_eq(json_array_size(dls), 2);
 	cr_assert_str_eq(s(json_array_get(dls, 0), "ErrorCode"), "TIMEOUT");
@@ -881,12 +857,12 @@ Test(deliveries, event_age_ends_the_retries)
 	                      "Arn", ACCOUNT_ARN("sqs", "dlq")));
 	put_event(NULL, "shop", "{\"n\": 1}");
 	wait_metric("sluice_deliveries_total{outcome=\"retried\"} ", 1);
-	json_decref(ok_svc("Sluice", "AdvanceClock", json_pack("{s:i}", "Seconds", 120)));
+	json_decref(ok_target("Sluice.AdvanceClock", json_pack("{s:i}", "Seconds", 120)));
 	wait_metric("sluice_deliveries_total{outcome=\"dead_lettered\"} ", 1);
-	json_t *list = ok_svc("SluiceEvents", "ListDeadLetters", json_object());
+	json_t *list = ok_target("SluiceEvents.ListDeadLetters", json_object());
 	const char *id = s(json_array_get(json_object_get(list, "DeadLetters"), 0), "Id");
 	cr_assert_not_null(id);
-	json_t *dl = ok_svc("SluiceEvents", "GetDeadLetter", json_pack("{s:s}", "Id", id));
+	json_t *dl = ok_target("SluiceEvents.GetDeadLetter", json_pack("{s:s}", "Id", id));
 	json_t *at = json_object_get(dl, "Attributes");
 	cr_assert_str_eq(s(at, "EXHAUSTED_RETRY_CONDITION"), "MaximumEventAgeInSeconds");
 	/* full jitter may pick a zero back-off: retries may happen before the clock moves */
@@ -922,7 +898,7 @@ Test(deliveries, https_webhook_verifies_the_certificate)
 	put_event(NULL, "shop", "{\"secret\": 1}");
 	wait_metric("sluice_deliveries_total{outcome=\"dead_lettered\"} ", 1);
 	cr_assert_eq(receiver_count(), 0);
-	json_t *list = ok_svc("SluiceEvents", "ListDeadLetters", json_object());
+	json_t *list = ok_target("SluiceEvents.ListDeadLetters", json_object());
 	json_t *d0 = json_array_get(json_object_get(list, "DeadLetters"), 0);
 	cr_assert_str_eq(s(d0, "ErrorCode"), "CONNECTION_ERROR");
 	char id[64];
@@ -937,7 +913,7 @@ Test(deliveries, https_webhook_verifies_the_certificate)
 	setenv("SSL_CERT_FILE", cert, 1);
 	const char *again[] = { "--data", data, NULL };
 	start_fast(again);
-	json_decref(ok_svc("SluiceEvents", "RedriveDeadLetters", json_pack("{s:[s]}", "Ids", id)));
+	json_decref(ok_target("SluiceEvents.RedriveDeadLetters", json_pack("{s:[s]}", "Ids", id)));
 	wait_requests(1);
 	cr_assert_str_eq(rx.reqs[0].path, "/secure");
 	cr_assert_str_eq(rx.reqs[0].body, "{\"secret\":1}");
@@ -1022,7 +998,7 @@ Test(deliveries, a_loop_of_buses_ends)
 	                      ACCOUNT_ARN("sqs", "dlq")));
 	put_event(NULL, "shop", "{\"round\": 1}");
 	wait_metric("sluice_deliveries_total{outcome=\"dead_lettered\"} ", 1);
-	json_t *list = ok_svc("SluiceEvents", "ListDeadLetters", json_object());
+	json_t *list = ok_target("SluiceEvents.ListDeadLetters", json_object());
 	json_t *dls = json_object_get(list, "DeadLetters");
 	cr_assert_eq(json_array_size(dls), 1);
 	cr_assert_str_eq(s(json_array_get(dls, 0), "ErrorCode"), "LOOP_DETECTED");

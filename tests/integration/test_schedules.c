@@ -25,58 +25,23 @@ start_at(const char *when)
 	cr_assert(h_start(&srv, extra), "server did not start");
 }
 
-/* Any operation by its full X-Amz-Target (SluiceEvents.*, Sluice.*); req is stolen. */
-static json_t *
-scall(const char *target, json_t *req, int *status)
-{
-	char th[128];
-	snprintf(th, sizeof th, "X-Amz-Target: %s", target);
-	const char *h[] = { th,
-		            strncmp(target, "AWSStepFunctions.", 17) == 0
-		                    ? "Content-Type: application/x-amz-json-1.0"
-		                    : "Content-Type: application/x-amz-json-1.1",
-		            NULL };
-	char *body = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	struct h_response r;
-	cr_assert(h_request(srv.http_port, "POST", "/", h, body, strlen(body), &r), "%s: no answer",
-	          target);
-	free(body);
-	*status = r.status;
-	json_t *j = json_loads(r.body, 0, NULL);
-	cr_assert_not_null(j, "%s: not JSON: %s", target, r.body);
-	h_response_free(&r);
-	return j;
-}
-
-static json_t *
-sok(const char *target, json_t *req)
-{
-	int st;
-	json_t *j = scall(target, req, &st);
-	char *t = json_dumps(j, 0);
-	cr_assert_eq(st, 200, "%s: %d %s", target, st, t);
-	free(t);
-	return j;
-}
-
 static void
 advance(double seconds)
 {
-	json_decref(sok("Sluice.AdvanceClock", json_pack("{s:f}", "Seconds", seconds)));
+	json_decref(ok_target("Sluice.AdvanceClock", json_pack("{s:f}", "Seconds", seconds)));
 }
 
 static void
 advance_to(const char *when)
 {
-	json_decref(sok("Sluice.AdvanceClock", json_pack("{s:s}", "To", when)));
+	json_decref(ok_target("Sluice.AdvanceClock", json_pack("{s:s}", "To", when)));
 }
 
 /* The default bus's log (every event, oldest first). */
 static json_t *
 events(void)
 {
-	json_t *j = sok("SluiceEvents.ListEvents", json_pack("{s:i}", "Limit", 1000));
+	json_t *j = ok_target("SluiceEvents.ListEvents", json_pack("{s:i}", "Limit", 1000));
 	json_t *e = json_incref(json_object_get(j, "Events"));
 	json_decref(j);
 	return e;
@@ -125,7 +90,7 @@ times_of(json_t *list, const char *rule_arn, char *out, size_t cap)
 static json_t *
 schedule_of(const char *rule)
 {
-	json_t *j = sok("SluiceEvents.ListSchedules", json_object()), *el, *found = NULL;
+	json_t *j = ok_target("SluiceEvents.ListSchedules", json_object()), *el, *found = NULL;
 	size_t i;
 	json_array_foreach(json_object_get(j, "Schedules"), i,
 	                   el) if (strcmp(s(el, "Name"), rule) == 0) found
@@ -238,8 +203,8 @@ Test(schedules, put_rule_extension_fields_validated)
 	json_decref(d);
 	/* the test clock only moves forward */
 	int st;
-	json_t *j = scall("Sluice.AdvanceClock", json_pack("{s:s}", "To", "2020-01-01T00:00:00Z"),
-	                  &st);
+	json_t *j = call_target("Sluice.AdvanceClock",
+	                        json_pack("{s:s}", "To", "2020-01-01T00:00:00Z"), &st);
 	cr_assert_eq(st, 400);
 	json_decref(j);
 	stop();
@@ -249,12 +214,12 @@ Test(schedules, sluice_clock_ops_absent_without_virtual_time)
 {
 	start();
 	int st;
-	json_t *j = scall("Sluice.AdvanceClock", json_pack("{s:i}", "Seconds", 60), &st);
+	json_t *j = call_target("Sluice.AdvanceClock", json_pack("{s:i}", "Seconds", 60), &st);
 	cr_assert_eq(st, 400);
 	cr_assert_str_eq(s(j, "__type"), "UnknownOperationException");
 	json_decref(j);
 	/* the read operations are always there */
-	json_decref(sok("SluiceEvents.ListSchedules", json_object()));
+	json_decref(ok_target("SluiceEvents.ListSchedules", json_object()));
 	stop();
 }
 
@@ -345,7 +310,7 @@ Test(schedules, disable_stops_and_enable_resumes)
 	e = events();
 	cr_assert_eq(json_array_size(e), 2);
 	json_decref(e);
-	json_t *j = sok("SluiceEvents.ListSchedules", json_object());
+	json_t *j = ok_target("SluiceEvents.ListSchedules", json_object());
 	cr_assert_eq(json_array_size(json_object_get(j, "Schedules")), 0);
 	json_decref(j);
 	stop();
@@ -392,27 +357,27 @@ Test(schedules, backfill_five_days_in_order_marked)
 	}
 	json_decref(e);
 	/* through the operation; a range without slots completes at once */
-	json_t *b = sok("SluiceEvents.BackfillSchedule",
-	                json_pack("{s:s,s:s,s:s}", "Rule", "etl", "From", "2026-01-01T03:00:00Z",
-	                          "To", "2026-01-01T04:00:00Z"));
+	json_t *b = ok_target("SluiceEvents.BackfillSchedule",
+	                      json_pack("{s:s,s:s,s:s}", "Rule", "etl", "From",
+	                                "2026-01-01T03:00:00Z", "To", "2026-01-01T04:00:00Z"));
 	cr_assert_str_eq(s(b, "State"), "COMPLETED");
 	cr_assert_eq(json_integer_value(json_object_get(b, "Slots")), 0);
-	json_t *d = sok("SluiceEvents.DescribeBackfill",
-	                json_pack("{s:s}", "BackfillId", s(b, "BackfillId")));
+	json_t *d = ok_target("SluiceEvents.DescribeBackfill",
+	                      json_pack("{s:s}", "BackfillId", s(b, "BackfillId")));
 	cr_assert_str_eq(s(d, "State"), "COMPLETED");
 	json_decref(d);
 	json_decref(b);
 	int st;
-	b = scall("SluiceEvents.BackfillSchedule",
-	          json_pack("{s:s,s:s,s:s}", "Rule", "etl", "From", "2026-01-05T00:00:00Z", "To",
-	                    "2026-01-01T00:00:00Z"),
-	          &st);
+	b = call_target("SluiceEvents.BackfillSchedule",
+	                json_pack("{s:s,s:s,s:s}", "Rule", "etl", "From", "2026-01-05T00:00:00Z",
+	                          "To", "2026-01-01T00:00:00Z"),
+	                &st);
 	cr_assert_eq(st, 400);
 	json_decref(b);
-	b = scall("SluiceEvents.BackfillSchedule",
-	          json_pack("{s:s,s:s,s:s}", "Rule", "ghost", "From", "2026-01-01T00:00:00Z", "To",
-	                    "2026-01-02T00:00:00Z"),
-	          &st);
+	b = call_target("SluiceEvents.BackfillSchedule",
+	                json_pack("{s:s,s:s,s:s}", "Rule", "ghost", "From", "2026-01-01T00:00:00Z",
+	                          "To", "2026-01-02T00:00:00Z"),
+	                &st);
 	cr_assert_eq(st, 400);
 	cr_assert_str_eq(s(b, "__type"), "ResourceNotFoundException");
 	json_decref(b);
@@ -420,10 +385,10 @@ Test(schedules, backfill_five_days_in_order_marked)
 	json_decref(
 	        ok("PutRule",
 	           json_pack("{s:s,s:s}", "Name", "pat", "EventPattern", "{\"source\":[\"x\"]}")));
-	b = scall("SluiceEvents.BackfillSchedule",
-	          json_pack("{s:s,s:s,s:s}", "Rule", "pat", "From", "2026-01-01T00:00:00Z", "To",
-	                    "2026-01-02T00:00:00Z"),
-	          &st);
+	b = call_target("SluiceEvents.BackfillSchedule",
+	                json_pack("{s:s,s:s,s:s}", "Rule", "pat", "From", "2026-01-01T00:00:00Z",
+	                          "To", "2026-01-02T00:00:00Z"),
+	                &st);
 	cr_assert_eq(st, 400);
 	json_decref(b);
 	stop();
@@ -545,7 +510,8 @@ backfill_done(const char *id)
 	json_t *d = NULL;
 	for (int i = 0; i < 200; i++) {
 		json_decref(d);
-		d = sok("SluiceEvents.DescribeBackfill", json_pack("{s:s}", "BackfillId", id));
+		d = ok_target("SluiceEvents.DescribeBackfill",
+		              json_pack("{s:s}", "BackfillId", id));
 		if (strcmp(s(d, "State"), "RUNNING") != 0)
 			break;
 		struct timespec ts = { 0, 50 * 1000 * 1000 };
@@ -566,10 +532,10 @@ Test(schedules, backfill_bound_holds_and_resumes_after_restart)
 	json_decref(ok("PutTargets",
 	               json_pack("{s:s,s:[{s:s,s:s}]}", "Rule", "etl", "Targets", "Id", "log",
 	                         "Arn", "arn:aws:logs:us-east-1:000000000000:log-group:etl")));
-	json_t *b
-	        = sok("SluiceEvents.BackfillSchedule",
-	              json_pack("{s:s,s:s,s:s,s:i}", "Rule", "etl", "From", "2026-01-01T00:00:00Z",
-	                        "To", "2026-01-06T00:00:00Z", "MaxConcurrency", 2));
+	json_t *b = ok_target("SluiceEvents.BackfillSchedule",
+	                      json_pack("{s:s,s:s,s:s,s:i}", "Rule", "etl", "From",
+	                                "2026-01-01T00:00:00Z", "To", "2026-01-06T00:00:00Z",
+	                                "MaxConcurrency", 2));
 	cr_assert_eq(json_integer_value(json_object_get(b, "Slots")), 5);
 	cr_assert_eq(json_integer_value(json_object_get(b, "Fired")), 2);
 	char id[64];
@@ -578,7 +544,8 @@ Test(schedules, backfill_bound_holds_and_resumes_after_restart)
 	/* several pacing rounds later the bound still holds */
 	struct timespec ts = { 0, 600 * 1000 * 1000 };
 	nanosleep(&ts, NULL);
-	json_t *d = sok("SluiceEvents.DescribeBackfill", json_pack("{s:s}", "BackfillId", id));
+	json_t *d
+	        = ok_target("SluiceEvents.DescribeBackfill", json_pack("{s:s}", "BackfillId", id));
 	cr_assert_str_eq(s(d, "State"), "RUNNING");
 	cr_assert_eq(json_integer_value(json_object_get(d, "Fired")), 2);
 	cr_assert_eq(json_integer_value(json_object_get(d, "Outstanding")), 2);
@@ -672,12 +639,12 @@ execution_in(const char *machine, const char *status)
 	snprintf(arn, sizeof arn, "arn:aws:states:us-east-1:000000000000:stateMachine:%s", machine);
 	json_t *d = NULL;
 	for (int i = 0; i < 200; i++) {
-		json_t *l = sok("AWSStepFunctions.ListExecutions",
-		                json_pack("{s:s}", "stateMachineArn", arn));
+		json_t *l = ok_target("AWSStepFunctions.ListExecutions",
+		                      json_pack("{s:s}", "stateMachineArn", arn));
 		json_t *x = json_array_get(json_object_get(l, "executions"), 0);
 		json_decref(d);
-		d = x ? sok("AWSStepFunctions.DescribeExecution",
-		            json_pack("{s:s}", "executionArn", s(x, "executionArn")))
+		d = x ? ok_target("AWSStepFunctions.DescribeExecution",
+		                  json_pack("{s:s}", "executionArn", s(x, "executionArn")))
 		      : NULL;
 		json_decref(l);
 		if (d && strcmp(s(d, "status"), status) == 0)
@@ -695,9 +662,9 @@ Test(schedules, nightly_schedule_starts_a_workflow_and_its_wait_follows_the_cloc
 	const char *def = "{\"StartAt\":\"W\",\"States\":{\"W\":{\"Type\":\"Wait\","
 	                  "\"Seconds\":600,\"Next\":\"D\"},\"D\":{\"Type\":\"Pass\","
 	                  "\"End\":true}}}";
-	json_decref(sok("AWSStepFunctions.CreateStateMachine",
-	                json_pack("{s:s,s:s,s:s}", "name", "etl", "definition", def, "roleArn",
-	                          "arn:aws:iam::000000000000:role/etl")));
+	json_decref(ok_target("AWSStepFunctions.CreateStateMachine",
+	                      json_pack("{s:s,s:s,s:s}", "name", "etl", "definition", def,
+	                                "roleArn", "arn:aws:iam::000000000000:role/etl")));
 	json_decref(ok("PutRule",
 	               json_pack("{s:s,s:s}", "Name", "nightly", "ScheduleExpression",
 	                         "cron(0 2 * * ? *)")));

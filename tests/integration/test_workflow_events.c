@@ -130,35 +130,16 @@ Test(workflow_events, a_refused_request_fails_the_task_with_the_bus_error)
 	json_decref(d);
 }
 
-/* An EventBridge call (the suite's helpers speak Step Functions). */
-static json_t *
-events_ok(const char *op, json_t *req)
-{
-	char target[128];
-	snprintf(target, sizeof target, "X-Amz-Target: AWSEvents.%s", op);
-	const char *h[] = { target, "Content-Type: application/x-amz-json-1.1", NULL };
-	char *body = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	struct h_response r;
-	cr_assert(h_request(srv.http_port, "POST", "/", h, body, strlen(body), &r), "%s", op);
-	free(body);
-	cr_assert_eq(r.status, 200, "%s: %d %s", op, r.status, r.body);
-	json_t *j = json_loads(r.body, 0, NULL);
-	h_response_free(&r);
-	cr_assert_not_null(j);
-	return j;
-}
-
 /* A rule on the default bus with one target: the state machine named target. */
 static void
 route_to_machine(const char *rule, const char *pattern, const char *target)
 {
-	json_decref(events_ok("PutRule",
+	json_decref(ok_target("AWSEvents.PutRule",
 	                      json_pack("{s:s,s:s}", "Name", rule, "EventPattern", pattern)));
 	char arn[256];
 	snprintf(arn, sizeof arn, SM("%s"), target);
-	json_t *r = events_ok(
-	        "PutTargets",
+	json_t *r = ok_target(
+	        "AWSEvents.PutTargets",
 	        json_pack("{s:s,s:[{s:s,s:s}]}", "Rule", rule, "Targets", "Id", "t1", "Arn", arn));
 	cr_assert_eq(json_integer_value(json_object_get(r, "FailedEntryCount")), 0);
 	json_decref(r);
