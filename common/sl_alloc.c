@@ -8,12 +8,12 @@
 #include <string.h>
 
 static atomic_long fail_countdown = -1;
-static atomic_uint_fast64_t alloc_count;
 
-static int
+/* Every allocation passes here: while injection is off this is one relaxed load, no locked
+ * instruction (a shared counter here cost 6 % of the engine's time). */
+static inline int
 should_fail(void)
 {
-	atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed);
 	long c = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
 	if (c < 0)
 		return 0;
@@ -29,12 +29,6 @@ void
 sl_alloc_fail_after(long n)
 {
 	atomic_store(&fail_countdown, n < 0 ? -1 : n);
-}
-
-uint64_t
-sl_alloc_count(void)
-{
-	return atomic_load(&alloc_count);
 }
 
 void *

@@ -29,8 +29,6 @@ void sl_alloc_init(void);
 
 /* Fault injection for tests. n < 0 disables it (the default). */
 void sl_alloc_fail_after(long n);
-/* How many allocations were made since the process started (for OOM walkers). */
-uint64_t sl_alloc_count(void);
 
 #define SL_NEW(type) ((type *)sl_calloc(1, sizeof(type)))
 
