@@ -50,6 +50,11 @@ sl_err
 step_event(struct step_ctx *c, struct step_frame *f, const char *type, const char *detail_key,
            json_t *details)
 {
+	// EXPRESS executions keep no history (AWS shows it only in CloudWatch Logs)
+	if (c->eng->opt.no_history) {
+		json_decref(details);
+		return SL_OK;
+	}
 	int64_t id = step_jint(c->exec, "nextEvent", 1);
 	size_t limit = c->eng->opt.history_limit;
 	// The last slot is kept for the failure that the limit itself causes.

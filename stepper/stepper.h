@@ -82,6 +82,8 @@ struct step_options {
 	 * States.ItemReaderFailed. Files over item_reader_max_bytes (0 = 64 MiB) are refused. */
 	const char *item_reader_root;
 	size_t item_reader_max_bytes;
+	/* EXPRESS: no history events are written (GetExecutionHistory finds none). */
+	bool no_history;
 };
 
 enum step_status {

@@ -293,10 +293,11 @@ store_open(const char *dir, const struct store_options *opt, store_t **out, stru
 	 * in its file when that is larger (set below), so a grown map is not shrunk at restart. */
 	if (!rc && !data_file_exists(st->dir))
 		rc = mdb_env_set_mapsize(st->env, o.initial_map_size);
-	/* Full durability: no NOSYNC, NOMETASYNC or WRITEMAP. NOTLS: read txns may move between
+	/* Full durability unless no_sync (scratch): no WRITEMAP. NOTLS: read txns may move between
 	 * threads and coexist with the core thread's write txn. */
 	if (!rc)
-		rc = mdb_env_open(st->env, st->dir, MDB_NOTLS, 0600);
+		rc = mdb_env_open(st->env, st->dir,
+		                  MDB_NOTLS | (o.no_sync ? MDB_NOSYNC | MDB_NOMETASYNC : 0), 0600);
 	if (rc) {
 		e = sl_error_set(err, store_rc(st, rc, "open"),
 		                 "cannot open LMDB environment in %s: %s", st->dir,

@@ -79,6 +79,9 @@ struct store_options {
 	size_t initial_map_size; /* bytes; 0 = default (1 GiB); grows on demand */
 	size_t max_batch_ops;    /* commit early when a batch holds this many ops; 0 = 4096 */
 	unsigned max_readers;    /* 0 = 126 */
+	/* Scratch stores only (EXPRESS executions): MDB_NOSYNC|MDB_NOMETASYNC, never fsync'd;
+	 * a crash may lose or tear the data, so the owner empties it at start. */
+	bool no_sync;
 };
 
 /* A borrowed byte string (a key or a value). */
