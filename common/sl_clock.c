@@ -70,16 +70,61 @@ split_ms(int64_t ms, time_t *sec, int *frac)
 	*frac = (int)f;
 }
 
+static void
+put2(char *p, unsigned v)
+{
+	p[0] = (char)('0' + v / 10);
+	p[1] = (char)('0' + v % 10);
+}
+
+/* Every history event carries a timestamp: formatted by hand (Hinnant's civil_from_days),
+ * not gmtime_r + strftime + snprintf, for years 1000..9999 (strftime pads no others); other years
+ * take the slow path. */
 void
 sl_clock_format_rfc3339(int64_t ms, char out[32])
 {
 	time_t sec;
 	int frac;
 	split_ms(ms, &sec, &frac);
-	struct tm tm;
-	gmtime_r(&sec, &tm);
-	size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out + n, 32 - n, ".%03dZ", frac);
+	int64_t days = (int64_t)sec / 86400, rem = (int64_t)sec % 86400;
+	if (rem < 0) {
+		rem += 86400;
+		days--;
+	}
+	int64_t z = days + 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t y = (int64_t)yoe + era * 400;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	unsigned d = doy - (153 * mp + 2) / 5 + 1;
+	unsigned m = mp < 10 ? mp + 3 : mp - 9;
+	y += m <= 2;
+	if (y < 1000 || y > 9999) {
+		struct tm tm;
+		gmtime_r(&sec, &tm);
+		size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(out + n, 32 - n, ".%03dZ", frac);
+		return;
+	}
+	put2(out, (unsigned)(y / 100));
+	put2(out + 2, (unsigned)(y % 100));
+	out[4] = '-';
+	put2(out + 5, m);
+	out[7] = '-';
+	put2(out + 8, d);
+	out[10] = 'T';
+	put2(out + 11, (unsigned)(rem / 3600));
+	out[13] = ':';
+	put2(out + 14, (unsigned)(rem / 60 % 60));
+	out[16] = ':';
+	put2(out + 17, (unsigned)(rem % 60));
+	out[19] = '.';
+	out[20] = (char)('0' + frac / 100);
+	put2(out + 21, (unsigned)(frac % 100));
+	out[23] = 'Z';
+	out[24] = 0;
 }
 
 void

@@ -201,9 +201,16 @@ step_start_txn(step_engine_t *eng, store_txn_t *txn, const struct step_start *re
 		json_decref(input);
 		return sl_error_set(err, e, "cannot read executions");
 	}
-	size_t isz = json_dumpb(input, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+	// one dump: measured here, then stored as the input and in ExecutionStarted
+	const char *itext;
+	size_t isz;
+	if ((e = step_payload_text(&c, input, &itext, &isz)) != SL_OK) {
+		json_decref(input);
+		return e;
+	}
 	if (isz > eng->opt.payload_limit) {
 		json_decref(input);
+		step_ctx_done(&c);
 		return sl_error_set(err, SL_ERR_INVALID_EXECUTION_INPUT,
 		                    "execution input is %zu bytes, over the limit of %zu", isz,
 		                    eng->opt.payload_limit);
@@ -246,15 +253,11 @@ step_start_txn(step_engine_t *eng, store_txn_t *txn, const struct step_start *re
 	f->st = m->start;
 	f->in = input; // the frame owns the reference now
 	f->ph = PH_ENTER;
-	json_t *d = step_payload_details("input", input);
-	if (d)
-		json_object_set_new(d, "roleArn",
-		                    json_string("arn:aws:iam::000000000000:role/sluice"));
-	e = f->mp && d ? step_exec_put_input(&c, input) : SL_ERR_NOMEM;
+	e = f->mp ? step_exec_put_input(&c, input) : SL_ERR_NOMEM;
 	if (e == SL_OK)
-		e = step_event(&c, NULL, "ExecutionStarted", "executionStartedEventDetails", d);
-	else
-		json_decref(d);
+		e = step_event_payload(&c, NULL, "ExecutionStarted", "executionStartedEventDetails",
+		                       "input", input, "roleArn",
+		                       "arn:aws:iam::000000000000:role/sluice");
 	if (e == SL_OK) {
 		f->prev = (uint64_t)step_jint(c.exec, "lastEvent", 0);
 		e = step_frame_save(&c, f);

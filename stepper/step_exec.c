@@ -97,7 +97,18 @@ step_exec_put_input(struct step_ctx *c, json_t *input)
 {
 	struct store_key k;
 	step_key_input(&k, c->arn);
-	sl_err e = step_put_json(c->txn, STORE_DB_EXECUTIONS, &k, 'I', input);
+	const char *s;
+	size_t n;
+	struct step_buf b;
+	step_buf_init(&b);
+	sl_err e = step_payload_text(c, input, &s, &n);
+	if (e == SL_OK) {
+		step_buf_add(&b, "I", 1);
+		step_buf_add(&b, s, n);
+		e = b.oom ? SL_ERR_NOMEM
+		          : store_put(c->txn, STORE_DB_EXECUTIONS, k.buf, k.len, b.p, b.len);
+	}
+	step_buf_free(&b);
 	char key[STEP_ARN_MAX + 8];
 	snprintf(key, sizeof key, "I|%s", c->arn);
 	if (e == SL_OK)
@@ -154,44 +165,17 @@ step_key_result(struct store_key *k, const char *arn, uint32_t id, uint32_t idx)
 	store_key_u32(k, idx);
 }
 
-struct dumpbuf {
-	char *p;
-	size_t len, cap;
-	char stack[1024];
-};
-
-static int
-dump_cb(const char *buf, size_t size, void *data)
-{
-	struct dumpbuf *d = data;
-	if (d->len + size > d->cap) {
-		size_t ncap = d->cap * 2 > d->len + size ? d->cap * 2 : d->len + size + 256;
-		char *n = d->p == d->stack ? sl_malloc(ncap) : sl_realloc(d->p, ncap);
-		if (!n)
-			return -1;
-		if (d->p == d->stack)
-			memcpy(n, d->stack, d->len);
-		d->p = n;
-		d->cap = ncap;
-	}
-	memcpy(d->p + d->len, buf, size);
-	d->len += size;
-	return 0;
-}
-
-/* Values are a tag byte then compact JSON: recovery scans tell frames from results by it.
- * One pass into a stack buffer (spilling to the heap): this runs for every event. */
+/* Values are a tag byte then compact JSON: recovery scans tell frames from results by it. */
 sl_err
 step_put_json(store_txn_t *txn, enum store_db db, const struct store_key *k, char tag, json_t *v)
 {
-	struct dumpbuf d = { .len = 1, .cap = sizeof d.stack };
-	d.p = d.stack;
-	d.stack[0] = tag;
+	struct step_buf b;
+	step_buf_init(&b);
+	step_buf_add(&b, &tag, 1);
 	sl_err e = SL_ERR_NOMEM;
-	if (json_dump_callback(v, dump_cb, &d, JSON_COMPACT | JSON_ENCODE_ANY) == 0)
-		e = store_put(txn, db, k->buf, k->len, d.p, d.len);
-	if (d.p != d.stack)
-		sl_free(d.p);
+	if (step_buf_json(&b, v))
+		e = store_put(txn, db, k->buf, k->len, b.p, b.len);
+	step_buf_free(&b);
 	return e;
 }
 
@@ -281,6 +265,7 @@ step_ctx_done(struct step_ctx *c)
 	json_decref(c->exec);
 	c->exec = NULL;
 	c->arn = NULL;
+	step_memo_clear(c);
 }
 
 uint32_t

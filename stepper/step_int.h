@@ -110,7 +110,34 @@ struct step_ctx {
 	/* The top frame failing now (step_frame_fail): what a redrive restarts from. */
 	struct step_frame *failing_top;
 	struct sl_error *err;
+	/* The payload dumped last (a reference held) and its text: a state's output is
+	 * measured, written as its Exited output and as the next state's Entered input from
+	 * one dump. Payloads are never changed in place once made (sm_path_set copies). */
+	json_t *memo_v;
+	char *memo_s;
+	size_t memo_n;
 };
+
+/* A growing byte buffer (stack first, then the heap): stored records are written into it.
+ * A failed allocation sets oom and later writes do nothing. */
+struct step_buf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+	char stack[2048];
+};
+void step_buf_init(struct step_buf *b);
+void step_buf_free(struct step_buf *b);
+void step_buf_add(struct step_buf *b, const void *s, size_t n);
+void step_buf_u64(struct step_buf *b, uint64_t v);
+void step_buf_i64(struct step_buf *b, int64_t v);
+/* s[0..n) as a JSON string, escaped exactly as jansson's compact dump does. */
+void step_buf_jstr(struct step_buf *b, const char *s, size_t n);
+/* v as json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) writes it; false on failure. */
+bool step_buf_json(struct step_buf *b, json_t *v);
+/* The compact text of payload v (NULL: null), borrowed from the memo until the next call. */
+sl_err step_payload_text(struct step_ctx *c, json_t *v, const char **s, size_t *n);
+void step_memo_clear(struct step_ctx *c);
 
 /* --- step_exec.c: records ---------------------------------------------------------------- */
 void step_key_exec(struct store_key *k, const char *arn);
@@ -179,6 +206,12 @@ sl_err step_builtin_child_closed(struct step_ctx *c, enum step_status st, json_t
  * frame's last event; the frame's prev moves to the new id when f is not NULL. */
 sl_err step_event(struct step_ctx *c, struct step_frame *f, const char *type,
                   const char *detail_key, json_t *details);
+/* step_event with details {"<pkey>": payload, "<pkey>Details": {"truncated": false}} and,
+ * when xkey is not NULL, "<xkey>": "<xval>" last; written without building a tree. pkey
+ * is a plain word (input, output). */
+sl_err step_event_payload(struct step_ctx *c, struct step_frame *f, const char *type,
+                          const char *detail_key, const char *pkey, json_t *payload,
+                          const char *xkey, const char *xval);
 /* {"input": "<json>", "inputDetails": {"truncated": false}} style members. */
 json_t *step_payload_details(const char *key, json_t *v);
 char *step_dumps(json_t *v);

@@ -136,6 +136,10 @@ step_io_result(struct step_ctx *c, struct step_frame *f, const struct sm_io_path
 bool
 step_payload_too_large(struct step_ctx *c, json_t *v)
 {
-	size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+	// measured from the memo: the same text is then written into the history
+	const char *s;
+	size_t n;
+	if (step_payload_text(c, v, &s, &n) != SL_OK)
+		n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
 	return n > c->eng->opt.payload_limit;
 }

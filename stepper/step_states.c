@@ -33,16 +33,17 @@ state_event(struct step_ctx *c, struct step_frame *f, const char *suffix, const 
 {
 	const struct sm_state *s = &f->m->states[f->st];
 	char type[48];
-	snprintf(type, sizeof type, "%sState%s", type_word(s->type), suffix);
-	json_t *d = step_payload_details(key, payload);
-	if (!d || json_object_set_new(d, "name", json_string(s->name))) {
-		json_decref(d);
-		return SL_ERR_NOMEM;
-	}
-	return step_event(c, f, type,
-	                  strcmp(suffix, "Entered") == 0 ? "stateEnteredEventDetails"
-	                                                 : "stateExitedEventDetails",
-	                  d);
+	const char *w = type_word(s->type);
+	size_t wl = strlen(w), sl = strlen(suffix);
+	if (wl + sizeof "State" - 1 + sl >= sizeof type)
+		return SL_ERR_INTERNAL;
+	memcpy(type, w, wl);
+	memcpy(type + wl, "State", sizeof "State" - 1);
+	memcpy(type + wl + sizeof "State" - 1, suffix, sl + 1);
+	return step_event_payload(c, f, type,
+	                          strcmp(suffix, "Entered") == 0 ? "stateEnteredEventDetails"
+	                                                         : "stateExitedEventDetails",
+	                          key, payload, "name", s->name);
 }
 
 /* Events may hit the history limit: that ends the execution the way AWS does. */
@@ -62,7 +63,6 @@ step_exec_close(struct step_ctx *c, enum step_status st, json_t *output, const c
 	switch (st) {
 	case STEP_SUCCEEDED:
 		type = "ExecutionSucceeded", key = "executionSucceededEventDetails";
-		d = step_payload_details("output", output);
 		break;
 	case STEP_FAILED: type = "ExecutionFailed", key = "executionFailedEventDetails"; break;
 	case STEP_TIMED_OUT:
@@ -78,9 +78,11 @@ step_exec_close(struct step_ctx *c, enum step_status st, json_t *output, const c
 		if (d && cause)
 			json_object_set_new(d, "cause", json_string(cause));
 	}
-	if (!d)
+	if (st != STEP_SUCCEEDED && !d)
 		return SL_ERR_NOMEM;
-	sl_err e = step_event(c, NULL, type, key, d);
+	sl_err e = st == STEP_SUCCEEDED
+	        ? step_event_payload(c, NULL, type, key, "output", output, NULL, NULL)
+	        : step_event(c, NULL, type, key, d);
 	if (e == SL_ERR_LIMIT)
 		e = SL_OK;
 	if (e != SL_OK)

@@ -1,6 +1,8 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <string.h>
+#include <stdio.h>
+#include <time.h>
 
 #include "common/sl_alloc.h"
 #include "common/sl_clock.h"
@@ -143,4 +145,28 @@ Test(common_log, parse_words)
 	cr_assert(sl_log_parse_format("json", &f));
 	cr_assert_eq(f, SL_LOG_JSON);
 	cr_assert_not(sl_log_parse_format("xml", &f));
+}
+
+/* The hand-made formatter agrees with gmtime_r + strftime on every path it takes. */
+Test(common_clock, rfc3339_matches_strftime)
+{
+	uint64_t x = 88172645463325252ull;
+	for (int i = 0; i < 200000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		// years 0001..9999, both sides of 1970, and some near the edges
+		int64_t ms = (int64_t)(x % 315537897600000ull) - 62135596800000LL;
+		if (i < 64)
+			ms = (i % 2 ? -1 : 1) * (int64_t)i * 999;
+		time_t sec = (time_t)(ms / 1000 - (ms % 1000 < 0));
+		int frac = (int)(((ms % 1000) + 1000) % 1000);
+		struct tm tm;
+		gmtime_r(&sec, &tm);
+		char want[40], got[32];
+		size_t n = strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(want + n, sizeof want - n, ".%03dZ", frac);
+		sl_clock_format_rfc3339(ms, got);
+		cr_assert_str_eq(got, want, "at %lld", (long long)ms);
+	}
 }
