@@ -12,8 +12,11 @@
  */
 #include "server/srv_dispatch.h"
 
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/sl_alloc.h"
@@ -48,7 +51,10 @@ struct tent {
 struct dq {
 	char *name;
 	struct tent *head, *tail;
-	size_t n;
+	size_t n; /* nodes, forgotten ones included */
+	/* for /metrics: live tokens queued and leased now, and totals */
+	size_t queued, leased;
+	uint64_t handed_out, timed_out;
 	struct dq *hnext;
 };
 
@@ -167,8 +173,10 @@ lease_link(srv_dispatch_t *d, struct tent *e)
 static void
 lease_drop(srv_dispatch_t *d, struct tent *e)
 {
-	if (e->st == T_LEASED)
+	if (e->st == T_LEASED) {
 		d->stats.leased--;
+		e->q->leased--;
+	}
 	tok_unhash(d, e);
 	lease_unlink(d, e);
 	sl_free(e);
@@ -260,6 +268,7 @@ enqueue(srv_dispatch_t *d, const char *token, const char *name, bool lambda_invo
 	e->hnext = d->tokens[b];
 	d->tokens[b] = e;
 	queue_push(q, e, false);
+	q->queued++;
 	d->stats.queued++;
 	return true;
 }
@@ -440,6 +449,7 @@ on_lease_commit(void *arg, sl_err status)
 				continue;
 			lease_unlink(d, e);
 			d->stats.leased--;
+			e->q->leased--;
 			e->st = T_QUEUED;
 			struct dq *q = queue_get(d, p->got[i].name, true);
 			if (!q) {
@@ -448,6 +458,7 @@ on_lease_commit(void *arg, sl_err status)
 				continue;
 			}
 			queue_push(q, e, true);
+			q->queued++;
 			d->stats.queued++;
 		}
 		kick(d);
@@ -488,6 +499,7 @@ hand_out(srv_dispatch_t *d, srv_dispatch_poll_t *p, store_batch_t *b, struct ten
 	}
 	if (rc == SL_ERR_TASK_NOT_FOUND || rc == SL_ERR_CONFLICT || rc == SL_ERR_INVALID_TOKEN) {
 		d->stats.queued--;
+		e->q->queued--;
 		d->stats.dropped_stale++;
 		tok_unhash(d, e);
 		sl_free(e);
@@ -514,6 +526,9 @@ hand_out(srv_dispatch_t *d, srv_dispatch_poll_t *p, store_batch_t *b, struct ten
 	d->stats.queued--;
 	d->stats.leased++;
 	d->stats.handed_out++;
+	e->q->queued--;
+	e->q->leased++;
+	e->q->handed_out++;
 	e->st = T_LEASED;
 	e->at_ms = sl_clock_now_ms();
 	lease_link(d, e);
@@ -673,6 +688,9 @@ on_sweep(evutil_socket_t fd, short what, void *arg)
 			e->st = T_ENDED;
 			e->at_ms = now;
 			d->stats.leased--;
+			d->stats.timed_out++;
+			e->q->leased--;
+			e->q->timed_out++;
 		}
 	}
 	store_read_end(txn);
@@ -801,6 +819,7 @@ srv_dispatch_forget(srv_t *s, const char *token)
 		tok_unhash(d, e);
 		e->dead = true; /* freed when it reaches the front of its queue */
 		d->stats.queued--;
+		e->q->queued--;
 		return;
 	}
 	lease_drop(d, e);
@@ -825,6 +844,9 @@ srv_dispatch_gone_code(srv_t *s, const char *token)
 		e->st = T_ENDED;
 		e->at_ms = sl_clock_now_ms();
 		d->stats.leased--;
+		d->stats.timed_out++;
+		e->q->leased--;
+		e->q->timed_out++;
 	}
 	return SL_ERR_TASK_TIMED_OUT;
 }
@@ -834,6 +856,129 @@ srv_dispatch_get_stats(const srv_dispatch_t *d, struct srv_dispatch_stats *out)
 {
 	*out = d->stats;
 	out->polls_waiting = d->n_waiting;
+}
+
+/* ---- metrics -------------------------------------------------------------------------- */
+
+/* Queue names come from definitions, so a client can create many: /metrics shows this many
+ * by name (in name order) and sums the rest under activity="_other". */
+#define METRIC_NAMES_MAX 200
+
+static int
+cmp_dq(const void *x, const void *y)
+{
+	return strcmp((*(struct dq *const *)x)->name, (*(struct dq *const *)y)->name);
+}
+
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static sl_err
+add_label(struct evbuffer *out, const char *v)
+{
+	for (; *v; v++) {
+		int rc = *v == '\\'  ? evbuffer_add(out, "\\\\", 2)
+		        : *v == '"'  ? evbuffer_add(out, "\\\"", 2)
+		        : *v == '\n' ? evbuffer_add(out, "\\n", 2)
+		                     : evbuffer_add(out, v, 1);
+		if (rc)
+			return SL_ERR_NOMEM;
+	}
+	return SL_OK;
+}
+
+struct qsample {
+	const char *name;
+	uint64_t v[4]; /* queued, leased, handed out, timed out */
+};
+
+static sl_err
+family(struct evbuffer *out, const char *name, const char *type, const char *help,
+       const struct qsample *s, size_t n, int field)
+{
+	if (evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type) < 0)
+		return SL_ERR_NOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (evbuffer_add_printf(out, "%s{activity=\"", name) < 0
+		    || add_label(out, s[i].name) != SL_OK
+		    || evbuffer_add_printf(out, "\"} %" PRIu64 "\n", s[i].v[field]) < 0)
+			return SL_ERR_NOMEM;
+	return SL_OK;
+}
+
+sl_err
+srv_dispatch_metrics(srv_t *s, struct evbuffer *out)
+{
+	srv_dispatch_t *d = srv_dispatch_of(s);
+	if (!d)
+		return SL_OK;
+	if (evbuffer_add_printf(
+	            out,
+	            "# HELP sluice_dispatch_tasks_queued Tasks waiting in memory for a worker.\n"
+	            "# TYPE sluice_dispatch_tasks_queued gauge\n"
+	            "sluice_dispatch_tasks_queued %zu\n"
+	            "# HELP sluice_dispatch_tasks_leased Tasks handed to a worker, not answered "
+	            "yet.\n# TYPE sluice_dispatch_tasks_leased gauge\n"
+	            "sluice_dispatch_tasks_leased %zu\n"
+	            "# HELP sluice_dispatch_polls_waiting Worker polls waiting for a task.\n"
+	            "# TYPE sluice_dispatch_polls_waiting gauge\n"
+	            "sluice_dispatch_polls_waiting %zu\n"
+	            "# HELP sluice_dispatch_tasks_total Tasks leaving the queues, by outcome.\n"
+	            "# TYPE sluice_dispatch_tasks_total counter\n"
+	            "sluice_dispatch_tasks_total{outcome=\"handed_out\"} %" PRIu64 "\n"
+	            "sluice_dispatch_tasks_total{outcome=\"dropped_stale\"} %" PRIu64 "\n"
+	            "sluice_dispatch_tasks_total{outcome=\"overflowed\"} %" PRIu64 "\n"
+	            "sluice_dispatch_tasks_total{outcome=\"timed_out\"} %" PRIu64 "\n"
+	            "# HELP sluice_dispatch_rescans_total Rescans of the store for tasks the "
+	            "queues had no room for.\n# TYPE sluice_dispatch_rescans_total counter\n"
+	            "sluice_dispatch_rescans_total %" PRIu64 "\n",
+	            d->stats.queued, d->stats.leased, d->n_waiting, d->stats.handed_out,
+	            d->stats.dropped_stale, d->stats.overflowed, d->stats.timed_out,
+	            d->stats.rescans)
+	    < 0)
+		return SL_ERR_NOMEM;
+	size_t n = 0;
+	for (size_t b = 0; b < NAME_BUCKETS; b++)
+		for (struct dq *q = d->names[b]; q; q = q->hnext)
+			n++;
+	if (n == 0)
+		return SL_OK;
+	struct dq **all = sl_calloc(n, sizeof *all);
+	struct qsample *smp
+	        = sl_calloc(n <= METRIC_NAMES_MAX ? n : METRIC_NAMES_MAX + 1, sizeof *smp);
+	if (!all || !smp) {
+		sl_free(all);
+		sl_free(smp);
+		return SL_ERR_NOMEM;
+	}
+	size_t i = 0;
+	for (size_t b = 0; b < NAME_BUCKETS; b++)
+		for (struct dq *q = d->names[b]; q; q = q->hnext)
+			all[i++] = q;
+	qsort(all, n, sizeof *all, cmp_dq);
+	size_t ns = n <= METRIC_NAMES_MAX ? n : METRIC_NAMES_MAX + 1;
+	for (i = 0; i < n; i++) {
+		struct qsample *x = &smp[i < METRIC_NAMES_MAX ? i : METRIC_NAMES_MAX];
+		x->name = i < METRIC_NAMES_MAX ? all[i]->name : "_other";
+		x->v[0] += all[i]->queued;
+		x->v[1] += all[i]->leased;
+		x->v[2] += all[i]->handed_out;
+		x->v[3] += all[i]->timed_out;
+	}
+	sl_err rc;
+	if ((rc = family(out, "sluice_activity_tasks_queued", "gauge",
+	                 "Tasks waiting for a worker, by activity (queue name).", smp, ns, 0))
+	    || (rc
+	        = family(out, "sluice_activity_tasks_leased", "gauge",
+	                 "Tasks handed to a worker and not answered yet, by activity.", smp, ns, 1))
+	    || (rc = family(out, "sluice_activity_tasks_handed_out_total", "counter",
+	                    "Tasks handed to a worker, by activity.", smp, ns, 2))
+	    || (rc = family(out, "sluice_activity_tasks_timed_out_total", "counter",
+	                    "Leased tasks that ended without their worker's answer (timed out, "
+	                    "or the execution stopped), by activity.",
+	                    smp, ns, 3)))
+		sl_debug("dispatch", "/metrics: %s", sl_err_message(rc));
+	sl_free(all);
+	sl_free(smp);
+	return rc;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------ */

@@ -103,8 +103,13 @@ sl_err srv_dispatch_gone_code(srv_t *s, const char *token);
 struct srv_dispatch_stats {
 	size_t queued, leased, polls_waiting;
 	uint64_t handed_out, dropped_stale, overflowed, rescans;
+	uint64_t timed_out; /* leases whose task ended without the worker's answer */
 };
 void srv_dispatch_get_stats(const srv_dispatch_t *d, struct srv_dispatch_stats *out);
+/* The counters above and, per queue name (activity), tasks queued, leased, handed out and
+ * timed out, as Prometheus text for GET /metrics. Nothing when s has no dispatcher. */
+struct evbuffer;
+sl_err srv_dispatch_metrics(srv_t *s, struct evbuffer *out);
 
 /* GetActivityTask (AWSStepFunctions.GetActivityTask), registered by srv_engine_new. */
 sl_err srv_api_tasks_register(srv_t *s);

@@ -10,6 +10,7 @@
 #include "common/sl_alloc.h"
 #include "common/sl_log.h"
 #include "server/srv_deliver.h"
+#include "server/srv_dispatch.h"
 #include "server/srv_internal.h"
 
 void
@@ -138,5 +139,7 @@ srv_metrics_render(srv_t *s, struct evbuffer *out)
 	ADD("sluice_store_commit_seconds_sum %" PRIu64 ".%09" PRIu64 "\n",
 	    st.commit_ns_total / 1000000000, st.commit_ns_total % 1000000000);
 	ADD("sluice_store_commit_seconds_count %" PRIu64 "\n", cum);
-	return srv_deliver_metrics(s, out);
+	if ((rc = srv_deliver_metrics(s, out)) != SL_OK)
+		return rc;
+	return srv_dispatch_metrics(s, out);
 }
