@@ -16,6 +16,7 @@
 
 #include "bus/pattern.h"
 #include "bus/schedule.h"
+#include "cli/app_subst.h"
 #include "cli/cli.h"
 #include "common/sl_alloc.h"
 #include "statemachines/statemachines.h"
@@ -944,8 +945,8 @@ is_definition(json_t *root)
 	        && (json_object_get(root, "StartAt") || json_object_get(root, "States"));
 }
 
-bool
-app_text_is_app(const char *text, size_t len)
+static bool
+shape_is_app(const char *text, size_t len)
 {
 	struct sm_problems pb = { 0 };
 	json_t *root = NULL;
@@ -957,6 +958,22 @@ app_text_is_app(const char *text, size_t len)
 	json_decref(root);
 	sm_problems_clear(&pb);
 	return app;
+}
+
+bool
+app_text_is_app(const char *text, size_t len)
+{
+	/* only the shape matters: unset variables and bad references read as nothing, and
+	 * the text as written is tried too (a bad reference can break the substituted one) */
+	struct app_subst_in sc = { NULL, NULL, text, len, false };
+	struct app_subst sub;
+	char *now = NULL;
+	size_t now_len = 0;
+	sl_err rc = app_subst_text(&sc, &now, &now_len, &sub);
+	app_subst_free(&sub);
+	bool app = rc != SL_ERR_NOMEM && shape_is_app(now, now_len);
+	sl_free(now);
+	return app || (rc != SL_OK && shape_is_app(text, len));
 }
 
 /* Only blanks and YAML comments. */
@@ -978,15 +995,43 @@ blank(const char *text, size_t len)
 
 /* skip_definitions: a lone definition is skipped silently (directory reads) instead of
  * being reported. */
+static sl_err load_tree(struct app *a, const char *text, size_t len, const char *path,
+                        struct sm_problems *problems, bool skip_definitions);
+
 static sl_err
 load_text(struct app *a, const char *text, size_t len, const char *path,
+          struct sm_problems *problems, bool skip_definitions)
+{
+	if (blank(text, len)) {
+		a->files++; /* an empty app file (or only comments) declares nothing */
+		return SL_OK;
+	}
+	struct app_subst_in sc = { path, problems, text, len, false };
+	struct app_subst sub;
+	char *now = NULL;
+	size_t now_len = 0, before = problems->count;
+	sl_err rc = app_subst_text(&sc, &now, &now_len, &sub);
+	if (rc == SL_OK) {
+		rc = load_tree(a, now, now_len, path, problems, skip_definitions);
+		/* positions found in the substituted text, told as positions in the file */
+		sl_err frc = app_subst_fix_problems(&sub, now, now_len, path, problems, before);
+		if (frc)
+			rc = frc;
+	}
+	app_subst_free(&sub);
+	sl_free(now);
+	return rc;
+}
+
+static sl_err
+load_tree(struct app *a, const char *text, size_t len, const char *path,
           struct sm_problems *problems, bool skip_definitions)
 {
 	struct pctx c = { .a = a, .path = path, .pb = problems };
 	json_t *root = NULL;
 	size_t before = problems->count;
 	if (blank(text, len)) {
-		a->files++; /* an empty app file (or only comments) declares nothing */
+		a->files++;
 		return SL_OK;
 	}
 	sl_err rc = sm_definition_load(text, len, path, SM_FORMAT_AUTO, &root, &c.pos, problems);

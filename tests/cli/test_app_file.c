@@ -308,3 +308,119 @@ Test(app_file, mutations_never_crash)
 	cr_assert_gt(accepted, 0);
 	cr_assert_gt(refused_n, 0);
 }
+
+/* ---- environment variables ----------------------------------------------------------------- */
+
+Test(app_file, environment_variables_are_substituted)
+{
+	setenv("SLT_PORT", "8499", 1);
+	setenv("SLT_QUOTE", "say \"hi\" \\ o'k", 1);
+	setenv("SLT_EMPTY", "", 1);
+	setenv("SLT_RETRIES", "4", 1);
+	unsetenv("SLT_UNSET");
+	const char *text
+	        = "# the port: ${SLT_UNSET} (comments are left alone)\n"
+	          "stateMachines:\n"
+	          "  m:\n"
+	          "    definition:\n"
+	          "      StartAt: A\n"
+	          "      States:\n"
+	          "        A: {Type: Pass, Parameters: {x.$: $$.Execution.Id, y.$: $.in}, End: "
+	          "true}\n"
+	          "rules:\n"
+	          "  r:\n"
+	          "    eventPattern: {source: [${SLT_SRC:-shop}, '${SLT_QUOTE}']}\n"
+	          "    description: \"${SLT_QUOTE} ${SLT_EMPTY:-was empty} [${SLT_EMPTY}] "
+	          "$${SLT_PORT}\"\n"
+	          "    targets:\n"
+	          "      - id: hook\n"
+	          "        arn: http://127.0.0.1:${SLT_PORT}/alerts # ${SLT_UNSET} here too\n"
+	          "        retryPolicy: {maximumRetryAttempts: ${SLT_RETRIES}}\n";
+	struct sm_problems pb = { 0 };
+	sl_err rc;
+	struct app *a = load(text, &pb, &rc);
+	char *all = joined(&pb);
+	cr_assert_eq(rc, SL_OK, "%s", all);
+	sl_free(all);
+	struct app_rule *r = &a->rules[0];
+	cr_assert_str_eq(r->targets[0].arn, "http://127.0.0.1:8499/alerts");
+	/* a number stays a number */
+	json_t *n = json_object_get(r->targets[0].retry, "MaximumRetryAttempts");
+	cr_assert(json_is_integer(n) && json_integer_value(n) == 4);
+	json_t *src = json_object_get(r->pattern, "source");
+	cr_assert_str_eq(json_string_value(json_array_get(src, 0)), "shop");
+	/* escaped for the quotes it lands in, single or double */
+	cr_assert_str_eq(json_string_value(json_array_get(src, 1)), "say \"hi\" \\ o'k");
+	cr_assert_str_eq(r->description, "say \"hi\" \\ o'k was empty [] ${SLT_PORT}");
+	/* the States Language's $. and $$. are not references */
+	json_t *params = json_object_get(
+	        json_object_get(json_object_get(a->machines[0].definition, "States"), "A"),
+	        "Parameters");
+	cr_assert_str_eq(json_string_value(json_object_get(params, "x.$")), "$$.Execution.Id");
+	cr_assert_str_eq(json_string_value(json_object_get(params, "y.$")), "$.in");
+	sm_problems_clear(&pb);
+	app_free(a);
+}
+
+Test(app_file, unset_variables_and_bad_references_are_located)
+{
+	unsetenv("SLT_UNSET");
+	unsetenv("SLT_UNSET2");
+	refused("rules:\n"
+	        "  r:\n"
+	        "    eventPattern: {source: [x]}\n"
+	        "    targets: [{id: t, arn: 'http://h:${SLT_UNSET}/'}]\n",
+	        "t.yaml:4:38: environment variable SLT_UNSET is not set (give it a default with "
+	        "${SLT_UNSET:-default})");
+	/* every problem at once */
+	struct sm_problems pb = { 0 };
+	sl_err rc;
+	struct app *a = load("activities: [${SLT_UNSET}, ${SLT_UNSET2}, ${1x}, ${a-b}, ${open]\n",
+	                     &pb, &rc);
+	char *all = joined(&pb);
+	cr_assert_eq(rc, SL_ERR_PARSE);
+	cr_assert_eq(pb.count, 5, "%s", all);
+	cr_assert(strstr(all, "t.yaml:1:14: environment variable SLT_UNSET is not set"), "%s", all);
+	cr_assert(strstr(all, "t.yaml:1:28: environment variable SLT_UNSET2 is not set"), "%s",
+	          all);
+	cr_assert(strstr(all, "t.yaml:1:43: invalid variable reference '${1x}'"), "%s", all);
+	cr_assert(strstr(all, "t.yaml:1:50: invalid variable reference '${a-b}'"), "%s", all);
+	cr_assert(strstr(all, "t.yaml:1:58: invalid variable reference '${open'"), "%s", all);
+	sl_free(all);
+	sm_problems_clear(&pb);
+	app_free(a);
+	/* a line break would change the structure outside quotes; inside double quotes it is
+	 * escaped */
+	setenv("SLT_LINES", "a\nb: c", 1);
+	refused("activities: [${SLT_LINES}]\n",
+	        "t.yaml:1:14: the value of ${SLT_LINES} holds a "
+	        "line break");
+	pb = (struct sm_problems) { 0 };
+	a = load("buses: {b: {description: \"${SLT_LINES}\"}}\n", &pb, &rc);
+	cr_assert_eq(rc, SL_OK);
+	cr_assert_str_eq(a->buses[0].description, "a\nb: c");
+	sm_problems_clear(&pb);
+	app_free(a);
+}
+
+/* Problems found after a substitution are located in the file as written. */
+Test(app_file, positions_after_substitution_point_into_the_file)
+{
+	setenv("SLT_LONG", "a-rather-long-value-that-shifts-the-line", 1);
+	setenv("SLT_AGE", "5", 1);
+	refused("rules:\n"
+	        "  r:\n"
+	        "    eventPattern: {source: [x]}\n"
+	        "    description: ${SLT_LONG}\n"
+	        "    targets: [{id: ${SLT_LONG}, arn: x, retryPolicy: {maximumEventAgeInSeconds: "
+	        "${SLT_AGE}}, bogus: 1}]\n",
+	        "t.yaml:5:81: 'maximumEventAgeInSeconds' must be between 60 and 86400");
+	refused("rules:\n"
+	        "  r:\n"
+	        "    eventPattern: {source: [x]}\n"
+	        "    targets: [{id: ${SLT_LONG}, arn: x, retryPolicy: {maximumEventAgeInSeconds: "
+	        "${SLT_AGE}}, bogus: 1}]\n",
+	        "t.yaml:4:94: unknown key 'bogus'");
+	/* a YAML syntax error after a substitution, too */
+	refused("activities: [${SLT_LONG}, ]]\n", "t.yaml:1:28");
+}

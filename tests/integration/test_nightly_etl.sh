@@ -12,7 +12,8 @@
 # 3. the server is SIGKILLed while a night's Map is running and restarted on the same data
 #    directory and ports: the night finishes and its rows are right;
 # 4. re-loading a night replaces its rows (idempotent by date);
-# 5. a second `sluice apply` of the same app changes nothing;
+# 5. a second `sluice apply` of the same app changes nothing; the webhook URL's port comes
+#    from SLUICE_WEBHOOK_PORT (environment substitution in the app file);
 # 6. a worker SIGKILLed in the middle of its tasks: they time out on their heartbeat and the
 #    Retry hands them to another worker; the night loads correctly;
 # 7. tasks longer than HeartbeatSeconds succeed: the worker library sends heartbeats;
@@ -109,7 +110,7 @@ if got != exp or load != (records, bad) or not exp:
 PY
 }
 
-echo "1..18"
+echo "1..19"
 
 # ---- start: server on free ports, webhook, workers, the app -------------------------------
 if ! etl_start_server "$ETL_DATA_DIR" 127.0.0.1:0 tcp://127.0.0.1:0; then
@@ -119,11 +120,9 @@ fi
 ok "server starts (http $ETL_HTTP, workers $ETL_WORKERS)"
 etl_start_webhook 0 || exit 1
 etl_start_workers
-sed "s|http://127.0.0.1:8425|http://127.0.0.1:$ETL_WEBHOOK_PORT|" \
-	"$SLUICE_SRC/examples/nightly-etl/app.yaml" >"$ETL_HOME/app.yaml"
-# definitionFile is relative to the app file
-cp "$SLUICE_SRC/examples/nightly-etl/etl.yaml" "$ETL_HOME/etl.yaml"
-if out=$(etl_apply "$ETL_HOME/app.yaml" 2>&1); then
+# the app file as shipped: its webhook URL takes the receiver's port from the environment
+export SLUICE_WEBHOOK_PORT=$ETL_WEBHOOK_PORT
+if out=$(etl_apply "$SLUICE_SRC/examples/nightly-etl/app.yaml" 2>&1); then
 	ok "the app applies"
 else
 	not_ok "the app applies" "$out"
@@ -302,11 +301,19 @@ else
 fi
 
 # ---- 5. a second apply changes nothing --------------------------------------------------------
-out=$("$SLUICE" apply -f "$ETL_HOME/app.yaml" 2>&1)
+out=$("$SLUICE" apply -f "$SLUICE_SRC/examples/nightly-etl/app.yaml" 2>&1)
 if [ $? -eq 0 ] && grep -q 'nothing to change' <<<"$out" && ! grep -qE '^[+~-] ' <<<"$out"; then
 	ok "a second apply changes nothing"
 else
 	not_ok "a second apply changes nothing" "$out"
+fi
+# another port in the environment is another webhook URL: the plan changes the rule's target
+out=$(SLUICE_WEBHOOK_PORT=1 "$SLUICE" apply -f "$SLUICE_SRC/examples/nightly-etl/app.yaml" \
+	--dry-run 2>&1)
+if grep -qE '^~ .*etl-failed' <<<"$out" && ! grep -q 'nothing to change' <<<"$out"; then
+	ok "the webhook port comes from SLUICE_WEBHOOK_PORT (a dry run with another port changes the target)"
+else
+	not_ok "the webhook port comes from SLUICE_WEBHOOK_PORT" "$out"
 fi
 
 check "sluice serve stops cleanly (SIGTERM, exit 0)" etl_stop_all
