@@ -53,6 +53,9 @@ serve_usage(FILE *out)
 	        "  --item-reader-root DIR  Map ItemReader files: s3://BUCKET/KEY is "
 	        "DIR/BUCKET/KEY\n"
 	        "                        (YAML: item-reader-root; unset: ItemReader fails)\n"
+	        "  --mock-config FILE    Step Functions Local's MockConfigFile: start with\n"
+	        "                        stateMachineArn#TestCase to mock that execution's tasks\n"
+	        "                        (YAML: mock-config)\n"
 	        "  --virtual-time START  TEST ONLY: the wall clock is fake, starts at START\n"
 	        "                        (RFC 3339 or epoch ms) and moves only with the\n"
 	        "                        Sluice.AdvanceClock operation\n"
@@ -89,6 +92,7 @@ cmd_serve(int argc, char **argv)
 		{ "workers-cert", required_argument, NULL, 'E' },
 		{ "workers-key", required_argument, NULL, 'Y' },
 		{ "item-reader-root", required_argument, NULL, 'G' },
+		{ "mock-config", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -122,6 +126,7 @@ cmd_serve(int argc, char **argv)
 		case 'E': key = "workers-cert", flag = "--workers-cert"; break;
 		case 'Y': key = "workers-key", flag = "--workers-key"; break;
 		case 'G': key = "item-reader-root", flag = "--item-reader-root"; break;
+		case 'M': key = "mock-config", flag = "--mock-config"; break;
 		default: serve_usage(stderr); return CLI_USAGE;
 		}
 		if (nflags == sizeof flags / sizeof flags[0]) {

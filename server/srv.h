@@ -77,6 +77,9 @@ struct srv_config {
 	char *workers_key;   /* tls+tcp://: PEM private key file */
 	/* Map ItemReader reads s3://BUCKET/KEY as ITEM_READER_ROOT/BUCKET/KEY; NULL = off */
 	char *item_reader_root;
+	/* Step Functions Local's MockConfigFile: StartExecution/StartSyncExecution with
+	 * "stateMachineArn#TestCase" answer that execution's tasks from it; NULL = off */
+	char *mock_config;
 };
 
 /* Fills c with the defaults (strings are allocated: release with srv_config_clear). */

@@ -520,8 +520,7 @@ op_task_success(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		                    je.position);
 	store_batch_t *b;
 	if ((rc = srv_req_batch(req, &b)) == SL_OK)
-		rc = step_task_succeed(srv_engine_stepper(e), b, token, output,
-		                       srv_engine_effects(e), err);
+		rc = srv_engine_task_succeed(srv_req_server(req), b, token, output, err);
 	json_decref(output);
 	if (rc == SL_OK)
 		rc = forget_after_commit(req, b, token);
@@ -548,8 +547,7 @@ op_task_failure(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		return too_long(err, "cause", CAUSE_MAX_LEN);
 	store_batch_t *b;
 	if ((rc = srv_req_batch(req, &b)) == SL_OK)
-		rc = step_task_fail(srv_engine_stepper(e), b, token, error, cause,
-		                    srv_engine_effects(e), err);
+		rc = srv_engine_task_fail(srv_req_server(req), b, token, error, cause, err);
 	if (rc == SL_OK)
 		rc = forget_after_commit(req, b, token);
 	if (rc)
@@ -562,15 +560,14 @@ op_task_failure(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 static sl_err
 op_task_heartbeat(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 {
-	srv_engine_t *e = ctx;
+	(void)ctx;
 	const char *token;
 	sl_err rc = token_field(body, &token, err);
 	if (rc)
 		return rc;
 	store_batch_t *b;
 	if ((rc = srv_req_batch(req, &b)) == SL_OK)
-		rc = step_task_heartbeat(srv_engine_stepper(e), b, token, srv_engine_effects(e),
-		                         err);
+		rc = srv_engine_task_heartbeat(srv_req_server(req), b, token, err);
 	if (rc)
 		return task_error(req, rc, token, err);
 	srv_reply_json(req, NULL);

@@ -1,6 +1,13 @@
 /*
  * srv_api_executions.c - AWSStepFunctions executions: StartExecution, DescribeExecution,
- * GetExecutionHistory, ListExecutions, StopExecution, DescribeStateMachineForExecution.
+ * GetExecutionHistory, ListExecutions, StopExecution, DescribeStateMachineForExecution,
+ * StartSyncExecution.
+ *
+ * EXPRESS machines run on the express engine (srv_engine.h): StartExecution answers once
+ * their start record committed, StartSyncExecution when they end. As AWS, ListExecutions
+ * refuses EXPRESS machines (StateMachineTypeNotSupported) and the per-execution calls refuse
+ * express ARNs (InvalidArn); StartSyncExecution refuses STANDARD machines.
+ * With --mock-config, "stateMachineArn#TestCase" runs with that test case's task responses.
  *
  * The work is the stepper's (srv_engine.c drives it); this file checks the requests,
  * maps ARNs to machine names and revisions, and answers in AWS's shapes.
@@ -14,6 +21,7 @@
 #include "common/sl_id.h"
 #include "server/srv_api.h"
 #include "server/srv_engine.h"
+#include "stepper/step_mock.h"
 
 #define NAME_CAP 81
 
@@ -74,8 +82,13 @@ check_exec_arn(const char *arn, struct sl_error *err)
 	if (strlen(arn) >= sizeof buf)
 		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%.200s...'", arn);
 	memcpy(buf, arn, strlen(arn) + 1);
-	if (sl_arn_parse(buf, &a) || strcmp(a.service, "states") != 0
-	    || strncmp(a.resource, "execution:", 10) != 0)
+	if (sl_arn_parse(buf, &a) || strcmp(a.service, "states") != 0)
+		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%s'", arn);
+	if (strncmp(a.resource, "express:", 8) == 0) // AWS: no per-execution calls on EXPRESS
+		return sl_error_set(
+		        err, SL_ERR_INVALID_ARN,
+		        "Invalid Arn: 'Resource type not valid in this context: express'");
+	if (strncmp(a.resource, "execution:", 10) != 0)
 		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%s'", arn);
 	const char *machine = a.resource + 10, *colon = strchr(machine, ':');
 	if (!colon || colon == machine || !colon[1] || strchr(colon + 1, ':'))
@@ -103,6 +116,24 @@ machine_record(store_txn_t *txn, int tag, const char *name, uint32_t n, json_t *
 	return *out ? SL_OK : SL_ERR_STORE;
 }
 
+/* True when the machine name is of type EXPRESS. */
+static bool
+is_express(store_txn_t *txn, const char *name)
+{
+	struct store_key k;
+	store_key_init(&k);
+	store_key_u32(&k, 'M');
+	store_key_str(&k, name);
+	struct store_val v;
+	if (store_get(txn, STORE_DB_MACHINES, k.buf, k.len, &v) != SL_OK)
+		return false;
+	json_t *m = json_loadb(v.data, v.len, 0, NULL);
+	const char *type = json_string_value(json_object_get(m, "type"));
+	bool x = type && strcmp(type, "EXPRESS") == 0;
+	json_decref(m);
+	return x;
+}
+
 /* ---- dates -------------------------------------------------------------------------------- */
 
 /* The stepper speaks RFC 3339; AWS's JSON protocol wants epoch seconds. */
@@ -125,10 +156,10 @@ events_to_epoch(json_t *events)
 
 /* ---- operations --------------------------------------------------------------------------- */
 
+/* StartExecution (sync false) and StartSyncExecution (sync true). */
 static sl_err
-op_start(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
+start(srv_req_t *req, json_t *body, srv_engine_t *e, bool sync, struct sl_error *err)
 {
-	srv_engine_t *e = ctx;
 	const char *smarn, *name, *input_text;
 	sl_err rc = srv_sfn_str_field(body, "stateMachineArn", true, &smarn, err);
 	if (!rc)
@@ -137,34 +168,54 @@ op_start(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		rc = srv_sfn_str_field(body, "input", false, &input_text, err);
 	if (rc)
 		return rc;
+	// Step Functions Local's mocks: "stateMachineArn#TestCaseName"
+	char arnbuf[512];
+	const char *test_case = NULL, *hash = strchr(smarn, '#');
+	if (hash) {
+		if ((size_t)(hash - smarn) >= sizeof arnbuf || !hash[1])
+			return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%.300s'",
+			                    smarn);
+		memcpy(arnbuf, smarn, (size_t)(hash - smarn));
+		arnbuf[hash - smarn] = '\0';
+		test_case = hash + 1;
+		smarn = arnbuf;
+	}
 	char machine[NAME_CAP];
 	uint32_t version = 0, revision = 0;
 	if ((rc = parse_machine_arn(smarn, machine, &version, err)))
 		return rc;
+	struct step_mock *mock = NULL;
+	if (test_case && (rc = srv_engine_mock_load(e, machine, test_case, &mock, err))) {
+		if (rc == SL_ERR_NOT_FOUND) { // no --mock-config: the '#' is part of a bad ARN
+			sl_error_clear(err);
+			return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%s#%s'", smarn,
+			                    test_case);
+		}
+		return rc;
+	}
 	json_t *input = NULL;
 	if (input_text) {
 		json_error_t je;
-		if (!(input = json_loads(input_text, JSON_DECODE_ANY, &je)))
+		if (!(input = json_loads(input_text, JSON_DECODE_ANY, &je))) {
+			step_mock_free(mock);
 			return sl_error_set(
 			        err, SL_ERR_INVALID_EXECUTION_INPUT,
 			        "Invalid execution input: not JSON text (%s at character "
 			        "%d)",
 			        je.text, je.position);
+		}
 	}
 	store_batch_t *b = NULL;
-	if ((rc = srv_req_batch(req, &b))) {
-		json_decref(input);
-		return rc;
-	}
+	if ((rc = srv_req_batch(req, &b)))
+		goto out;
 	store_txn_t *txn = store_batch_txn(b);
 	if (version) {
 		json_t *v = NULL;
 		if ((rc = machine_record(txn, 'V', machine, version, &v))) {
-			json_decref(input);
-			return rc == SL_ERR_NOT_FOUND
-			        ? sl_error_set(err, SL_ERR_SM_NOT_FOUND,
-			                       "State Machine Does Not Exist: '%s'", smarn)
-			        : rc;
+			if (rc == SL_ERR_NOT_FOUND)
+				rc = sl_error_set(err, SL_ERR_SM_NOT_FOUND,
+				                  "State Machine Does Not Exist: '%s'", smarn);
+			goto out;
 		}
 		json_int_t r = json_integer_value(json_object_get(v, "revision"));
 		json_decref(v);
@@ -173,16 +224,36 @@ op_start(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	// compile here so a missing or broken machine is this request's error
 	const struct sm_machine *m = NULL;
 	if ((rc = srv_engine_machine(e, txn, machine, &revision, &m, err))) {
-		json_decref(input);
 		if (rc == SL_ERR_SM_NOT_FOUND) {
 			sl_error_clear(err);
-			return sl_error_set(err, rc, "State Machine Does Not Exist: '%s'", smarn);
+			rc = sl_error_set(err, rc, "State Machine Does Not Exist: '%s'", smarn);
 		}
-		return rc;
+		goto out;
+	}
+	bool express = is_express(txn, machine);
+	if (sync && !express) {
+		rc = sl_error_set(err, SL_ERR_SM_TYPE_NOT_SUPPORTED,
+		                  "This operation is not supported by this type of state machine: "
+		                  "StartSyncExecution runs EXPRESS state machines only");
+		goto out;
 	}
 	struct step_start st
 	        = { .machine = machine, .revision = revision, .name = name, .input = input };
 	char arn[STEP_ARN_MAX];
+	if (express) {
+		int64_t start_ms = 0;
+		rc = srv_engine_express_start(e, req, &st, sync, mock, arn, &start_ms, err);
+		mock = NULL;
+		if (rc == SL_OK && !sync) {
+			json_t *out = json_pack("{s:s,s:o}", "executionArn", arn, "startDate",
+			                        srv_json_time(start_ms));
+			if (!out)
+				rc = SL_ERR_NOMEM;
+			else
+				srv_reply_json(req, out);
+		}
+		goto out;
+	}
 	step_engine_t *step = srv_engine_stepper(e);
 	rc = step_start(step, b, &st, arn, srv_engine_effects(e), err);
 	json_t *d = NULL;
@@ -212,20 +283,42 @@ op_start(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 			json_decref(prev);
 		}
 	} else if (rc == SL_OK) {
-		rc = step_describe(step, txn, arn, &d, err);
+		if (mock) {
+			rc = srv_engine_mock_attach(e, arn, mock);
+			mock = NULL;
+		}
+		if (rc == SL_OK)
+			rc = step_describe(step, txn, arn, &d, err);
 	}
-	json_decref(input);
 	if (rc)
-		return rc;
+		goto out;
 	date_to_epoch(d, "startDate");
 	json_t *out = json_pack("{s:O,s:O}", "executionArn", json_object_get(d, "executionArn"),
 	                        "startDate", json_object_get(d, "startDate"));
 	json_decref(d);
-	if (!out)
-		return SL_ERR_NOMEM;
+	if (!out) {
+		rc = SL_ERR_NOMEM;
+		goto out;
+	}
 	srv_reply_json(req, out);
-	srv_engine_kick(e);
-	return SL_OK;
+out:
+	step_mock_free(mock);
+	json_decref(input);
+	if (rc == SL_OK)
+		srv_engine_kick(e);
+	return rc;
+}
+
+static sl_err
+op_start(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
+{
+	return start(req, body, ctx, false, err);
+}
+
+static sl_err
+op_start_sync(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
+{
+	return start(req, body, ctx, true, err);
 }
 
 /* Opens a read transaction; *txn is ended by the caller. */
@@ -398,6 +491,13 @@ op_list(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		        : rc;
 	}
 	sl_free(def);
+	if (is_express(txn, machine)) {
+		store_read_end(txn);
+		return sl_error_set(
+		        err, SL_ERR_SM_TYPE_NOT_SUPPORTED,
+		        "This operation is not supported by this type of state machine: "
+		        "ListExecutions does not list EXPRESS executions");
+	}
 	q.machine = machine;
 	q.status = status;
 	q.next_token = token;
@@ -578,6 +678,7 @@ srv_api_executions_register(srv_t *s)
 		srv_op_fn fn;
 	} ops[] = {
 		{ "AWSStepFunctions.StartExecution", op_start },
+		{ "AWSStepFunctions.StartSyncExecution", op_start_sync },
 		{ "AWSStepFunctions.DescribeExecution", op_describe },
 		{ "AWSStepFunctions.GetExecutionHistory", op_history },
 		{ "AWSStepFunctions.ListExecutions", op_list },

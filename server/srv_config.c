@@ -63,6 +63,7 @@ srv_config_clear(struct srv_config *c)
 	sl_free(c->workers_cert);
 	sl_free(c->workers_key);
 	sl_free(c->item_reader_root);
+	sl_free(c->mock_config);
 	memset(c, 0, sizeof *c);
 }
 
@@ -258,6 +259,12 @@ srv_config_set(struct srv_config *c, const char *key, const char *v, const char 
 			                    where);
 		return replace_str(&c->item_reader_root, v);
 	}
+	if (strcmp(key, "mock-config") == 0) {
+		if (v[0] == '\0' || strlen(v) > 4000)
+			return sl_error_set(err, SL_ERR_INVALID_ARG, "%s: expected a file path",
+			                    where);
+		return replace_str(&c->mock_config, v);
+	}
 	if (strcmp(key, "region") == 0) {
 		if (!sl_arn_valid_region(v))
 			return sl_error_set(err, SL_ERR_INVALID_ARG,
@@ -321,9 +328,9 @@ srv_config_set(struct srv_config *c, const char *key, const char *v, const char 
 /* --- YAML ------------------------------------------------------------------------------ */
 
 static const char *const top_keys[]
-        = { "data",         "http",        "workers",         "region",   "account",
-	    "log-level",    "log-format",  "limits",          "delivery", "workers-token",
-	    "workers-cert", "workers-key", "item-reader-root" };
+        = { "data",         "http",        "workers",          "region",     "account",
+	    "log-level",    "log-format",  "limits",           "delivery",   "workers-token",
+	    "workers-cert", "workers-key", "item-reader-root", "mock-config" };
 static const char *const limit_keys[] = { "max-body",     "max-header",    "max-connections",
 	                                  "idle-timeout", "drain-timeout", "rules-per-bus" };
 static const char *const delivery_keys[]

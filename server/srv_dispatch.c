@@ -368,7 +368,7 @@ srv_dispatch_task_replayed(srv_dispatch_t *d, const struct step_task *t)
 	store_batch_t *b = store_batch_current(srv_store(d->srv));
 	struct step_task_info info;
 	// a task a worker took before the restart keeps its lease: heartbeat and timeout decide
-	if (b && step_task_info(d->eng, store_batch_txn(b), t->token, &info) == SL_OK
+	if (b && srv_engine_task_info(d->srv, store_batch_txn(b), t->token, &info) == SL_OK
 	    && info.state != STEP_TASK_WAITING)
 		return;
 	char name[NAME_MAX_LEN + 1];
@@ -491,7 +491,7 @@ hand_out(srv_dispatch_t *d, srv_dispatch_poll_t *p, store_batch_t *b, struct ten
 	sl_error_clear(&err);
 	sl_err rc = store_savepoint_begin(b);
 	if (rc == SL_OK) {
-		rc = step_task_started(d->eng, b, e->token, p->worker, d->fx, &st, &err);
+		rc = srv_engine_task_started(d->srv, b, e->token, p->worker, &st, &err);
 		if (rc == SL_OK && (rc = store_savepoint_release(b)) != SL_OK)
 			json_decref(st.input);
 		else if (rc != SL_OK)
@@ -683,7 +683,7 @@ on_sweep(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		struct step_task_info info;
-		if (step_task_info(d->eng, txn, e->token, &info) == SL_OK
+		if (srv_engine_task_info(d->srv, txn, e->token, &info) == SL_OK
 		    && info.state == STEP_TASK_GONE) {
 			e->st = T_ENDED;
 			e->at_ms = now;

@@ -47,4 +47,60 @@ typedef sl_err (*srv_engine_status_fn)(void *arg, store_batch_t *b,
                                        const struct step_status_change *sc);
 void srv_engine_set_status_hook(srv_engine_t *e, srv_engine_status_fn fn, void *arg);
 
+/* ---- tasks, routed to the engine that awaits the token --------------------------------
+ * EXPRESS executions run on a second engine over a scratch store (see below); their tasks go
+ * through the same dispatcher and worker paths as the durable ones. These calls find the
+ * engine that awaits token and use its store and effects: b is the durable batch the
+ * caller's answer waits on (the express engine writes in its scratch batch). */
+sl_err srv_engine_task_info(srv_t *s, store_txn_t *txn, const char *token,
+                            struct step_task_info *out);
+sl_err srv_engine_task_started(srv_t *s, store_batch_t *b, const char *token,
+                               const char *worker_name, struct step_started *out,
+                               struct sl_error *err);
+sl_err srv_engine_task_succeed(srv_t *s, store_batch_t *b, const char *token, json_t *output,
+                               struct sl_error *err);
+sl_err srv_engine_task_fail(srv_t *s, store_batch_t *b, const char *token, const char *error,
+                            const char *cause, struct sl_error *err);
+sl_err srv_engine_task_heartbeat(srv_t *s, store_batch_t *b, const char *token,
+                                 struct sl_error *err);
+
+/* ---- EXPRESS executions ----------------------------------------------------------------
+ * They run "in memory" as AWS runs them: on a second step engine (no history) over a
+ * scratch LMDB store in DATA/express, opened with no_sync and emptied at every start. The
+ * durable store keeps only each execution's start (machine, revision, name, input) and its
+ * end (status, output or error, stop date), in the batch of the request or of the step
+ * that ended it. After a crash, asynchronous executions with a start and no end run again
+ * from the beginning (at-least-once); synchronous ones are closed as ABORTED and not run
+ * again (at-most-once). Each may run AWS's 5 minutes: then it ends TIMED_OUT. */
+
+/* Starts an EXPRESS execution of st (machine compiled and checked by the caller) in the
+ * request req: the start record goes in req's batch; the execution runs on the express
+ * engine. sync: req is deferred until the execution ends and then answered with
+ * StartSyncExecution's shape; otherwise the caller answers. mock (may be NULL, taken) answers
+ * its tasks. arn_out (STEP_ARN_MAX) receives the express ARN, *start_ms its start.
+ * SL_ERR_EXEC_EXISTS, SL_ERR_INVALID_NAME, SL_ERR_INVALID_EXECUTION_INPUT. */
+struct step_mock;
+sl_err srv_engine_express_start(srv_engine_t *e, srv_req_t *req, const struct step_start *st,
+                                bool sync, struct step_mock *mock, char *arn_out,
+                                int64_t *start_ms, struct sl_error *err);
+
+/* ---- --mock-config -------------------------------------------------------------------- */
+
+/* The mocked responses of machine's test case (a new object for srv_engine_mock_attach).
+ * SL_ERR_NOT_FOUND without --mock-config; SL_ERR_SM_NOT_FOUND (err says which) when the
+ * file has no such machine or test case. */
+sl_err srv_engine_mock_load(srv_engine_t *e, const char *machine, const char *test_case,
+                            struct step_mock **out, struct sl_error *err);
+/* The tasks of the (durable) execution arn are answered from mock (taken). */
+sl_err srv_engine_mock_attach(srv_engine_t *e, const char *arn, struct step_mock *mock);
+
+/* Counters for tests and logs. */
+struct srv_engine_express_stats {
+	size_t running;          /* EXPRESS executions in flight */
+	uint64_t started, ended; /* since the server started */
+	uint64_t rerun;          /* started again at start-up (at-least-once) */
+	uint64_t wipes;          /* times the scratch store was emptied while idle */
+};
+void srv_engine_express_stats(srv_engine_t *e, struct srv_engine_express_stats *out);
+
 #endif

@@ -22,8 +22,8 @@
 /* A batch older than this is committed at the next write even if the loop is busy, so a
  * steady stream of requests cannot starve the low-priority flush. */
 #define SRV_MAX_BATCH_AGE_NS (20ull * 1000 * 1000)
-/* The longest a deferred request may wait. */
-#define SRV_MAX_DEFER_MS (120u * 1000)
+/* The longest a deferred request may wait (StartSyncExecution: AWS's 5 minutes). */
+#define SRV_MAX_DEFER_MS (300u * 1000)
 
 struct srv_op {
 	char *name;

@@ -159,11 +159,13 @@ srv_new(const struct srv_config *cfg, srv_t **out, struct sl_error *err)
 	s->cfg.workers_cert = cfg->workers_cert ? sl_strdup(cfg->workers_cert) : NULL;
 	s->cfg.workers_key = cfg->workers_key ? sl_strdup(cfg->workers_key) : NULL;
 	s->cfg.item_reader_root = cfg->item_reader_root ? sl_strdup(cfg->item_reader_root) : NULL;
+	s->cfg.mock_config = cfg->mock_config ? sl_strdup(cfg->mock_config) : NULL;
 	if (!s->cfg.data_dir || !s->cfg.http || !s->cfg.workers || !s->cfg.region || !s->cfg.account
 	    || (cfg->workers_token && !s->cfg.workers_token)
 	    || (cfg->workers_cert && !s->cfg.workers_cert)
 	    || (cfg->workers_key && !s->cfg.workers_key)
-	    || (cfg->item_reader_root && !s->cfg.item_reader_root))
+	    || (cfg->item_reader_root && !s->cfg.item_reader_root)
+	    || (cfg->mock_config && !s->cfg.mock_config))
 		goto fail;
 	if ((rc = sl_arn_configure(s->cfg.region, s->cfg.account)) != SL_OK) {
 		sl_error_set(err, rc, "invalid region or account");

@@ -287,7 +287,7 @@ still_leased(struct srv_workers *w, const struct pent *p)
 	bool leased = false;
 	for (size_t i = 0; i < p->n_tokens && !leased; i++) {
 		struct step_task_info ti;
-		leased = step_task_info(srv_engine_stepper(eng), txn, p->tokens[i], &ti) != SL_OK
+		leased = srv_engine_task_info(w->srv, txn, p->tokens[i], &ti) != SL_OK
 		        || ti.state == STEP_TASK_TAKEN;
 	}
 	if (reader)
@@ -405,8 +405,6 @@ handle_result(struct srv_workers *w, struct wctx *c, const struct wk_msg *m)
 		send_error(c, "ServiceUnavailable", "this server runs no executions");
 		return;
 	}
-	step_engine_t *st = srv_engine_stepper(eng);
-	const struct step_effects *fx = srv_engine_effects(eng);
 	store_batch_t *b = NULL;
 	sl_err rc = srv_batch(w->srv, &b);
 	if (rc == SL_OK && (rc = store_savepoint_begin(b)) != SL_OK)
@@ -418,7 +416,7 @@ handle_result(struct srv_workers *w, struct wctx *c, const struct wk_msg *m)
 	struct sl_error err;
 	sl_error_clear(&err);
 	struct step_task_info ti;
-	rc = step_task_info(st, store_batch_txn(b), m->token, &ti);
+	rc = srv_engine_task_info(w->srv, store_batch_txn(b), m->token, &ti);
 	if (rc == SL_OK && ti.state == STEP_TASK_GONE)
 		rc = SL_ERR_TASK_NOT_FOUND;
 	bool ack_only = false;
@@ -429,15 +427,16 @@ handle_result(struct srv_workers *w, struct wctx *c, const struct wk_msg *m)
 		} else if (is_lambda_invoke(&ti)) {
 			json_t *out = json_pack("{s:s, s:O, s:i}", "ExecutedVersion", "$LATEST",
 			                        "Payload", m->output, "StatusCode", 200);
-			rc = out ? step_task_succeed(st, b, m->token, out, fx, &err) : SL_ERR_NOMEM;
+			rc = out ? srv_engine_task_succeed(w->srv, b, m->token, out, &err)
+			         : SL_ERR_NOMEM;
 			json_decref(out);
 		} else {
-			rc = step_task_succeed(st, b, m->token, m->output, fx, &err);
+			rc = srv_engine_task_succeed(w->srv, b, m->token, m->output, &err);
 		}
 	} else if (rc == SL_OK && m->type == WK_MSG_FAILURE) {
-		rc = step_task_fail(st, b, m->token, m->error, m->cause, fx, &err);
+		rc = srv_engine_task_fail(w->srv, b, m->token, m->error, m->cause, &err);
 	} else if (rc == SL_OK) {
-		rc = step_task_heartbeat(st, b, m->token, fx, &err);
+		rc = srv_engine_task_heartbeat(w->srv, b, m->token, &err);
 	}
 	if (rc != SL_OK || ack_only) {
 		store_savepoint_rollback(b);
