@@ -5,6 +5,7 @@
 
 #include "common/sl_alloc.h"
 #include "stepper/step_int.h"
+#include "stepper/step_maprun.h"
 
 void
 step_key_exec(struct store_key *k, const char *arn)
@@ -240,6 +241,9 @@ step_exec_load(struct step_ctx *c, const char *arn)
 	uint32_t revision = rv > 0 && rv <= UINT32_MAX ? (uint32_t)rv : 0;
 	// an execution recorded without a revision runs whatever is current
 	c->top = step_machine_get(c->eng, c->txn, step_jstr(ex, "machine"), &revision);
+	// a map run's child runs the ItemProcessor of a Map in its parent's machine
+	if (c->top && json_object_get(ex, "sub"))
+		c->top = step_maprun_walk(c->top, json_object_get(ex, "sub"));
 	if (!c->arn)
 		return sl_error_set(c->err, SL_ERR_STORE, "execution record of '%s' has no ARN",
 		                    arn);

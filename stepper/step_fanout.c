@@ -2,12 +2,19 @@
  * step_fanout.c - Parallel branches and Map iterations: child frames created lazily (at
  * most MaxConcurrency alive), their results kept under the parent's key until all are in,
  * tolerated failures, and the abort of the other children when one fails the state.
+ * A DISTRIBUTED Map's iterations are child executions instead of child frames
+ * (step_maprun.c); the counters and results here are the same.
+ *
+ * Results: a child's result is stored with tag 'R' when it succeeded and 'X' when it failed
+ * (a tolerated failure's {"Error","Cause"}), so that a failed top-level fan-out can keep the
+ * succeeded ones for RedriveExecution (step_redrive.c) and a redrive re-runs only the rest.
  */
 #include <math.h>
 #include <string.h>
 
 #include "common/sl_alloc.h"
 #include "stepper/step_int.h"
+#include "stepper/step_maprun.h"
 
 static bool
 is_map(const struct step_frame *f)
@@ -115,6 +122,103 @@ map_number(struct step_frame *f, struct sm_path *p, json_t *ctx, const char *fie
 	return e;
 }
 
+static sl_err fanout_complete(struct step_ctx *c, struct step_frame *f);
+
+/* A child's result: 'R' (succeeded) or 'X' (failed); *ok (may be NULL) tells which. */
+static sl_err
+get_result(struct step_ctx *c, const struct store_key *k, json_t **out, bool *ok)
+{
+	struct store_val v;
+	sl_err e = store_get(c->txn, STORE_DB_FRAMES, k->buf, k->len, &v);
+	if (e != SL_OK)
+		return e;
+	char tag = v.len > 0 ? ((const char *)v.data)[0] : 0;
+	if (tag != 'R' && tag != 'X')
+		return SL_ERR_STORE;
+	if (ok)
+		*ok = tag == 'R';
+	json_error_t je;
+	*out = json_loadb((const char *)v.data + 1, v.len - 1, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+	                  &je);
+	return *out ? SL_OK : SL_ERR_STORE;
+}
+
+static sl_err
+has_result(struct step_ctx *c, struct step_frame *f, uint32_t idx, bool *have)
+{
+	struct store_key k;
+	step_key_result(&k, c->arn, f->id, idx);
+	struct store_val v;
+	sl_err e = store_get(c->txn, STORE_DB_FRAMES, k.buf, k.len, &v);
+	*have = e == SL_OK;
+	return e == SL_ERR_NOT_FOUND ? SL_OK : e;
+}
+
+/* Deletes every result record of f (a top frame may hold those of a failed attempt). */
+static sl_err
+drop_stale(struct step_ctx *c, struct step_frame *f)
+{
+	struct store_key pk;
+	step_key_frame(&pk, c->arn, f->id);
+	store_key_raw(&pk, "R", 1);
+	store_cursor_t *cur = NULL;
+	sl_err e = store_cursor_open(c->txn, STORE_DB_FRAMES, &cur);
+	if (e != SL_OK)
+		return e;
+	struct store_val k, v;
+	e = store_cursor_seek_prefix(cur, pk.buf, pk.len);
+	while (e == SL_OK && (e = store_cursor_next(cur, &k, &v)) == SL_OK)
+		e = store_cursor_del(cur);
+	store_cursor_close(cur);
+	return e == SL_ERR_NOT_FOUND ? SL_OK : e;
+}
+
+/* A redriven execution enters its failed fan-out again: the succeeded results the failed
+ * run kept (step_redrive_keep) become f's results, counted as done. mr receives the map
+ * run to redrive ("" when none). */
+static sl_err
+take_kept(struct step_ctx *c, struct step_frame *f, char mr[STEP_ARN_MAX])
+{
+	json_t *fan = json_object_get(c->exec, "rdFan");
+	if (!fan || step_jint(fan, "st", -1) != (int64_t)f->st)
+		return SL_OK;
+	if (step_jstr(fan, "mr"))
+		snprintf(mr, STEP_ARN_MAX, "%s", step_jstr(fan, "mr"));
+	struct store_key pk;
+	step_key_exec(&pk, c->arn);
+	store_key_raw(&pk, "K", 1);
+	store_cursor_t *cur = NULL;
+	sl_err e = store_cursor_open(c->txn, STORE_DB_EXECUTIONS, &cur);
+	if (e != SL_OK)
+		return e;
+	uint32_t kept = 0;
+	struct store_val k, v;
+	e = store_cursor_seek_prefix(cur, pk.buf, pk.len);
+	while (e == SL_OK && (e = store_cursor_next(cur, &k, &v)) == SL_OK) {
+		uint32_t idx = k.len == pk.len + 4
+		        ? store_decode_u32((const unsigned char *)k.data + pk.len)
+		        : UINT32_MAX;
+		if (idx < f->n) {
+			struct store_key rk;
+			step_key_result(&rk, c->arn, f->id, idx);
+			if ((e = store_put(c->txn, STORE_DB_FRAMES, rk.buf, rk.len, v.data, v.len))
+			    != SL_OK)
+				break;
+			kept++;
+		}
+		e = store_cursor_del(cur);
+	}
+	store_cursor_close(cur);
+	if (e != SL_ERR_NOT_FOUND)
+		return e;
+	json_object_del(c->exec, "rdFan");
+	if (kept && json_object_set_new(c->exec, "rdKept", json_integer(f->id)))
+		return SL_ERR_NOMEM;
+	c->exec_dirty = true;
+	f->done = kept;
+	return SL_OK;
+}
+
 sl_err
 step_fanout_start(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t *ctx)
 {
@@ -125,6 +229,9 @@ step_fanout_start(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t 
 	f->eff = NULL;
 	json_decref(f->ferr);
 	f->ferr = NULL;
+	// a top frame keeps a failed fan-out's results (for a redrive): an earlier attempt's go
+	if (f->parent < 0 && (e = drop_stale(c, f)) != SL_OK)
+		return e;
 	// a new generation: children of an earlier attempt of this state report into nothing
 	f->wk++;
 	f->nx = f->alive = f->done = f->failed = 0;
@@ -193,17 +300,14 @@ step_fanout_start(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t 
 		if ((e = step_event(c, f, "MapStateStarted", "mapStateStartedEventDetails", d2))
 		    != SL_OK)
 			return e;
-		if (mp->mode == SM_MAP_DISTRIBUTED) {
-			char arn[STEP_ARN_MAX];
-			snprintf(arn, sizeof arn, "%s/%s:%u", c->arn, s->name, f->id);
-			json_t *d3 = json_pack("{s:s}", "mapRunArn", arn);
-			if (!d3)
-				return SL_ERR_NOMEM;
-			if ((e = step_event(c, f, "MapRunStarted", "mapRunStartedEventDetails", d3))
-			    != SL_OK)
-				return e;
-		}
 	}
+	// a redriven execution: the results its last run kept come back, their children do not
+	char redrive_mr[STEP_ARN_MAX] = "";
+	if (f->parent < 0 && (e = take_kept(c, f, redrive_mr)) != SL_OK)
+		return e;
+	if (is_distributed(f)
+	    && (e = step_maprun_start(c, f, f->done, redrive_mr[0] ? redrive_mr : NULL)) != SL_OK)
+		return e;
 	f->ph = PH_KIDS;
 	if (f->n == 0)
 		return step_fanout_child_done(c, f, f->wk, 0, true, NULL, NULL);
@@ -222,7 +326,10 @@ step_fanout_start(struct step_ctx *c, struct step_frame *f, json_t *eff, json_t 
 	snprintf(key, sizeof key, "N|%s|%u|%llu", c->arn, f->id, (unsigned long long)f->wk);
 	step_cache_put(c->eng, key, f->in);
 	f->in_aux = true;
-	return step_fanout_spawn(c, f);
+	if ((e = step_fanout_spawn(c, f)) != SL_OK || f->ph != PH_KIDS)
+		return e;
+	// every child was kept from before the redrive: nothing will report
+	return f->done + f->failed == f->n ? fanout_complete(c, f) : SL_OK;
 fail:
 	if (e == SL_ERR_INVALID_ARG && is_map(f)) {
 		sl_err d = step_reader_drop(c, f); // item records of a Map that did not start
@@ -280,15 +387,32 @@ step_fanout_spawn(struct step_ctx *c, struct step_frame *f)
 		if (e != SL_OK)
 			goto fail;
 	}
+	bool redo = f->parent < 0 && step_jint(c->exec, "rdKept", 0) == (int64_t)f->id;
 	while (f->alive < f->maxc && f->nx < f->n) {
 		uint32_t idx = f->nx;
 		json_t *in = NULL, *one = NULL;
+		bool have = false;
+		if (redo && (e = has_result(c, f, idx, &have)) != SL_OK)
+			goto fail;
+		if (have) {
+			f->nx++;
+			continue;
+		}
 		if (kept && (e = step_reader_get(c, f, idx, &one)) != SL_OK)
 			goto fail;
 		e = child_input(c, f, idx, kept ? one : json_array_get(items, idx), &in, &ft);
 		json_decref(one);
 		if (e != SL_OK)
 			goto fail;
+		if (is_distributed(f)) {
+			e = step_maprun_spawn(c, f, idx, in);
+			json_decref(in);
+			if (e != SL_OK)
+				goto fail;
+			f->nx++;
+			f->alive++;
+			continue;
+		}
 		struct step_frame *k = step_frame_new();
 		if (!k) {
 			json_decref(in);
@@ -331,6 +455,8 @@ fail:
 	if (e == SL_ERR_INVALID_ARG) {
 		if ((e = step_kill_children(c, f)) != SL_OK)
 			return e;
+		if (is_distributed(f) && (e = step_maprun_end(c, f->id, "FAILED", false)) != SL_OK)
+			return e;
 		f->ph = PH_RERUN;
 		return step_state_error(c, f, &ft);
 	}
@@ -339,10 +465,12 @@ fail:
 
 static sl_err kill_frame(struct step_ctx *c, struct step_frame *parent, uint32_t id);
 
+/* Deletes what f's fan-out wrote; keep: its children's results stay (a top frame failing
+ * keeps them for a redrive, step_redrive_keep). */
 static sl_err
-drop_results(struct step_ctx *c, struct step_frame *f)
+drop_results(struct step_ctx *c, struct step_frame *f, bool keep)
 {
-	for (uint32_t i = 0; i < f->nx; i++) {
+	for (uint32_t i = 0; !keep && i < f->nx; i++) {
 		struct store_key k;
 		step_key_result(&k, c->arn, f->id, i);
 		sl_err e = store_del(c->txn, STORE_DB_FRAMES, k.buf, k.len);
@@ -415,9 +543,15 @@ children_of(struct step_ctx *c, struct step_frame *f, uint32_t **ids, size_t *n)
 	return SL_OK;
 }
 
-sl_err
-step_kill_children(struct step_ctx *c, struct step_frame *f)
+/* Stops f's children; their results stay. */
+static sl_err
+kill_only(struct step_ctx *c, struct step_frame *f)
 {
+	if (is_distributed(f)) {
+		f->alive = 0;
+		sl_err e = step_maprun_abort_children(c, f->id);
+		return e == SL_OK ? step_maprun_end(c, f->id, "ABORTED", true) : e;
+	}
 	uint32_t *ids = NULL;
 	size_t n = 0;
 	sl_err e = children_of(c, f, &ids, &n);
@@ -425,7 +559,14 @@ step_kill_children(struct step_ctx *c, struct step_frame *f)
 		e = kill_frame(c, f, ids[i]);
 	sl_free(ids);
 	f->alive = 0;
-	return e == SL_OK ? drop_results(c, f) : e;
+	return e;
+}
+
+sl_err
+step_kill_children(struct step_ctx *c, struct step_frame *f)
+{
+	sl_err e = kill_only(c, f);
+	return e == SL_OK ? drop_results(c, f, false) : e;
 }
 
 static sl_err
@@ -459,7 +600,7 @@ gather(struct step_ctx *c, struct step_frame *f, json_t **out)
 		struct store_key k;
 		step_key_result(&k, c->arn, f->id, i);
 		json_t *v = NULL;
-		sl_err e = step_get_json(c->txn, STORE_DB_FRAMES, &k, 'R', &v);
+		sl_err e = get_result(c, &k, &v, NULL);
 		if (e == SL_OK && json_array_append_new(arr, v))
 			e = SL_ERR_NOMEM;
 		if (e == SL_OK)
@@ -515,7 +656,7 @@ step_fanout_child_done(struct step_ctx *c, struct step_frame *f, uint64_t pw, ui
 				f->ferr = json_incref(eo);
 			r = eo;
 		}
-		e = step_put_json(c->txn, STORE_DB_FRAMES, &k, 'R', r);
+		e = step_put_json(c->txn, STORE_DB_FRAMES, &k, ok ? 'R' : 'X', r);
 		json_decref(eo);
 		if (e == SL_OK)
 			e = iteration_event(c, f, ok ? "Succeeded" : "Failed", idx);
@@ -523,20 +664,34 @@ step_fanout_child_done(struct step_ctx *c, struct step_frame *f, uint64_t pw, ui
 			return e;
 		if (threshold_exceeded(f)) {
 			struct step_fault fail;
-			if (is_map(f) && (f->tol_n >= 0 || f->tol_p >= 0)) {
+			// a map run fails by its threshold, 0 when none is given
+			if (is_map(f) && (f->tol_n >= 0 || f->tol_p >= 0 || is_distributed(f))) {
 				step_fault_set(
 				        &fail, "States.ExceedToleratedFailureThreshold",
 				        "The specified tolerated failure threshold was exceeded");
 			} else {
 				fail = *ft;
 			}
-			if ((e = step_kill_children(c, f)) != SL_OK)
+			// a top frame keeps the results: the execution fails and may be redriven
+			e = kill_only(c, f);
+			if (e == SL_OK)
+				e = drop_results(c, f, f->parent < 0);
+			if (e != SL_OK)
 				return e;
-			if (is_distributed(f)
-			    && (e = step_event(c, f, "MapRunFailed", "mapRunFailedEventDetails",
-			                       NULL))
-			            != SL_OK)
-				return e;
+			if (is_distributed(f)) {
+				json_t *d = json_pack("{s:s, s:s}", "error", fail.error, "cause",
+				                      fail.cause);
+				if (!d)
+					return SL_ERR_NOMEM;
+				e = step_maprun_end(c, f->id, "FAILED", false);
+				if (e == SL_OK)
+					e = step_event(c, f, "MapRunFailed",
+					               "mapRunFailedEventDetails", d);
+				else
+					json_decref(d);
+				if (e != SL_OK)
+					return e;
+			}
 			if ((e = simple_event(c, f, "Failed")) != SL_OK)
 				return e;
 			f->ph = PH_RERUN;
@@ -545,11 +700,25 @@ step_fanout_child_done(struct step_ctx *c, struct step_frame *f, uint64_t pw, ui
 		if (f->done + f->failed < f->n)
 			return step_fanout_spawn(c, f);
 	}
+	return fanout_complete(c, f);
+}
+
+static sl_err
+fanout_complete(struct step_ctx *c, struct step_frame *f)
+{
 	json_t *results = NULL;
+	sl_err e;
 	if ((e = gather(c, f, &results)) != SL_OK)
 		return e;
-	if (is_distributed(f))
-		e = step_event(c, f, "MapRunSucceeded", NULL, NULL);
+	if (f->parent < 0 && json_object_get(c->exec, "rdKept")) {
+		json_object_del(c->exec, "rdKept");
+		c->exec_dirty = true;
+	}
+	if (is_distributed(f)) {
+		e = step_maprun_end(c, f->id, "SUCCEEDED", false);
+		if (e == SL_OK)
+			e = step_event(c, f, "MapRunSucceeded", NULL, NULL);
+	}
 	if (e == SL_OK)
 		e = simple_event(c, f, "Succeeded");
 	if (e == SL_OK && f->n > 0) {

@@ -17,9 +17,76 @@
 #include "common/sl_alloc.h"
 #include "common/sl_clock.h"
 #include "stepper/step_int.h"
+#include "stepper/step_maprun.h"
 
 #define REDRIVE_PERIOD_MS (14LL * 24 * 3600 * 1000)
 #define MAX_EXECUTION_MS  (365LL * 24 * 3600 * 1000) /* a STANDARD execution runs a year */
+
+/* Deletes the results an earlier close kept (executions: arn, "K", index). */
+static sl_err
+drop_kept(struct step_ctx *c)
+{
+	struct store_key pk;
+	step_key_exec(&pk, c->arn);
+	store_key_raw(&pk, "K", 1);
+	store_cursor_t *cur = NULL;
+	sl_err e = store_cursor_open(c->txn, STORE_DB_EXECUTIONS, &cur);
+	if (e != SL_OK)
+		return e;
+	struct store_val k, v;
+	e = store_cursor_seek_prefix(cur, pk.buf, pk.len);
+	while (e == SL_OK && (e = store_cursor_next(cur, &k, &v)) == SL_OK)
+		e = store_cursor_del(cur);
+	store_cursor_close(cur);
+	return e == SL_ERR_NOT_FOUND ? SL_OK : e;
+}
+
+/* The top frame f ends unsuccessfully inside a Map or Parallel: the results of the children
+ * that succeeded are copied out of the frames (which the close deletes) to the execution's
+ * "K" records, so that a redrive re-runs only the failed and aborted ones; a distributed
+ * Map's run is remembered to be redriven. At most one fan-out's results per execution. */
+static sl_err
+keep_fanout(struct step_ctx *c, struct step_frame *f)
+{
+	if (json_object_get(c->exec, "rdFan"))
+		return SL_OK; // a redrive that failed again before its fan-out: keep what was kept
+	sl_err e = drop_kept(c);
+	enum sm_state_type t = f->m->states[f->st].type;
+	if (e != SL_OK || (t != SM_STATE_MAP && t != SM_STATE_PARALLEL))
+		return e;
+	struct store_key pk;
+	step_key_frame(&pk, c->arn, f->id);
+	store_key_raw(&pk, "R", 1);
+	store_cursor_t *cur = NULL;
+	if ((e = store_cursor_open(c->txn, STORE_DB_FRAMES, &cur)) != SL_OK)
+		return e;
+	uint32_t kept = 0;
+	struct store_val k, v;
+	e = store_cursor_seek_prefix(cur, pk.buf, pk.len);
+	while (e == SL_OK && (e = store_cursor_next(cur, &k, &v)) == SL_OK) {
+		if (v.len < 1 || ((const char *)v.data)[0] != 'R' || k.len != pk.len + 4)
+			continue; // failed children ('X') run again
+		struct store_key kk;
+		step_key_exec(&kk, c->arn);
+		store_key_raw(&kk, "K", 1);
+		store_key_raw(&kk, (const char *)k.data + pk.len, 4);
+		e = store_put(c->txn, STORE_DB_EXECUTIONS, kk.buf, kk.len, v.data, v.len);
+		kept++;
+	}
+	store_cursor_close(cur);
+	if (e != SL_ERR_NOT_FOUND)
+		return e;
+	char mr[STEP_ARN_MAX] = "";
+	if (t == SM_STATE_MAP && (e = step_maprun_arn(c, f->id, mr)) != SL_OK)
+		return e;
+	if (!kept && !mr[0])
+		return SL_OK;
+	json_t *fan = json_pack("{s:I, s:i}", "st", (json_int_t)f->st, "n", (int)kept);
+	if (!fan || (mr[0] && json_object_set_new(fan, "mr", json_string(mr)))
+	    || json_object_set_new(c->exec, "rdFan", fan))
+		return SL_ERR_NOMEM;
+	return SL_OK;
+}
 
 sl_err
 step_redrive_keep(struct step_ctx *c, enum step_status st)
@@ -43,6 +110,8 @@ step_redrive_keep(struct step_ctx *c, enum step_status st)
 		    || json_object_set(c->exec, "rdIn", f->in))
 			e = SL_ERR_NOMEM;
 	}
+	if (e == SL_OK)
+		e = keep_fanout(c, f);
 	step_frame_free(loaded);
 	return e;
 }
@@ -63,6 +132,8 @@ not_redrivable(step_engine_t *eng, json_t *x, int64_t now)
 		return "Execution has exceeded the max execution time.";
 	if (now - step_jint(x, "stopMs", now) > REDRIVE_PERIOD_MS)
 		return "Execution redrivable period exceeded.";
+	if (json_object_get(x, "mapRun"))
+		return "Execution is a child of a Map Run: redrive the execution that started it.";
 	if (!json_is_integer(json_object_get(x, "rdSt")) || !json_object_get(x, "rdIn"))
 		return "Execution has no state to restart from.";
 	return NULL;

@@ -9,6 +9,7 @@
 #include "common/sl_clock.h"
 #include "common/sl_id.h"
 #include "stepper/step_int.h"
+#include "stepper/step_maprun.h"
 
 /* AWS refuses waits whose end is more than about 2^31 seconds away. */
 #define STEP_WAIT_MAX_SECONDS 2147483647LL
@@ -99,6 +100,9 @@ step_exec_close(struct step_ctx *c, enum step_status st, json_t *output, const c
 	c->closed = true;
 	if (st != STEP_SUCCEEDED && (e = step_redrive_keep(c, st)) != SL_OK)
 		return e;
+	// distributed Maps still running abort their child executions
+	if ((e = step_maprun_closing(c, st)) != SL_OK)
+		return e;
 	// Drop every frame (and the tokens they wait on): stale timers then find nothing.
 	struct store_key pk;
 	store_key_init(&pk);
@@ -147,7 +151,8 @@ step_exec_close(struct step_ctx *c, enum step_status st, json_t *output, const c
 		};
 		c->fx->status(c->fx->arg, &sc);
 	}
-	return step_builtin_child_closed(c, st, output, error, cause);
+	e = step_builtin_child_closed(c, st, output, error, cause);
+	return e == SL_OK ? step_maprun_child_closed(c, st, output, error, cause) : e;
 }
 
 sl_err

@@ -40,7 +40,9 @@
  *     O(items) per iteration start.
  *   - events:putEvents is served in the same transaction when a bus is attached
  *     (step_engine_set_put_events); otherwise it is an ordinary task.
- *   - EXPRESS executions, distributed Map child executions, ItemReader over S3 (only
+ *   - A DISTRIBUTED Map runs each iteration as a child execution in a map run
+ *     (step_maprun.c); EXPRESS children run on this durable engine too.
+ *   - EXPRESS executions, ItemReader over S3 (only
  *     local files under item_reader_root are read), JSONata and workflow variables are
  *     not run by this engine yet (refused with a clear error at the state that needs them).
  */
@@ -254,8 +256,9 @@ sl_err step_stop(step_engine_t *eng, store_batch_t *b, const char *arn, const ch
 
 /* RedriveExecution: reopens a FAILED, TIMED_OUT or ABORTED execution (closed less than 14
  * days ago) at the top-level state that did not finish, with the input that state had:
- * ExecutionRedriven {redriveCount}, status RUNNING, retry counts start over. A Map or
- * Parallel state is run again as a whole (AWS reruns only its unsuccessful children).
+ * ExecutionRedriven {redriveCount}, status RUNNING, retry counts start over. A top-level
+ * Map or Parallel state keeps its succeeded children's results and re-runs only the failed
+ * and aborted ones (a distributed Map's run is redriven: MapRunRedriven).
  * client_token (may be NULL) makes a repeat of the latest redrive answer it again.
  * *date_ms (may be NULL) receives the redrive time. SL_ERR_EXEC_NOT_FOUND,
  * SL_ERR_EXEC_NOT_REDRIVABLE (with AWS's reason in err). */
@@ -307,5 +310,29 @@ struct step_list_query {
 };
 sl_err step_list_executions(step_engine_t *eng, store_txn_t *txn, const struct step_list_query *q,
                             json_t **out, char **next_token, struct sl_error *err);
+
+/* --- distributed Map: map runs (step_maprun.c) ------------------------------------------ */
+
+/* DescribeMapRun's fields, dates as epoch ms under "startMs", "stopMs", "redriveMs"; also
+ * "stateMachineArn" (the parent's machine, ListMapRuns) and "childMachineArn".
+ * SL_ERR_MAP_RUN_NOT_FOUND. New reference. */
+sl_err step_describe_map_run(step_engine_t *eng, store_txn_t *txn, const char *arn, json_t **out,
+                             struct sl_error *err);
+/* ListMapRuns of an execution, newest first: items {executionArn, mapRunArn,
+ * stateMachineArn, startMs, stopMs}; max 0 = 100; *next (new string) or NULL.
+ * SL_ERR_EXEC_NOT_FOUND, SL_ERR_INVALID_TOKEN. The children of a map run are listed by
+ * step_list_executions with the map run ARN as the machine. */
+sl_err step_list_map_runs(step_engine_t *eng, store_txn_t *txn, const char *exec_arn, size_t max,
+                          const char *next_token, json_t **out, char **next, struct sl_error *err);
+/* UpdateMapRun: a negative member is left as it is. A running Map takes the new
+ * MaxConcurrency and tolerated failures at once. */
+struct step_map_run_update {
+	int64_t max_concurrency;
+	int64_t tolerated_failure_count;
+	double tolerated_failure_percentage;
+};
+sl_err step_update_map_run(step_engine_t *eng, store_batch_t *b, const char *arn,
+                           const struct step_map_run_update *u, const struct step_effects *fx,
+                           struct sl_error *err);
 
 #endif

@@ -444,6 +444,10 @@ static void
 rig_finished(void *arg, const struct step_finished *f)
 {
 	struct rig *r = arg;
+	// a distributed Map's child executions ("...:execution:m/label:id") end on their own
+	const char *x = strstr(f->execution_arn, ":execution:");
+	if (x && strchr(x + 11, '/'))
+		return;
 	r->finished = true;
 	r->status = f->status;
 }
