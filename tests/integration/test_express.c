@@ -1,0 +1,483 @@
+/*
+ * EXPRESS executions on the real server: StartExecution answers with an express ARN and
+ * the execution's start and end are kept in the durable store (read back after a stop);
+ * the APIs AWS refuses for EXPRESS are refused with AWS's errors; StartSyncExecution's
+ * shapes for SUCCEEDED, FAILED and TIMED_OUT, and its refusal of STANDARD; a Wait and a
+ * worker task inside an express execution; SIGKILL with executions in flight (async ones
+ * run again and succeed, the sync one is not run again); the aws CLI; --mock-config with
+ * stateMachineArn#TestCase (Return, Throw, retries counted per attempt).
+ *
+ * Waits are bounded polls (hang guards), never timing assertions.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define AWS_CALLS_SERVICE "AWSStepFunctions"
+#include "store/store.h"
+#include "tests/integration/aws_calls.h"
+#include "tests/integration/harness.h"
+
+#define SM(name)     "arn:aws:states:us-east-1:000000000000:stateMachine:" name
+#define EXEC(m, n)   "arn:aws:states:us-east-1:000000000000:execution:" m ":" n
+#define XARN(m, n)   "arn:aws:states:us-east-1:000000000000:express:" m ":" n
+#define ROLE         "arn:aws:iam::000000000000:role/x"
+#define DONE_WAIT_MS 20000
+
+#define PASS_DEF                                                                                   \
+	"{\"StartAt\":\"P\",\"States\":{\"P\":{\"Type\":\"Pass\",\"Result\":\"done\","             \
+	"\"ResultPath\":\"$.r\",\"End\":true}}}"
+#define FAIL_DEF                                                                                   \
+	"{\"StartAt\":\"F\",\"States\":{\"F\":{\"Type\":\"Fail\",\"Error\":\"Broken\","            \
+	"\"Cause\":\"on purpose\"}}}"
+#define SLOW_DEF                                                                                   \
+	"{\"TimeoutSeconds\":1,\"StartAt\":\"W\",\"States\":{\"W\":{\"Type\":\"Wait\","            \
+	"\"Seconds\":30,\"End\":true}}}"
+/* a Wait, then a Lambda function served by a `sluice worker` */
+#define WORK_DEF                                                                                   \
+	"{\"StartAt\":\"W\",\"States\":{\"W\":{\"Type\":\"Wait\",\"Seconds\":1,\"Next\":\"L\"},"   \
+	"\"L\":{\"Type\":\"Task\",\"Resource\":"                                                   \
+	"\"arn:aws:lambda:us-east-1:000000000000:function:echo\",\"ResultPath\":\"$.w\","          \
+	"\"End\":true}}}"
+#define HOLD_DEF                                                                                   \
+	"{\"StartAt\":\"P\",\"States\":{\"P\":{\"Type\":\"Pass\",\"Next\":\"T\"},"                 \
+	"\"T\":{\"Type\":\"Task\",\"Resource\":"                                                   \
+	"\"arn:aws:lambda:us-east-1:000000000000:function:hold\",\"End\":true}}}"
+#define MOCKED_DEF                                                                                 \
+	"{\"StartAt\":\"T\",\"States\":{\"T\":{\"Type\":\"Task\",\"Resource\":"                    \
+	"\"arn:aws:states:::lambda:invoke\",\"Parameters\":{\"FunctionName\":\"f\"},"              \
+	"\"Retry\":[{\"ErrorEquals\":[\"Flaky\"],\"IntervalSeconds\":1,\"MaxAttempts\":3,"         \
+	"\"BackoffRate\":1}],\"End\":true}}}"
+#define MOCK_CONFIG                                                                                \
+	"{\"StateMachines\":{"                                                                     \
+	"\"mk\":{\"TestCases\":{\"Happy\":{\"T\":\"ok\"},\"Flaky\":{\"T\":\"twice\"},"             \
+	"\"Down\":{\"T\":\"down\"}}},"                                                             \
+	"\"mks\":{\"TestCases\":{\"Happy\":{\"T\":\"ok\"}}}},"                                     \
+	"\"MockedResponses\":{"                                                                    \
+	"\"ok\":{\"0\":{\"Return\":{\"v\":1}}},"                                                   \
+	"\"twice\":{\"0-1\":{\"Throw\":{\"Error\":\"Flaky\",\"Cause\":\"try again\"}},"            \
+	"\"2\":{\"Return\":{\"v\":3}}},"                                                           \
+	"\"down\":{\"0\":{\"Throw\":{\"Error\":\"Down\",\"Cause\":\"it is down\"}}}}}"
+
+static void
+nap_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	nanosleep(&ts, NULL);
+}
+
+static void
+create(const char *name, const char *def, const char *type)
+{
+	json_decref(ok("CreateStateMachine",
+	               json_pack("{s:s,s:s,s:s,s:s}", "name", name, "definition", def, "roleArn",
+	                         ROLE, "type", type)));
+}
+
+static json_t *
+start_req(const char *smarn, const char *name, const char *input)
+{
+	json_t *req = json_pack("{s:s}", "stateMachineArn", smarn);
+	if (name)
+		json_object_set_new(req, "name", json_string(name));
+	if (input)
+		json_object_set_new(req, "input", json_string(input));
+	return req;
+}
+
+static json_t *
+sync_exec(const char *smarn, const char *name, const char *input)
+{
+	return ok("StartSyncExecution", start_req(smarn, name, input));
+}
+
+static void
+expect_json(const char *text, const char *want)
+{
+	json_t *a = json_loads(text ? text : "null", JSON_DECODE_ANY, NULL);
+	json_t *b = json_loads(want, JSON_DECODE_ANY, NULL);
+	cr_assert(a && b && json_equal(a, b), "got %s, want %s", text ? text : "(none)", want);
+	json_decref(a);
+	json_decref(b);
+}
+
+/* The durable record of an express execution (internal ARN), read from a stopped
+ * server's data directory; NULL when absent. */
+static json_t *
+durable_record(const char *data, const char *arn, bool *pending)
+{
+	store_t *st = NULL;
+	struct sl_error err;
+	sl_error_clear(&err);
+	cr_assert_eq(store_open(data, NULL, &st, &err), SL_OK, "%s", sl_error_text(&err));
+	store_txn_t *txn = NULL;
+	cr_assert_eq(store_read_begin(st, &txn), SL_OK);
+	struct store_key k;
+	store_key_init(&k);
+	store_key_u32(&k, 0x00785200u);
+	store_key_str(&k, arn);
+	struct store_val v;
+	json_t *rec = NULL;
+	if (store_get(txn, STORE_DB_EXECUTIONS, k.buf, k.len, &v) == SL_OK)
+		rec = json_loadb(v.data, v.len, 0, NULL);
+	store_key_init(&k);
+	store_key_u32(&k, 0x00785000u);
+	store_key_str(&k, arn);
+	*pending = store_get(txn, STORE_DB_EXECUTIONS, k.buf, k.len, &v) == SL_OK;
+	store_read_end(txn);
+	store_free(st);
+	return rec;
+}
+
+/* A `sluice worker` serving function name with command (its stdin is the task input). */
+static pid_t
+spawn_worker(const char *function, const char *command)
+{
+	const char *bin = getenv("SLUICE_BIN");
+	cr_assert_not_null(bin, "SLUICE_BIN is not set (run through meson test)");
+	char log[400];
+	snprintf(log, sizeof log, "%s/worker-%s.log", srv.dir, function);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (!freopen(log, "a", stderr))
+			_exit(126);
+		const char *argv[] = { bin,      "worker", "--connect", srv.workers, "--activity",
+			               function, "--exec", command,     NULL };
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void
+stop_worker(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	for (int waited = 0; waited < 20000; waited += 20) {
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return;
+		nap_ms(20);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* The value of a /metrics line "name N", or -1. */
+static long
+metric(const char *name)
+{
+	struct h_response r;
+	cr_assert(h_request(srv.http_port, "GET", "/metrics", NULL, NULL, 0, &r));
+	long v = -1;
+	char pat[128];
+	snprintf(pat, sizeof pat, "\n%s ", name);
+	const char *p = strstr(r.body, pat);
+	if (p)
+		v = strtol(p + strlen(pat), NULL, 10);
+	h_response_free(&r);
+	return v;
+}
+
+Test(express, async_start_is_recorded_and_aws_refusals_are_kept)
+{
+	start();
+	create("x", PASS_DEF, "EXPRESS");
+	create("std", PASS_DEF, "STANDARD");
+	json_t *a = ok("StartExecution", start_req(SM("x"), "one", "{\"k\":1}"));
+	cr_assert_str_eq(s(a, "executionArn"), XARN("x", "one"));
+	cr_assert(json_is_number(json_object_get(a, "startDate")));
+	json_decref(a);
+	/* AWS: no DescribeExecution, history, stop or listing for EXPRESS */
+	fails("DescribeExecution", json_pack("{s:s}", "executionArn", XARN("x", "one")),
+	      "InvalidArn", "express");
+	fails("GetExecutionHistory", json_pack("{s:s}", "executionArn", XARN("x", "one")),
+	      "InvalidArn", "express");
+	fails("StopExecution", json_pack("{s:s}", "executionArn", XARN("x", "one")), "InvalidArn",
+	      "express");
+	fails("ListExecutions", json_pack("{s:s}", "stateMachineArn", SM("x")),
+	      "StateMachineTypeNotSupported", "not supported");
+	fails("StartSyncExecution", start_req(SM("std"), NULL, NULL),
+	      "StateMachineTypeNotSupported", "EXPRESS");
+	fails("StartSyncExecution", start_req(SM("gone"), NULL, NULL), "StateMachineDoesNotExist",
+	      "gone");
+	fails("StartSyncExecution", start_req(SM("x"), NULL, "{not json"), "InvalidExecutionInput",
+	      "JSON");
+	/* a sync execution after it: the async one has ended by the time it answers */
+	json_t *sy = sync_exec(SM("x"), "two", NULL);
+	cr_assert_str_eq(s(sy, "status"), "SUCCEEDED");
+	json_decref(sy);
+	char data[300];
+	snprintf(data, sizeof data, "%s", srv.data);
+	cr_assert_eq(h_stop(&srv), 0);
+	bool pending = true;
+	json_t *rec = durable_record(data, EXEC("x", "one"), &pending);
+	cr_assert_not_null(rec, "no durable record of the async execution");
+	cr_assert(!pending, "the async execution is still pending");
+	cr_assert_str_eq(s(rec, "status"), "SUCCEEDED");
+	char *out = json_dumps(json_object_get(rec, "output"), JSON_COMPACT);
+	expect_json(out, "{\"k\":1,\"r\":\"done\"}");
+	free(out);
+	cr_assert(json_is_integer(json_object_get(rec, "stop")));
+	json_decref(rec);
+	h_cleanup(&srv);
+}
+
+Test(express, sync_answers_succeeded_failed_and_timed_out_in_aws_shape)
+{
+	start();
+	create("ok", PASS_DEF, "EXPRESS");
+	create("bad", FAIL_DEF, "EXPRESS");
+	create("slow", SLOW_DEF, "EXPRESS");
+	json_t *r = sync_exec(SM("ok"), "s1", "{\"in\":true}");
+	cr_assert_str_eq(s(r, "executionArn"), XARN("ok", "s1"));
+	cr_assert_str_eq(s(r, "stateMachineArn"), SM("ok"));
+	cr_assert_str_eq(s(r, "name"), "s1");
+	cr_assert_str_eq(s(r, "status"), "SUCCEEDED");
+	expect_json(s(r, "output"), "{\"in\":true,\"r\":\"done\"}");
+	expect_json(s(r, "input"), "{\"in\":true}");
+	cr_assert(json_is_true(json_object_get(json_object_get(r, "outputDetails"), "included")));
+	cr_assert(json_is_true(json_object_get(json_object_get(r, "inputDetails"), "included")));
+	cr_assert(json_is_number(json_object_get(r, "startDate")));
+	cr_assert(json_is_number(json_object_get(r, "stopDate")));
+	json_t *bill = json_object_get(r, "billingDetails");
+	cr_assert(json_is_integer(json_object_get(bill, "billedDurationInMilliseconds")));
+	cr_assert(json_is_integer(json_object_get(bill, "billedMemoryUsedInMB")));
+	cr_assert_null(json_object_get(r, "error"));
+	json_decref(r);
+
+	r = sync_exec(SM("bad"), NULL, NULL);
+	cr_assert_str_eq(s(r, "status"), "FAILED");
+	cr_assert_str_eq(s(r, "error"), "Broken");
+	cr_assert_str_eq(s(r, "cause"), "on purpose");
+	cr_assert_null(json_object_get(r, "output"));
+	cr_assert(strstr(s(r, "executionArn"), ":express:bad:"), "%s", s(r, "executionArn"));
+	json_decref(r);
+
+	r = sync_exec(SM("slow"), "late", NULL);
+	cr_assert_str_eq(s(r, "status"), "TIMED_OUT");
+	cr_assert_str_eq(s(r, "error"), "States.Timeout");
+	cr_assert_null(json_object_get(r, "output"));
+	json_decref(r);
+	stop();
+}
+
+Test(express, a_wait_and_a_worker_task_run_inside_express)
+{
+	start();
+	create("work", WORK_DEF, "EXPRESS");
+	pid_t w = spawn_worker("echo", "cat");
+	json_t *r = sync_exec(SM("work"), "w1", "{\"n\":7}");
+	cr_assert_str_eq(s(r, "status"), "SUCCEEDED", "%s", json_dumps(r, 0));
+	expect_json(s(r, "output"), "{\"n\":7,\"w\":{\"n\":7}}");
+	json_decref(r);
+	/* async too, several at once through the same worker */
+	for (int i = 0; i < 5; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "a%d", i);
+		json_decref(ok("StartExecution", start_req(SM("work"), name, "{\"n\":1}")));
+	}
+	r = sync_exec(SM("work"), "w2", "{\"n\":8}");
+	cr_assert_str_eq(s(r, "status"), "SUCCEEDED", "%s", json_dumps(r, 0));
+	json_decref(r);
+	stop_worker(w);
+	char data[300];
+	snprintf(data, sizeof data, "%s", srv.data);
+	cr_assert_eq(h_stop(&srv), 0);
+	for (int i = 0; i < 5; i++) {
+		char arn[256];
+		snprintf(arn, sizeof arn, EXEC("work", "a%d"), i);
+		bool pending = false;
+		json_t *rec = durable_record(data, arn, &pending);
+		cr_assert_not_null(rec, "%s", arn);
+		/* may still have been waiting when the server stopped: then it runs again */
+		if (!pending)
+			cr_assert_str_eq(s(rec, "status"), "SUCCEEDED", "%s", json_dumps(rec, 0));
+		json_decref(rec);
+	}
+	h_cleanup(&srv);
+}
+
+/* Lines of path that contain needle. */
+static int
+count_lines(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	char line[4096];
+	int n = 0;
+	while (fgets(line, sizeof line, f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+Test(express, sigkill_reruns_async_executions_and_not_sync_ones)
+{
+	start();
+	create("hold", HOLD_DEF, "EXPRESS");
+	enum { N = 3 };
+	for (int i = 0; i < N; i++) {
+		char name[16], in[32];
+		snprintf(name, sizeof name, "h%d", i);
+		snprintf(in, sizeof in, "{\"id\":\"async-%d\"}", i);
+		json_decref(ok("StartExecution", start_req(SM("hold"), name, in)));
+	}
+	/* a sync one in flight: sent, never read */
+	int fd = h_connect(srv.http_port);
+	cr_assert_geq(fd, 0);
+	const char *hdr[] = { "X-Amz-Target: AWSStepFunctions.StartSyncExecution",
+		              "Content-Type: application/x-amz-json-1.0", NULL };
+	const char *body
+	        = "{\"stateMachineArn\":\"" SM("hold") "\",\"name\":\"sy\","
+	                                               "\"input\":\"{\\\"id\\\":\\\"sync-0\\\"}\"}";
+	cr_assert(h_send(fd, "POST", "/", hdr, body, strlen(body)));
+	/* every task waits for a worker: all four executions are running */
+	long q = 0;
+	for (int waited = 0; (q = metric("sluice_dispatch_tasks_queued")) < N + 1 && waited < 10000;
+	     waited += 20)
+		nap_ms(20);
+	cr_assert_eq(q, N + 1, "tasks queued: %ld", q);
+	h_kill(&srv);
+	close(fd);
+
+	char dir[300], seen[400];
+	snprintf(dir, sizeof dir, "%s", srv.data);
+	snprintf(seen, sizeof seen, "%s/seen.txt", srv.dir);
+	const char *extra[] = { "--data", dir, NULL };
+	struct h_server old = srv;
+	cr_assert(h_start(&srv, extra), "restart failed");
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "tee -a %s; echo >> %s", seen, seen);
+	pid_t w = spawn_worker("hold", cmd);
+	for (int waited = 0; waited < DONE_WAIT_MS && count_lines(seen, "async-") < N; waited += 50)
+		nap_ms(50);
+	for (int i = 0; i < N; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "async-%d\"", i);
+		cr_assert_eq(count_lines(seen, id), 1, "%s ran %d time(s) after the restart", id,
+		             count_lines(seen, id));
+	}
+	/* let the results land, then read the records */
+	for (int waited = 0; waited < 2000; waited += 50)
+		nap_ms(50);
+	stop_worker(w);
+	cr_assert_eq(h_stop(&srv), 0);
+	cr_assert_eq(count_lines(seen, "\"sync-0"), 0, "the sync execution ran again");
+	for (int i = 0; i < N; i++) {
+		char arn[256];
+		snprintf(arn, sizeof arn, EXEC("hold", "h%d"), i);
+		bool pending = true;
+		json_t *rec = durable_record(dir, arn, &pending);
+		cr_assert_not_null(rec);
+		cr_assert(!pending, "%s still pending", arn);
+		cr_assert_str_eq(s(rec, "status"), "SUCCEEDED", "%s", json_dumps(rec, 0));
+		json_decref(rec);
+	}
+	bool pending = true;
+	json_t *rec = durable_record(dir, EXEC("hold", "sy"), &pending);
+	cr_assert_not_null(rec);
+	cr_assert(!pending);
+	cr_assert_str_eq(s(rec, "status"), "ABORTED", "%s", json_dumps(rec, 0));
+	json_decref(rec);
+	h_cleanup(&srv);
+	h_cleanup(&old);
+}
+
+Test(express, aws_cli_start_sync_execution)
+{
+	if (h_run("command -v aws >/dev/null", NULL) != 0)
+		cr_skip_test("aws CLI is not installed");
+	start();
+	create("cli", PASS_DEF, "EXPRESS");
+	/* the CLI sends StartSyncExecution to the host "sync-" + endpoint host; botocore's
+	 * AWS_DISABLE_HOST_PREFIX_INJECTION keeps the endpoint as given */
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd,
+	         "AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 "
+	         "AWS_PAGER= AWS_MAX_ATTEMPTS=1 AWS_DISABLE_HOST_PREFIX_INJECTION=true "
+	         "aws --output json --endpoint-url http://127.0.0.1:%d stepfunctions "
+	         "start-sync-execution --state-machine-arn %s --input '{\"c\":1}' 2>&1",
+	         srv.http_port, SM("cli"));
+	char *out = NULL;
+	int rc = h_run(cmd, &out);
+	if (rc != 0 && out && strstr(out, "sync-127.0.0.1")) {
+		free(out);
+		stop();
+		cr_skip_test("this aws CLI cannot turn off the sync- host prefix");
+	}
+	cr_assert_eq(rc, 0, "%s", out);
+	json_t *r = json_loads(out, 0, NULL);
+	cr_assert_not_null(r, "%s", out);
+	cr_assert_str_eq(s(r, "status"), "SUCCEEDED");
+	expect_json(s(r, "output"), "{\"c\":1,\"r\":\"done\"}");
+	json_decref(r);
+	free(out);
+	stop();
+}
+
+Test(express, mock_config_test_cases_answer_tasks)
+{
+	char path[] = "/tmp/sluice-mock-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, MOCK_CONFIG, strlen(MOCK_CONFIG)), (ssize_t)strlen(MOCK_CONFIG));
+	close(fd);
+	const char *extra[] = { "--mock-config", path, NULL };
+	cr_assert(h_start(&srv, extra), "server did not start");
+	create("mk", MOCKED_DEF, "EXPRESS");
+	create("mks", MOCKED_DEF, "STANDARD");
+
+	json_t *r = sync_exec(SM("mk") "#Happy", NULL, NULL);
+	cr_assert_str_eq(s(r, "status"), "SUCCEEDED", "%s", json_dumps(r, 0));
+	expect_json(s(r, "output"), "{\"v\":1}");
+	json_decref(r);
+	/* attempts 0 and 1 throw, the Retry runs attempt 2 */
+	r = sync_exec(SM("mk") "#Flaky", NULL, NULL);
+	cr_assert_str_eq(s(r, "status"), "SUCCEEDED", "%s", json_dumps(r, 0));
+	expect_json(s(r, "output"), "{\"v\":3}");
+	json_decref(r);
+	r = sync_exec(SM("mk") "#Down", NULL, NULL);
+	cr_assert_str_eq(s(r, "status"), "FAILED", "%s", json_dumps(r, 0));
+	cr_assert_str_eq(s(r, "error"), "Down");
+	cr_assert_str_eq(s(r, "cause"), "it is down");
+	json_decref(r);
+	fails("StartSyncExecution", start_req(SM("mk") "#Nope", NULL, NULL),
+	      "StateMachineDoesNotExist", "Nope");
+	fails("StartExecution", start_req(SM("mks") "#Flaky", NULL, NULL),
+	      "StateMachineDoesNotExist", "Flaky");
+
+	/* STANDARD through StartExecution: the same mocks, with the history AWS Local shows */
+	json_decref(ok("StartExecution", start_req(SM("mks") "#Happy", "m1", NULL)));
+	json_t *d = NULL;
+	for (int waited = 0; waited < DONE_WAIT_MS; waited += 50) {
+		json_decref(d);
+		d = ok("DescribeExecution", json_pack("{s:s}", "executionArn", EXEC("mks", "m1")));
+		if (strcmp(s(d, "status"), "RUNNING") != 0)
+			break;
+		nap_ms(50);
+	}
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
+	expect_json(s(d, "output"), "{\"v\":1}");
+	json_decref(d);
+	stop();
+	unlink(path);
+}
+
+Test(express, mock_case_without_mock_config_is_an_invalid_arn)
+{
+	start();
+	create("plain", PASS_DEF, "EXPRESS");
+	fails("StartSyncExecution", start_req(SM("plain") "#Case", NULL, NULL), "InvalidArn",
+	      "#Case");
+	stop();
+}
