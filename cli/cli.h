@@ -30,6 +30,7 @@ int cmd_state_machines(int argc, char **argv);
 int cmd_dead_letters(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
 int cmd_executions(int argc, char **argv);
+int cmd_map_runs(int argc, char **argv);
 int cmd_put_events(int argc, char **argv);
 int cmd_rules(int argc, char **argv);
 int cmd_targets(int argc, char **argv);

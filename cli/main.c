@@ -15,6 +15,7 @@ static const struct cli_command commands[] = {
 	  cmd_state_machines },
 	{ "apply", "create or update what app files declare (docs/APP.md)", cmd_apply },
 	{ "executions", "start, list, describe, watch executions", cmd_executions },
+	{ "map-runs", "list and describe the map runs of distributed Map states", cmd_map_runs },
 	{ "put-events", "put events on a bus (arguments, JSON lines, an array)", cmd_put_events },
 	{ "rules", "list, describe, put, enable, disable, delete event rules", cmd_rules },
 	{ "targets", "list, put, remove the targets of a rule", cmd_targets },

@@ -18,5 +18,7 @@ srv_api_register_all(srv_t *s)
 		rc = srv_api_executions_register(s);
 	if (rc == SL_OK)
 		rc = srv_api_activities_register(s);
+	if (rc == SL_OK)
+		rc = srv_api_mapruns_register(s);
 	return rc;
 }

@@ -449,9 +449,14 @@ static sl_err
 op_list(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 {
 	srv_engine_t *e = ctx;
-	const char *smarn, *status, *token, *redrive;
+	const char *smarn, *status, *token, *redrive, *mrarn;
 	struct step_list_query q = { 0 };
-	sl_err rc = srv_sfn_str_field(body, "stateMachineArn", true, &smarn, err);
+	sl_err rc = srv_sfn_str_field(body, "stateMachineArn", false, &smarn, err);
+	if (!rc)
+		rc = srv_sfn_str_field(body, "mapRunArn", false, &mrarn, err);
+	if (!rc && !smarn == !mrarn)
+		rc = sl_error_set(err, SL_ERR_SFN_VALIDATION,
+		                  "Exactly one of stateMachineArn and mapRunArn is required");
 	if (!rc)
 		rc = srv_sfn_str_field(body, "statusFilter", false, &status, err);
 	if (!rc)
@@ -476,6 +481,9 @@ op_list(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		                    "failed to satisfy constraint: Member must satisfy enum value "
 		                    "set: [REDRIVEN, NOT_REDRIVEN]",
 		                    redrive);
+	if (mrarn) // a map run's child executions (srv_api_mapruns.c)
+		return srv_api_list_map_run_children(req, srv_engine_stepper(e), mrarn, status,
+		                                     token, q.max_results, err);
 	char machine[NAME_CAP];
 	uint32_t version;
 	if ((rc = parse_machine_arn(smarn, machine, &version, err)))
