@@ -37,6 +37,7 @@ struct ex_opts {
 	bool reverse;
 	bool json;
 	bool watch;
+	bool sync;
 	long timeout_s;
 };
 
@@ -49,14 +50,16 @@ usage(FILE *f)
 	        "       sluice executions history ARN|NAME [--reverse] [--json]\n"
 	        "       sluice executions watch ARN|NAME [--timeout SECONDS]\n"
 	        "       sluice executions start --state-machine NAME|ARN [--input JSON|@FILE]\n"
-	        "                               [--name NAME] [--watch]\n"
+	        "                               [--name NAME] [--watch | --sync]\n"
 	        "       sluice executions stop ARN|NAME [--error E] [--cause C]\n"
 	        "       sluice executions redrive ARN|NAME\n"
 	        "\n"
 	        "An execution NAME is looked up among the executions of --state-machine, or of\n"
 	        "every machine. watch prints each top-level state as it is entered (>) and left\n"
 	        "(<), with the time since the start, and the progress of Map states, then the\n"
-	        "output. Every command takes --endpoint URL (default $SLUICE_ENDPOINT "
+	        "output. start --sync runs an EXPRESS machine with StartSyncExecution and prints\n"
+	        "its answer (status, output or error) when it ends. Every command takes --endpoint "
+	        "URL (default $SLUICE_ENDPOINT "
 	        "or\n" CLI_DEFAULT_ENDPOINT ").\n"
 	        "Exit codes: 0 ok (watch: SUCCEEDED), 1 watch: the execution failed, timed out\n"
 	        "or was aborted, 2 bad usage or refused by the server, 3 server unreachable.\n");
@@ -328,6 +331,7 @@ struct map_progress {
 	long long total; /* -1 until MapStateStarted */
 	long long started, succeeded, failed, aborted;
 	bool open, dirty, shown;
+	char map_run[512]; /* a distributed Map: its counters come from DescribeMapRun */
 };
 
 struct watch {
@@ -420,6 +424,8 @@ watch_line(struct watch *w, double elapsed, const char *fmt, const char *a, cons
 	fflush(stdout);
 }
 
+static void map_run_counts(struct watch *w, struct map_progress *m);
+
 static void
 watch_event(struct watch *w, json_t *ev)
 {
@@ -476,6 +482,8 @@ watch_event(struct watch *w, json_t *ev)
 		}
 	} else if (state_event(type, "StateExited", st, sizeof st) && top) {
 		struct map_progress *m = map_by_name(w, name);
+		if (m && m->map_run[0])
+			map_run_counts(w, m);
 		if (m) {
 			progress_line(w, m, el, true);
 			m->open = false;
@@ -487,6 +495,15 @@ watch_event(struct watch *w, json_t *ev)
 			if (w->maps[i].open && w->maps[i].entered_id == prev) {
 				w->maps[i].total = json_integer_value(json_object_get(d, "length"));
 				w->maps[i].dirty = true;
+			}
+	} else if (strcmp(type, "MapRunStarted") == 0 || strcmp(type, "MapRunRedriven") == 0) {
+		// a distributed Map has no iteration events: the poll reads its run's counters
+		const char *mr = d ? jstr(d, "mapRunArn") : NULL;
+		for (size_t i = w->nmaps; mr && i > 0; i--)
+			if (w->maps[i - 1].open) {
+				snprintf(w->maps[i - 1].map_run, sizeof w->maps[i - 1].map_run,
+				         "%s", mr);
+				break;
 			}
 	} else if (strncmp(type, "MapIteration", 12) == 0) {
 		struct map_progress *m = map_by_name(w, name);
@@ -565,6 +582,36 @@ new_events(struct watch *w, sl_err *rc_out)
 	return batch;
 }
 
+/* A distributed Map's progress from its map run's executionCounts. */
+static void
+map_run_counts(struct watch *w, struct map_progress *m)
+{
+	struct sl_error err = { 0 };
+	json_t *ans = NULL;
+	if (cli_api_call(w->o->endpoint, "AWSStepFunctions.DescribeMapRun",
+	                 json_pack("{s:s}", "mapRunArn", m->map_run), &ans, &err)
+	    != SL_OK) {
+		json_decref(ans);
+		return;
+	}
+	json_t *c = json_object_get(ans, "executionCounts");
+	long long v[5];
+	const char *k[5] = { "total", "succeeded", "failed", "aborted", "running" };
+	for (int i = 0; i < 5; i++)
+		v[i] = (long long)json_integer_value(json_object_get(c, k[i]));
+	json_decref(ans);
+	long long started = v[1] + v[2] + v[3] + v[4];
+	if (v[0] != m->total || v[1] != m->succeeded || v[2] != m->failed || v[3] != m->aborted
+	    || started != m->started) {
+		m->total = v[0];
+		m->succeeded = v[1];
+		m->failed = v[2];
+		m->aborted = v[3];
+		m->started = started;
+		m->dirty = true;
+	}
+}
+
 static int
 do_watch(const struct ex_opts *o, const char *arn)
 {
@@ -612,6 +659,9 @@ do_watch(const struct ex_opts *o, const char *arn)
 		json_decref(batch);
 		if (w.result >= 0)
 			break;
+		for (size_t m = 0; m < w.nmaps; m++)
+			if (w.maps[m].open && w.maps[m].map_run[0])
+				map_run_counts(&w, &w.maps[m]);
 		/* one progress line per poll and map at most */
 		for (size_t m = 0; m < w.nmaps; m++)
 			if (w.maps[m].open && w.maps[m].dirty) {
@@ -673,6 +723,10 @@ do_start(const struct ex_opts *o)
 		fprintf(stderr, "sluice executions start: --state-machine is required\n");
 		return CLI_USAGE;
 	}
+	if (o->sync && o->watch) {
+		fprintf(stderr, "sluice executions start: --sync and --watch exclude each other\n");
+		return CLI_USAGE;
+	}
 	struct sl_error err = { 0 };
 	char marn[600];
 	sl_err rc = cli_api_machine_arn(o->endpoint, o->machine, marn, sizeof marn, &err);
@@ -692,6 +746,22 @@ do_start(const struct ex_opts *o)
 	if (o->name)
 		json_object_set_new(req, "name", json_string(o->name));
 	json_t *ans = NULL;
+	if (o->sync) {
+		// the answer comes when the execution ends: AWS's 5 minutes at most, and a margin
+		rc = cli_aws_call(o->endpoint, "AWSStepFunctions.StartSyncExecution", req, 330,
+		                  &ans, &err);
+		json_decref(req);
+		if (rc) {
+			json_decref(ans);
+			return fail(NULL, rc, &err);
+		}
+		char *text = json_dumps(ans, JSON_INDENT(2));
+		printf("%s\n", text ? text : "{}");
+		sl_free(text);
+		bool ok = jstr(ans, "status") && strcmp(jstr(ans, "status"), "SUCCEEDED") == 0;
+		json_decref(ans);
+		return ok ? CLI_OK : 1;
+	}
 	if ((rc = cli_api_call(o->endpoint, "AWSStepFunctions.StartExecution", req, &ans, &err))) {
 		json_decref(ans);
 		return fail(NULL, rc, &err);
@@ -718,6 +788,7 @@ cmd_executions(int argc, char **argv)
 		{ "reverse", no_argument, 0, 'r' },
 		{ "json", no_argument, 0, 'j' },
 		{ "watch", no_argument, 0, 'w' },
+		{ "sync", no_argument, 0, 'S' },
 		{ "timeout", required_argument, 0, 't' },
 		{ "error", required_argument, 0, 'e' },
 		{ "cause", required_argument, 0, 'c' },
@@ -737,6 +808,7 @@ cmd_executions(int argc, char **argv)
 		case 'r': o.reverse = true; break;
 		case 'j': o.json = true; break;
 		case 'w': o.watch = true; break;
+		case 'S': o.sync = true; break;
 		case 'e': o.error = optarg; break;
 		case 'c': o.cause = optarg; break;
 		case 't': {

@@ -425,6 +425,36 @@ Test(express, aws_cli_start_sync_execution)
 	stop();
 }
 
+Test(express, cli_executions_start_sync)
+{
+	start();
+	create("c1", PASS_DEF, "EXPRESS");
+	create("c2", FAIL_DEF, "EXPRESS");
+	char cmd[1024];
+	char *out = NULL;
+	snprintf(cmd, sizeof cmd,
+	         "%s executions start --endpoint http://127.0.0.1:%d --state-machine c1 --sync "
+	         "--input '{\"q\":2}' 2>&1",
+	         getenv("SLUICE_BIN"), srv.http_port);
+	int rc = h_run(cmd, &out);
+	cr_assert_eq(rc, 0, "%s", out);
+	json_t *r = json_loads(out, 0, NULL);
+	cr_assert_not_null(r, "%s", out);
+	cr_assert_str_eq(s(r, "status"), "SUCCEEDED");
+	expect_json(s(r, "output"), "{\"q\":2,\"r\":\"done\"}");
+	json_decref(r);
+	free(out);
+	snprintf(cmd, sizeof cmd,
+	         "%s executions start --endpoint http://127.0.0.1:%d --state-machine c2 --sync "
+	         "2>&1",
+	         getenv("SLUICE_BIN"), srv.http_port);
+	rc = h_run(cmd, &out);
+	cr_assert_eq(rc, 1, "exit %d: %s", rc, out);
+	cr_assert(strstr(out, "\"FAILED\"") && strstr(out, "Broken"), "%s", out);
+	free(out);
+	stop();
+}
+
 Test(express, mock_config_test_cases_answer_tasks)
 {
 	char path[] = "/tmp/sluice-mock-XXXXXX";
