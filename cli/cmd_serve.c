@@ -50,6 +50,11 @@ serve_usage(FILE *out)
 	        "                        max-inflight, paused})\n"
 	        "  --rules-per-bus N     rules on one bus (default 300, AWS's quota; "
 	        "limits.rules-per-bus)\n"
+	        "  --event-retention D   keep bus events this long (default 24h; 90m, 7d, ...; 0 "
+	        "keeps\n"
+	        "                        all); archived events and those of pending deliveries "
+	        "stay\n"
+	        "                        (YAML: event-retention)\n"
 	        "  --item-reader-root DIR  Map ItemReader files: s3://BUCKET/KEY is "
 	        "DIR/BUCKET/KEY\n"
 	        "                        (YAML: item-reader-root; unset: ItemReader fails)\n"
@@ -92,6 +97,7 @@ cmd_serve(int argc, char **argv)
 		{ "workers-cert", required_argument, NULL, 'E' },
 		{ "workers-key", required_argument, NULL, 'Y' },
 		{ "item-reader-root", required_argument, NULL, 'G' },
+		{ "event-retention", required_argument, NULL, 'D' },
 		{ "mock-config", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -126,6 +132,7 @@ cmd_serve(int argc, char **argv)
 		case 'E': key = "workers-cert", flag = "--workers-cert"; break;
 		case 'Y': key = "workers-key", flag = "--workers-key"; break;
 		case 'G': key = "item-reader-root", flag = "--item-reader-root"; break;
+		case 'D': key = "event-retention", flag = "--event-retention"; break;
 		case 'M': key = "mock-config", flag = "--mock-config"; break;
 		default: serve_usage(stderr); return CLI_USAGE;
 		}

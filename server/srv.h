@@ -71,6 +71,9 @@ struct srv_config {
 	unsigned delivery_timeout_ms;     /* one HTTP delivery */
 	unsigned delivery_max_inflight;   /* HTTP deliveries at once */
 	bool delivery_paused;             /* records are kept but not processed */
+	/* bus logs keep events this long, then prune what nothing needs (srv_retention.h);
+	 * 0 = keep everything */
+	int64_t event_retention_s;
 	/* the worker socket (srv_workers.c, docs/WORKERS.md) */
 	char *workers_token; /* every worker message must carry it; NULL = no check */
 	char *workers_cert;  /* tls+tcp://: PEM certificate chain file */

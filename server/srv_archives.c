@@ -253,10 +253,11 @@ on_hit(void *ctx, uint32_t id, const char *archive)
 	return h->rc == SL_OK;
 }
 
-/* The envelope's "time" (what AWS replays by), else now. bus_envelope writes it before
- * "detail"; the quoted key cannot occur inside a JSON string, where quotes are escaped. */
-static int64_t
-event_time(const char *text, size_t len)
+/* The envelope's "time" (what AWS replays by) into *ms; false when it has none.
+ * bus_envelope writes it before "detail"; the quoted key cannot occur inside a JSON string,
+ * where quotes are escaped. */
+static bool
+event_time_of(const char *text, size_t len, int64_t *ms)
 {
 	static const char key[] = "\"time\":\"";
 	const char *end = text + len, *p = text;
@@ -264,20 +265,84 @@ event_time(const char *text, size_t len)
 		if ((size_t)(end - p) > sizeof key + 32 && memcmp(p, key, sizeof key - 1) == 0) {
 			char when[33];
 			const char *v = p + sizeof key - 1, *q = memchr(v, '"', 32);
-			int64_t ms;
 			if (!q)
 				break;
 			memcpy(when, v, (size_t)(q - v));
 			when[q - v] = '\0';
-			if (sl_clock_parse_rfc3339(when, &ms))
-				return ms;
-			break;
+			return sl_clock_parse_rfc3339(when, ms);
 		}
 		if ((size_t)(end - p) > 9 && memcmp(p, "\"detail\":", 9) == 0)
 			break;
 		p++;
 	}
-	return sl_clock_now_ms();
+	return false;
+}
+
+/* The envelope's "time", else now. */
+static int64_t
+event_time(const char *text, size_t len)
+{
+	int64_t ms;
+	return event_time_of(text, len, &ms) ? ms : sl_clock_now_ms();
+}
+
+/* Whether archive's index has an entry for seq: a point lookup at the event's time, or (an
+ * envelope without a readable time was indexed at its arrival) a walk of the index. */
+static sl_err
+archive_has(store_txn_t *txn, const char *archive, uint64_t seq, bool timed, int64_t at, bool *held)
+{
+	struct store_key k;
+	arc_key(&k, TAG_ENTRY, archive);
+	if (timed) {
+		store_key_i64(&k, at);
+		store_key_u64(&k, seq);
+		struct store_val v;
+		sl_err rc = store_get(txn, STORE_DB_ARCHIVES, k.buf, k.len, &v);
+		*held = rc == SL_OK;
+		return rc == SL_ERR_NOT_FOUND ? SL_OK : rc;
+	}
+	store_cursor_t *c;
+	sl_err rc = store_cursor_open(txn, STORE_DB_ARCHIVES, &c);
+	struct store_val kv, vv;
+	if (rc == SL_OK && (rc = store_cursor_seek_prefix(c, k.buf, k.len)) == SL_OK)
+		while (!*held && (rc = store_cursor_next(c, &kv, &vv)) == SL_OK)
+			*held = kv.len == k.len + 16
+			        && store_decode_u64((const unsigned char *)kv.data + k.len + 8)
+			                == seq;
+	store_cursor_close(c);
+	return rc == SL_ERR_NOT_FOUND ? SL_OK : rc;
+}
+
+sl_err
+srv_archives_holds(store_txn_t *txn, const char *bus, uint64_t seq, const char *text, size_t len,
+                   bool *held)
+{
+	*held = false;
+	int64_t at = 0;
+	bool timed = event_time_of(text, len, &at);
+	struct store_key pk;
+	arc_key(&pk, TAG_ARCHIVE, NULL);
+	store_cursor_t *c;
+	sl_err rc = store_cursor_open(txn, STORE_DB_ARCHIVES, &c);
+	if (rc)
+		return rc;
+	struct store_val kv, vv;
+	if ((rc = store_cursor_seek_prefix(c, pk.buf, pk.len)) == SL_OK)
+		while (!*held && (rc = store_cursor_next(c, &kv, &vv)) == SL_OK) {
+			json_t *rec = json_loadb(vv.data, vv.len, 0, NULL);
+			const char *name = json_string_value(json_object_get(rec, "name"));
+			const char *abus = json_string_value(json_object_get(rec, "bus"));
+			if (!rec)
+				rc = SL_ERR_NOMEM; /* records are written by us: only memory fails
+				                    */
+			else if (name && abus && strcmp(abus, bus) == 0)
+				rc = archive_has(txn, name, seq, timed, at, held);
+			json_decref(rec);
+			if (rc)
+				break;
+		}
+	store_cursor_close(c);
+	return rc == SL_ERR_NOT_FOUND ? SL_OK : rc;
 }
 
 sl_err

@@ -42,6 +42,12 @@ sl_err srv_api_archives_register(srv_t *s, struct bus_state *st);
 sl_err srv_archives_on_event(struct bus_state *st, store_batch_t *b, const char *bus, uint64_t seq,
                              const char *text, size_t len, struct sl_error *err);
 
+/* Whether a live archive holds the bus's event (bus, seq) with envelope text: its index has
+ * an entry for it (entries past the archive's retention are pruned from the index first).
+ * The event log's retention (srv_retention.c) keeps such events. */
+sl_err srv_archives_holds(store_txn_t *txn, const char *bus, uint64_t seq, const char *text,
+                          size_t len, bool *held);
+
 /* Defined in srv_bus_publish.c: bus_publish without archiving, delivering only to the
  * matched rules keep() accepts (keep NULL: all). Replays publish through it. */
 typedef bool (*bus_rule_keep_fn)(void *ctx, const char *rule);

@@ -13,6 +13,7 @@
 #include "server/srv_archives.h"
 #include "server/srv_bus.h"
 #include "server/srv_deliver.h"
+#include "server/srv_retention.h"
 
 static struct bus_state *all_states;
 
@@ -680,7 +681,7 @@ srv_api_bus_register(srv_t *s)
 		if ((rc = srv_register_op(s, ops[i].op, ops[i].fn, st)))
 			return rc;
 	if ((rc = srv_api_rules_register(s, st)) || (rc = srv_deliver_start(s, st))
-	    || (rc = srv_api_archives_register(s, st)))
+	    || (rc = srv_api_archives_register(s, st)) || (rc = srv_retention_start(s)))
 		return rc;
 	return srv_api_putevents_register(s, st);
 }

@@ -14,6 +14,7 @@
 #include "server/srv_archives.h"
 #include "server/srv_bus.h"
 #include "server/srv_deliver.h"
+#include "server/srv_retention.h"
 
 /* Next event sequence number of bus: one past the last stored (the batch sees its own). */
 static sl_err
@@ -211,7 +212,8 @@ on_match(void *ctx, uint32_t rule_id, const char *rule_name)
 	return r->rc == SL_OK;
 }
 
-/* Appends text to bus's log; *seq receives its sequence number. */
+/* Appends text to bus's log; *seq receives its sequence number. The arrival mark goes in
+ * the same batch (the retention prunes by it). */
 static sl_err
 append(store_txn_t *txn, const char *bus, const char *text, size_t len, uint64_t *seq)
 {
@@ -223,7 +225,7 @@ append(store_txn_t *txn, const char *bus, const char *text, size_t len, uint64_t
 		store_key_u64(&k, *seq);
 		rc = store_put(txn, STORE_DB_EVENTS, k.buf, k.len, text, len);
 	}
-	return rc;
+	return rc ? rc : srv_retention_mark(txn, bus, *seq);
 }
 
 sl_err

@@ -42,6 +42,7 @@ srv_config_init(struct srv_config *c)
 	c->delivery_backoff_cap_ms = 300 * 1000;
 	c->delivery_timeout_ms = 5000;
 	c->delivery_max_inflight = 64;
+	c->event_retention_s = 24 * 3600;
 	if (!c->data_dir || !c->http || !c->workers || !c->region || !c->account) {
 		srv_config_clear(c);
 		return SL_ERR_NOMEM;
@@ -112,6 +113,34 @@ srv_parse_hostport(const char *s, char *host, size_t host_cap, uint16_t *port, s
 	memcpy(host, hs, hl);
 	host[hl] = '\0';
 	*port = (uint16_t)v;
+	return SL_OK;
+}
+
+/* A duration: 0 (off), or a number with s, m, h or d, from 60 s to 3650 days. */
+static sl_err
+parse_duration(const char *v, const char *where, int64_t *out, struct sl_error *err)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = isdigit((unsigned char)v[0]) ? strtoull(v, &end, 10) : 0;
+	if (isdigit((unsigned char)v[0]) && !errno && n == 0 && *end == '\0') {
+		*out = 0;
+		return SL_OK;
+	}
+	long long mul = 0;
+	if (isdigit((unsigned char)v[0]) && !errno && end[0] && !end[1])
+		mul = end[0] == 's'     ? 1
+		        : end[0] == 'm' ? 60
+		        : end[0] == 'h' ? 3600
+		        : end[0] == 'd' ? 86400
+		                        : 0;
+	if (!mul || n > 3650ULL * 86400 || n * (unsigned long long)mul < 60
+	    || n * (unsigned long long)mul > 3650ULL * 86400)
+		return sl_error_set(err, SL_ERR_INVALID_ARG,
+		                    "%s: expected 0 or a duration such as 90m, 24h or 7d (60 s to "
+		                    "3650 d), got '%.64s'",
+		                    where, v);
+	*out = (int64_t)(n * (unsigned long long)mul);
 	return SL_OK;
 }
 
@@ -307,6 +336,8 @@ srv_config_set(struct srv_config *c, const char *key, const char *v, const char 
 		return parse_uint(v, where, 1, 1000000, &c->rules_per_bus, err);
 	if (strcmp(key, "virtual-time") == 0)
 		return parse_virtual_time(c, v, where, err);
+	if (strcmp(key, "event-retention") == 0)
+		return parse_duration(v, where, &c->event_retention_s, err);
 	if (strcmp(key, "delivery.backoff-ms") == 0)
 		return parse_uint(v, where, 1, 3600 * 1000, &c->delivery_backoff_ms, err);
 	if (strcmp(key, "delivery.backoff-cap-ms") == 0)
@@ -328,9 +359,9 @@ srv_config_set(struct srv_config *c, const char *key, const char *v, const char 
 /* --- YAML ------------------------------------------------------------------------------ */
 
 static const char *const top_keys[]
-        = { "data",         "http",        "workers",          "region",     "account",
-	    "log-level",    "log-format",  "limits",           "delivery",   "workers-token",
-	    "workers-cert", "workers-key", "item-reader-root", "mock-config" };
+        = { "data",         "http",        "workers",         "region",           "account",
+	    "log-level",    "log-format",  "limits",          "delivery",         "workers-token",
+	    "workers-cert", "workers-key", "event-retention", "item-reader-root", "mock-config" };
 static const char *const limit_keys[] = { "max-body",     "max-header",    "max-connections",
 	                                  "idle-timeout", "drain-timeout", "rules-per-bus" };
 static const char *const delivery_keys[]

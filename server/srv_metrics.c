@@ -11,6 +11,7 @@
 #include "common/sl_log.h"
 #include "server/srv_deliver.h"
 #include "server/srv_dispatch.h"
+#include "server/srv_retention.h"
 #include "server/srv_internal.h"
 
 void
@@ -139,7 +140,8 @@ srv_metrics_render(srv_t *s, struct evbuffer *out)
 	ADD("sluice_store_commit_seconds_sum %" PRIu64 ".%09" PRIu64 "\n",
 	    st.commit_ns_total / 1000000000, st.commit_ns_total % 1000000000);
 	ADD("sluice_store_commit_seconds_count %" PRIu64 "\n", cum);
-	if ((rc = srv_deliver_metrics(s, out)) != SL_OK)
+	if ((rc = srv_deliver_metrics(s, out)) != SL_OK
+	    || (rc = srv_retention_metrics(s, out)) != SL_OK)
 		return rc;
 	return srv_dispatch_metrics(s, out);
 }
