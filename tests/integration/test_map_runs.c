@@ -283,6 +283,12 @@ Test(map_runs, describe_list_and_children_shapes)
 	         bin, mr, srv.http_port);
 	cr_expect_eq(h_run(cmd, &out), 2, "%s", out);
 	free(out);
+	// watch: the distributed Map's progress comes from the map run's counters
+	snprintf(cmd, sizeof cmd, "%s executions watch %s --endpoint http://127.0.0.1:%d", bin, arn,
+	         srv.http_port);
+	cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
+	cr_expect(strstr(out, "M 3/3 succeeded, 0 failed, 0 running"), "%s", out);
+	free(out);
 	if (h_run("command -v aws >/dev/null", NULL) == 0) {
 		snprintf(cmd, sizeof cmd,
 		         AWS_ENV
