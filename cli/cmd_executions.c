@@ -37,6 +37,7 @@ struct ex_opts {
 	bool reverse;
 	bool json;
 	bool watch;
+	bool sync;
 	long timeout_s;
 };
 
@@ -49,14 +50,16 @@ usage(FILE *f)
 	        "       sluice executions history ARN|NAME [--reverse] [--json]\n"
 	        "       sluice executions watch ARN|NAME [--timeout SECONDS]\n"
 	        "       sluice executions start --state-machine NAME|ARN [--input JSON|@FILE]\n"
-	        "                               [--name NAME] [--watch]\n"
+	        "                               [--name NAME] [--watch | --sync]\n"
 	        "       sluice executions stop ARN|NAME [--error E] [--cause C]\n"
 	        "       sluice executions redrive ARN|NAME\n"
 	        "\n"
 	        "An execution NAME is looked up among the executions of --state-machine, or of\n"
 	        "every machine. watch prints each top-level state as it is entered (>) and left\n"
 	        "(<), with the time since the start, and the progress of Map states, then the\n"
-	        "output. Every command takes --endpoint URL (default $SLUICE_ENDPOINT "
+	        "output. start --sync runs an EXPRESS machine with StartSyncExecution and prints\n"
+	        "its answer (status, output or error) when it ends. Every command takes --endpoint "
+	        "URL (default $SLUICE_ENDPOINT "
 	        "or\n" CLI_DEFAULT_ENDPOINT ").\n"
 	        "Exit codes: 0 ok (watch: SUCCEEDED), 1 watch: the execution failed, timed out\n"
 	        "or was aborted, 2 bad usage or refused by the server, 3 server unreachable.\n");
@@ -720,6 +723,10 @@ do_start(const struct ex_opts *o)
 		fprintf(stderr, "sluice executions start: --state-machine is required\n");
 		return CLI_USAGE;
 	}
+	if (o->sync && o->watch) {
+		fprintf(stderr, "sluice executions start: --sync and --watch exclude each other\n");
+		return CLI_USAGE;
+	}
 	struct sl_error err = { 0 };
 	char marn[600];
 	sl_err rc = cli_api_machine_arn(o->endpoint, o->machine, marn, sizeof marn, &err);
@@ -739,6 +746,22 @@ do_start(const struct ex_opts *o)
 	if (o->name)
 		json_object_set_new(req, "name", json_string(o->name));
 	json_t *ans = NULL;
+	if (o->sync) {
+		// the answer comes when the execution ends: AWS's 5 minutes at most, and a margin
+		rc = cli_aws_call(o->endpoint, "AWSStepFunctions.StartSyncExecution", req, 330,
+		                  &ans, &err);
+		json_decref(req);
+		if (rc) {
+			json_decref(ans);
+			return fail(NULL, rc, &err);
+		}
+		char *text = json_dumps(ans, JSON_INDENT(2));
+		printf("%s\n", text ? text : "{}");
+		sl_free(text);
+		bool ok = jstr(ans, "status") && strcmp(jstr(ans, "status"), "SUCCEEDED") == 0;
+		json_decref(ans);
+		return ok ? CLI_OK : 1;
+	}
 	if ((rc = cli_api_call(o->endpoint, "AWSStepFunctions.StartExecution", req, &ans, &err))) {
 		json_decref(ans);
 		return fail(NULL, rc, &err);
@@ -765,6 +788,7 @@ cmd_executions(int argc, char **argv)
 		{ "reverse", no_argument, 0, 'r' },
 		{ "json", no_argument, 0, 'j' },
 		{ "watch", no_argument, 0, 'w' },
+		{ "sync", no_argument, 0, 'S' },
 		{ "timeout", required_argument, 0, 't' },
 		{ "error", required_argument, 0, 'e' },
 		{ "cause", required_argument, 0, 'c' },
@@ -784,6 +808,7 @@ cmd_executions(int argc, char **argv)
 		case 'r': o.reverse = true; break;
 		case 'j': o.json = true; break;
 		case 'w': o.watch = true; break;
+		case 'S': o.sync = true; break;
 		case 'e': o.error = optarg; break;
 		case 'c': o.cause = optarg; break;
 		case 't': {
