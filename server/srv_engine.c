@@ -102,6 +102,8 @@ struct srv_engine {
 	struct xrun *xr[XBUCKETS];
 	size_t n_xr;
 	uint64_t ended_since_wipe;
+	char (*purge)[STEP_ARN_MAX]; /* ended: their records leave the scratch store */
+	size_t n_purge, cap_purge;
 	struct srv_engine_express_stats xstats;
 	srv_engine_t *next;
 };
@@ -692,6 +694,41 @@ express_ended(srv_engine_t *x, struct xrun *r, enum step_status st, json_t *outp
 	}
 	x->xstats.ended++;
 	x->ended_since_wipe++;
+	// the engine may still write the record in this step: removed at the next flush
+	if (x->n_purge == x->cap_purge) {
+		size_t nc = x->cap_purge ? x->cap_purge * 2 : 64;
+		char(*n)[STEP_ARN_MAX] = sl_reallocarray(x->purge, nc, sizeof *n);
+		if (!n)
+			return; // the idle wipe removes it later
+		x->purge = n;
+		x->cap_purge = nc;
+	}
+	snprintf(x->purge[x->n_purge++], STEP_ARN_MAX, "%s", r->arn);
+}
+
+/* Removes the records of ended executions from the scratch store (stepper.h's layout:
+ * executions, frames and history are keyed by the ARN first), so the store stays small and
+ * an EXPRESS name may be used again, as AWS allows. The listing index stays until the next
+ * idle wipe. */
+static void
+purge_ended(srv_engine_t *x)
+{
+	if (!x->n_purge)
+		return;
+	store_batch_t *b = NULL;
+	if (ebatch(x, &b) != SL_OK)
+		return;
+	static const enum store_db dbs[]
+	        = { STORE_DB_EXECUTIONS, STORE_DB_FRAMES, STORE_DB_HISTORY };
+	for (size_t i = 0; i < x->n_purge; i++) {
+		struct store_key k;
+		store_key_init(&k);
+		store_key_str(&k, x->purge[i]);
+		for (size_t d = 0; d < sizeof dbs / sizeof *dbs; d++)
+			if (store_del_prefix(store_batch_txn(b), dbs[d], k.buf, k.len) != SL_OK)
+				sl_warn("engine", "cannot remove the records of %s", x->purge[i]);
+	}
+	x->n_purge = 0;
 }
 
 static void
@@ -795,6 +832,7 @@ wipe(srv_engine_t *x)
 	}
 	if (store_batch_commit(x->scratch) == SL_OK) {
 		x->ended_since_wipe = 0;
+		x->n_purge = 0;
 		x->xstats.wipes++;
 	}
 }
@@ -805,6 +843,7 @@ on_xflush(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	srv_engine_t *x = arg;
+	purge_ended(x);
 	sl_err rc = store_batch_commit(x->scratch);
 	if (rc != SL_OK)
 		sl_errorf("engine", "express store commit failed: %s", sl_err_message(rc));
@@ -827,6 +866,7 @@ srv_engine_express_start(srv_engine_t *e, srv_req_t *req, const struct step_star
 		}
 		s2.name = uuid;
 	}
+	purge_ended(x); // a name used before may be used again
 	store_batch_t *xb = NULL, *b = NULL;
 	sl_err rc = ebatch(x, &xb);
 	if (rc == SL_OK && (rc = store_savepoint_begin(xb)) != SL_OK)
@@ -1366,6 +1406,7 @@ express_free(srv_engine_t *x)
 			xfree(r);
 		}
 	engine_clear(x);
+	sl_free(x->purge);
 	if (x->scratch) {
 		store_batch_abort(x->scratch, SL_ERR_SHUTTING_DOWN);
 		store_free(x->scratch);

@@ -253,6 +253,11 @@ Test(express, sync_answers_succeeded_failed_and_timed_out_in_aws_shape)
 	cr_assert(json_is_integer(json_object_get(bill, "billedMemoryUsedInMB")));
 	cr_assert_null(json_object_get(r, "error"));
 	json_decref(r);
+	/* an ended EXPRESS execution's name may be used again */
+	r = sync_exec(SM("ok"), "s1", "{\"again\":1}");
+	cr_assert_str_eq(s(r, "status"), "SUCCEEDED", "%s", json_dumps(r, 0));
+	expect_json(s(r, "output"), "{\"again\":1,\"r\":\"done\"}");
+	json_decref(r);
 
 	r = sync_exec(SM("bad"), NULL, NULL);
 	cr_assert_str_eq(s(r, "status"), "FAILED");
