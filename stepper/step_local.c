@@ -20,6 +20,7 @@ struct local {
 	bool nomem;
 	struct step_local_result *res;
 	json_t *attempts; /* state name -> calls so far */
+	const char *arn;  /* the execution run; a distributed Map's children end on their own */
 };
 
 static void
@@ -49,6 +50,8 @@ static void
 on_finished(void *arg, const struct step_finished *f)
 {
 	struct local *l = arg;
+	if (l->arn && l->arn[0] && strcmp(f->execution_arn, l->arn) != 0)
+		return;
 	l->finished = true;
 	l->res->status = f->status;
 	l->res->output = f->output ? json_deep_copy(f->output) : NULL;
@@ -122,6 +125,7 @@ step_local_run(store_t *st, const struct sm_machine *machine, const char *name, 
 	struct step_effects fx = { .arg = &l, .task = on_task, .finished = on_finished };
 	store_batch_t *b = NULL;
 	char arn[STEP_ARN_MAX] = "";
+	l.arn = arn;
 	if (e == SL_OK && (e = store_batch_get(st, &b)) == SL_OK) {
 		struct step_start req = { .machine = name, .name = "run", .input = input };
 		e = step_start(eng, b, &req, arn, &fx, err);
