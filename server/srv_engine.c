@@ -759,8 +759,10 @@ on_sync_timeout(srv_req_t *req, void *arg)
 	}
 }
 
-/* Every second: async executions past 5 minutes time out; sync requests whose client
- * hung up are let go (the execution runs on: at-most-once, not cancelled). */
+/* Every second: executions past 5 minutes on the server's clock (virtual under
+ * --virtual-time) time out; sync requests whose client hung up are let go (the execution
+ * runs on: at-most-once, not cancelled). The sync request's own deadline is the backstop
+ * in real time. */
 static void
 on_sweep(evutil_socket_t fd, short what, void *arg)
 {
@@ -779,7 +781,7 @@ on_sweep(evutil_socket_t fd, short what, void *arg)
 				r->sync = NULL;
 				srv_reply_error(q, SL_ERR_TIMEOUT, "the client went away");
 			}
-			if (r->is_sync || r->timed_out || now - r->start_ms < EXPRESS_MAX_MS)
+			if (r->timed_out || now - r->start_ms < EXPRESS_MAX_MS)
 				continue;
 			if (n_late == cap) {
 				size_t nc = cap ? cap * 2 : 16;
@@ -925,6 +927,32 @@ srv_engine_express_stats(srv_engine_t *e, struct srv_engine_express_stats *out)
 	srv_engine_t *x = e->root->x;
 	*out = x->xstats;
 	out->running = x->n_xr;
+}
+
+sl_err
+srv_engine_metrics(srv_t *s, struct evbuffer *out)
+{
+	srv_engine_t *e = srv_engine_of(s);
+	if (!e || !e->x)
+		return SL_OK;
+	struct srv_engine_express_stats st;
+	srv_engine_express_stats(e, &st);
+	int n = evbuffer_add_printf(
+	        out,
+	        "# HELP sluice_express_executions_running EXPRESS executions in flight.\n"
+	        "# TYPE sluice_express_executions_running gauge\n"
+	        "sluice_express_executions_running %zu\n"
+	        "# HELP sluice_express_executions_total EXPRESS executions by event.\n"
+	        "# TYPE sluice_express_executions_total counter\n"
+	        "sluice_express_executions_total{event=\"started\"} %llu\n"
+	        "sluice_express_executions_total{event=\"ended\"} %llu\n"
+	        "sluice_express_executions_total{event=\"rerun\"} %llu\n"
+	        "# HELP sluice_express_store_wipes_total Times the scratch store was emptied.\n"
+	        "# TYPE sluice_express_store_wipes_total counter\n"
+	        "sluice_express_store_wipes_total %llu\n",
+	        st.running, (unsigned long long)st.started, (unsigned long long)st.ended,
+	        (unsigned long long)st.rerun, (unsigned long long)st.wipes);
+	return n < 0 ? SL_ERR_NOMEM : SL_OK;
 }
 
 /* ---- effects -------------------------------------------------------------------------- */

@@ -81,8 +81,8 @@ sl_err srv_engine_task_heartbeat(srv_t *s, store_batch_t *b, const char *token,
  * SL_ERR_EXEC_EXISTS, SL_ERR_INVALID_NAME, SL_ERR_INVALID_EXECUTION_INPUT. */
 struct step_mock;
 sl_err srv_engine_express_start(srv_engine_t *e, srv_req_t *req, const struct step_start *st,
-                                bool sync, struct step_mock *mock, char *arn_out,
-                                int64_t *start_ms, struct sl_error *err);
+                                bool sync, struct step_mock *mock, char *arn_out, int64_t *start_ms,
+                                struct sl_error *err);
 
 /* ---- --mock-config -------------------------------------------------------------------- */
 
@@ -102,5 +102,8 @@ struct srv_engine_express_stats {
 	uint64_t wipes;          /* times the scratch store was emptied while idle */
 };
 void srv_engine_express_stats(srv_engine_t *e, struct srv_engine_express_stats *out);
+/* Appends the EXPRESS gauges and counters to /metrics (nothing without an engine). */
+struct evbuffer;
+sl_err srv_engine_metrics(srv_t *s, struct evbuffer *out);
 
 #endif

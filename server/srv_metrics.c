@@ -11,6 +11,7 @@
 #include "common/sl_log.h"
 #include "server/srv_deliver.h"
 #include "server/srv_dispatch.h"
+#include "server/srv_engine.h"
 #include "server/srv_retention.h"
 #include "server/srv_internal.h"
 
@@ -141,7 +142,8 @@ srv_metrics_render(srv_t *s, struct evbuffer *out)
 	    st.commit_ns_total / 1000000000, st.commit_ns_total % 1000000000);
 	ADD("sluice_store_commit_seconds_count %" PRIu64 "\n", cum);
 	if ((rc = srv_deliver_metrics(s, out)) != SL_OK
-	    || (rc = srv_retention_metrics(s, out)) != SL_OK)
+	    || (rc = srv_retention_metrics(s, out)) != SL_OK
+	    || (rc = srv_engine_metrics(s, out)) != SL_OK)
 		return rc;
 	return srv_dispatch_metrics(s, out);
 }

@@ -11,6 +11,7 @@
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +188,19 @@ metric(const char *name)
 	return v;
 }
 
+/* Waits (bounded) until no EXPRESS execution runs; their ends are then committed. */
+static void
+wait_express_idle(void)
+{
+	long n = -1;
+	for (int waited = 0; waited < DONE_WAIT_MS; waited += 20) {
+		if ((n = metric("sluice_express_executions_running")) == 0)
+			return;
+		nap_ms(20);
+	}
+	cr_assert_fail("%ld EXPRESS execution(s) still running after %d ms", n, DONE_WAIT_MS);
+}
+
 Test(express, async_start_is_recorded_and_aws_refusals_are_kept)
 {
 	start();
@@ -215,6 +229,8 @@ Test(express, async_start_is_recorded_and_aws_refusals_are_kept)
 	json_t *sy = sync_exec(SM("x"), "two", NULL);
 	cr_assert_str_eq(s(sy, "status"), "SUCCEEDED");
 	json_decref(sy);
+	wait_express_idle();
+	cr_assert_eq(metric("sluice_express_executions_total{event=\"ended\"}"), 2);
 	char data[300];
 	snprintf(data, sizeof data, "%s", srv.data);
 	cr_assert_eq(h_stop(&srv), 0);
@@ -293,6 +309,7 @@ Test(express, a_wait_and_a_worker_task_run_inside_express)
 	r = sync_exec(SM("work"), "w2", "{\"n\":8}");
 	cr_assert_str_eq(s(r, "status"), "SUCCEEDED", "%s", json_dumps(r, 0));
 	json_decref(r);
+	wait_express_idle();
 	stop_worker(w);
 	char data[300];
 	snprintf(data, sizeof data, "%s", srv.data);
@@ -300,12 +317,14 @@ Test(express, a_wait_and_a_worker_task_run_inside_express)
 	for (int i = 0; i < 5; i++) {
 		char arn[256];
 		snprintf(arn, sizeof arn, EXEC("work", "a%d"), i);
-		bool pending = false;
+		bool pending = true;
 		json_t *rec = durable_record(data, arn, &pending);
 		cr_assert_not_null(rec, "%s", arn);
-		/* may still have been waiting when the server stopped: then it runs again */
-		if (!pending)
-			cr_assert_str_eq(s(rec, "status"), "SUCCEEDED", "%s", json_dumps(rec, 0));
+		cr_assert(!pending, "%s", arn);
+		cr_assert_str_eq(s(rec, "status"), "SUCCEEDED", "%s", json_dumps(rec, 0));
+		char *o = json_dumps(json_object_get(rec, "output"), JSON_COMPACT);
+		expect_json(o, "{\"n\":1,\"w\":{\"n\":1}}");
+		free(o);
 		json_decref(rec);
 	}
 	h_cleanup(&srv);
@@ -372,9 +391,8 @@ Test(express, sigkill_reruns_async_executions_and_not_sync_ones)
 		cr_assert_eq(count_lines(seen, id), 1, "%s ran %d time(s) after the restart", id,
 		             count_lines(seen, id));
 	}
-	/* let the results land, then read the records */
-	for (int waited = 0; waited < 2000; waited += 50)
-		nap_ms(50);
+	wait_express_idle();
+	cr_assert_eq(metric("sluice_express_executions_total{event=\"rerun\"}"), N);
 	stop_worker(w);
 	cr_assert_eq(h_stop(&srv), 0);
 	cr_assert_eq(count_lines(seen, "\"sync-0"), 0, "the sync execution ran again");
@@ -506,6 +524,55 @@ Test(express, mock_config_test_cases_answer_tasks)
 	json_decref(d);
 	stop();
 	unlink(path);
+}
+
+/* AWS's 5 minutes, on the server's clock: --virtual-time and Sluice.AdvanceClock. */
+Test(express, five_minutes_is_the_limit_sync_and_async)
+{
+	const char *extra[] = { "--virtual-time", "2026-01-01T00:00:00Z", NULL };
+	cr_assert(h_start(&srv, extra), "server did not start");
+	create("long",
+	       "{\"StartAt\":\"W\",\"States\":{\"W\":{\"Type\":\"Wait\","
+	       "\"Seconds\":36000,\"End\":true}}}",
+	       "EXPRESS");
+	json_decref(ok("StartExecution", start_req(SM("long"), "a1", NULL)));
+	int fd = h_connect(srv.http_port);
+	cr_assert_geq(fd, 0);
+	const char *hdr[] = { "X-Amz-Target: AWSStepFunctions.StartSyncExecution",
+		              "Content-Type: application/x-amz-json-1.0", NULL };
+	const char *body = "{\"stateMachineArn\":\"" SM("long") "\",\"name\":\"s1\"}";
+	cr_assert(h_send(fd, "POST", "/", hdr, body, strlen(body)));
+	/* each step moves the clock past the limit of whatever started before it */
+	bool answered = false;
+	for (int step = 0; step < 10 && !answered; step++) {
+		json_decref(ok_target("Sluice.AdvanceClock", json_pack("{s:i}", "Seconds", 301)));
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		answered = poll(&pf, 1, 3000) == 1;
+	}
+	cr_assert(answered, "the sync execution never timed out");
+	struct h_response r;
+	cr_assert(h_recv(fd, &r));
+	close(fd);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	json_t *a = json_loads(r.body, 0, NULL);
+	cr_assert_not_null(a, "%s", r.body);
+	cr_assert_str_eq(s(a, "status"), "TIMED_OUT", "%s", r.body);
+	cr_assert_str_eq(s(a, "error"), "States.Timeout");
+	json_decref(a);
+	h_response_free(&r);
+	char data[300];
+	snprintf(data, sizeof data, "%s", srv.data);
+	/* the async one was older still: timed out by the same sweep */
+	wait_express_idle();
+	cr_assert_eq(h_stop(&srv), 0);
+	bool pending = true;
+	json_t *rec = durable_record(data, EXEC("long", "a1"), &pending);
+	cr_assert_not_null(rec);
+	cr_assert(!pending);
+	cr_assert_str_eq(s(rec, "status"), "TIMED_OUT", "%s", json_dumps(rec, 0));
+	cr_assert_str_eq(s(rec, "error"), "States.Timeout");
+	json_decref(rec);
+	h_cleanup(&srv);
 }
 
 Test(express, mock_case_without_mock_config_is_an_invalid_arn)
