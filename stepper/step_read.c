@@ -50,6 +50,9 @@ step_describe(step_engine_t *eng, store_txn_t *txn, const char *arn, json_t **ou
 		json_object_set(o, "error", json_object_get(x, "error"));
 	if (step_jstr(x, "cause"))
 		json_object_set(o, "cause", json_object_get(x, "cause"));
+	// a distributed Map's child names the map run that started it
+	if (step_jstr(json_object_get(x, "mapRun"), "m"))
+		json_object_set(o, "mapRunArn", json_object_get(json_object_get(x, "mapRun"), "m"));
 	step_ctx_done(&c);
 	*out = o;
 	return SL_OK;

@@ -227,6 +227,7 @@ Test(map_runs, describe_list_and_children_shapes)
 		json_t *kd = ok("DescribeExecution",
 		                json_pack("{s:s}", "executionArn", s(k, "executionArn")));
 		cr_expect_str_eq(s(kd, "status"), "SUCCEEDED");
+		cr_expect_str_eq(s(kd, "mapRunArn"), mr);
 		json_decref(kd);
 		json_t *h = history(s(k, "executionArn"));
 		cr_expect_eq(count_type(h, "ExecutionStarted"), 1);
