@@ -116,24 +116,6 @@ machine_record(store_txn_t *txn, int tag, const char *name, uint32_t n, json_t *
 	return *out ? SL_OK : SL_ERR_STORE;
 }
 
-/* True when the machine name is of type EXPRESS. */
-static bool
-is_express(store_txn_t *txn, const char *name)
-{
-	struct store_key k;
-	store_key_init(&k);
-	store_key_u32(&k, 'M');
-	store_key_str(&k, name);
-	struct store_val v;
-	if (store_get(txn, STORE_DB_MACHINES, k.buf, k.len, &v) != SL_OK)
-		return false;
-	json_t *m = json_loadb(v.data, v.len, 0, NULL);
-	const char *type = json_string_value(json_object_get(m, "type"));
-	bool x = type && strcmp(type, "EXPRESS") == 0;
-	json_decref(m);
-	return x;
-}
-
 /* ---- dates -------------------------------------------------------------------------------- */
 
 /* The stepper speaks RFC 3339; AWS's JSON protocol wants epoch seconds. */
@@ -230,7 +212,7 @@ start(srv_req_t *req, json_t *body, srv_engine_t *e, bool sync, struct sl_error 
 		}
 		goto out;
 	}
-	bool express = is_express(txn, machine);
+	bool express = srv_engine_machine_is_express(txn, machine);
 	if (sync && !express) {
 		rc = sl_error_set(err, SL_ERR_SM_TYPE_NOT_SUPPORTED,
 		                  "This operation is not supported by this type of state machine: "
@@ -499,7 +481,7 @@ op_list(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		        : rc;
 	}
 	sl_free(def);
-	if (is_express(txn, machine)) {
+	if (srv_engine_machine_is_express(txn, machine)) {
 		store_read_end(txn);
 		return sl_error_set(
 		        err, SL_ERR_SM_TYPE_NOT_SUPPORTED,

@@ -190,7 +190,7 @@ deliver_start_machine(srv_t *s, store_batch_t *b, const char *arn, const char *i
 	sl_error_clear(&err);
 	sl_err rc = store_savepoint_begin(b);
 	if (rc == SL_OK) {
-		rc = step_start(srv_engine_stepper(e), b, &st, NULL, srv_engine_effects(e), &err);
+		rc = srv_engine_start(e, b, &st, NULL, &err); // EXPRESS runs on its engine
 		if (rc == SL_OK) {
 			rc = store_savepoint_release(b);
 		} else {

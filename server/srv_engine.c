@@ -853,10 +853,11 @@ on_xflush(evutil_socket_t fd, short what, void *arg)
 		wipe(x);
 }
 
-sl_err
-srv_engine_express_start(srv_engine_t *e, srv_req_t *req, const struct step_start *st, bool sync,
-                         struct step_mock *mock, char *arn_out, int64_t *start_ms,
-                         struct sl_error *err)
+/* The start of an EXPRESS execution: its durable record goes in req's batch, or in b when
+ * req is NULL (a caller's batch, e.g. an EventBridge target's). */
+static sl_err
+xstart(srv_engine_t *e, srv_req_t *req, store_batch_t *b, const struct step_start *st, bool sync,
+       struct step_mock *mock, char *arn_out, int64_t *start_ms, struct sl_error *err)
 {
 	srv_engine_t *x = e->root->x;
 	char uuid[SL_UUID_STRLEN + 1];
@@ -869,7 +870,7 @@ srv_engine_express_start(srv_engine_t *e, srv_req_t *req, const struct step_star
 		s2.name = uuid;
 	}
 	purge_ended(x); // a name used before may be used again
-	store_batch_t *xb = NULL, *b = NULL;
+	store_batch_t *xb = NULL;
 	sl_err rc = ebatch(x, &xb);
 	if (rc == SL_OK && (rc = store_savepoint_begin(xb)) != SL_OK)
 		xb = NULL;
@@ -885,7 +886,7 @@ srv_engine_express_start(srv_engine_t *e, srv_req_t *req, const struct step_star
 	if (rc == SL_OK
 	    && !(r = xnew(x, arn, st->machine, st->revision, s2.name, st->input, now, sync)))
 		rc = SL_ERR_NOMEM;
-	if (rc == SL_OK && (rc = srv_req_batch(req, &b)) == SL_OK) {
+	if (rc == SL_OK && (!req || (rc = srv_req_batch(req, &b)) == SL_OK)) {
 		struct store_key k;
 		xkey(&k, XTAG_PEND, arn);
 		rc = (rec = xrecord(r)) ? xput(store_batch_txn(b), arn, rec) : SL_ERR_NOMEM;
@@ -915,10 +916,50 @@ srv_engine_express_start(srv_engine_t *e, srv_req_t *req, const struct step_star
 	}
 	xlink(x, r);
 	x->xstats.started++;
-	express_arn(arn, arn_out);
-	*start_ms = now;
+	if (arn_out)
+		express_arn(arn, arn_out);
+	if (start_ms)
+		*start_ms = now;
 	srv_engine_kick(x);
 	return SL_OK;
+}
+
+sl_err
+srv_engine_express_start(srv_engine_t *e, srv_req_t *req, const struct step_start *st, bool sync,
+                         struct step_mock *mock, char *arn_out, int64_t *start_ms,
+                         struct sl_error *err)
+{
+	return xstart(e, req, NULL, st, sync, mock, arn_out, start_ms, err);
+}
+
+bool
+srv_engine_machine_is_express(store_txn_t *txn, const char *name)
+{
+	struct store_key k;
+	store_key_init(&k);
+	store_key_u32(&k, 'M');
+	store_key_str(&k, name);
+	struct store_val v;
+	if (store_get(txn, STORE_DB_MACHINES, k.buf, k.len, &v) != SL_OK)
+		return false;
+	json_t *m = json_loadb(v.data, v.len, 0, NULL);
+	const char *type = json_string_value(json_object_get(m, "type"));
+	bool x = type && strcmp(type, "EXPRESS") == 0;
+	json_decref(m);
+	return x;
+}
+
+sl_err
+srv_engine_start(srv_engine_t *e, store_batch_t *b, const struct step_start *st, char *arn_out,
+                 struct sl_error *err)
+{
+	e = e->root;
+	if (srv_engine_machine_is_express(store_batch_txn(b), st->machine))
+		return xstart(e, NULL, b, st, false, NULL, arn_out, NULL, err);
+	sl_err rc = step_start(e->step, b, st, arn_out, &e->fx, err);
+	if (rc == SL_OK)
+		srv_engine_kick(e);
+	return rc;
 }
 
 void

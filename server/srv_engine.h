@@ -84,6 +84,15 @@ sl_err srv_engine_express_start(srv_engine_t *e, srv_req_t *req, const struct st
                                 bool sync, struct step_mock *mock, char *arn_out, int64_t *start_ms,
                                 struct sl_error *err);
 
+/* True when the stored machine name is of type EXPRESS. */
+bool srv_engine_machine_is_express(store_txn_t *txn, const char *name);
+/* Starts st in batch b on the engine its machine's type calls for (EXPRESS: the express
+ * engine, its start record in b; else the durable engine), for callers that are not an
+ * API request (EventBridge targets). arn_out (STEP_ARN_MAX, may be NULL) gets the ARN the
+ * API would show. Errors as step_start. */
+sl_err srv_engine_start(srv_engine_t *e, store_batch_t *b, const struct step_start *st,
+                        char *arn_out, struct sl_error *err);
+
 /* ---- --mock-config -------------------------------------------------------------------- */
 
 /* The mocked responses of machine's test case (a new object for srv_engine_mock_attach).

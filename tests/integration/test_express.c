@@ -526,6 +526,37 @@ Test(express, mock_config_test_cases_answer_tasks)
 	unlink(path);
 }
 
+/* An EventBridge rule whose target is an EXPRESS machine starts it on the express engine
+ * (its start and end in the durable store, no history, refused by ListExecutions). */
+Test(express, an_eventbridge_target_starts_an_express_execution)
+{
+	start();
+	create("onevent", PASS_DEF, "EXPRESS");
+	json_decref(ok_target("AWSEvents.PutRule",
+	                      json_pack("{s:s,s:s}", "Name", "to-express", "EventPattern",
+	                                "{\"source\":[\"test.express\"]}")));
+	json_t *r = ok_target("AWSEvents.PutTargets",
+	                      json_pack("{s:s,s:[{s:s,s:s,s:s}]}", "Rule", "to-express", "Targets",
+	                                "Id", "t1", "Arn", SM("onevent"), "InputPath", "$.detail"));
+	cr_assert_eq(json_integer_value(json_object_get(r, "FailedEntryCount")), 0);
+	json_decref(r);
+	r = ok_target("AWSEvents.PutEvents",
+	              json_pack("{s:[{s:s,s:s,s:s}]}", "Entries", "Source", "test.express",
+	                        "DetailType", "t", "Detail", "{\"e\":5}"));
+	cr_assert_eq(json_integer_value(json_object_get(r, "FailedEntryCount")), 0);
+	json_decref(r);
+	long ended = 0;
+	for (int waited = 0; waited < DONE_WAIT_MS && ended < 1; waited += 20) {
+		ended = metric("sluice_express_executions_total{event=\"ended\"}");
+		if (ended < 1)
+			nap_ms(20);
+	}
+	cr_assert_eq(ended, 1, "the target did not run an EXPRESS execution");
+	fails("ListExecutions", json_pack("{s:s}", "stateMachineArn", SM("onevent")),
+	      "StateMachineTypeNotSupported", "not supported");
+	stop();
+}
+
 /* AWS's 5 minutes, on the server's clock: --virtual-time and Sluice.AdvanceClock. */
 Test(express, five_minutes_is_the_limit_sync_and_async)
 {
