@@ -580,6 +580,9 @@ kill_frame(struct step_ctx *c, struct step_frame *parent, uint32_t id)
 		return e;
 	if (k->ph == PH_KIDS)
 		e = step_kill_children(c, k);
+	// a distributed Map inside a branch or iteration that is aborted: its run is aborted too
+	if (e == SL_OK && k->ph == PH_KIDS && is_distributed(k))
+		e = step_event(c, k, "MapRunAborted", NULL, NULL);
 	if (e == SL_OK && k->ph == PH_TASK)
 		e = step_event(c, k, "TaskStateAborted", NULL, NULL);
 	if (e == SL_OK)

@@ -457,3 +457,38 @@ Test(step_maprun, update_map_run_raises_concurrency)
 	json_decref(d);
 	rig_free(&r);
 }
+
+Test(step_maprun, failing_sibling_branch_aborts_the_run)
+{
+	struct rig r;
+	rig_init(&r,
+	         "{\"StartAt\":\"P\",\"States\":{\"P\":{\"Type\":\"Parallel\",\"Branches\":["
+	         "{\"StartAt\":\"M\",\"States\":{\"M\":{\"Type\":\"Map\",\"ItemProcessor\":{" DIST
+	                 WORK "},\"End\":true}}},"
+	         "{\"StartAt\":\"X\",\"States\":{\"X\":{\"Type\":\"Task\",\"Resource\":"
+	         "\"arn:aws:states:us-east-1:000000000000:activity:x\",\"End\":true}}}],"
+	         "\"End\":true}}}");
+	char arn[STEP_ARN_MAX], mr[STEP_ARN_MAX];
+	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", "[1,2]"));
+	cr_assert_eq(r.n_tasks, 3);
+	map_run_arn(&r, arn, mr);
+	int x = strcmp(r.states[0], "X") == 0 ? 0 : strcmp(r.states[1], "X") == 0 ? 1 : 2;
+	answer(&r, x, false, NULL);
+	cr_assert_eq(r.status, STEP_FAILED);
+	cr_expect_str_eq(r.error, "Boom");
+	json_t *d = describe_run(&r, mr);
+	cr_expect_str_eq(json_string_value(json_object_get(d, "status")), "ABORTED");
+	cr_expect_eq(count_of(d, "executionCounts", "aborted"), 2);
+	json_decref(d);
+	json_t *h = rig_history(&r, arn);
+	cr_expect_eq(count_type(h, "MapRunAborted"), 1);
+	json_decref(h);
+	json_t *kids = children(&r, mr);
+	size_t i, aborted = 0;
+	json_t *it;
+	json_array_foreach(kids, i, it) aborted
+	        += strcmp(json_string_value(json_object_get(it, "status")), "ABORTED") == 0;
+	cr_expect_eq(aborted, 2);
+	json_decref(kids);
+	rig_free(&r);
+}
