@@ -260,6 +260,10 @@ struct sm_state {
 	size_t n_retry;
 	struct sm_catcher *catch_;
 	size_t n_catch;
+	/* The state may read the context object ($$): some field of it mentions "$$", or it
+	 * is a Task, Parallel or Map (which hand the context on). The stepper builds $$ only
+	 * for such states. */
+	bool uses_context;
 	union {
 		struct sm_task task;
 		struct {

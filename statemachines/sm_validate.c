@@ -212,6 +212,30 @@ quiet_transitions(struct vctx *v, json_t *s, const struct vnames *names, struct 
 		        = quiet_target(names, json_object_get(json_array_get(choices, i), "Next"));
 }
 
+/* True when any string (key or value) under v contains "$$": every context path does. */
+static bool
+mentions_context(json_t *v)
+{
+	if (json_is_string(v))
+		return strstr(json_string_value(v), "$$") != NULL;
+	if (json_is_array(v)) {
+		for (size_t i = 0; i < json_array_size(v); i++)
+			if (mentions_context(json_array_get(v, i)))
+				return true;
+		return false;
+	}
+	if (json_is_object(v)) {
+		const char *k;
+		json_t *x;
+		json_object_foreach(v, k, x)
+		{
+			if (strstr(k, "$$") || mentions_context(x))
+				return true;
+		}
+	}
+	return false;
+}
+
 /* Compiles the fields of one state. */
 static void
 state(struct vctx *v, json_t *s, const char *p, const struct vnames *names, struct sm_state *st)
@@ -259,6 +283,8 @@ state(struct vctx *v, json_t *s, const char *p, const struct vnames *names, stru
 	v_strdup_field(v, s, p, "Comment", &st->comment);
 
 	enum sm_state_type t = st->type;
+	st->uses_context = t == SM_STATE_TASK || t == SM_STATE_PARALLEL || t == SM_STATE_MAP
+	        || mentions_context(s);
 	if (t != SM_STATE_FAIL) {
 		v_io_path(v, s, p, "InputPath", SM_PATH_JSONPATH, &st->input_path);
 		v_io_path(v, s, p, "OutputPath", SM_PATH_JSONPATH, &st->output_path);

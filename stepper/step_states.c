@@ -294,8 +294,8 @@ step_state_finish(struct step_ctx *c, struct step_frame *f, json_t *result)
 	const struct sm_state *s = &f->m->states[f->st];
 	struct step_fault ft;
 	json_t *sel = NULL, *merged = NULL, *out = NULL;
-	json_t *ctx = step_context(c, f);
-	if (!ctx)
+	json_t *ctx = NULL;
+	if (s->uses_context && !(ctx = step_context(c, f)))
 		return SL_ERR_NOMEM;
 	sl_err e;
 	if (s->result_selector)
@@ -757,8 +757,9 @@ run_state(struct step_ctx *c, struct step_frame *f)
 		f->entered_event = f->prev;
 		f->ph = PH_RERUN;
 	}
-	json_t *ctx = step_context(c, f);
-	if (!ctx)
+	// $$ is built only for states that can read it (a flag set when compiled)
+	json_t *ctx = NULL;
+	if (s->uses_context && !(ctx = step_context(c, f)))
 		return SL_ERR_NOMEM;
 	struct step_fault ft;
 	json_t *eff = NULL, *tmp = NULL, *out = NULL;
