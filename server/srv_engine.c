@@ -46,9 +46,11 @@ struct compiled {
 
 /* An EXPRESS execution in flight. */
 struct xrun {
-	char arn[STEP_ARN_MAX]; /* the engine's ("...:execution:M:N") */
+	char arn[STEP_ARN_MAX];  /* the engine's: "...:execution:M:INAME" */
+	char xarn[STEP_ARN_MAX]; /* AWS's: "...:express:M:NAME:ID", the durable records' key */
 	char machine[81];
-	char name[81];
+	char name[81];  /* as the client gave it (or a UUID) */
+	char iname[81]; /* the engine's: name, or ID while another of that name runs */
 	uint32_t revision;
 	int64_t start_ms;
 	json_t *input;
@@ -510,24 +512,13 @@ xkey(struct store_key *k, uint32_t tag, const char *arn)
 	store_key_str(k, arn);
 }
 
-/* "...:execution:M:N" -> "...:express:M:N", the ARN AWS gives express executions. */
-static void
-express_arn(const char *arn, char out[STEP_ARN_MAX])
-{
-	const char *p = strstr(arn, ":execution:");
-	if (!p) {
-		snprintf(out, STEP_ARN_MAX, "%s", arn);
-		return;
-	}
-	snprintf(out, STEP_ARN_MAX, "%.*s:express:%s", (int)(p - arn), arn, p + 11);
-}
-
 static json_t *
 xrecord(const struct xrun *r)
 {
-	return json_pack("{s:s,s:I,s:s,s:b,s:I,s:O,s:s}", "machine", r->machine, "revision",
-	                 (json_int_t)r->revision, "name", r->name, "sync", r->is_sync, "start",
-	                 (json_int_t)r->start_ms, "input", r->input, "status", "RUNNING");
+	return json_pack("{s:s,s:s,s:I,s:s,s:s,s:b,s:I,s:O,s:s}", "arn", r->xarn, "machine",
+	                 r->machine, "revision", (json_int_t)r->revision, "name", r->name, "iname",
+	                 r->iname, "sync", r->is_sync, "start", (json_int_t)r->start_ms, "input",
+	                 r->input, "status", "RUNNING");
 }
 
 static sl_err
@@ -595,15 +586,17 @@ xfree(struct xrun *r)
 }
 
 static struct xrun *
-xnew(srv_engine_t *x, const char *arn, const char *machine, uint32_t revision, const char *name,
-     json_t *input, int64_t start_ms, bool is_sync)
+xnew(srv_engine_t *x, const char *arn, const char *xarn, const char *machine, uint32_t revision,
+     const char *name, const char *iname, json_t *input, int64_t start_ms, bool is_sync)
 {
 	struct xrun *r = SL_NEW(struct xrun);
 	if (!r)
 		return NULL;
 	snprintf(r->arn, sizeof r->arn, "%s", arn);
+	snprintf(r->xarn, sizeof r->xarn, "%s", xarn);
 	snprintf(r->machine, sizeof r->machine, "%s", machine);
 	snprintf(r->name, sizeof r->name, "%s", name);
+	snprintf(r->iname, sizeof r->iname, "%s", iname);
 	r->revision = revision;
 	r->start_ms = start_ms;
 	r->input = input ? json_incref(input) : json_object();
@@ -630,13 +623,12 @@ static json_t *
 sync_answer(const struct xrun *r, enum step_status st, int64_t stop_ms, json_t *output,
             const char *error, const char *cause)
 {
-	char xarn[STEP_ARN_MAX], smarn[STEP_ARN_MAX];
-	express_arn(r->arn, xarn);
+	char smarn[STEP_ARN_MAX];
 	sl_arn_format(smarn, sizeof smarn, "states", "stateMachine", r->machine, NULL);
 	char *in = json_dumps(r->input, JSON_COMPACT | JSON_ENCODE_ANY);
 	int64_t dur = stop_ms - r->start_ms;
 	json_t *o = json_pack(
-	        "{s:s,s:s,s:s,s:o,s:o,s:s,s:s,s:{s:b},s:{s:I,s:I}}", "executionArn", xarn,
+	        "{s:s,s:s,s:s,s:o,s:o,s:s,s:s,s:{s:b},s:{s:I,s:I}}", "executionArn", r->xarn,
 	        "stateMachineArn", smarn, "name", r->name, "startDate", srv_json_time(r->start_ms),
 	        "stopDate", srv_json_time(stop_ms), "status", step_status_name(st), "input",
 	        in ? in : "{}", "inputDetails", "included", 1, "billingDetails",
@@ -676,8 +668,9 @@ express_ended(srv_engine_t *x, struct xrun *r, enum step_status st, json_t *outp
 	sl_err rc = r->sync ? srv_req_batch(r->sync, &b) : srv_batch_get(s, false, &b);
 	json_t *rec = xrecord(r);
 	if (rc == SL_OK)
-		rc = rec ? xput_end(store_batch_txn(b), r->arn, rec, st, stop, output, error, cause)
-		         : SL_ERR_NOMEM;
+		rc = rec
+		        ? xput_end(store_batch_txn(b), r->xarn, rec, st, stop, output, error, cause)
+		        : SL_ERR_NOMEM;
 	json_decref(rec);
 	if (rc != SL_OK)
 		sl_errorf("engine",
@@ -860,15 +853,15 @@ xstart(srv_engine_t *e, srv_req_t *req, store_batch_t *b, const struct step_star
        struct step_mock *mock, char *arn_out, int64_t *start_ms, struct sl_error *err)
 {
 	srv_engine_t *x = e->root->x;
-	char uuid[SL_UUID_STRLEN + 1];
+	// AWS: "...:express:MACHINE:NAME:ID"; an unnamed execution is named by its ID
+	char id[SL_UUID_STRLEN + 1], xarn[STEP_ARN_MAX];
 	struct step_start s2 = *st;
-	if (!s2.name) {
-		if (sl_uuid4(uuid) != SL_OK) {
-			step_mock_free(mock);
-			return SL_ERR_INTERNAL;
-		}
-		s2.name = uuid;
+	if (sl_uuid4(id) != SL_OK) {
+		step_mock_free(mock);
+		return SL_ERR_INTERNAL;
 	}
+	if (!s2.name)
+		s2.name = id;
 	purge_ended(x); // a name used before may be used again
 	store_batch_t *xb = NULL;
 	sl_err rc = ebatch(x, &xb);
@@ -883,13 +876,25 @@ xstart(srv_engine_t *e, srv_req_t *req, store_batch_t *b, const struct step_star
 	struct xrun *r = NULL;
 	json_t *rec = NULL;
 	rc = step_start(x->step, xb, &s2, arn, &x->fx, err);
+	if (rc == SL_ERR_EXEC_EXISTS && s2.name != id) {
+		// AWS runs EXPRESS executions of one name side by side: this one runs as its ID
+		sl_error_clear(err);
+		s2.name = id;
+		rc = step_start(x->step, xb, &s2, arn, &x->fx, err);
+	}
+	const char *name = st->name ? st->name : id;
 	if (rc == SL_OK
-	    && !(r = xnew(x, arn, st->machine, st->revision, s2.name, st->input, now, sync)))
+	    && sl_arn_format(xarn, sizeof xarn, "states", "express", st->machine, name, id, NULL)
+	            != SL_OK)
+		rc = sl_error_set(err, SL_ERR_INVALID_NAME, "names too long for an ARN");
+	if (rc == SL_OK
+	    && !(r = xnew(x, arn, xarn, st->machine, st->revision, name, s2.name, st->input, now,
+	                  sync)))
 		rc = SL_ERR_NOMEM;
 	if (rc == SL_OK && (!req || (rc = srv_req_batch(req, &b)) == SL_OK)) {
 		struct store_key k;
-		xkey(&k, XTAG_PEND, arn);
-		rc = (rec = xrecord(r)) ? xput(store_batch_txn(b), arn, rec) : SL_ERR_NOMEM;
+		xkey(&k, XTAG_PEND, xarn);
+		rc = (rec = xrecord(r)) ? xput(store_batch_txn(b), xarn, rec) : SL_ERR_NOMEM;
 		if (rc == SL_OK)
 			rc = store_put(store_batch_txn(b), STORE_DB_EXECUTIONS, k.buf, k.len, "",
 			               0);
@@ -917,7 +922,7 @@ xstart(srv_engine_t *e, srv_req_t *req, store_batch_t *b, const struct step_star
 	xlink(x, r);
 	x->xstats.started++;
 	if (arn_out)
-		express_arn(arn, arn_out);
+		snprintf(arn_out, STEP_ARN_MAX, "%s", xarn);
 	if (start_ms)
 		*start_ms = now;
 	srv_engine_kick(x);
@@ -1293,56 +1298,58 @@ express_recover(srv_engine_t *e, store_batch_t *b, struct sl_error *err)
 	sl_err rc = store_cursor_open(txn, STORE_DB_EXECUTIONS, &c);
 	if (rc != SL_OK)
 		return rc;
-	char **arns = NULL;
+	// the keys, not the ARNs: a long ARN is hashed in its key (store_key_str)
+	struct store_key *keys = NULL;
 	size_t n = 0, cap = 0;
 	struct store_val k, v;
 	rc = store_cursor_seek_prefix(c, pk.buf, pk.len);
 	while (rc == SL_OK && (rc = store_cursor_next(c, &k, &v)) == SL_OK) {
-		if (k.len <= 5)
+		if (k.len <= 4 || k.len > STORE_MAX_KEY)
 			continue;
 		if (n == cap) {
 			size_t nc = cap ? cap * 2 : 64;
-			char **na = sl_reallocarray(arns, nc, sizeof *na);
-			if (!na) {
+			struct store_key *nk = sl_reallocarray(keys, nc, sizeof *nk);
+			if (!nk) {
 				rc = SL_ERR_NOMEM;
 				break;
 			}
-			arns = na;
+			keys = nk;
 			cap = nc;
 		}
-		// the key is the tag, then the ARN and its 0 separator
-		if (!(arns[n] = sl_strdup((const char *)k.data + 4))) {
-			rc = SL_ERR_NOMEM;
-			break;
-		}
-		n++;
+		store_key_init(&keys[n]);
+		memcpy(keys[n].buf, k.data, k.len);
+		keys[n++].len = k.len;
 	}
 	store_cursor_close(c);
 	if (rc == SL_ERR_NOT_FOUND)
 		rc = SL_OK;
 	store_batch_t *xb = NULL;
 	for (size_t i = 0; i < n && rc == SL_OK; i++) {
-		struct store_key rk;
-		xkey(&rk, XTAG_REC, arns[i]);
+		struct store_key rk = keys[i];
+		struct store_key ptag;
+		store_key_init(&ptag);
+		store_key_u32(&ptag, XTAG_REC);
+		memcpy(rk.buf, ptag.buf, 4); // the same ARN under the record's tag
 		json_t *rec = NULL;
 		if (store_get(txn, STORE_DB_EXECUTIONS, rk.buf, rk.len, &v) == SL_OK)
 			rec = json_loadb(v.data, v.len, 0, NULL);
 		const char *machine = json_string_value(json_object_get(rec, "machine"));
 		const char *name = json_string_value(json_object_get(rec, "name"));
-		if (!machine || !name) {
-			sl_warn("engine", "express record of %s unreadable: dropped", arns[i]);
-			xkey(&rk, XTAG_PEND, arns[i]);
-			rc = store_del(txn, STORE_DB_EXECUTIONS, rk.buf, rk.len);
+		const char *xarn = json_string_value(json_object_get(rec, "arn"));
+		if (!machine || !name || !xarn) {
+			sl_warn("engine", "an EXPRESS start record is unreadable: dropped");
+			rc = store_del(txn, STORE_DB_EXECUTIONS, keys[i].buf, keys[i].len);
 			json_decref(rec);
 			continue;
 		}
+		char arns_i[STEP_ARN_MAX];
+		snprintf(arns_i, sizeof arns_i, "%s", xarn);
 		int64_t now = sl_clock_now_ms();
 		if (json_is_true(json_object_get(rec, "sync"))) {
 			sl_info("engine",
-			        "synchronous %s was cut by a stop: ABORTED, not run again",
-			        arns[i]);
+			        "synchronous %s was cut by a stop: ABORTED, not run again", arns_i);
 			rc = xput_end(
-			        txn, arns[i], rec, STEP_ABORTED, now, NULL, "States.Runtime",
+			        txn, arns_i, rec, STEP_ABORTED, now, NULL, "States.Runtime",
 			        "the server stopped during this synchronous EXPRESS execution "
 			        "(at-most-once: not run again)");
 			json_decref(rec);
@@ -1350,8 +1357,11 @@ express_recover(srv_engine_t *e, store_batch_t *b, struct sl_error *err)
 		}
 		uint32_t rev = (uint32_t)json_integer_value(json_object_get(rec, "revision"));
 		json_t *input = json_object_get(rec, "input");
-		struct step_start st
-		        = { .machine = machine, .revision = rev, .name = name, .input = input };
+		const char *iname = json_string_value(json_object_get(rec, "iname"));
+		struct step_start st = { .machine = machine,
+			                 .revision = rev,
+			                 .name = iname ? iname : name,
+			                 .input = input };
 		struct sl_error e2;
 		sl_error_clear(&e2);
 		char arn[STEP_ARN_MAX];
@@ -1360,25 +1370,23 @@ express_recover(srv_engine_t *e, store_batch_t *b, struct sl_error *err)
 		if (r2 == SL_OK)
 			r2 = step_start(x->step, xb, &st, arn, &x->fx, &e2);
 		if (r2 == SL_OK
-		    && !(r = xnew(x, arn, machine, rev, name, input,
+		    && !(r = xnew(x, arn, arns_i, machine, rev, name, st.name, input,
 		                  json_integer_value(json_object_get(rec, "start")), false)))
 			r2 = SL_ERR_NOMEM;
 		if (r2 == SL_OK) {
 			xlink(x, r);
 			x->xstats.rerun++;
 			sl_info("engine", "EXPRESS %s runs again from the start (at-least-once)",
-			        arns[i]);
+			        arns_i);
 		} else {
-			sl_warn("engine", "EXPRESS %s cannot run again: %s", arns[i],
+			sl_warn("engine", "EXPRESS %s cannot run again: %s", arns_i,
 			        e2.code ? sl_error_text(&e2) : sl_err_message(r2));
-			rc = xput_end(txn, arns[i], rec, STEP_FAILED, now, NULL, "States.Runtime",
+			rc = xput_end(txn, arns_i, rec, STEP_FAILED, now, NULL, "States.Runtime",
 			              e2.code ? sl_error_text(&e2) : sl_err_message(r2));
 		}
 		json_decref(rec);
 	}
-	for (size_t i = 0; i < n; i++)
-		sl_free(arns[i]);
-	sl_free(arns);
+	sl_free(keys);
 	if (rc != SL_OK)
 		return sl_error_set(err, rc, "cannot recover EXPRESS executions");
 	if (x->n_xr)

@@ -109,10 +109,11 @@ expect_json(const char *text, const char *want)
 	json_decref(b);
 }
 
-/* The durable record of an express execution (internal ARN), read from a stopped
- * server's data directory; NULL when absent. */
+/* The durable record of the express execution whose ARN starts with prefix
+ * ("...:express:MACHINE:NAME:"), read from a stopped server's data directory; NULL when
+ * absent. */
 static json_t *
-durable_record(const char *data, const char *arn, bool *pending)
+durable_record(const char *data, const char *prefix, bool *pending)
 {
 	store_t *st = NULL;
 	struct sl_error err;
@@ -123,15 +124,22 @@ durable_record(const char *data, const char *arn, bool *pending)
 	struct store_key k;
 	store_key_init(&k);
 	store_key_u32(&k, 0x00785200u);
-	store_key_str(&k, arn);
-	struct store_val v;
+	store_key_raw(&k, prefix, strlen(prefix));
+	store_cursor_t *c = NULL;
+	cr_assert_eq(store_cursor_open(txn, STORE_DB_EXECUTIONS, &c), SL_OK);
+	cr_assert_eq(store_cursor_seek_prefix(c, k.buf, k.len), SL_OK);
+	struct store_val key, v;
 	json_t *rec = NULL;
-	if (store_get(txn, STORE_DB_EXECUTIONS, k.buf, k.len, &v) == SL_OK)
+	*pending = false;
+	if (store_cursor_next(c, &key, &v) == SL_OK) {
 		rec = json_loadb(v.data, v.len, 0, NULL);
-	store_key_init(&k);
-	store_key_u32(&k, 0x00785000u);
-	store_key_str(&k, arn);
-	*pending = store_get(txn, STORE_DB_EXECUTIONS, k.buf, k.len, &v) == SL_OK;
+		struct store_key pk;
+		store_key_init(&pk);
+		store_key_u32(&pk, 0x00785000u);
+		store_key_str(&pk, json_string_value(json_object_get(rec, "arn")));
+		*pending = store_get(txn, STORE_DB_EXECUTIONS, pk.buf, pk.len, &v) == SL_OK;
+	}
+	store_cursor_close(c);
 	store_read_end(txn);
 	store_free(st);
 	return rec;
@@ -207,16 +215,20 @@ Test(express, async_start_is_recorded_and_aws_refusals_are_kept)
 	create("x", PASS_DEF, "EXPRESS");
 	create("std", PASS_DEF, "STANDARD");
 	json_t *a = ok("StartExecution", start_req(SM("x"), "one", "{\"k\":1}"));
-	cr_assert_str_eq(s(a, "executionArn"), XARN("x", "one"));
+	char xarn[256];
+	snprintf(xarn, sizeof xarn, "%s", s(a, "executionArn"));
+	/* AWS's shape: ...:express:MACHINE:NAME:ID */
+	cr_assert(strncmp(xarn, XARN("x", "one") ":", strlen(XARN("x", "one") ":")) == 0
+	                  && strlen(xarn) == strlen(XARN("x", "one") ":") + 36,
+	          "%s", xarn);
 	cr_assert(json_is_number(json_object_get(a, "startDate")));
 	json_decref(a);
 	/* AWS: no DescribeExecution, history, stop or listing for EXPRESS */
-	fails("DescribeExecution", json_pack("{s:s}", "executionArn", XARN("x", "one")),
-	      "InvalidArn", "express");
-	fails("GetExecutionHistory", json_pack("{s:s}", "executionArn", XARN("x", "one")),
-	      "InvalidArn", "express");
-	fails("StopExecution", json_pack("{s:s}", "executionArn", XARN("x", "one")), "InvalidArn",
+	fails("DescribeExecution", json_pack("{s:s}", "executionArn", xarn), "InvalidArn",
 	      "express");
+	fails("GetExecutionHistory", json_pack("{s:s}", "executionArn", xarn), "InvalidArn",
+	      "express");
+	fails("StopExecution", json_pack("{s:s}", "executionArn", xarn), "InvalidArn", "express");
 	fails("ListExecutions", json_pack("{s:s}", "stateMachineArn", SM("x")),
 	      "StateMachineTypeNotSupported", "not supported");
 	fails("StartSyncExecution", start_req(SM("std"), NULL, NULL),
@@ -235,7 +247,7 @@ Test(express, async_start_is_recorded_and_aws_refusals_are_kept)
 	snprintf(data, sizeof data, "%s", srv.data);
 	cr_assert_eq(h_stop(&srv), 0);
 	bool pending = true;
-	json_t *rec = durable_record(data, EXEC("x", "one"), &pending);
+	json_t *rec = durable_record(data, XARN("x", "one") ":", &pending);
 	cr_assert_not_null(rec, "no durable record of the async execution");
 	cr_assert(!pending, "the async execution is still pending");
 	cr_assert_str_eq(s(rec, "status"), "SUCCEEDED");
@@ -254,7 +266,9 @@ Test(express, sync_answers_succeeded_failed_and_timed_out_in_aws_shape)
 	create("bad", FAIL_DEF, "EXPRESS");
 	create("slow", SLOW_DEF, "EXPRESS");
 	json_t *r = sync_exec(SM("ok"), "s1", "{\"in\":true}");
-	cr_assert_str_eq(s(r, "executionArn"), XARN("ok", "s1"));
+	cr_assert(strncmp(s(r, "executionArn"), XARN("ok", "s1") ":", strlen(XARN("ok", "s1") ":"))
+	                  == 0,
+	          "%s", s(r, "executionArn"));
 	cr_assert_str_eq(s(r, "stateMachineArn"), SM("ok"));
 	cr_assert_str_eq(s(r, "name"), "s1");
 	cr_assert_str_eq(s(r, "status"), "SUCCEEDED");
@@ -300,6 +314,14 @@ Test(express, a_wait_and_a_worker_task_run_inside_express)
 	cr_assert_str_eq(s(r, "status"), "SUCCEEDED", "%s", json_dumps(r, 0));
 	expect_json(s(r, "output"), "{\"n\":7,\"w\":{\"n\":7}}");
 	json_decref(r);
+	/* AWS runs EXPRESS executions of one name side by side */
+	json_t *d1 = ok("StartExecution", start_req(SM("work"), "twin", "{\"n\":2}"));
+	json_t *d2 = ok("StartExecution", start_req(SM("work"), "twin", "{\"n\":3}"));
+	cr_assert_str_neq(s(d1, "executionArn"), s(d2, "executionArn"));
+	cr_assert(strstr(s(d2, "executionArn"), ":express:work:twin:"), "%s",
+	          s(d2, "executionArn"));
+	json_decref(d1);
+	json_decref(d2);
 	/* async too, several at once through the same worker */
 	for (int i = 0; i < 5; i++) {
 		char name[16];
@@ -316,7 +338,7 @@ Test(express, a_wait_and_a_worker_task_run_inside_express)
 	cr_assert_eq(h_stop(&srv), 0);
 	for (int i = 0; i < 5; i++) {
 		char arn[256];
-		snprintf(arn, sizeof arn, EXEC("work", "a%d"), i);
+		snprintf(arn, sizeof arn, XARN("work", "a%d") ":", i);
 		bool pending = true;
 		json_t *rec = durable_record(data, arn, &pending);
 		cr_assert_not_null(rec, "%s", arn);
@@ -398,7 +420,7 @@ Test(express, sigkill_reruns_async_executions_and_not_sync_ones)
 	cr_assert_eq(count_lines(seen, "\"sync-0"), 0, "the sync execution ran again");
 	for (int i = 0; i < N; i++) {
 		char arn[256];
-		snprintf(arn, sizeof arn, EXEC("hold", "h%d"), i);
+		snprintf(arn, sizeof arn, XARN("hold", "h%d") ":", i);
 		bool pending = true;
 		json_t *rec = durable_record(dir, arn, &pending);
 		cr_assert_not_null(rec);
@@ -407,7 +429,7 @@ Test(express, sigkill_reruns_async_executions_and_not_sync_ones)
 		json_decref(rec);
 	}
 	bool pending = true;
-	json_t *rec = durable_record(dir, EXEC("hold", "sy"), &pending);
+	json_t *rec = durable_record(dir, XARN("hold", "sy") ":", &pending);
 	cr_assert_not_null(rec);
 	cr_assert(!pending);
 	cr_assert_str_eq(s(rec, "status"), "ABORTED", "%s", json_dumps(rec, 0));
@@ -597,7 +619,7 @@ Test(express, five_minutes_is_the_limit_sync_and_async)
 	wait_express_idle();
 	cr_assert_eq(h_stop(&srv), 0);
 	bool pending = true;
-	json_t *rec = durable_record(data, EXEC("long", "a1"), &pending);
+	json_t *rec = durable_record(data, XARN("long", "a1") ":", &pending);
 	cr_assert_not_null(rec);
 	cr_assert(!pending);
 	cr_assert_str_eq(s(rec, "status"), "TIMED_OUT", "%s", json_dumps(rec, 0));
