@@ -3,7 +3,7 @@
  * (mapRunArn) shapes and errors, UpdateMapRun; `sluice map-runs` and `aws stepfunctions
  * describe-map-run` when awscli is installed; a SIGKILL while children run (every child
  * once, the right result); a redrive of a map run with a failed item (only that item runs
- * again).
+ * again); a stop of the parent aborts the children.
  *
  * Waits are bounded polls (hang guards), never timing assertions.
  */
@@ -501,6 +501,31 @@ Test(map_runs, redrive_reruns_only_failed_items)
 	cr_expect_eq(count_type(h, "MapRunRedriven"), 1);
 	cr_expect_eq(count_type(h, "ExecutionRedriven"), 1);
 	json_decref(h);
+	free(mr);
+	stop();
+}
+
+/* StopExecution of the parent aborts the running children and the map run. */
+Test(map_runs, stop_aborts_children)
+{
+	start();
+	setup_machine("ms", DEF_TOKEN);
+	const char *arn = EXEC("ms", "s1");
+	json_decref(ok("StartExecution",
+	               json_pack("{s:s,s:s,s:s}", "stateMachineArn", SM("ms"), "name", "s1",
+	                         "input", "[1,2,3]")));
+	char *mr = map_run_of(arn);
+	json_decref(wait_children(mr, 3, "RUNNING"));
+	json_decref(ok("StopExecution", json_pack("{s:s}", "executionArn", arn)));
+	json_decref(wait_status(arn, "ABORTED"));
+	json_t *kids = children(mr);
+	cr_expect_eq(children_with(kids, "ABORTED"), 3);
+	json_decref(kids);
+	json_t *d = ok("DescribeMapRun", json_pack("{s:s}", "mapRunArn", mr));
+	cr_expect_str_eq(s(d, "status"), "ABORTED");
+	cr_expect_eq(cnt(d, "executionCounts", "aborted"), 3);
+	cr_expect(json_is_number(json_object_get(d, "stopDate")));
+	json_decref(d);
 	free(mr);
 	stop();
 }
