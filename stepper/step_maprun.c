@@ -22,6 +22,8 @@ static const char *const counter_names[]
         = { "pending", "running", "succeeded", "failed", "timedOut", "aborted" };
 enum { CN_PENDING, CN_RUNNING, CN_SUCCEEDED, CN_FAILED, CN_TIMED_OUT, CN_ABORTED, CN_COUNT };
 
+static sl_err mark_failed_children(struct step_ctx *c, struct step_frame *f, const char *mrarn);
+
 const struct sm_machine *
 step_maprun_walk(const struct sm_machine *m, json_t *sub)
 {
@@ -212,6 +214,8 @@ step_maprun_start(struct step_ctx *c, struct step_frame *f, uint32_t kept, const
 			return bad ? SL_ERR_NOMEM : e;
 		}
 		json_decref(rec);
+		if ((e = mark_failed_children(c, f, mrarn)) != SL_OK)
+			return e;
 		json_t *d = json_pack("{s:s, s:I}", "mapRunArn", mrarn, "redriveCount",
 		                      (json_int_t)count);
 		e = d ? step_event(c, f, "MapRunRedriven", "mapRunRedrivenEventDetails", d)
@@ -267,6 +271,121 @@ step_maprun_start(struct step_ctx *c, struct step_frame *f, uint32_t kept, const
 	return e;
 }
 
+static sl_err
+put_link(struct step_ctx *c, struct step_frame *f, uint32_t idx, const char *arn, int64_t items)
+{
+	struct store_key k;
+	json_t *link = json_pack("{s:s, s:I}", "a", arn, "k", (json_int_t)items);
+	key_link(&k, c->arn, f->id, idx);
+	sl_err e = link ? step_put_json(c->txn, STORE_DB_FRAMES, &k, 'C', link) : SL_ERR_NOMEM;
+	json_decref(link);
+	return e;
+}
+
+/* A redriven run marks, for each item whose last child failed, was aborted or timed out,
+ * that child ("D" records under the frame): its turn redrives it, same ARN, as AWS redrives
+ * a map run's children. Items kept from before (a result under the frame) are skipped. */
+static sl_err
+mark_failed_children(struct step_ctx *c, struct step_frame *f, const char *mrarn)
+{
+	struct store_key pk;
+	store_key_init(&pk);
+	store_key_str(&pk, mrarn);
+	store_cursor_t *cur = NULL;
+	sl_err e = store_cursor_open(c->txn, STORE_DB_EXEC_INDEX, &cur);
+	if (e != SL_OK)
+		return e;
+	struct store_val k, v;
+	// newest first: the latest child of an item wins
+	e = store_cursor_seek_last_prefix(cur, pk.buf, pk.len);
+	while (e == SL_OK && (e = store_cursor_prev(cur, &k, &v)) == SL_OK) {
+		if (k.len < pk.len + 9 || memcmp(k.data, pk.buf, pk.len) != 0) {
+			e = SL_ERR_NOT_FOUND;
+			break;
+		}
+		char child[STEP_ARN_MAX];
+		size_t alen = k.len - pk.len - 8;
+		if (alen >= sizeof child)
+			continue;
+		memcpy(child, (const char *)k.data + pk.len + 8, alen);
+		child[alen] = 0;
+		struct store_key xk, rk, dk;
+		step_key_exec(&xk, child);
+		json_t *x = NULL;
+		if (step_get_json(c->txn, STORE_DB_EXECUTIONS, &xk, 'X', &x) != SL_OK)
+			continue;
+		const char *st = step_jstr(x, "status");
+		int64_t idx = step_jint(json_object_get(x, "mapRun"), "i", -1);
+		bool failed = st && strcmp(st, "SUCCEEDED") != 0 && strcmp(st, "RUNNING") != 0;
+		json_decref(x);
+		if (!failed || idx < 0 || idx >= f->n)
+			continue;
+		struct store_val dummy;
+		step_key_result(&rk, c->arn, f->id, (uint32_t)idx);
+		key_side(&dk, c->arn, f->id, "D");
+		store_key_u32(&dk, (uint32_t)idx);
+		if (store_get(c->txn, STORE_DB_FRAMES, rk.buf, rk.len, &dummy) == SL_OK
+		    || store_get(c->txn, STORE_DB_FRAMES, dk.buf, dk.len, &dummy) == SL_OK)
+			continue;
+		json_t *d = json_pack("{s:s}", "a", child);
+		e = d ? step_put_json(c->txn, STORE_DB_FRAMES, &dk, 'D', d) : SL_ERR_NOMEM;
+		json_decref(d);
+	}
+	store_cursor_close(cur);
+	return e == SL_ERR_NOT_FOUND ? SL_OK : e;
+}
+
+/* Iteration idx of a redriven run whose earlier child is marked: that child is redriven and
+ * reports to this generation of the Map (*done). A child that cannot be redriven any more
+ * leaves *done false: a new one starts. */
+static sl_err
+redrive_child(struct step_ctx *c, struct step_frame *f, uint32_t idx, const char *mrarn,
+              int64_t items, bool *done)
+{
+	struct store_key dk;
+	key_side(&dk, c->arn, f->id, "D");
+	store_key_u32(&dk, idx);
+	json_t *d = NULL;
+	*done = false;
+	sl_err e = step_get_json(c->txn, STORE_DB_FRAMES, &dk, 'D', &d);
+	if (e == SL_ERR_NOT_FOUND)
+		return SL_OK;
+	if (e != SL_OK)
+		return e;
+	char child[STEP_ARN_MAX];
+	snprintf(child, sizeof child, "%s", step_jstr(d, "a") ? step_jstr(d, "a") : "");
+	json_decref(d);
+	if ((e = store_del(c->txn, STORE_DB_FRAMES, dk.buf, dk.len)) != SL_OK)
+		return e;
+	struct sl_error rerr;
+	sl_error_clear(&rerr);
+	e = step_redrive_txn(c->eng, c->txn, child, NULL, true, NULL, c->fx, &rerr);
+	if (e == SL_ERR_EXEC_NOT_REDRIVABLE || e == SL_ERR_EXEC_NOT_FOUND)
+		return SL_OK;
+	if (e != SL_OK)
+		return e;
+	// the child now reports to this generation of the Map
+	struct step_ctx cc
+	        = { .eng = c->eng, .txn = c->txn, .fx = c->fx, .err = c->err, .inline_frame = -1 };
+	if ((e = step_exec_load(&cc, child)) == SL_OK) {
+		json_t *mr = json_object_get(cc.exec, "mapRun");
+		if (!json_is_object(mr)
+		    || json_object_set_new(mr, "w", json_integer((json_int_t)f->wk))
+		    || json_object_set_new(mr, "f", json_integer(f->id)))
+			e = SL_ERR_STORE;
+		cc.exec_dirty = true;
+	}
+	if (e == SL_OK)
+		e = step_exec_save(&cc);
+	step_ctx_done(&cc);
+	if (e == SL_OK)
+		e = put_link(c, f, idx, child, items);
+	if (e == SL_OK)
+		e = mr_move(c->txn, mrarn, CN_PENDING, CN_RUNNING, items);
+	*done = e == SL_OK;
+	return e;
+}
+
 sl_err
 step_maprun_spawn(struct step_ctx *c, struct step_frame *f, uint32_t idx, json_t *in)
 {
@@ -296,6 +415,9 @@ step_maprun_spawn(struct step_ctx *c, struct step_frame *f, uint32_t idx, json_t
 		goto out;
 	}
 	if ((e = iteration_items(c, f, idx, &items)) != SL_OK)
+		goto out;
+	bool redriven = false;
+	if ((e = redrive_child(c, f, idx, mrarn, items, &redriven)) != SL_OK || redriven)
 		goto out;
 	// the ItemProcessor's place in the top machine: the parent's own path, then this Map
 	sub = json_object_get(c->exec, "sub") ? json_deep_copy(json_object_get(c->exec, "sub"))
@@ -353,12 +475,8 @@ step_maprun_spawn(struct step_ctx *c, struct step_frame *f, uint32_t idx, json_t
 		e = index_put(c->txn, mrarn, now, arn);
 	if (e == SL_OK)
 		e = step_exec_save(&cc);
-	if (e == SL_OK) {
-		json_t *link = json_pack("{s:s, s:I}", "a", arn, "k", (json_int_t)items);
-		key_link(&k, c->arn, f->id, idx);
-		e = link ? step_put_json(c->txn, STORE_DB_FRAMES, &k, 'C', link) : SL_ERR_NOMEM;
-		json_decref(link);
-	}
+	if (e == SL_OK)
+		e = put_link(c, f, idx, arn, items);
 	if (e == SL_OK)
 		e = mr_move(c->txn, mrarn, CN_PENDING, CN_RUNNING, items);
 	if (e == SL_OK)

@@ -42,4 +42,9 @@ sl_err step_maprun_closing(struct step_ctx *c, enum step_status st);
 sl_err step_maprun_child_closed(struct step_ctx *c, enum step_status st, json_t *output,
                                 const char *error, const char *cause);
 
+/* RedriveExecution on a transaction; map_child: a map run redrives its own child. */
+sl_err step_redrive_txn(step_engine_t *eng, store_txn_t *txn, const char *arn,
+                        const char *client_token, bool map_child, int64_t *date_ms,
+                        const struct step_effects *fx, struct sl_error *err);
+
 #endif

@@ -118,7 +118,7 @@ step_redrive_keep(struct step_ctx *c, enum step_status st)
 
 /* NULL when the execution record x can be redriven now, else AWS's reason. */
 static const char *
-not_redrivable(step_engine_t *eng, json_t *x, int64_t now)
+not_redrivable(step_engine_t *eng, json_t *x, int64_t now, bool map_child)
 {
 	const char *status = step_jstr(x, "status");
 	if (!status || strcmp(status, "RUNNING") == 0)
@@ -132,7 +132,7 @@ not_redrivable(step_engine_t *eng, json_t *x, int64_t now)
 		return "Execution has exceeded the max execution time.";
 	if (now - step_jint(x, "stopMs", now) > REDRIVE_PERIOD_MS)
 		return "Execution redrivable period exceeded.";
-	if (json_object_get(x, "mapRun"))
+	if (json_object_get(x, "mapRun") && !map_child)
 		return "Execution is a child of a Map Run: redrive the execution that started it.";
 	if (!json_is_integer(json_object_get(x, "rdSt")) || !json_object_get(x, "rdIn"))
 		return "Execution has no state to restart from.";
@@ -143,11 +143,16 @@ sl_err
 step_redrive(step_engine_t *eng, store_batch_t *b, const char *arn, const char *client_token,
              int64_t *date_ms, const struct step_effects *fx, struct sl_error *err)
 {
-	struct step_ctx c = { .eng = eng,
-		              .txn = store_batch_txn(b),
-		              .fx = fx,
-		              .err = err,
-		              .inline_frame = -1 };
+	return step_redrive_txn(eng, store_batch_txn(b), arn, client_token, false, date_ms, fx,
+	                        err);
+}
+
+sl_err
+step_redrive_txn(step_engine_t *eng, store_txn_t *txn, const char *arn, const char *client_token,
+                 bool map_child, int64_t *date_ms, const struct step_effects *fx,
+                 struct sl_error *err)
+{
+	struct step_ctx c = { .eng = eng, .txn = txn, .fx = fx, .err = err, .inline_frame = -1 };
 	struct step_frame *f = NULL;
 	sl_err e = step_exec_load(&c, arn);
 	if (e != SL_OK)
@@ -160,7 +165,7 @@ step_redrive(step_engine_t *eng, store_batch_t *b, const char *arn, const char *
 			*date_ms = step_jint(c.exec, "redriveMs", now);
 		goto out;
 	}
-	const char *why = not_redrivable(eng, c.exec, now);
+	const char *why = not_redrivable(eng, c.exec, now, map_child);
 	if (why) {
 		e = sl_error_set(err, SL_ERR_EXEC_NOT_REDRIVABLE, "%s", why);
 		goto out;
@@ -260,7 +265,7 @@ step_redrive_describe(step_engine_t *eng, store_txn_t *txn, const char *arn, jso
 	if (e != SL_OK)
 		return e;
 	json_t *x = c.exec;
-	const char *why = not_redrivable(eng, x, sl_clock_now_ms());
+	const char *why = not_redrivable(eng, x, sl_clock_now_ms(), false);
 	int bad = json_object_set_new(d, "redriveCount",
 	                              json_integer(step_jint(x, "redriveCount", 0)));
 	if (json_object_get(x, "redriveMs")) {

@@ -369,6 +369,10 @@ Test(step_maprun, redrive_reruns_only_failed_children)
 	json_decref(out);
 	json_decref(want);
 	cr_expect_eq(work_runs(&r, mr), 6);
+	// the failed and the aborted child were redriven themselves (same ARNs)
+	json_t *kids = children(&r, mr);
+	cr_expect_eq(json_array_size(kids), 4);
+	json_decref(kids);
 	json_t *d = describe_run(&r, mr);
 	cr_expect_str_eq(json_string_value(json_object_get(d, "status")), "SUCCEEDED");
 	cr_expect_eq(json_integer_value(json_object_get(d, "redriveCount")), 1);
