@@ -273,8 +273,13 @@ step_redrive_describe(step_engine_t *eng, store_txn_t *txn, const char *arn, jso
 		sl_clock_format_rfc3339(step_jint(x, "redriveMs", 0), when);
 		bad |= json_object_set_new(d, "redriveDate", json_string(when));
 	}
+	// a map run's child that could run again is redriven with its parent, as AWS says
+	bool by_run = why && json_object_get(x, "mapRun")
+	        && !not_redrivable(eng, x, sl_clock_now_ms(), true);
 	bad |= json_object_set_new(d, "redriveStatus",
-	                           json_string(why ? "NOT_REDRIVABLE" : "REDRIVABLE"));
+	                           json_string(by_run        ? "REDRIVABLE_BY_MAP_RUN"
+	                                               : why ? "NOT_REDRIVABLE"
+	                                                     : "REDRIVABLE"));
 	if (why)
 		bad |= json_object_set_new(d, "redriveStatusReason", json_string(why));
 	step_ctx_done(&c);

@@ -358,6 +358,33 @@ Test(step_maprun, redrive_reruns_only_failed_children)
 	answer(&r, 2, false, NULL);
 	cr_assert_eq(r.status, STEP_FAILED); // item 3 was running: aborted
 	cr_expect_eq(work_runs(&r, mr), 4);
+	json_t *kids0 = children(&r, mr);
+	size_t i;
+	json_t *it;
+	json_array_foreach(kids0, i, it)
+	{
+		const char *k = json_string_value(json_object_get(it, "executionArn"));
+		const char *st = json_string_value(json_object_get(it, "status"));
+		store_txn_t *txn;
+		cr_assert_eq(store_read_begin(r.st, &txn), SL_OK);
+		json_t *kd = NULL;
+		cr_assert_eq(step_describe(r.eng, txn, k, &kd, NULL), SL_OK);
+		cr_assert_eq(step_redrive_describe(r.eng, txn, k, kd, NULL), SL_OK);
+		store_read_end(txn);
+		cr_expect_str_eq(json_string_value(json_object_get(kd, "mapRunArn")), mr);
+		cr_expect_str_eq(json_string_value(json_object_get(kd, "redriveStatus")),
+		                 strcmp(st, "SUCCEEDED") == 0 ? "NOT_REDRIVABLE"
+		                                              : "REDRIVABLE_BY_MAP_RUN");
+		json_decref(kd);
+		// a child is redriven with its map run, not on its own
+		struct sl_error err;
+		sl_error_clear(&err);
+		if (strcmp(st, "SUCCEEDED") != 0)
+			cr_expect_eq(step_redrive(r.eng, rig_batch(&r), k, NULL, NULL, &r.fx, &err),
+			             SL_ERR_EXEC_NOT_REDRIVABLE);
+		store_batch_abort(r.st, SL_ERR_SHUTTING_DOWN);
+	}
+	json_decref(kids0);
 	cr_assert_eq(redrive(&r, arn), SL_OK);
 	cr_assert_eq(r.n_tasks, 6, "the failed and the aborted item run again, no other");
 	answer(&r, 4, true, "30");
