@@ -1039,6 +1039,8 @@ srv_dispatch_free(srv_dispatch_t *d)
 	event_free(d->match_ev);
 	event_free(d->sweep_ev);
 	d->match_ev = d->sweep_ev = NULL;
+	while (d->leases) /* before the queues: a lease counts in its queue's metrics */
+		lease_drop(d, d->leases);
 	for (size_t b = 0; b < NAME_BUCKETS; b++)
 		for (struct dq *q = d->names[b], *nq; q; q = nq) {
 			nq = q->hnext;
@@ -1053,8 +1055,6 @@ srv_dispatch_free(srv_dispatch_t *d)
 			sl_free(q->name);
 			sl_free(q);
 		}
-	while (d->leases)
-		lease_drop(d, d->leases);
 	d->freed = true;
 	dispatch_release(d);
 }
