@@ -709,8 +709,7 @@ step_maprun_child_closed(struct step_ctx *c, enum step_status st, json_t *output
 	if (e != SL_OK)
 		goto out;
 	struct step_fault ft;
-	step_fault_set(&ft, error ? error : (st == STEP_SUCCEEDED ? NULL : "States.Runtime"),
-	               cause ? "%s" : NULL, cause);
+	step_fault_set(&ft, error, cause ? "%s" : NULL, cause);
 	if (st == STEP_ABORTED && !error)
 		step_fault_set(&ft, "States.Aborted", "%s", "The child execution was aborted.");
 	else if (st == STEP_TIMED_OUT && !error)
@@ -913,8 +912,11 @@ step_update_map_run(step_engine_t *eng, store_batch_t *b, const char *arn,
 	// the running Map takes the new limits: more children may start now
 	struct step_ctx c = { .eng = eng, .txn = txn, .fx = fx, .err = err, .inline_frame = -1 };
 	struct step_frame *f = NULL;
+	char cur[STEP_ARN_MAX] = "";
 	e = step_exec_load(&c, parent);
+	// the frame may have moved on to another Map since: only its current run changes
 	if (e == SL_OK && strcmp(step_jstr(c.exec, "status"), "RUNNING") == 0
+	    && (e = step_maprun_arn(&c, frame, cur)) == SL_OK && strcmp(cur, arn) == 0
 	    && (e = step_frame_load(&c, frame, &f)) == SL_OK && f->ph == PH_KIDS) {
 		if (u->max_concurrency >= 0)
 			f->maxc = u->max_concurrency == 0

@@ -523,3 +523,86 @@ Test(step_maprun, failing_sibling_branch_aborts_the_run)
 	json_decref(kids);
 	rig_free(&r);
 }
+
+/* Crashes before commits at many points (a task answered, frames run, then the batch
+ * dropped with the engine's memory): every item still runs in exactly one committed child,
+ * and the result is whole and in order. */
+Test(step_maprun, uncommitted_work_is_redone_once)
+{
+	struct rig r;
+	rig_init(&r,
+	         "{\"StartAt\":\"M\",\"States\":{\"M\":{\"Type\":\"Map\",\"MaxConcurrency\":3,"
+	         "\"ToleratedFailureCount\":0,\"ItemProcessor\":{" DIST
+	         "\"StartAt\":\"W\",\"States\":{\"W\":{\"Type\":\"Task\",\"Resource\":"
+	         "\"arn:aws:states:us-east-1:000000000000:activity:w\",\"ResultPath\":null,"
+	         "\"Next\":\"P\"},\"P\":{\"Type\":\"Pass\",\"End\":true}}},\"End\":true}}}");
+	char arn[STEP_ARN_MAX], mr[STEP_ARN_MAX];
+	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", "[0,1,2,3,4,5,6,7]"));
+	map_run_arn(&r, arn, mr);
+	bool gone[256] = { false };
+	uint64_t rnd = 0x9e3779b97f4a7c15ull;
+	int crashes = 0;
+	for (int round = 0; round < 2000 && !r.finished; round++) {
+		rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+		int live[256], n = 0;
+		for (int i = 0; i < r.n_tasks; i++)
+			if (!gone[i])
+				live[n++] = i;
+		cr_assert_gt(n, 0, "nothing to answer and not finished");
+		int t = live[(rnd >> 33) % (uint64_t)n];
+		struct sl_error err;
+		sl_error_clear(&err);
+		sl_err e = step_task_succeed(r.eng, rig_batch(&r), r.tokens[t], json_null(), &r.fx,
+		                             &err);
+		if (e == SL_ERR_TASK_NOT_FOUND) { // scheduled in a batch that never committed
+			gone[t] = true;
+			store_batch_abort(r.st, SL_ERR_SHUTTING_DOWN);
+			continue;
+		}
+		cr_assert_eq(e, SL_OK, "%s", sl_error_text(&err));
+		// some work of the same batch, then a crash before its commit in 2 of 5 rounds
+		cr_assert_eq(step_run_ready(r.eng, rig_batch(&r), &r.fx, NULL, &err), SL_OK);
+		if ((rnd >> 20) % 5 < 2) {
+			crashes++;
+			r.finished = false;
+			rig_restart(&r);
+			rig_settle(&r);
+			continue;
+		}
+		cr_assert_eq(store_batch_commit(r.st), SL_OK);
+		gone[t] = true;
+		rig_settle(&r);
+	}
+	cr_assert(r.finished, "not finished after %d crashes", crashes);
+	cr_expect_gt(crashes, 0);
+	cr_assert_eq(r.status, STEP_SUCCEEDED);
+	json_t *out = output_of(&r, arn);
+	json_t *want = step_test_json("[0,1,2,3,4,5,6,7]");
+	cr_expect(json_equal(out, want));
+	json_decref(out);
+	json_decref(want);
+	json_t *kids = children(&r, mr);
+	cr_expect_eq(json_array_size(kids), 8, "one committed child per item");
+	size_t i;
+	json_t *it;
+	json_array_foreach(kids, i, it)
+	{
+		json_t *h = rig_history(&r, json_string_value(json_object_get(it, "executionArn")));
+		cr_expect_eq(count_type(h, "ExecutionStarted"), 1);
+		cr_expect_eq(count_type(h, "TaskStateEntered"), 1);
+		cr_expect_eq(count_type(h, "PassStateExited"), 1);
+		cr_expect_eq(count_type(h, "ExecutionSucceeded"), 1);
+		size_t j;
+		json_t *ev;
+		json_array_foreach(h, j, ev) cr_expect_eq(
+		        json_integer_value(json_object_get(ev, "id")), (json_int_t)j + 1);
+		json_decref(h);
+	}
+	json_decref(kids);
+	json_t *d = describe_run(&r, mr);
+	cr_expect_eq(count_of(d, "executionCounts", "succeeded"), 8);
+	cr_expect_eq(count_of(d, "executionCounts", "running"), 0);
+	cr_expect_eq(count_of(d, "executionCounts", "pending"), 0);
+	json_decref(d);
+	rig_free(&r);
+}
