@@ -654,9 +654,11 @@ mock_config_load(srv_engine_t *e, struct sl_error *err)
 		return SL_OK;
 	json_error_t je;
 	e->mock_doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-	if (!e->mock_doc)
+	if (!e->mock_doc && je.line > 0)
 		return sl_error_set(err, SL_ERR_INVALID_ARG, "--mock-config %s: %s (line %d)", path,
 		                    je.text, je.line);
+	if (!e->mock_doc)
+		return sl_error_set(err, SL_ERR_INVALID_ARG, "--mock-config: %s", je.text);
 	if (!json_is_object(json_object_get(e->mock_doc, "StateMachines")))
 		return sl_error_set(err, SL_ERR_INVALID_ARG,
 		                    "--mock-config %s: expected an object with StateMachines and "

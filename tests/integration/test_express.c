@@ -628,6 +628,23 @@ Test(express, five_minutes_is_the_limit_sync_and_async)
 	h_cleanup(&srv);
 }
 
+Test(express, a_bad_mock_config_stops_the_start_with_a_clear_error)
+{
+	char dir[] = "/tmp/sluice-mockbad-XXXXXX";
+	cr_assert(mkdtemp(dir));
+	char cmd[1024], *out = NULL;
+	snprintf(cmd, sizeof cmd,
+	         "echo '{\"StateMachines\":' > %s/m.json; %s serve --data %s/data --http "
+	         "127.0.0.1:0 --workers tcp://127.0.0.1:0 --mock-config %s/m.json 2>&1",
+	         dir, getenv("SLUICE_BIN"), dir, dir);
+	int rc = h_run(cmd, &out);
+	cr_assert_neq(rc, 0, "%s", out);
+	cr_assert(strstr(out, "--mock-config") && strstr(out, "m.json"), "%s", out);
+	free(out);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	h_run(cmd, NULL);
+}
+
 Test(express, mock_case_without_mock_config_is_an_invalid_arn)
 {
 	start();
