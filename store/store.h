@@ -127,6 +127,20 @@ sl_err store_savepoint_begin(store_batch_t *b);
 sl_err store_savepoint_release(store_batch_t *b);
 void store_savepoint_rollback(store_batch_t *b);
 
+/* Marks: positions in the batch's op log. Taking one costs nothing; rolling back to one
+ * throws the LMDB transactions away and replays the log up to it (the whole batch so far):
+ * for undoing rare failures on hot paths where a savepoint per unit of work costs too much
+ * (an LMDB nested txn allocates and merges its dirty page list). A mark can be rolled back
+ * to while the savepoints open when it was taken are still open and no other is. */
+struct store_mark_pos {
+	size_t nops, arena_len, depth;
+};
+/* Fails only when the batch is poisoned. */
+sl_err store_batch_mark(store_batch_t *b, struct store_mark_pos *m);
+/* SL_ERR_INVALID_ARG when the savepoints changed since the mark; the poison if replay fails
+ * (the batch is then poisoned, as for any failed replay). */
+sl_err store_batch_rollback_to(store_batch_t *b, const struct store_mark_pos *m);
+
 /* --- transactions ---------------------------------------------------------------------- */
 
 /* A short read-only transaction; end it before returning to the loop. */

@@ -355,6 +355,34 @@ store_savepoint_rollback(store_batch_t *b)
 	b->txn.mt = b->live ? b->stack[b->depth] : NULL;
 }
 
+/* --- marks ------------------------------------------------------------------------------- */
+
+sl_err
+store_batch_mark(store_batch_t *b, struct store_mark_pos *m)
+{
+	if (!b || !m)
+		return SL_ERR_INVALID_ARG;
+	if (b->poison)
+		return b->poison;
+	*m = (struct store_mark_pos) { b->nops, b->arena_len, b->depth };
+	return SL_OK;
+}
+
+sl_err
+store_batch_rollback_to(store_batch_t *b, const struct store_mark_pos *m)
+{
+	if (!b || !m || m->depth != b->depth || m->nops > b->nops
+	    || (b->depth > 0 && b->marks[b->depth - 1].nops > m->nops))
+		return SL_ERR_INVALID_ARG;
+	if (b->poison)
+		return b->poison;
+	if (m->nops == b->nops)
+		return SL_OK;
+	b->nops = m->nops;
+	b->arena_len = m->arena_len;
+	return rebuild(b, false);
+}
+
 /* --- commit ------------------------------------------------------------------------------- */
 
 static void

@@ -515,6 +515,61 @@ Test(store, savepoints_nest_and_roll_back_exactly_their_ops)
 	store_free(st);
 }
 
+/* A mark costs nothing; rolling back to it replays the log up to it, keeping the savepoint
+ * that was open around it usable. */
+Test(store, marks_roll_back_by_replay_inside_a_savepoint)
+{
+	store_t *st = open_store(0);
+	put_str(st, STORE_DB_TASKS, "keep", "0");
+	store_batch_t *b = store_batch_current(st);
+	cr_assert_eq(store_savepoint_begin(b), SL_OK);
+	put_str(st, STORE_DB_TASKS, "a", "1");
+	struct store_mark_pos m;
+	cr_assert_eq(store_batch_mark(b, &m), SL_OK);
+	put_str(st, STORE_DB_TASKS, "b", "2");
+	put_str(st, STORE_DB_TASKS, "a", "changed");
+	del_str(st, STORE_DB_TASKS, "keep");
+	/* a cursor open across the rollback re-seeks by key */
+	store_cursor_t *cur = NULL;
+	cr_assert_eq(store_cursor_open(store_batch_txn(b), STORE_DB_TASKS, &cur), SL_OK);
+	cr_assert_eq(store_cursor_seek(cur, NULL, 0), SL_OK);
+	cr_assert_eq(store_batch_rollback_to(b, &m), SL_OK);
+	cr_assert_eq(store_batch_ops(b), 2);
+	struct store_val k, v;
+	cr_assert_eq(store_cursor_next(cur, &k, &v), SL_OK);
+	cr_assert(k.len == 1 && memcmp(k.data, "a", 1) == 0);
+	cr_assert(v.len == 1 && memcmp(v.data, "1", 1) == 0);
+	cr_assert_eq(store_cursor_next(cur, &k, &v), SL_OK);
+	cr_assert(k.len == 4 && memcmp(k.data, "keep", 4) == 0);
+	cr_assert_eq(store_cursor_next(cur, &k, &v), SL_ERR_NOT_FOUND);
+	store_cursor_close(cur);
+	/* a mark of another savepoint level is refused */
+	struct store_mark_pos inner;
+	cr_assert_eq(store_savepoint_begin(b), SL_OK);
+	cr_assert_eq(store_batch_mark(b, &inner), SL_OK);
+	cr_assert_eq(store_batch_rollback_to(b, &m), SL_ERR_INVALID_ARG);
+	put_str(st, STORE_DB_TASKS, "c", "3");
+	cr_assert_eq(store_savepoint_release(b), SL_OK);
+	cr_assert_eq(store_batch_rollback_to(b, &inner), SL_ERR_INVALID_ARG);
+	/* the savepoint opened before the mark still rolls back to where it began */
+	cr_assert_eq(store_batch_mark(b, &m), SL_OK);
+	cr_assert_eq(store_batch_rollback_to(b, &m), SL_OK, "nothing to undo");
+	store_savepoint_rollback(b);
+	cr_assert_eq(store_batch_ops(b), 1);
+	put_str(st, STORE_DB_TASKS, "d", "4");
+	cr_assert_eq(store_batch_mark(b, &m), SL_OK);
+	put_str(st, STORE_DB_TASKS, "e", "5");
+	cr_assert_eq(store_batch_rollback_to(b, &m), SL_OK);
+	cr_assert_eq(store_batch_commit(st), SL_OK);
+	assert_value(st, STORE_DB_TASKS, "keep", "0");
+	assert_value(st, STORE_DB_TASKS, "a", NULL);
+	assert_value(st, STORE_DB_TASKS, "b", NULL);
+	assert_value(st, STORE_DB_TASKS, "c", NULL);
+	assert_value(st, STORE_DB_TASKS, "d", "4");
+	assert_value(st, STORE_DB_TASKS, "e", NULL);
+	store_free(st);
+}
+
 /* --- commit and callbacks ----------------------------------------------------------------- */
 
 struct cb_log {
