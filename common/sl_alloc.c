@@ -31,6 +31,12 @@ sl_alloc_fail_after(long n)
 	atomic_store(&fail_countdown, n < 0 ? -1 : n);
 }
 
+bool
+sl_alloc_fail_pending(void)
+{
+	return atomic_load(&fail_countdown) >= 0;
+}
+
 void *
 sl_malloc(size_t size)
 {

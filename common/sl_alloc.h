@@ -10,6 +10,7 @@
 #ifndef SLUICE_COMMON_SL_ALLOC_H
 #define SLUICE_COMMON_SL_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,9 @@ void sl_alloc_init(void);
 
 /* Fault injection for tests. n < 0 disables it (the default). */
 void sl_alloc_fail_after(long n);
+/* True while an injected failure is armed and has not happened yet: a walk over code whose
+ * failures are absorbed (caches) knows when n went past its last allocation. */
+bool sl_alloc_fail_pending(void);
 
 #define SL_NEW(type) ((type *)sl_calloc(1, sizeof(type)))
 

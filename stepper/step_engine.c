@@ -8,6 +8,7 @@
 #include "common/sl_alloc.h"
 #include "common/sl_clock.h"
 #include "common/sl_id.h"
+#include "common/sl_log.h"
 #include "stepper/step_int.h"
 
 const char *
@@ -59,6 +60,7 @@ step_engine_free(step_engine_t *eng)
 		sl_free(eng->ready[(eng->r_head + i) % eng->r_cap].arn);
 	sl_free(eng->ready);
 	step_cache_clear(eng);
+	step_hot_clear(eng);
 	sl_free(eng);
 }
 
@@ -153,11 +155,246 @@ valid_name(const char *s)
 	return true;
 }
 
+/* ---- one activation: all of its writes or none ------------------------------------------- */
+
+/* An effect of the running activation, copied: it goes out only if the activation is kept. */
+struct fx_call {
+	enum { FX_TASK, FX_TIMER, FX_FINISHED, FX_STATUS } kind;
+	int64_t due;
+	struct step_task t;
+	struct step_finished fin;
+	struct step_status_change sc;
+	char *s[7];
+	json_t *j[2];
+};
+
+static void
+fx_call_free(struct fx_call *fc)
+{
+	for (size_t i = 0; i < sizeof fc->s / sizeof fc->s[0]; i++)
+		sl_free(fc->s[i]);
+	json_decref(fc->j[0]);
+	json_decref(fc->j[1]);
+}
+
+static struct fx_call *
+fx_push(struct step_act *a)
+{
+	if (a->n == a->cap) {
+		size_t ncap = a->cap ? a->cap * 2 : 4;
+		void *n = sl_reallocarray(a->calls, ncap, sizeof *a->calls);
+		if (!n) {
+			a->oom = true;
+			return NULL;
+		}
+		a->calls = n;
+		a->cap = ncap;
+	}
+	struct fx_call *fc = &a->calls[a->n++];
+	memset(fc, 0, sizeof *fc);
+	return fc;
+}
+
+/* Copies s into slot i of fc (NULL stays NULL). */
+static const char *
+fx_str(struct step_act *a, struct fx_call *fc, size_t i, const char *s)
+{
+	if (!s)
+		return NULL;
+	if (!(fc->s[i] = sl_strdup(s)))
+		a->oom = true;
+	return fc->s[i];
+}
+
+static json_t *
+fx_json(struct fx_call *fc, size_t i, json_t *v)
+{
+	return fc->j[i] = v ? json_incref(v) : NULL;
+}
+
+static void
+rec_task(void *arg, const struct step_task *t)
+{
+	struct step_act *a = arg;
+	struct fx_call *fc = fx_push(a);
+	if (!fc)
+		return;
+	fc->kind = FX_TASK;
+	fc->t = *t;
+	fc->t.token = fx_str(a, fc, 0, t->token);
+	fc->t.execution_arn = fx_str(a, fc, 1, t->execution_arn);
+	fc->t.state_name = fx_str(a, fc, 2, t->state_name);
+	fc->t.resource = fx_str(a, fc, 3, t->resource);
+	fc->t.name = fx_str(a, fc, 4, t->name);
+	fc->t.action = fx_str(a, fc, 5, t->action);
+	fc->t.input = fx_json(fc, 0, t->input);
+}
+
+static void
+rec_timer(void *arg, int64_t due_ms)
+{
+	struct fx_call *fc = fx_push(arg);
+	if (!fc)
+		return;
+	fc->kind = FX_TIMER;
+	fc->due = due_ms;
+}
+
+static void
+rec_finished(void *arg, const struct step_finished *f)
+{
+	struct step_act *a = arg;
+	struct fx_call *fc = fx_push(a);
+	if (!fc)
+		return;
+	fc->kind = FX_FINISHED;
+	fc->fin = *f;
+	fc->fin.execution_arn = fx_str(a, fc, 0, f->execution_arn);
+	fc->fin.error = fx_str(a, fc, 1, f->error);
+	fc->fin.cause = fx_str(a, fc, 2, f->cause);
+	fc->fin.output = fx_json(fc, 0, f->output);
+}
+
+static void
+rec_status(void *arg, const struct step_status_change *sc)
+{
+	struct step_act *a = arg;
+	struct fx_call *fc = fx_push(a);
+	if (!fc)
+		return;
+	fc->kind = FX_STATUS;
+	fc->sc = *sc;
+	fc->sc.execution_arn = fx_str(a, fc, 0, sc->execution_arn);
+	fc->sc.state_machine_arn = fx_str(a, fc, 1, sc->state_machine_arn);
+	fc->sc.name = fx_str(a, fc, 2, sc->name);
+	fc->sc.error = fx_str(a, fc, 3, sc->error);
+	fc->sc.cause = fx_str(a, fc, 4, sc->cause);
+	fc->sc.input = fx_json(fc, 0, sc->input);
+	fc->sc.output = fx_json(fc, 1, sc->output);
+}
+
+sl_err
+step_act_begin(step_engine_t *eng, store_batch_t *b, const struct step_effects *fx,
+               struct step_act *a)
+{
+	memset(a, 0, sizeof *a);
+	a->eng = eng;
+	a->b = b;
+	a->real = fx;
+	a->r_len = eng->r_len;
+	if (fx) {
+		a->fx.arg = a;
+		a->fx.task = fx->task ? rec_task : NULL;
+		a->fx.timer = fx->timer ? rec_timer : NULL;
+		a->fx.finished = fx->finished ? rec_finished : NULL;
+		a->fx.status = fx->status ? rec_status : NULL;
+	}
+	// a mark, not a savepoint: a nested LMDB txn per activation cost ~8 % of the chain
+	// benchmark; rolling back replays the batch, which only failures pay
+	return store_batch_mark(b, &a->mark);
+}
+
+static void
+act_drop_calls(struct step_act *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		fx_call_free(&a->calls[i]);
+	sl_free(a->calls);
+	a->calls = NULL;
+	a->n = a->cap = 0;
+}
+
+/* The frames the activation queued and the documents it cached are forgotten; effects it
+ * announced are dropped (never delivered). */
+static void
+act_undo_memory(struct step_act *a)
+{
+	step_engine_t *eng = a->eng;
+	while (eng->r_len > a->r_len) {
+		eng->r_len--;
+		struct step_ready *r = &eng->ready[(eng->r_head + eng->r_len) % eng->r_cap];
+		sl_free(r->arn);
+		r->arn = NULL;
+	}
+	step_cache_clear(eng);
+	act_drop_calls(a);
+}
+
+sl_err
+step_act_end(struct step_act *a, sl_err e)
+{
+	if (e == SL_OK && a->oom)
+		e = SL_ERR_NOMEM; // an effect could not be kept: nobody could be told
+	if (e != SL_OK) {
+		// if the replay fails the batch is poisoned: nothing of it will commit
+		(void)store_batch_rollback_to(a->b, &a->mark);
+		act_undo_memory(a);
+		return e;
+	}
+	const struct step_effects *fx = a->real;
+	for (size_t i = 0; i < a->n; i++) {
+		struct fx_call *fc = &a->calls[i];
+		switch (fc->kind) {
+		case FX_TASK: fx->task(fx->arg, &fc->t); break;
+		case FX_TIMER: fx->timer(fx->arg, fc->due); break;
+		case FX_FINISHED: fx->finished(fx->arg, &fc->fin); break;
+		case FX_STATUS: fx->status(fx->arg, &fc->sc); break;
+		}
+	}
+	act_drop_calls(a);
+	return SL_OK;
+}
+
+/* An activation of arn failed with `failed` and was undone: the execution ends FAILED with
+ * States.Runtime in a write of its own. SL_OK when that is done (the error is logged, err
+ * cleared); otherwise `failed` (the store refuses writes, or arn cannot be read). */
+sl_err
+step_act_fail(step_engine_t *eng, store_batch_t *b, const char *arn, sl_err failed,
+              const struct step_effects *fx, struct sl_error *err)
+{
+	char cause[600];
+	snprintf(cause, sizeof cause, "The engine could not run the execution's next step: %s%s%s",
+	         sl_err_message(failed), err && err->code != SL_OK ? ": " : "",
+	         err && err->code != SL_OK ? sl_error_text(err) : "");
+	struct sl_error err2;
+	sl_error_clear(&err2);
+	struct step_act a;
+	sl_err e = step_act_begin(eng, b, fx, &a);
+	if (e != SL_OK)
+		return failed;
+	struct step_ctx c = { .eng = eng,
+		              .txn = store_batch_txn(b),
+		              .fx = &a.fx,
+		              .err = &err2,
+		              .inline_frame = -1 };
+	e = step_exec_load(&c, arn);
+	if (e == SL_OK && strcmp(step_jstr(c.exec, "status"), "RUNNING") == 0) {
+		e = step_exec_close(&c, STEP_FAILED, NULL, "States.Runtime", cause);
+		if (e == SL_OK)
+			e = step_exec_save(&c);
+	}
+	step_ctx_done(&c);
+	if (e == SL_ERR_EXEC_NOT_FOUND)
+		e = SL_OK; // the activation created it, and it is undone
+	if ((e = step_act_end(&a, e)) != SL_OK)
+		return failed;
+	sl_warn("stepper", "%s failed: %s", arn, cause);
+	if (err)
+		sl_error_clear(err);
+	return SL_OK;
+}
+
 sl_err
 step_start(step_engine_t *eng, store_batch_t *b, const struct step_start *req, char *arn_out,
            const struct step_effects *fx, struct sl_error *err)
 {
-	return step_start_txn(eng, store_batch_txn(b), req, NULL, 0, arn_out, fx, err);
+	// a start that fails half-way leaves nothing: there is no execution to fail
+	struct step_act a;
+	sl_err e = step_act_begin(eng, b, fx, &a);
+	if (e != SL_OK)
+		return sl_error_set(err, e, "cannot start: the store refuses writes");
+	e = step_start_txn(eng, store_batch_txn(b), req, NULL, 0, arn_out, &a.fx, err);
+	return step_act_end(&a, e);
 }
 
 sl_err
@@ -307,8 +544,13 @@ step_run_ready(step_engine_t *eng, store_batch_t *b, const struct step_effects *
 		struct step_ready r = eng->ready[eng->r_head];
 		eng->r_head = (eng->r_head + 1) % eng->r_cap;
 		eng->r_len--;
+		struct step_act a;
+		if ((e = step_act_begin(eng, b, fx, &a)) != SL_OK) {
+			sl_free(r.arn);
+			break;
+		}
 		struct step_ctx c
-		        = { .eng = eng, .txn = txn, .fx = fx, .err = err, .inline_frame = -1 };
+		        = { .eng = eng, .txn = txn, .fx = &a.fx, .err = err, .inline_frame = -1 };
 		e = step_exec_load(&c, r.arn);
 		if (e == SL_ERR_EXEC_NOT_FOUND) {
 			if (err)
@@ -320,6 +562,8 @@ step_run_ready(step_engine_t *eng, store_batch_t *b, const struct step_effects *
 				e = step_exec_save(&c);
 		}
 		step_ctx_done(&c);
+		if ((e = step_act_end(&a, e)) != SL_OK)
+			e = step_act_fail(eng, b, r.arn, e, fx, err);
 		sl_free(r.arn);
 		if (e != SL_OK)
 			break;
@@ -386,20 +630,54 @@ step_task_answer_txn(step_engine_t *eng, store_txn_t *txn, const char *token, bo
 	return e;
 }
 
+/* A worker's answer as one activation: an unknown token changes nothing; an engine failure
+ * after the task was found ends its execution FAILED (step_act_fail). */
+static sl_err
+task_answer(step_engine_t *eng, store_batch_t *b, const char *token, bool ok, json_t *output,
+            const char *error, const char *cause, const struct step_effects *fx,
+            struct sl_error *err)
+{
+	struct step_act a;
+	sl_err e = step_act_begin(eng, b, fx, &a);
+	if (e != SL_OK)
+		return e;
+	struct step_ctx c = { .eng = eng,
+		              .txn = store_batch_txn(b),
+		              .fx = &a.fx,
+		              .err = err,
+		              .inline_frame = -1 };
+	struct step_frame *f = NULL;
+	json_t *rec = NULL;
+	char arn[STEP_ARN_MAX] = "";
+	e = task_lookup(&c, token, &f, &rec);
+	if (e == SL_OK) {
+		snprintf(arn, sizeof arn, "%s", c.arn);
+		e = step_task_resolve(&c, f, ok, output ? output : json_null(), error, cause);
+		if (e == SL_OK && !f->gone && !c.closed)
+			e = step_frame_save(&c, f);
+		if (e == SL_OK)
+			e = step_exec_save(&c);
+	}
+	step_frame_free(f);
+	json_decref(rec);
+	step_ctx_done(&c);
+	if ((e = step_act_end(&a, e)) != SL_OK && arn[0])
+		e = step_act_fail(eng, b, arn, e, fx, err);
+	return e;
+}
+
 sl_err
 step_task_succeed(step_engine_t *eng, store_batch_t *b, const char *token, json_t *output,
                   const struct step_effects *fx, struct sl_error *err)
 {
-	return step_task_answer_txn(eng, store_batch_txn(b), token, true, output, NULL, NULL, fx,
-	                            err);
+	return task_answer(eng, b, token, true, output, NULL, NULL, fx, err);
 }
 
 sl_err
 step_task_fail(step_engine_t *eng, store_batch_t *b, const char *token, const char *error,
                const char *cause, const struct step_effects *fx, struct sl_error *err)
 {
-	return step_task_answer_txn(eng, store_batch_txn(b), token, false, NULL, error, cause, fx,
-	                            err);
+	return task_answer(eng, b, token, false, NULL, error, cause, fx, err);
 }
 
 sl_err

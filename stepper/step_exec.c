@@ -181,6 +181,22 @@ step_put_json(store_txn_t *txn, enum store_db db, const struct store_key *k, cha
 }
 
 sl_err
+step_parse_record(const char *p, size_t n, json_t **out)
+{
+	json_error_t je;
+	*out = json_loadb(p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+	if (*out)
+		return SL_OK;
+	if (json_error_code(&je) == json_error_out_of_memory)
+		return SL_ERR_NOMEM;
+	// jansson does not always say that memory ran out: a failure that does not repeat was
+	// that, not a damaged record (a damaged record must not fail a healthy execution)
+	json_t *again = json_loadb(p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+	json_decref(again);
+	return again ? SL_ERR_NOMEM : SL_ERR_STORE;
+}
+
+sl_err
 step_get_json(store_txn_t *txn, enum store_db db, const struct store_key *k, char tag, json_t **out)
 {
 	struct store_val v;
@@ -189,10 +205,7 @@ step_get_json(store_txn_t *txn, enum store_db db, const struct store_key *k, cha
 		return e;
 	if (v.len < 1 || ((const char *)v.data)[0] != tag)
 		return SL_ERR_STORE;
-	json_error_t je;
-	*out = json_loadb((const char *)v.data + 1, v.len - 1, JSON_DECODE_ANY | JSON_ALLOW_NUL,
-	                  &je);
-	return *out ? SL_OK : SL_ERR_STORE;
+	return step_parse_record((const char *)v.data + 1, v.len - 1, out);
 }
 
 int64_t
@@ -223,13 +236,58 @@ step_machine_get(step_engine_t *eng, store_txn_t *txn, const char *name, uint32_
 	return eng->resolve ? eng->resolve(eng->resolve_arg, txn, name, revision) : NULL;
 }
 
+static struct step_hot_ent *
+hot_slot(step_engine_t *eng, const char *arn)
+{
+	return &eng->hot[fnv(arn) % STEP_HOT_SLOTS];
+}
+
+static void
+hot_drop(struct step_hot_ent *h)
+{
+	sl_free(h->arn);
+	json_decref(h->exec);
+	sl_free(h->text);
+	memset(h, 0, sizeof *h);
+}
+
+void
+step_hot_clear(step_engine_t *eng)
+{
+	for (size_t i = 0; i < STEP_HOT_SLOTS; i++)
+		hot_drop(&eng->hot[i]);
+}
+
+/* The record saved last for arn, if the stored bytes v are still its text. */
+static json_t *
+hot_take(step_engine_t *eng, const char *arn, const struct store_val *v)
+{
+	struct step_hot_ent *h = hot_slot(eng, arn);
+	if (!h->arn || strcmp(h->arn, arn) != 0)
+		return NULL;
+	json_t *ex = NULL;
+	if (h->len == v->len && memcmp(h->text, v->data, v->len) == 0) {
+		ex = h->exec;
+		h->exec = NULL;
+	}
+	hot_drop(h);
+	return ex;
+}
+
 sl_err
 step_exec_load(struct step_ctx *c, const char *arn)
 {
 	struct store_key k;
 	step_key_exec(&k, arn);
 	json_t *ex = NULL;
-	sl_err e = step_get_json(c->txn, STORE_DB_EXECUTIONS, &k, 'X', &ex);
+	struct store_val raw;
+	sl_err e = store_get(c->txn, STORE_DB_EXECUTIONS, k.buf, k.len, &raw);
+	if (e == SL_OK && !(ex = hot_take(c->eng, arn, &raw))) {
+		if (raw.len < 1 || ((const char *)raw.data)[0] != 'X')
+			e = SL_ERR_STORE;
+		else
+			e = step_parse_record((const char *)raw.data + 1, raw.len - 1, &ex);
+	}
 	if (e == SL_ERR_NOT_FOUND)
 		return sl_error_set(c->err, SL_ERR_EXEC_NOT_FOUND, "Execution Does Not Exist: '%s'",
 		                    arn);
@@ -257,16 +315,46 @@ step_exec_save(struct step_ctx *c)
 		return SL_OK;
 	struct store_key k;
 	step_key_exec(&k, c->arn);
-	sl_err e = step_put_json(c->txn, STORE_DB_EXECUTIONS, &k, 'X', c->exec);
-	if (e == SL_OK)
+	struct step_buf b;
+	step_buf_init(&b);
+	step_buf_add(&b, "X", 1);
+	sl_err e = SL_ERR_NOMEM;
+	if (step_buf_json(&b, c->exec))
+		e = store_put(c->txn, STORE_DB_EXECUTIONS, k.buf, k.len, b.p, b.len);
+	if (e == SL_OK) {
 		c->exec_dirty = false;
+		// kept for the next load of this execution (a missing copy only costs a parse)
+		sl_free(c->saved);
+		c->saved_len = b.len;
+		c->saved = b.p == b.stack ? sl_malloc(b.len) : b.p;
+		if (c->saved && b.p == b.stack)
+			memcpy(c->saved, b.p, b.len);
+		if (b.p != b.stack)
+			step_buf_init(&b); // the heap buffer is c->saved now
+	}
+	step_buf_free(&b);
 	return e;
 }
 
 void
 step_ctx_done(struct step_ctx *c)
 {
+	if (c->exec && c->saved && !c->exec_dirty && c->arn) {
+		struct step_hot_ent *h = hot_slot(c->eng, c->arn);
+		char *arn = sl_strdup(c->arn);
+		if (arn) {
+			hot_drop(h);
+			h->arn = arn;
+			h->exec = c->exec;
+			h->text = c->saved;
+			h->len = c->saved_len;
+			c->exec = NULL;
+			c->saved = NULL;
+		}
+	}
 	json_decref(c->exec);
+	sl_free(c->saved);
+	c->saved = NULL;
 	c->exec = NULL;
 	c->arn = NULL;
 	step_memo_clear(c);
@@ -276,7 +364,12 @@ uint32_t
 step_next_frame_id(struct step_ctx *c)
 {
 	int64_t id = step_jint(c->exec, "nextFrame", 1);
-	json_object_set_new(c->exec, "nextFrame", json_integer(id + 1));
+	// in place: an allocation failing here would hand the same id out twice
+	json_t *x = json_object_get(c->exec, "nextFrame");
+	if (json_is_integer(x))
+		json_integer_set(x, id + 1);
+	else
+		json_object_set_new(c->exec, "nextFrame", json_integer(id + 1));
 	c->exec_dirty = true;
 	return (uint32_t)id;
 }

@@ -13,6 +13,7 @@
 #include "store/store.h"
 
 #define STEP_CACHE_SLOTS 256
+#define STEP_HOT_SLOTS   64
 
 struct step_machine_ent {
 	char *name;
@@ -43,6 +44,15 @@ struct step_engine {
 		char *key;
 		json_t *v;
 	} cache[STEP_CACHE_SLOTS];
+	/* Execution records as last saved, with their stored text: step_exec_load takes the
+	 * object back instead of parsing when the stored bytes are still exactly that text
+	 * (a rolled-back or aborted write then simply misses). Direct-mapped by ARN. */
+	struct step_hot_ent {
+		char *arn;
+		json_t *exec;
+		char *text;
+		size_t len;
+	} hot[STEP_HOT_SLOTS];
 };
 
 /* What a frame is doing. */
@@ -116,6 +126,9 @@ struct step_ctx {
 	json_t *memo_v;
 	char *memo_s;
 	size_t memo_n;
+	/* the stored text of exec's last save (the record goes to eng->hot when done) */
+	char *saved;
+	size_t saved_len;
 };
 
 /* A growing byte buffer (stack first, then the heap): stored records are written into it.
@@ -145,6 +158,9 @@ void step_key_frame(struct store_key *k, const char *arn, uint32_t id);
 void step_key_result(struct store_key *k, const char *arn, uint32_t id, uint32_t idx);
 sl_err step_put_json(store_txn_t *txn, enum store_db db, const struct store_key *k, char tag,
                      json_t *v);
+/* Parses a stored record's JSON: SL_ERR_STORE when damaged, SL_ERR_NOMEM when memory ran
+ * out. */
+sl_err step_parse_record(const char *p, size_t n, json_t **out);
 sl_err step_get_json(store_txn_t *txn, enum store_db db, const struct store_key *k, char tag,
                      json_t **out);
 sl_err step_exec_load(struct step_ctx *c, const char *arn);
@@ -160,6 +176,7 @@ sl_err step_frame_eff(struct step_ctx *c, struct step_frame *f);
 json_t *step_cache_get(step_engine_t *eng, const char *key);
 void step_cache_put(step_engine_t *eng, const char *key, json_t *v);
 void step_cache_clear(step_engine_t *eng);
+void step_hot_clear(step_engine_t *eng);
 sl_err step_exec_save(struct step_ctx *c);
 void step_ctx_done(struct step_ctx *c);
 /* A registered machine, else the resolver's (*revision 0 = current, then filled in). */
@@ -189,6 +206,29 @@ sl_err step_start_txn(step_engine_t *eng, store_txn_t *txn, const struct step_st
 sl_err step_task_answer_txn(step_engine_t *eng, store_txn_t *txn, const char *token, bool ok,
                             json_t *output, const char *error, const char *cause,
                             const struct step_effects *fx, struct sl_error *err);
+
+/* One activation (an input's work on one execution) is all or nothing: begin takes a store
+ * mark and a proxy of fx (a.fx) that holds the effects back; end with the activation's
+ * result delivers them, or rolls the batch back to the mark and forgets the frames it
+ * queued and the cached documents, and drops the effects. */
+struct step_act {
+	step_engine_t *eng;
+	store_batch_t *b;
+	struct store_mark_pos mark;
+	const struct step_effects *real;
+	struct step_effects fx;
+	struct fx_call *calls;
+	size_t n, cap;
+	size_t r_len;
+	bool oom;
+};
+sl_err step_act_begin(step_engine_t *eng, store_batch_t *b, const struct step_effects *fx,
+                      struct step_act *a);
+sl_err step_act_end(struct step_act *a, sl_err e);
+/* After a failed activation of arn was undone: ends arn FAILED (States.Runtime, the cause
+ * says what broke) in a clean write; SL_OK then, else `failed`. */
+sl_err step_act_fail(step_engine_t *eng, store_batch_t *b, const char *arn, sl_err failed,
+                     const struct step_effects *fx, struct sl_error *err);
 
 /* --- step_integrations.c ------------------------------------------------------------------ */
 /* True when the task is served by the engine itself (states:startExecution). */

@@ -88,15 +88,17 @@ step_exec_close(struct step_ctx *c, enum step_status st, json_t *output, const c
 		e = SL_OK;
 	if (e != SL_OK)
 		return e;
-	json_object_set_new(c->exec, "status", json_string(step_status_name(st)));
-	json_object_set_new(c->exec, "stopMs", json_integer(sl_clock_now_ms()));
+	int bad = json_object_set_new(c->exec, "status", json_string(step_status_name(st)));
+	bad |= json_object_set_new(c->exec, "stopMs", json_integer(sl_clock_now_ms()));
 	if (output)
-		json_object_set(c->exec, "output", output);
+		bad |= json_object_set(c->exec, "output", output);
 	if (error)
-		json_object_set_new(c->exec, "error", json_string(error));
+		bad |= json_object_set_new(c->exec, "error", json_string(error));
 	if (cause)
-		json_object_set_new(c->exec, "cause", json_string(cause));
+		bad |= json_object_set_new(c->exec, "cause", json_string(cause));
 	c->exec_dirty = true;
+	if (bad)
+		return SL_ERR_NOMEM; // the activation is undone (step_act_end)
 	c->closed = true;
 	if (st != STEP_SUCCEEDED && (e = step_redrive_keep(c, st)) != SL_OK)
 		return e;
@@ -113,7 +115,9 @@ step_exec_close(struct step_ctx *c, enum step_status st, json_t *output, const c
 	struct store_val k, v;
 	e = store_cursor_seek_prefix(cur, pk.buf, pk.len);
 	while (e == SL_OK && (e = store_cursor_next(cur, &k, &v)) == SL_OK) {
-		if (v.len > 1 && ((const char *)v.data)[0] == 'F') {
+		// only a frame waiting on a task has a token: parse just the records that may
+		if (v.len > 1 && ((const char *)v.data)[0] == 'F'
+		    && memmem(v.data, v.len, "\"tok\":", 6)) {
 			json_error_t je;
 			json_t *o = json_loadb((const char *)v.data + 1, v.len - 1, 0, &je);
 			const char *tok = step_jstr(o, "tok");

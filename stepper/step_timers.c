@@ -99,8 +99,11 @@ step_fire_timers(step_engine_t *eng, store_batch_t *b, int64_t now_ms, unsigned 
 				e = store_cursor_del(cur);
 		}
 		store_cursor_close(cur);
-		if (e == SL_OK)
-			e = fire_one(eng, txn, &t, fx, err);
+		// each firing is one activation; the timer itself stays consumed
+		struct step_act a;
+		if (e == SL_OK && (e = step_act_begin(eng, b, fx, &a)) == SL_OK
+		    && (e = step_act_end(&a, fire_one(eng, txn, &t, &a.fx, err))) != SL_OK)
+			e = step_act_fail(eng, b, t.arn, e, fx, err);
 		sl_free(t.arn);
 		if (e != SL_OK)
 			break;

@@ -1,0 +1,215 @@
+/*
+ * test_step_atomic.c - an activation is all or nothing: one allocation made to fail at
+ * every position of an activation (sl_alloc_fail_after) leaves either the full activation
+ * or none of it, and an engine failure ends the execution FAILED with States.Runtime in a
+ * clean write: history ids dense and chained, no frame, token or timer left, the execution
+ * record agreeing with its history, and the effects of an undone activation never told.
+ */
+#include "tests/stepper/step_rig.h"
+
+static void
+setup(void)
+{
+	sl_alloc_init();
+}
+
+TestSuite(step_atomic, .init = setup);
+
+/* Number of keys under the execution's prefix in db. */
+static size_t
+count_under(struct rig *r, enum store_db db, const char *arn)
+{
+	store_txn_t *txn;
+	cr_assert_eq(store_read_begin(r->st, &txn), SL_OK);
+	struct store_key k;
+	store_key_init(&k);
+	store_key_str(&k, arn);
+	size_t n = 0;
+	cr_assert_eq(store_count_prefix(txn, db, k.buf, k.len, &n), SL_OK);
+	store_read_end(txn);
+	return n;
+}
+
+static size_t
+count_all(struct rig *r, enum store_db db)
+{
+	store_txn_t *txn;
+	cr_assert_eq(store_read_begin(r->st, &txn), SL_OK);
+	store_cursor_t *cur;
+	cr_assert_eq(store_cursor_open(txn, db, &cur), SL_OK);
+	cr_assert_eq(store_cursor_seek(cur, NULL, 0), SL_OK);
+	struct store_val k, v;
+	size_t n = 0;
+	while (store_cursor_next(cur, &k, &v) == SL_OK)
+		n++;
+	store_cursor_close(cur);
+	store_read_end(txn);
+	return n;
+}
+
+static const char *
+js(json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+/* Checks an ended execution; returns true when it FAILED with States.Runtime. */
+static bool
+check_ended(struct rig *r, const char *arn, const char *success_type, long at)
+{
+	json_t *h = rig_history(r, arn);
+	size_t n = json_array_size(h);
+	cr_assert_geq(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		json_t *ev = json_array_get(h, i);
+		cr_assert_eq(json_integer_value(json_object_get(ev, "id")), (json_int_t)i + 1,
+		             "history ids are dense");
+		cr_assert_lt(json_integer_value(json_object_get(ev, "previousEventId")),
+		             (json_int_t)i + 1);
+	}
+	cr_assert_str_eq(js(json_array_get(h, 0), "type"), "ExecutionStarted");
+	json_t *last = json_array_get(h, n - 1);
+	const char *type = js(last, "type");
+	bool failed = strcmp(type, "ExecutionFailed") == 0;
+	if (failed) {
+		json_t *d = json_object_get(last, "executionFailedEventDetails");
+		cr_assert_str_eq(js(d, "error"), "States.Runtime");
+		cr_assert(js(d, "cause") && strstr(js(d, "cause"), "could not run"), "%s",
+		          js(d, "cause"));
+	} else {
+		cr_assert_str_eq(type, success_type, "failing allocation %ld", at);
+	}
+	for (size_t i = 1; i + 1 < n; i++) {
+		const char *t = js(json_array_get(h, i), "type");
+		cr_assert(strncmp(t, "Execution", 9) != 0, "an execution event mid-history: %s", t);
+	}
+	// the record agrees with the history
+	store_txn_t *txn;
+	cr_assert_eq(store_read_begin(r->st, &txn), SL_OK);
+	json_t *d = NULL;
+	cr_assert_eq(step_describe(r->eng, txn, arn, &d, NULL), SL_OK);
+	store_read_end(txn);
+	cr_assert_str_eq(js(d, "status"), failed ? "FAILED" : "SUCCEEDED");
+	json_decref(d);
+	json_decref(h);
+	// nothing of the execution is left running
+	cr_assert_eq(count_under(r, STORE_DB_FRAMES, arn), 0);
+	cr_assert_eq(count_all(r, STORE_DB_TASK_TOKENS), 0);
+	// (a queue entry may stay behind an execution that ended while its task was out, as
+	// after StopExecution: its token is gone, so no worker is given it)
+	// the effects told exactly one end, the one recorded
+	cr_assert(r->finished);
+	cr_assert_eq(r->status, failed ? STEP_FAILED : STEP_SUCCEEDED);
+	cr_assert_eq(r->status_ended, 1);
+	return failed;
+}
+
+static const char *const RUN_DEF
+        = "{\"StartAt\":\"A\",\"States\":{"
+          "\"A\":{\"Type\":\"Pass\",\"Parameters\":{\"id.$\":\"$$.Execution.Name\",\"v.$\":"
+          "\"$.v\"},\"Next\":\"B\"},"
+          "\"B\":{\"Type\":\"Choice\",\"Choices\":[{\"Variable\":\"$.v\",\"NumericEquals\":1,"
+          "\"Next\":\"C\"}],\"Default\":\"C\"},"
+          "\"C\":{\"Type\":\"Parallel\",\"Branches\":["
+          "{\"StartAt\":\"P\",\"States\":{\"P\":{\"Type\":\"Pass\",\"Result\":[1,\"x\"],"
+          "\"End\":true}}},"
+          "{\"StartAt\":\"Q\",\"States\":{\"Q\":{\"Type\":\"Pass\",\"End\":true}}}],"
+          "\"ResultPath\":\"$.r\",\"End\":true}}}";
+
+/* Every allocation of the runs (the activations of a Pass, a Choice and a Parallel with its
+ * branches) made to fail once, each on a fresh execution. */
+Test(step_atomic, a_failed_allocation_in_a_run_undoes_the_activation)
+{
+	struct rig r;
+	rig_init(&r, RUN_DEF);
+	int failed = 0;
+	bool done = false;
+	for (long n = 0; !done; n++) {
+		cr_assert_lt(n, 20000, "the walk does not end");
+		char name[32];
+		snprintf(name, sizeof name, "x%ld", n);
+		struct sl_error err;
+		sl_error_clear(&err);
+		static char arn[STEP_ARN_MAX];
+		json_t *in = step_test_json("{\"v\":1}");
+		struct step_start req = { .machine = "m", .name = name, .input = in };
+		cr_assert_eq(step_start(r.eng, rig_batch(&r), &req, arn, &r.fx, &err), SL_OK);
+		json_decref(in);
+		cr_assert_eq(store_batch_commit(r.st), SL_OK);
+		r.finished = false;
+		r.status_ended = 0;
+		// one failing allocation somewhere in the first run of this execution
+		store_batch_t *b = rig_batch(&r);
+		sl_alloc_fail_after(n);
+		sl_err e = step_run_ready(r.eng, b, &r.fx, NULL, &err);
+		done = sl_alloc_fail_pending(); // n went past the run's last allocation
+		sl_alloc_fail_after(-1);
+		cr_assert_eq(e, SL_OK, "at %ld: %s", n, sl_error_text(&err));
+		cr_assert_eq(store_batch_commit(r.st), SL_OK);
+		rig_settle(&r);
+		if (check_ended(&r, arn, "ExecutionSucceeded", n)) {
+			failed++;
+			cr_assert_not(done, "nothing failed, yet the execution did");
+		}
+	}
+	cr_assert_gt(failed, 10, "the walk failed activations (%d)", failed);
+	rig_free(&r);
+}
+
+static const char *const TASK_DEF
+        = "{\"StartAt\":\"T\",\"States\":{"
+          "\"T\":{\"Type\":\"Task\",\"Resource\":\"arn:aws:states:::lambda:invoke\","
+          "\"ResultSelector\":{\"p.$\":\"$.Payload\",\"n.$\":\"$$.State.Name\"},"
+          "\"Next\":\"W\"},"
+          "\"W\":{\"Type\":\"Wait\",\"Seconds\":5,\"Next\":\"E\"},"
+          "\"E\":{\"Type\":\"Succeed\"}}}";
+
+/* A worker's answer and the Wait timer it leads to, failing at every allocation: the answer
+ * either moves the execution on completely or ends it FAILED; never half. */
+Test(step_atomic, a_failed_allocation_in_a_task_answer_undoes_it)
+{
+	struct rig r;
+	rig_init(&r, TASK_DEF);
+	int failed = 0;
+	bool done = false;
+	for (long n = 0; !done; n++) {
+		cr_assert_lt(n, 20000, "the walk does not end");
+		char name[32];
+		snprintf(name, sizeof name, "t%ld", n);
+		r.n_tasks = r.open_tasks = 0; // the rig keeps 256 tokens
+		int before = 0;
+		char *arn = rig_start(&r, name, "{}");
+		cr_assert_eq(r.n_tasks, before + 1);
+		r.finished = false;
+		r.status_ended = 0;
+		struct sl_error err;
+		sl_error_clear(&err);
+		json_t *out = step_test_json("{\"Payload\":{\"ok\":true}}");
+		store_batch_t *b = rig_batch(&r);
+		sl_alloc_fail_after(n);
+		sl_err e = step_task_succeed(r.eng, b, r.tokens[before], out, &r.fx, &err);
+		done = sl_alloc_fail_pending();
+		sl_alloc_fail_after(-1);
+		if (e != SL_OK) {
+			// refused before the task was found (out of memory; jansson may also
+			// misread a string when an allocation fails, and then finds no such
+			// execution): nothing was written and the task still waits
+			cr_assert_not(r.finished);
+			cr_assert_eq(
+			        step_task_succeed(r.eng, b, r.tokens[before], out, &r.fx, &err),
+			        SL_OK);
+		}
+		json_decref(out);
+		cr_assert_eq(store_batch_commit(r.st), SL_OK);
+		rig_settle(&r);
+		sl_clock_fake_advance(6000);
+		rig_settle(&r);
+		if (check_ended(&r, arn, "ExecutionSucceeded", n)) {
+			failed++;
+			cr_assert_not(done, "nothing failed, yet the execution did");
+		}
+		cr_assert_eq(count_all(&r, STORE_DB_TIMERS), 0);
+	}
+	cr_assert_gt(failed, 10, "the walk failed answers (%d)", failed);
+	rig_free(&r);
+}
