@@ -711,19 +711,47 @@ fanout_complete(struct step_ctx *c, struct step_frame *f)
 {
 	json_t *results = NULL;
 	sl_err e;
-	if ((e = gather(c, f, &results)) != SL_OK)
+	struct step_fault wft;
+	bool wfailed = false;
+	if (is_distributed(f) && f->m->states[f->st].u.map.result_writer) {
+		// ResultWriter: the children's records go to files one by one, nothing is gathered
+		e = step_frame_eff(c, f);
+		if (e == SL_OK
+		    && (e = step_maprun_write_results(c, f, &results, &wft))
+		            == SL_ERR_INVALID_ARG) {
+			wfailed = true;
+			e = SL_OK;
+		}
+		for (uint32_t i = 0; e == SL_OK && i < f->n; i++) {
+			struct store_key k;
+			step_key_result(&k, c->arn, f->id, i);
+			e = store_del(c->txn, STORE_DB_FRAMES, k.buf, k.len);
+		}
+	} else {
+		e = gather(c, f, &results);
+	}
+	if (e != SL_OK) {
+		json_decref(results);
 		return e;
+	}
 	if (f->parent < 0 && json_object_get(c->exec, "rdKept")) {
 		json_object_del(c->exec, "rdKept");
 		c->exec_dirty = true;
 	}
-	if (is_distributed(f)) {
+	if (is_distributed(f) && wfailed) {
+		json_t *d = json_pack("{s:s, s:s}", "error", wft.error, "cause", wft.cause);
+		e = d ? step_maprun_end(c, f->id, "FAILED", false) : SL_ERR_NOMEM;
+		if (e == SL_OK)
+			e = step_event(c, f, "MapRunFailed", "mapRunFailedEventDetails", d);
+		else
+			json_decref(d);
+	} else if (is_distributed(f)) {
 		e = step_maprun_end(c, f->id, "SUCCEEDED", false);
 		if (e == SL_OK)
 			e = step_event(c, f, "MapRunSucceeded", NULL, NULL);
 	}
 	if (e == SL_OK)
-		e = simple_event(c, f, "Succeeded");
+		e = simple_event(c, f, wfailed ? "Failed" : "Succeeded");
 	if (e == SL_OK && f->n > 0) {
 		struct store_key k;
 		step_key_eff(&k, c->arn, f->id);
@@ -742,7 +770,7 @@ fanout_complete(struct step_ctx *c, struct step_frame *f)
 	f->eff = NULL;
 	f->ph = PH_RERUN;
 	if (e == SL_OK)
-		e = step_state_finish(c, f, results);
+		e = wfailed ? step_state_error(c, f, &wft) : step_state_finish(c, f, results);
 	json_decref(results);
 	return e;
 }

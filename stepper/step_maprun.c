@@ -9,9 +9,13 @@
  * frame would. Removing the link first is what lets the parent abort children (a failed
  * threshold, a stop) without hearing from them again.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/sl_alloc.h"
 #include "common/sl_clock.h"
@@ -688,6 +692,10 @@ step_maprun_child_closed(struct step_ctx *c, enum step_status st, json_t *output
 		return e;
 	if ((e = mr_move(c->txn, mrarn, CN_RUNNING, counter_of(st), items)) != SL_OK)
 		return e;
+	// the closed record first: the parent may read it now (ResultWriter)
+	c->exec_dirty = true;
+	if ((e = step_exec_save(c)) != SL_OK)
+		return e;
 	char parent_arn[STEP_ARN_MAX];
 	snprintf(parent_arn, sizeof parent_arn, "%s", parent);
 	struct step_ctx pc
@@ -722,6 +730,321 @@ step_maprun_child_closed(struct step_ctx *c, enum step_status st, json_t *output
 out:
 	step_frame_free(pf);
 	step_ctx_done(&pc);
+	return e;
+}
+
+/* ---- ResultWriter: the run's results as files under the item reader root --------------------- */
+
+/* One path segment: not empty, not "." or "..", no '/'. */
+static bool
+segment_ok(const char *p, size_t n)
+{
+	return n > 0 && !(n == 1 && p[0] == '.') && !(n == 2 && p[0] == '.' && p[1] == '.')
+	        && !memchr(p, '/', n);
+}
+
+/* Makes dir/seg (one level) unless it exists as a directory. */
+static bool
+mkdir_one(const char *path)
+{
+	struct stat sb;
+	if (mkdir(path, 0755) == 0)
+		return true;
+	return errno == EEXIST && lstat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* One ResultWriter entry for a child (DescribeExecution-like, AWS's capitalized keys). */
+static json_t *
+result_entry(store_txn_t *txn, json_t *x)
+{
+	char start[32], stop[32];
+	sl_clock_format_rfc3339(step_jint(x, "startMs", 0), start);
+	sl_clock_format_rfc3339(step_jint(x, "stopMs", 0), stop);
+	json_t *o
+	        = json_pack("{s:O, s:O, s:O, s:O, s:s, s:s, s:I}", "ExecutionArn",
+	                    json_object_get(x, "executionArn"), "Name", json_object_get(x, "name"),
+	                    "StateMachineArn", json_object_get(x, "stateMachineArn"), "Status",
+	                    json_object_get(x, "status"), "StartDate", start, "StopDate", stop,
+	                    "RedriveCount", (json_int_t)step_jint(x, "redriveCount", 0));
+	if (!o)
+		return NULL;
+	struct store_key k;
+	step_key_input(&k, step_jstr(x, "executionArn"));
+	json_t *in = NULL;
+	if (step_get_json(txn, STORE_DB_EXECUTIONS, &k, 'I', &in) == SL_OK) {
+		char *t = step_dumps(in);
+		json_object_set_new(o, "Input", json_string(t ? t : "null"));
+		json_object_set_new(o, "InputDetails", json_pack("{s:b}", "Included", 1));
+		sl_free(t);
+		json_decref(in);
+	}
+	if (json_object_get(x, "output")) {
+		char *t = step_dumps(json_object_get(x, "output"));
+		json_object_set_new(o, "Output", json_string(t ? t : "null"));
+		json_object_set_new(o, "OutputDetails", json_pack("{s:b}", "Included", 1));
+		sl_free(t);
+	}
+	if (step_jstr(x, "error"))
+		json_object_set(o, "Error", json_object_get(x, "error"));
+	if (step_jstr(x, "cause"))
+		json_object_set(o, "Cause", json_object_get(x, "cause"));
+	return o;
+}
+
+struct rfile {
+	const char *kind; /* SUCCEEDED, FAILED, PENDING */
+	char *tmp, *path, *key;
+	FILE *fp;
+	size_t n;
+	long size;
+};
+
+sl_err
+step_maprun_write_results(struct step_ctx *c, struct step_frame *f, json_t **out,
+                          struct step_fault *ft)
+{
+	const struct sm_map *mp = &f->m->states[f->st].u.map;
+	const char *root = c->eng->opt.item_reader_root;
+	char mrarn[STEP_ARN_MAX], rroot[PATH_MAX], rdir[PATH_MAX];
+	struct rfile files[3]
+	        = { { .kind = "SUCCEEDED" }, { .kind = "FAILED" }, { .kind = "PENDING" } };
+	json_t *params = NULL, *manifest = NULL;
+	char *dir = NULL, *prefix_key = NULL;
+	store_cursor_t *cur = NULL;
+	sl_err e = step_maprun_arn(c, f->id, mrarn);
+	*out = NULL;
+	if (e != SL_OK)
+		return e;
+	if (!root || !*root) {
+		step_fault_runtime(ft, f, "States.ResultWriterFailed",
+		                   "ResultWriter writes local files only under a root directory, "
+		                   "and none is set (sluice serve/run --item-reader-root DIR)");
+		return SL_ERR_INVALID_ARG;
+	}
+	const char *res = step_jstr(mp->result_writer, "Resource");
+	if (!res || strcmp(res, "arn:aws:states:::s3:putObject") != 0) {
+		step_fault_runtime(
+		        ft, f, "States.ResultWriterFailed",
+		        "ResultWriter supports the resource arn:aws:states:::s3:putObject "
+		        "only, not '%s'",
+		        res ? res : "(missing)");
+		return SL_ERR_INVALID_ARG;
+	}
+	json_t *pt = json_object_get(mp->result_writer, "Parameters");
+	if (pt) {
+		struct sm_template *t = NULL;
+		json_t *ctx = step_context(c, f);
+		if (!ctx)
+			return SL_ERR_NOMEM;
+		if ((e = sm_template_compile(pt, &t, NULL)) == SL_OK)
+			e = step_io_template(c, f, t, f->eff, ctx, &params, ft);
+		else if (e != SL_ERR_NOMEM)
+			e = SL_ERR_INTERNAL; // validated when the machine was compiled
+		sm_template_free(t);
+		json_decref(ctx);
+		if (e != SL_OK)
+			return e;
+	}
+	const char *bucket = step_jstr(params, "Bucket");
+	const char *prefix = step_jstr(params, "Prefix");
+	e = SL_ERR_INVALID_ARG;
+	if (!bucket || !segment_ok(bucket, strlen(bucket))) {
+		step_fault_runtime(
+		        ft, f, "States.ResultWriterFailed",
+		        "ResultWriter Parameters.Bucket must be one directory name under "
+		        "the item reader root, not '%s'",
+		        bucket ? bucket : "(missing)");
+		goto out;
+	}
+	// the prefix: relative segments (trailing '/' allowed), each a directory to make
+	char pfx[1024] = "";
+	for (const char *p = prefix ? prefix : ""; *p;) {
+		size_t n = strcspn(p, "/");
+		if (!segment_ok(p, n) || strlen(pfx) + n + 2 > sizeof pfx) {
+			step_fault_runtime(
+			        ft, f, "States.ResultWriterFailed",
+			        "ResultWriter Parameters.Prefix '%s' must be a relative path "
+			        "without '.' or '..' segments",
+			        prefix);
+			goto out;
+		}
+		strncat(pfx, p, n);
+		strcat(pfx, "/");
+		p += n;
+		while (*p == '/')
+			p++;
+	}
+	const char *id = strrchr(mrarn, ':');
+	id = id ? id + 1 : "run";
+	if (!realpath(root, rroot)) {
+		step_fault_runtime(ft, f, "States.ResultWriterFailed",
+		                   "the item reader root '%s' cannot be opened: %s", root,
+		                   strerror(errno));
+		goto out;
+	}
+	// the bucket must exist, as an S3 bucket does; the prefix and run directories are made
+	char *bdir = sl_asprintf("%s/%s", rroot, bucket);
+	char rb[PATH_MAX];
+	bool inside = bdir && realpath(bdir, rb) && strncmp(rb, rroot, strlen(rroot)) == 0
+	        && rb[strlen(rroot)] == '/';
+	if (!bdir) {
+		e = SL_ERR_NOMEM;
+		goto out;
+	}
+	sl_free(bdir);
+	if (!inside) {
+		step_fault_runtime(ft, f, "States.ResultWriterFailed",
+		                   "the bucket '%s' is not a directory under the item reader root",
+		                   bucket);
+		goto out;
+	}
+	dir = sl_strdup(rb);
+	for (const char *p = pfx; dir && *p;) {
+		size_t n = strcspn(p, "/");
+		char *d = sl_asprintf("%s/%.*s", dir, (int)n, p);
+		sl_free(dir);
+		dir = d;
+		if (dir && !mkdir_one(dir)) {
+			step_fault_runtime(ft, f, "States.ResultWriterFailed",
+			                   "cannot make the prefix '%s' under bucket '%s': %s", pfx,
+			                   bucket, strerror(errno));
+			goto out;
+		}
+		p += n + 1;
+	}
+	char *d = dir ? sl_asprintf("%s/%s", dir, id) : NULL;
+	sl_free(dir);
+	dir = d;
+	if (!dir) {
+		e = SL_ERR_NOMEM;
+		goto out;
+	}
+	// no symbolic link may lead the files out of the bucket
+	if (!mkdir_one(dir) || !realpath(dir, rdir) || strncmp(rdir, rb, strlen(rb)) != 0) {
+		step_fault_runtime(ft, f, "States.ResultWriterFailed",
+		                   "cannot make the result directory %s%s under bucket '%s'", pfx,
+		                   id, bucket);
+		goto out;
+	}
+	if (!(prefix_key = sl_asprintf("%s%s/", pfx, id))) {
+		e = SL_ERR_NOMEM;
+		goto out;
+	}
+	for (int i = 0; i < 3; i++) {
+		files[i].path = sl_asprintf("%s/%s_0.json", rdir, files[i].kind);
+		files[i].tmp = sl_asprintf("%s/.%s_0.json.tmp", rdir, files[i].kind);
+		files[i].key = sl_asprintf("%s%s_0.json", prefix_key, files[i].kind);
+		if (!files[i].path || !files[i].tmp || !files[i].key) {
+			e = SL_ERR_NOMEM;
+			goto out;
+		}
+		if (!(files[i].fp = fopen(files[i].tmp, "w"))) {
+			step_fault_runtime(ft, f, "States.ResultWriterFailed",
+			                   "cannot write %s: %s", files[i].key, strerror(errno));
+			goto out;
+		}
+		fputc('[', files[i].fp);
+	}
+	// the children, oldest first, one entry at a time: memory stays one record
+	struct store_key pk;
+	store_key_init(&pk);
+	store_key_str(&pk, mrarn);
+	if ((e = store_cursor_open(c->txn, STORE_DB_EXEC_INDEX, &cur)) != SL_OK)
+		goto out;
+	struct store_val k, v;
+	e = store_cursor_seek_prefix(cur, pk.buf, pk.len);
+	while (e == SL_OK && (e = store_cursor_next(cur, &k, &v)) == SL_OK) {
+		char child[STEP_ARN_MAX];
+		size_t alen = k.len - pk.len - 8;
+		if (k.len < pk.len + 9 || alen >= sizeof child)
+			continue;
+		memcpy(child, (const char *)k.data + pk.len + 8, alen);
+		child[alen] = 0;
+		struct store_key xk;
+		step_key_exec(&xk, child);
+		json_t *x = NULL;
+		if (step_get_json(c->txn, STORE_DB_EXECUTIONS, &xk, 'X', &x) != SL_OK)
+			continue;
+		const char *st = step_jstr(x, "status");
+		struct rfile *rf = !st || strcmp(st, "RUNNING") == 0 ? &files[2]
+		        : strcmp(st, "SUCCEEDED") == 0               ? &files[0]
+		                                                     : &files[1];
+		json_t *ent = result_entry(c->txn, x);
+		json_decref(x);
+		char *t = ent ? json_dumps(ent, JSON_COMPACT) : NULL;
+		json_decref(ent);
+		if (!t) {
+			e = SL_ERR_NOMEM;
+			break;
+		}
+		if (rf->n++)
+			fputc(',', rf->fp);
+		fputs(t, rf->fp);
+		free(t);
+	}
+	if (e != SL_ERR_NOT_FOUND)
+		goto out;
+	e = SL_ERR_INVALID_ARG;
+	manifest = json_pack("{s:s, s:s, s:{s:[], s:[], s:[]}}", "DestinationBucket", bucket,
+	                     "MapRunArn", mrarn, "ResultFiles", "FAILED", "PENDING", "SUCCEEDED");
+	if (!manifest) {
+		e = SL_ERR_NOMEM;
+		goto out;
+	}
+	for (int i = 0; i < 3; i++) {
+		fputc(']', files[i].fp);
+		files[i].size = ftell(files[i].fp);
+		bool bad = ferror(files[i].fp) != 0;
+		bad |= fclose(files[i].fp) != 0;
+		files[i].fp = NULL;
+		// an empty kind has no file, as AWS writes none
+		if (!bad && files[i].n == 0) {
+			unlink(files[i].tmp);
+			continue;
+		}
+		if (bad || rename(files[i].tmp, files[i].path) != 0) {
+			step_fault_runtime(ft, f, "States.ResultWriterFailed",
+			                   "cannot write %s: %s", files[i].key, strerror(errno));
+			goto out;
+		}
+		json_array_append_new(
+		        json_object_get(json_object_get(manifest, "ResultFiles"), files[i].kind),
+		        json_pack("{s:s, s:I}", "Key", files[i].key, "Size",
+		                  (json_int_t)files[i].size));
+	}
+	char *mpath = sl_asprintf("%s/manifest.json", rdir);
+	char *mtmp = sl_asprintf("%s/.manifest.json.tmp", rdir);
+	bool ok = mpath && mtmp
+	        && json_dump_file(manifest, mtmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0
+	        && rename(mtmp, mpath) == 0;
+	if (!ok && mpath && mtmp)
+		step_fault_runtime(ft, f, "States.ResultWriterFailed",
+		                   "cannot write %smanifest.json: %s", prefix_key, strerror(errno));
+	sl_free(mpath);
+	sl_free(mtmp);
+	if (!ok)
+		goto out;
+	char mkey[1200];
+	snprintf(mkey, sizeof mkey, "%smanifest.json", prefix_key);
+	*out = json_pack("{s:s, s:{s:s, s:s}}", "MapRunArn", mrarn, "ResultWriterDetails", "Bucket",
+	                 bucket, "Key", mkey);
+	e = *out ? SL_OK : SL_ERR_NOMEM;
+out:
+	if (cur)
+		store_cursor_close(cur);
+	for (int i = 0; i < 3; i++) {
+		if (files[i].fp) {
+			fclose(files[i].fp);
+			unlink(files[i].tmp);
+		}
+		sl_free(files[i].tmp);
+		sl_free(files[i].path);
+		sl_free(files[i].key);
+	}
+	json_decref(manifest);
+	json_decref(params);
+	sl_free(dir);
+	sl_free(prefix_key);
 	return e;
 }
 

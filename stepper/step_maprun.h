@@ -42,6 +42,12 @@ sl_err step_maprun_closing(struct step_ctx *c, enum step_status st);
 sl_err step_maprun_child_closed(struct step_ctx *c, enum step_status st, json_t *output,
                                 const char *error, const char *cause);
 
+/* ResultWriter (s3:putObject): the run's children as ROOT/Bucket/Prefix/<run id>/
+ * SUCCEEDED_0.json, FAILED_0.json, PENDING_0.json (the kinds that have entries) and
+ * manifest.json; *out is the Map's result {MapRunArn, ResultWriterDetails {Bucket, Key}}.
+ * SL_ERR_INVALID_ARG with ft set (States.ResultWriterFailed) is a state error. */
+sl_err step_maprun_write_results(struct step_ctx *c, struct step_frame *f, json_t **out,
+                                 struct step_fault *ft);
 /* RedriveExecution on a transaction; map_child: a map run redrives its own child. */
 sl_err step_redrive_txn(step_engine_t *eng, store_txn_t *txn, const char *arn,
                         const char *client_token, bool map_child, int64_t *date_ms,

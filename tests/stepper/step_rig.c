@@ -60,7 +60,8 @@ rig_open_engine(struct rig *r)
 	struct sl_error err;
 	sl_error_clear(&err);
 	cr_assert_eq(store_open(r->dir, NULL, &r->st, &err), SL_OK, "%s", sl_error_text(&err));
-	struct step_options o = { .jitter_seed = 1 };
+	struct step_options o
+	        = { .jitter_seed = 1, .item_reader_root = r->item_root[0] ? r->item_root : NULL };
 	cr_assert_eq(step_engine_new(r->st, &o, &r->eng), SL_OK);
 	cr_assert_eq(step_engine_add_machine(r->eng, "m", r->m), SL_OK);
 	store_batch_t *b;
@@ -83,6 +84,14 @@ rig_init(struct rig *r, const char *def)
 		                        .finished = fx_finished,
 		                        .status = fx_status };
 	rig_open_engine(r);
+}
+
+void
+rig_init_root(struct rig *r, const char *def, const char *root)
+{
+	rig_init(r, def);
+	snprintf(r->item_root, sizeof r->item_root, "%s", root);
+	rig_restart(r); // the engine again, with the root
 }
 
 void

@@ -28,10 +28,13 @@ struct rig {
 	int status_running, status_ended;
 	char last_status_input[256];
 	struct step_effects fx;
+	char item_root[128]; /* step_options.item_reader_root when set (rig_init_root) */
 };
 
 /* Compiles def as machine "m", opens a store in a new directory, recovers. */
 void rig_init(struct rig *r, const char *def);
+/* rig_init with step_options.item_reader_root = root (copied). */
+void rig_init_root(struct rig *r, const char *def, const char *root);
 /* Simulates a crash after the last commit: everything in memory is dropped. */
 void rig_restart(struct rig *r);
 void rig_free(struct rig *r);

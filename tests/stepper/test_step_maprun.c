@@ -4,6 +4,8 @@
  * listed by map run, MaxConcurrency, tolerated failures, a stop that aborts the children,
  * a restart in the middle, and redrives that re-run only the failed items or branches.
  */
+#include <sys/stat.h>
+
 #include "tests/stepper/step_rig.h"
 
 #define DIST "\"ProcessorConfig\":{\"Mode\":\"DISTRIBUTED\",\"ExecutionType\":\"STANDARD\"},"
@@ -605,4 +607,99 @@ Test(step_maprun, uncommitted_work_is_redone_once)
 	cr_expect_eq(count_of(d, "executionCounts", "pending"), 0);
 	json_decref(d);
 	rig_free(&r);
+}
+
+static json_t *
+load_file(const char *path)
+{
+	json_error_t je;
+	json_t *j = json_load_file(path, 0, &je);
+	cr_assert(j, "%s: %s", path, je.text);
+	return j;
+}
+
+Test(step_maprun, result_writer_files)
+{
+	char root[] = "/tmp/step-rw-XXXXXX";
+	cr_assert(mkdtemp(root));
+	char *bucket = sl_asprintf("%s/out", root);
+	cr_assert(mkdir(bucket, 0755) == 0);
+	struct rig r;
+	rig_init_root(
+	        &r,
+	        "{\"StartAt\":\"M\",\"States\":{\"M\":{\"Type\":\"Map\","
+	        "\"ToleratedFailureCount\":1,\"ResultWriter\":{\"Resource\":"
+	        "\"arn:aws:states:::s3:putObject\",\"Parameters\":{\"Bucket\":\"out\","
+	        "\"Prefix.$\":\"$.where\"}},\"ItemsPath\":\"$.items\",\"ItemProcessor\":{" DIST WORK
+	        "},\"End\":true}}}",
+	        root);
+	char arn[STEP_ARN_MAX], mr[STEP_ARN_MAX];
+	snprintf(arn, sizeof arn, "%s",
+	         rig_start(&r, "e1", "{\"where\":\"runs/nightly\",\"items\":[1,2,3]}"));
+	map_run_arn(&r, arn, mr);
+	answer(&r, 0, true, "\"a\"");
+	answer(&r, 1, false, NULL);
+	answer(&r, 2, true, "\"c\"");
+	cr_assert_eq(r.status, STEP_SUCCEEDED, "%s", r.error);
+	const char *id = strrchr(mr, ':') + 1;
+	char key[256];
+	snprintf(key, sizeof key, "runs/nightly/%s/manifest.json", id);
+	json_t *out = output_of(&r, arn);
+	cr_expect_str_eq(json_string_value(json_object_get(out, "MapRunArn")), mr);
+	json_t *det = json_object_get(out, "ResultWriterDetails");
+	cr_expect_str_eq(json_string_value(json_object_get(det, "Bucket")), "out");
+	cr_expect_str_eq(json_string_value(json_object_get(det, "Key")), key);
+	json_decref(out);
+	char *p = sl_asprintf("%s/%s", bucket, key);
+	json_t *man = load_file(p);
+	sl_free(p);
+	cr_expect_str_eq(json_string_value(json_object_get(man, "MapRunArn")), mr);
+	json_t *files = json_object_get(man, "ResultFiles");
+	cr_expect_eq(json_array_size(json_object_get(files, "SUCCEEDED")), 1);
+	cr_expect_eq(json_array_size(json_object_get(files, "FAILED")), 1);
+	cr_expect_eq(json_array_size(json_object_get(files, "PENDING")), 0);
+	json_decref(man);
+	p = sl_asprintf("%s/runs/nightly/%s/SUCCEEDED_0.json", bucket, id);
+	json_t *ok = load_file(p);
+	sl_free(p);
+	cr_assert_eq(json_array_size(ok), 2);
+	json_t *e0 = json_array_get(ok, 0);
+	cr_expect_str_eq(json_string_value(json_object_get(e0, "Status")), "SUCCEEDED");
+	cr_expect(json_string_value(json_object_get(e0, "Output")));
+	cr_expect(json_string_value(json_object_get(e0, "Input")));
+	json_decref(ok);
+	p = sl_asprintf("%s/runs/nightly/%s/FAILED_0.json", bucket, id);
+	json_t *bad = load_file(p);
+	sl_free(p);
+	cr_assert_eq(json_array_size(bad), 1);
+	cr_expect_str_eq(json_string_value(json_object_get(json_array_get(bad, 0), "Error")),
+	                 "Boom");
+	json_decref(bad);
+	rig_free(&r);
+	sl_free(bucket);
+	step_test_rmtree(root);
+}
+
+Test(step_maprun, result_writer_without_its_bucket_fails_the_state)
+{
+	char root[] = "/tmp/step-rw-XXXXXX";
+	cr_assert(mkdtemp(root));
+	struct rig r;
+	rig_init_root(&r,
+	              "{\"StartAt\":\"M\",\"States\":{\"M\":{\"Type\":\"Map\",\"ResultWriter\":{"
+	              "\"Resource\":\"arn:aws:states:::s3:putObject\",\"Parameters\":{\"Bucket\":"
+	              "\"nope\",\"Prefix\":\"x\"}},\"ItemProcessor\":{" DIST
+	              "\"StartAt\":\"P\",\"States\":{\"P\":{\"Type\":\"Pass\",\"End\":true}}},"
+	              "\"End\":true}}}",
+	              root);
+	char arn[STEP_ARN_MAX], mr[STEP_ARN_MAX];
+	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", "[1]"));
+	cr_assert_eq(r.status, STEP_FAILED);
+	cr_expect_str_eq(r.error, "States.ResultWriterFailed");
+	map_run_arn(&r, arn, mr);
+	json_t *d = describe_run(&r, mr);
+	cr_expect_str_eq(json_string_value(json_object_get(d, "status")), "FAILED");
+	json_decref(d);
+	rig_free(&r);
+	step_test_rmtree(root);
 }
