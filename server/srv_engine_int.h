@@ -61,6 +61,13 @@ struct mtask {
 	struct mtask *next;
 };
 
+/* An ended EXPRESS execution whose records are still in the scratch store. */
+struct xpurge {
+	char arn[STEP_ARN_MAX];
+	char machine[81];
+	int64_t start_ms; /* taken just before step_start: the listing key's time or earlier */
+};
+
 struct srv_engine {
 	srv_t *srv;
 	struct srv_engine *root; /* the durable engine (itself for the durable one) */
@@ -89,7 +96,7 @@ struct srv_engine {
 	struct xrun *xr[XBUCKETS];
 	size_t n_xr;
 	uint64_t ended_since_wipe;
-	char (*purge)[STEP_ARN_MAX]; /* ended: their records leave the scratch store */
+	struct xpurge *purge; /* ended: their records leave the scratch store */
 	size_t n_purge, cap_purge;
 	struct srv_engine_express_stats xstats;
 	srv_engine_t *next;

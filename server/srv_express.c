@@ -214,19 +214,59 @@ express_ended(srv_engine_t *x, struct xrun *r, enum step_status st, json_t *outp
 	// the engine may still write the record in this step: removed at the next flush
 	if (x->n_purge == x->cap_purge) {
 		size_t nc = x->cap_purge ? x->cap_purge * 2 : 64;
-		char(*n)[STEP_ARN_MAX] = sl_reallocarray(x->purge, nc, sizeof *n);
+		struct xpurge *n = sl_reallocarray(x->purge, nc, sizeof *n);
 		if (!n)
 			return; // the idle wipe removes it later
 		x->purge = n;
 		x->cap_purge = nc;
 	}
-	snprintf(x->purge[x->n_purge++], STEP_ARN_MAX, "%s", r->arn);
+	struct xpurge *pg = &x->purge[x->n_purge++];
+	snprintf(pg->arn, sizeof pg->arn, "%s", r->arn);
+	snprintf(pg->machine, sizeof pg->machine, "%s", r->machine);
+	pg->start_ms = r->start_ms;
+}
+
+/* Deletes the listing entry of an ended execution: stepper.h's exec_index key is the machine,
+ * the start time (taken inside step_start, at or just after pg->start_ms), then the ARN. */
+static sl_err
+purge_index(store_txn_t *txn, const struct xpurge *pg)
+{
+	struct store_key k;
+	store_key_init(&k);
+	store_key_str(&k, pg->machine);
+	size_t plen = k.len;
+	store_key_i64(&k, pg->start_ms);
+	store_cursor_t *c = NULL;
+	sl_err rc = store_cursor_open(txn, STORE_DB_EXEC_INDEX, &c);
+	if (rc != SL_OK)
+		return rc;
+	struct store_key pk;
+	store_key_init(&pk);
+	store_key_str(&pk, pg->machine);
+	// the prefix bounds the walk to this machine; the seek starts it at the start time
+	if ((rc = store_cursor_seek_prefix(c, pk.buf, pk.len)) == SL_OK)
+		rc = store_cursor_seek(c, k.buf, k.len);
+	size_t alen = strlen(pg->arn);
+	struct store_val key, v;
+	while (rc == SL_OK && (rc = store_cursor_next(c, &key, &v)) == SL_OK) {
+		const unsigned char *kb = key.data;
+		if (key.len < plen + 8 || memcmp(kb, pk.buf, plen) != 0)
+			break;
+		if (store_decode_i64(kb + plen) > pg->start_ms + 1000)
+			break; // not found within a second: leave it to the idle wipe
+		if (key.len == plen + 8 + alen && memcmp(kb + plen + 8, pg->arn, alen) == 0) {
+			rc = store_cursor_del(c);
+			break;
+		}
+	}
+	store_cursor_close(c);
+	return rc == SL_ERR_NOT_FOUND ? SL_OK : rc;
 }
 
 /* Removes the records of ended executions from the scratch store (stepper.h's layout:
- * executions, frames and history are keyed by the ARN first), so the store stays small and
- * an EXPRESS name may be used again, as AWS allows. The listing index stays until the next
- * idle wipe. */
+ * executions, frames and history are keyed by the ARN first; the listing by machine and
+ * start), so the store stays small under a steady load and an EXPRESS name may be used
+ * again. */
 static void
 purge_ended(srv_engine_t *x)
 {
@@ -237,13 +277,19 @@ purge_ended(srv_engine_t *x)
 		return;
 	static const enum store_db dbs[]
 	        = { STORE_DB_EXECUTIONS, STORE_DB_FRAMES, STORE_DB_HISTORY };
+	store_txn_t *txn = store_batch_txn(b);
 	for (size_t i = 0; i < x->n_purge; i++) {
 		struct store_key k;
 		store_key_init(&k);
-		store_key_str(&k, x->purge[i]);
-		for (size_t d = 0; d < sizeof dbs / sizeof *dbs; d++)
-			if (store_del_prefix(store_batch_txn(b), dbs[d], k.buf, k.len) != SL_OK)
-				sl_warn("engine", "cannot remove the records of %s", x->purge[i]);
+		store_key_str(&k, x->purge[i].arn);
+		sl_err rc = SL_OK;
+		for (size_t d = 0; d < sizeof dbs / sizeof *dbs && rc == SL_OK; d++)
+			rc = store_del_prefix(txn, dbs[d], k.buf, k.len);
+		if (rc == SL_OK)
+			rc = purge_index(txn, &x->purge[i]);
+		if (rc != SL_OK)
+			sl_warn("engine", "cannot remove the records of %s: %s", x->purge[i].arn,
+			        sl_err_message(rc));
 	}
 	x->n_purge = 0;
 }
@@ -522,6 +568,16 @@ srv_engine_metrics(srv_t *s, struct evbuffer *out)
 	        "sluice_express_store_wipes_total %llu\n",
 	        st.running, (unsigned long long)st.started, (unsigned long long)st.ended,
 	        (unsigned long long)st.rerun, (unsigned long long)st.wipes);
+	struct store_stats ss;
+	store_get_stats(e->x->scratch, &ss);
+	if (n >= 0)
+		n = evbuffer_add_printf(
+		        out,
+		        "# HELP sluice_express_store_used_bytes Bytes in use in the "
+		        "EXPRESS scratch store.\n"
+		        "# TYPE sluice_express_store_used_bytes gauge\n"
+		        "sluice_express_store_used_bytes %zu\n",
+		        ss.used_bytes);
 	return n < 0 ? SL_ERR_NOMEM : SL_OK;
 }
 

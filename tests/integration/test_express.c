@@ -259,6 +259,26 @@ Test(express, async_start_is_recorded_and_aws_refusals_are_kept)
 	h_cleanup(&srv);
 }
 
+/* Ended executions leave the scratch store: it stays small under a steady load. */
+Test(express, the_scratch_store_keeps_only_running_executions)
+{
+	start();
+	create("many", PASS_DEF, "EXPRESS");
+	char input[1200];
+	memset(input, 0, sizeof input);
+	strcpy(input, "{\"pad\":\"");
+	memset(input + strlen(input), 'x', 1024);
+	strcat(input, "\"}");
+	for (int i = 0; i < 400; i++)
+		json_decref(ok("StartExecution", start_req(SM("many"), NULL, input)));
+	wait_express_idle();
+	cr_assert_eq(metric("sluice_express_executions_total{event=\"ended\"}"), 400);
+	/* 400 inputs of 1 KiB kept twice (record and frame) would be over 800 KiB */
+	long used = metric("sluice_express_store_used_bytes");
+	cr_assert(used > 0 && used < 256 * 1024, "scratch store uses %ld bytes", used);
+	stop();
+}
+
 Test(express, sync_answers_succeeded_failed_and_timed_out_in_aws_shape)
 {
 	start();
