@@ -32,7 +32,7 @@ step_buf_free(struct step_buf *b)
 	step_buf_init(b);
 }
 
-static bool
+static __attribute__((noinline)) bool
 grow(struct step_buf *b, size_t need)
 {
 	if (b->oom)
@@ -61,7 +61,7 @@ step_buf_add(struct step_buf *b, const void *s, size_t n)
 	b->len += n;
 }
 
-static void
+static inline void
 add_c(struct step_buf *b, char ch)
 {
 	if (b->len + 1 > b->cap && !grow(b, 1))
@@ -98,6 +98,22 @@ void
 step_buf_jstr(struct step_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
+	size_t clean = 0;
+	while (clean < n) {
+		unsigned char ch = (unsigned char)s[clean];
+		if (ch < 0x20 || ch == '"' || ch == '\\')
+			break;
+		clean++;
+	}
+	if (clean == n) { // the usual case: nothing to escape, one copy
+		if (b->len + n + 2 > b->cap && !grow(b, n + 2))
+			return;
+		b->p[b->len] = '"';
+		memcpy(b->p + b->len + 1, s, n);
+		b->p[b->len + 1 + n] = '"';
+		b->len += n + 2;
+		return;
+	}
 	add_c(b, '"');
 	size_t run = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -301,8 +317,14 @@ event_begin(struct step_ctx *c, struct step_frame *f, const char *type, const ch
 	if ((size_t)*id > limit && strcmp(type, "ExecutionFailed") != 0)
 		return SL_ERR_LIMIT;
 	uint64_t prev = f ? f->prev : (uint64_t)step_jint(c->exec, "lastEvent", 0);
-	char ts[32];
-	sl_clock_format_rfc3339(sl_clock_now_ms(), ts);
+	// events of one millisecond share the formatted time
+	step_engine_t *eng = c->eng;
+	int64_t now = sl_clock_now_ms();
+	if (now != eng->ts_ms || !eng->ts[0]) {
+		sl_clock_format_rfc3339(now, eng->ts);
+		eng->ts_ms = now;
+	}
+	const char *ts = eng->ts;
 	step_buf_init(b);
 	add_lit(b, "E{\"id\":");
 	step_buf_i64(b, *id);

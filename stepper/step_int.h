@@ -13,7 +13,7 @@
 #include "store/store.h"
 
 #define STEP_CACHE_SLOTS 256
-#define STEP_HOT_SLOTS   64
+#define STEP_HOT_SLOTS   1024
 
 struct step_machine_ent {
 	char *name;
@@ -53,6 +53,8 @@ struct step_engine {
 		char *text;
 		size_t len;
 	} hot[STEP_HOT_SLOTS];
+	int64_t ts_ms; /* the time last formatted for an event, and its text */
+	char ts[32];
 };
 
 /* What a frame is doing. */
