@@ -61,6 +61,7 @@ step_engine_free(step_engine_t *eng)
 	sl_free(eng->ready);
 	step_cache_clear(eng);
 	step_hot_clear(eng);
+	step_fhot_clear(eng);
 	sl_free(eng);
 }
 

@@ -433,51 +433,92 @@ bad:
 	                    f->id, c->arn);
 }
 
-static json_t *
-frame_encode(const struct step_frame *f, const char *arn)
+/* ---- frames as last saved (see eng->fhot) ---- */
+
+static struct step_fhot_ent *
+fhot_slot(step_engine_t *eng, const char *arn, uint32_t id)
 {
-	json_t *o = json_object();
-	if (!o)
+	return &eng->fhot[(fnv(arn) ^ (id * 0x9E3779B1u)) % STEP_HOT_SLOTS];
+}
+
+static void
+fhot_drop(struct step_fhot_ent *h)
+{
+	sl_free(h->arn);
+	step_frame_free(h->f);
+	sl_free(h->text);
+	memset(h, 0, sizeof *h);
+}
+
+void
+step_fhot_clear(step_engine_t *eng)
+{
+	for (size_t i = 0; i < STEP_HOT_SLOTS; i++)
+		fhot_drop(&eng->fhot[i]);
+}
+
+/* A copy sharing the immutable documents; the retry counters change in place: copied. */
+static struct step_frame *
+frame_clone(const struct step_frame *f)
+{
+	struct step_frame *k = step_frame_new();
+	if (!k)
 		return NULL;
-	int bad = 0;
-	bad |= json_object_set_new(o, "a", json_string(arn));
-	bad |= json_object_set_new(o, "p", json_integer(f->parent));
-	bad |= json_object_set_new(o, "pi", json_integer(f->pidx));
-	bad |= json_object_set(o, "mp", f->mp);
-	bad |= json_object_set_new(o, "st", json_integer((json_int_t)f->st));
-	if (f->in_aux)
-		bad |= json_object_set_new(o, "ia", json_true());
+	*k = *f;
+	k->rc = NULL;
+	if (f->rc && !(k->rc = json_deep_copy(f->rc))) {
+		sl_free(k);
+		return NULL;
+	}
+	k->mp = json_incref(f->mp);
+	k->in = json_incref(f->in);
+	k->eff = json_incref(f->eff);
+	k->ferr = json_incref(f->ferr);
+	k->gone = false;
+	return k;
+}
+
+/* Keeps a copy of f as just saved with text b (a failed copy only costs a parse later). */
+static void
+fhot_put(step_engine_t *eng, const char *arn, const struct step_frame *f, struct step_buf *b)
+{
+	struct step_fhot_ent *h = fhot_slot(eng, arn, f->id);
+	fhot_drop(h);
+	size_t len = b->len;
+	struct step_frame *k = frame_clone(f);
+	char *a = sl_strdup(arn);
+	char *t = b->p == b->stack ? sl_malloc(b->len) : b->p;
+	if (!k || !a || !t) {
+		step_frame_free(k);
+		sl_free(a);
+		if (t != b->p)
+			sl_free(t);
+		return;
+	}
+	if (b->p == b->stack)
+		memcpy(t, b->p, b->len);
 	else
-		bad |= json_object_set(o, "in", f->in ? f->in : json_null());
-	bad |= json_object_set_new(o, "ph", json_integer(f->ph));
-	if (f->rc)
-		bad |= json_object_set(o, "rc", f->rc);
-	bad |= json_object_set_new(o, "pv", json_integer((json_int_t)f->prev));
-	bad |= json_object_set_new(o, "ee", json_integer((json_int_t)f->entered_event));
-	bad |= json_object_set_new(o, "em", json_integer(f->entered_ms));
-	bad |= json_object_set_new(o, "wk", json_integer((json_int_t)f->wk));
-	bad |= json_object_set_new(o, "d", json_integer(f->depth));
-	if (f->tok[0])
-		bad |= json_object_set_new(o, "tok", json_string(f->tok));
-	if (f->pw)
-		bad |= json_object_set_new(o, "pw", json_integer((json_int_t)f->pw));
-	if (f->ph == PH_KIDS) {
-		bad |= json_object_set_new(o, "n", json_integer(f->n));
-		bad |= json_object_set_new(o, "nx", json_integer(f->nx));
-		bad |= json_object_set_new(o, "al", json_integer(f->alive));
-		bad |= json_object_set_new(o, "dn", json_integer(f->done));
-		bad |= json_object_set_new(o, "fl", json_integer(f->failed));
-		bad |= json_object_set_new(o, "mc", json_integer(f->maxc));
-		bad |= json_object_set_new(o, "tn", json_integer(f->tol_n));
-		bad |= json_object_set_new(o, "tp", json_real(f->tol_p));
-		if (f->ferr)
-			bad |= json_object_set(o, "fe", f->ferr);
-	}
-	if (bad) {
-		json_decref(o);
+		step_buf_init(b); // the heap buffer now belongs to the entry
+	h->arn = a;
+	h->id = f->id;
+	h->f = k;
+	h->text = t;
+	h->len = len;
+}
+
+static struct step_frame *
+fhot_take(step_engine_t *eng, const char *arn, uint32_t id, const struct store_val *v)
+{
+	struct step_fhot_ent *h = fhot_slot(eng, arn, id);
+	if (!h->arn || h->id != id || strcmp(h->arn, arn) != 0)
 		return NULL;
+	struct step_frame *f = NULL;
+	if (h->len == v->len && memcmp(h->text, v->data, v->len) == 0) {
+		f = h->f;
+		h->f = NULL;
 	}
-	return o;
+	fhot_drop(h);
+	return f;
 }
 
 static json_t *
@@ -492,11 +533,19 @@ step_frame_load(struct step_ctx *c, uint32_t id, struct step_frame **out)
 {
 	struct store_key k;
 	step_key_frame(&k, c->arn, id);
-	json_t *o = NULL;
-	sl_err e = step_get_json(c->txn, STORE_DB_FRAMES, &k, 'F', &o);
+	struct store_val raw;
+	sl_err e = store_get(c->txn, STORE_DB_FRAMES, k.buf, k.len, &raw);
 	if (e != SL_OK)
 		return e;
-	struct step_frame *f = step_frame_new();
+	struct step_frame *f = fhot_take(c->eng, c->arn, id, &raw);
+	if (f)
+		goto resolve;
+	json_t *o = NULL;
+	if (raw.len < 1 || ((const char *)raw.data)[0] != 'F')
+		return SL_ERR_STORE;
+	if ((e = step_parse_record((const char *)raw.data + 1, raw.len - 1, &o)) != SL_OK)
+		return e;
+	f = step_frame_new();
 	if (!f) {
 		json_decref(o);
 		return SL_ERR_NOMEM;
@@ -535,6 +584,7 @@ step_frame_load(struct step_ctx *c, uint32_t id, struct step_frame **out)
 		return sl_error_set(c->err, SL_ERR_STORE, "frame %u of '%s' is malformed", id,
 		                    c->arn);
 	}
+resolve:
 	if ((e = step_frame_resolve(c, f)) != SL_OK
 	    || (f->ph != PH_KIDS && (e = step_frame_in(c, f)) != SL_OK)) {
 		step_frame_free(f);
@@ -544,16 +594,105 @@ step_frame_load(struct step_ctx *c, uint32_t id, struct step_frame **out)
 	return SL_OK;
 }
 
+/* The record's text, in frame_encode's member order (a loaded record is the same). */
+static bool
+frame_write(struct step_ctx *c, const struct step_frame *f, struct step_buf *b)
+{
+#define LIT(s) step_buf_add(b, s, sizeof s - 1)
+	LIT("F{\"a\":");
+	step_buf_jstr(b, c->arn, strlen(c->arn));
+	LIT(",\"p\":");
+	step_buf_i64(b, f->parent);
+	LIT(",\"pi\":");
+	step_buf_u64(b, f->pidx);
+	LIT(",\"mp\":");
+	if (!step_buf_json(b, f->mp))
+		return false;
+	LIT(",\"st\":");
+	step_buf_u64(b, f->st);
+	if (f->in_aux) {
+		LIT(",\"ia\":true");
+	} else {
+		const char *s;
+		size_t n;
+		if (step_payload_text(c, f->in, &s, &n) != SL_OK)
+			return false;
+		LIT(",\"in\":");
+		step_buf_add(b, s, n);
+	}
+	LIT(",\"ph\":");
+	step_buf_i64(b, f->ph);
+	if (f->rc) {
+		LIT(",\"rc\":");
+		if (!step_buf_json(b, f->rc))
+			return false;
+	}
+	LIT(",\"pv\":");
+	step_buf_u64(b, f->prev);
+	LIT(",\"ee\":");
+	step_buf_u64(b, f->entered_event);
+	LIT(",\"em\":");
+	step_buf_i64(b, f->entered_ms);
+	LIT(",\"wk\":");
+	step_buf_u64(b, f->wk);
+	LIT(",\"d\":");
+	step_buf_u64(b, f->depth);
+	if (f->tok[0]) {
+		LIT(",\"tok\":");
+		step_buf_jstr(b, f->tok, strlen(f->tok));
+	}
+	if (f->pw) {
+		LIT(",\"pw\":");
+		step_buf_u64(b, f->pw);
+	}
+	if (f->ph == PH_KIDS) {
+		LIT(",\"n\":");
+		step_buf_u64(b, f->n);
+		LIT(",\"nx\":");
+		step_buf_u64(b, f->nx);
+		LIT(",\"al\":");
+		step_buf_u64(b, f->alive);
+		LIT(",\"dn\":");
+		step_buf_u64(b, f->done);
+		LIT(",\"fl\":");
+		step_buf_u64(b, f->failed);
+		LIT(",\"mc\":");
+		step_buf_u64(b, f->maxc);
+		LIT(",\"tn\":");
+		step_buf_i64(b, f->tol_n);
+		// a real, in jansson's notation
+		json_t *tp = json_real(f->tol_p);
+		LIT(",\"tp\":");
+		bool ok = step_buf_json(b, tp);
+		json_decref(tp);
+		if (!ok)
+			return false;
+		if (f->ferr) {
+			LIT(",\"fe\":");
+			if (!step_buf_json(b, f->ferr))
+				return false;
+		}
+	}
+	LIT("}");
+#undef LIT
+	return !b->oom;
+}
+
 sl_err
 step_frame_save(struct step_ctx *c, struct step_frame *f)
 {
-	json_t *o = frame_encode(f, c->arn);
-	if (!o)
+	struct step_buf b;
+	step_buf_init(&b);
+	if (!frame_write(c, f, &b)) {
+		step_buf_free(&b);
 		return SL_ERR_NOMEM;
+	}
 	struct store_key k;
 	step_key_frame(&k, c->arn, f->id);
-	sl_err e = step_put_json(c->txn, STORE_DB_FRAMES, &k, 'F', o);
-	json_decref(o);
+	sl_err e = store_put(c->txn, STORE_DB_FRAMES, k.buf, k.len, b.p, b.len);
+	if (e == SL_OK)
+		fhot_put(c->eng, c->arn, f, &b);
+	step_buf_free(&b);
 	return e;
 }
 

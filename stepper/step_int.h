@@ -53,6 +53,15 @@ struct step_engine {
 		char *text;
 		size_t len;
 	} hot[STEP_HOT_SLOTS];
+	/* Frames as last saved, with their stored text: step_frame_load takes a copy back
+	 * instead of parsing when the stored bytes are still that text. */
+	struct step_fhot_ent {
+		char *arn;
+		uint32_t id;
+		struct step_frame *f;
+		char *text;
+		size_t len;
+	} fhot[STEP_HOT_SLOTS];
 	int64_t ts_ms; /* the time last formatted for an event, and its text */
 	char ts[32];
 };
@@ -179,6 +188,7 @@ json_t *step_cache_get(step_engine_t *eng, const char *key);
 void step_cache_put(step_engine_t *eng, const char *key, json_t *v);
 void step_cache_clear(step_engine_t *eng);
 void step_hot_clear(step_engine_t *eng);
+void step_fhot_clear(step_engine_t *eng);
 sl_err step_exec_save(struct step_ctx *c);
 void step_ctx_done(struct step_ctx *c);
 /* A registered machine, else the resolver's (*revision 0 = current, then filled in). */
