@@ -946,6 +946,18 @@ is_definition(json_t *root)
 }
 
 static bool
+text_is_definition(const char *text, size_t len)
+{
+	struct sm_problems pb = { 0 };
+	json_t *root = NULL;
+	bool def = sm_definition_load(text, len, NULL, SM_FORMAT_AUTO, &root, NULL, &pb) == SL_OK
+	        && is_definition(root);
+	json_decref(root);
+	sm_problems_clear(&pb);
+	return def;
+}
+
+static bool
 shape_is_app(const char *text, size_t len)
 {
 	struct sm_problems pb = { 0 };
@@ -1006,6 +1018,10 @@ load_text(struct app *a, const char *text, size_t len, const char *path,
 		a->files++; /* an empty app file (or only comments) declares nothing */
 		return SL_OK;
 	}
+	/* definitions sit in app directories as written (no substitution): skip them first,
+	 * so a ${...} in one is not taken for an app file's variable */
+	if (skip_definitions && text_is_definition(text, len))
+		return SL_OK;
 	struct app_subst_in sc = { path, problems, text, len, false };
 	struct app_subst sub;
 	char *now = NULL;

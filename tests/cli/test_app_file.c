@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/app_file.h"
 #include "common/sl_alloc.h"
@@ -423,4 +424,40 @@ Test(app_file, positions_after_substitution_point_into_the_file)
 	        "t.yaml:4:94: unknown key 'bogus'");
 	/* a YAML syntax error after a substitution, too */
 	refused("activities: [${SLT_LONG}, ]]\n", "t.yaml:1:28");
+}
+
+/* A definition next to its app file is read as written: its ${...} is not a variable. */
+Test(app_file, definitions_in_an_app_directory_are_not_substituted)
+{
+	unsetenv("SLT_UNSET");
+	setenv("SLT_NAME", "etl", 1);
+	char dir[] = "/tmp/sluice-app-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	char app[300], def[300];
+	snprintf(app, sizeof app, "%s/app.yaml", dir);
+	snprintf(def, sizeof def, "%s/def.yaml", dir);
+	FILE *f = fopen(app, "w");
+	cr_assert_not_null(f);
+	fputs("stateMachines:\n  ${SLT_NAME}:\n    definitionFile: def.yaml\n", f);
+	fclose(f);
+	f = fopen(def, "w");
+	cr_assert_not_null(f);
+	fputs("StartAt: P\nStates:\n  P: {Type: Pass, Result: '${SLT_UNSET}', End: true}\n", f);
+	fclose(f);
+	struct sm_problems pb = { 0 };
+	struct app *a = app_new();
+	cr_assert_not_null(a);
+	sl_err rc = app_load_path(a, dir, &pb);
+	char *all = joined(&pb);
+	cr_assert_eq(rc, SL_OK, "%s", all);
+	sl_free(all);
+	cr_assert_eq(a->nmachines, 1);
+	cr_assert_str_eq(a->machines[0].name, "etl");
+	json_t *p = json_object_get(json_object_get(a->machines[0].definition, "States"), "P");
+	cr_assert_str_eq(json_string_value(json_object_get(p, "Result")), "${SLT_UNSET}");
+	sm_problems_clear(&pb);
+	app_free(a);
+	unlink(app);
+	unlink(def);
+	rmdir(dir);
 }
