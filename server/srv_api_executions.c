@@ -611,7 +611,7 @@ op_machine_for(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		return rc;
 	char machine[NAME_CAP];
 	uint32_t revision = 0;
-	json_t *rev = NULL, *meta = NULL;
+	json_t *rev = NULL, *meta = NULL, *child = NULL;
 	rc = step_execution_machine(srv_engine_stepper(e), txn, arn, machine, sizeof machine,
 	                            &revision, err);
 	if (!rc) {
@@ -630,9 +630,19 @@ op_machine_for(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 			                  "deleted",
 			                  arn);
 	}
+	// a map run's child runs its Map's ItemProcessor (stepper/step_maprun.c)
+	if (!rc && json_is_string(json_object_get(rev, "definition"))) {
+		sl_err c2 = step_map_child_definition(
+		        srv_engine_stepper(e), txn, arn,
+		        json_string_value(json_object_get(rev, "definition")), &child, err);
+		if (c2 != SL_OK && c2 != SL_ERR_NOT_FOUND)
+			rc = c2;
+	}
 	store_read_end(txn);
 	if (rc) {
 		json_decref(meta);
+		json_decref(rev);
+		json_decref(child);
 		return rc;
 	}
 	char smarn[STEP_ARN_MAX];
@@ -649,6 +659,10 @@ op_machine_for(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	        "includeExecutionData", 0, "tracingConfiguration", "enabled", 0);
 	if (out && json_is_string(json_object_get(rev, "revisionId")))
 		json_object_set(out, "revisionId", json_object_get(rev, "revisionId"));
+	// a child: definition, stateMachineArn, name, label, mapRunArn of its ItemProcessor
+	if (out && child)
+		json_object_update(out, child);
+	json_decref(child);
 	json_decref(rev);
 	json_decref(meta);
 	if (!out)

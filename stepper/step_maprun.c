@@ -20,6 +20,7 @@
 #include "common/sl_alloc.h"
 #include "common/sl_clock.h"
 #include "common/sl_id.h"
+#include "statemachines/statemachines.h"
 #include "stepper/step_maprun.h"
 
 static const char *const counter_names[]
@@ -1045,6 +1046,76 @@ out:
 	json_decref(params);
 	sl_free(dir);
 	sl_free(prefix_key);
+	return e;
+}
+
+sl_err
+step_map_child_definition(step_engine_t *eng, store_txn_t *txn, const char *arn,
+                          const char *definition, json_t **out, struct sl_error *err)
+{
+	struct step_ctx c = { .eng = eng, .txn = txn, .err = err, .inline_frame = -1 };
+	*out = NULL;
+	sl_err e = step_exec_load(&c, arn);
+	if (e != SL_OK)
+		return e;
+	json_t *mr = json_object_get(c.exec, "mapRun"), *sub = json_object_get(c.exec, "sub");
+	if (!mr || !json_is_array(sub)) {
+		step_ctx_done(&c);
+		return SL_ERR_NOT_FOUND;
+	}
+	uint32_t rev = (uint32_t)step_jint(c.exec, "revision", 0);
+	const struct sm_machine *m = step_machine_get(eng, txn, step_jstr(c.exec, "machine"), &rev);
+	json_t *tree = NULL;
+	struct sm_problems pr = { 0 };
+	e = sm_definition_load(definition, strlen(definition), NULL, SM_FORMAT_AUTO, &tree, NULL,
+	                       &pr);
+	sm_problems_clear(&pr);
+	json_t *node = tree;
+	size_t i;
+	json_t *step;
+	// the same walk as step_maprun_walk, by state names in the definition as written
+	json_array_foreach(sub, i, step)
+	{
+		size_t si = (size_t)json_integer_value(json_array_get(step, 0));
+		size_t b = (size_t)json_integer_value(json_array_get(step, 1));
+		if (!m || !node || si >= m->n_states) {
+			node = NULL;
+			break;
+		}
+		const struct sm_state *st = &m->states[si];
+		json_t *sj = json_object_get(json_object_get(node, "States"), st->name);
+		if (st->type == SM_STATE_MAP) {
+			json_t *p = json_object_get(sj, "ItemProcessor");
+			node = p ? p : json_object_get(sj, "Iterator");
+			m = st->u.map.processor;
+		} else if (st->type == SM_STATE_PARALLEL && b < st->u.parallel.n_branches) {
+			node = json_array_get(json_object_get(sj, "Branches"), b);
+			m = st->u.parallel.branches[b];
+		} else {
+			node = NULL;
+		}
+	}
+	json_t *o = NULL;
+	if (e == SL_OK && node) {
+		char *text = step_dumps(node);
+		const char *smarn = step_jstr(c.exec, "stateMachineArn");
+		const char *name = smarn ? strstr(smarn, ":stateMachine:") : NULL;
+		name = name ? name + strlen(":stateMachine:") : "";
+		const char *label = strchr(name, '/');
+		o = text ? json_pack("{s:s, s:s, s:s, s:s, s:O}", "definition", text,
+		                     "stateMachineArn", smarn ? smarn : "", "name", name, "label",
+		                     label ? label + 1 : "", "mapRunArn", json_object_get(mr, "m"))
+		         : NULL;
+		sl_free(text);
+		e = o ? SL_OK : SL_ERR_NOMEM;
+	} else if (e == SL_OK || e == SL_ERR_PARSE) {
+		e = sl_error_set(err, SL_ERR_SM_NOT_FOUND,
+		                 "the ItemProcessor of '%s' is not in its machine's definition",
+		                 arn);
+	}
+	json_decref(tree);
+	step_ctx_done(&c);
+	*out = o;
 	return e;
 }
 

@@ -324,6 +324,11 @@ sl_err step_describe_map_run(step_engine_t *eng, store_txn_t *txn, const char *a
  * step_list_executions with the map run ARN as the machine. */
 sl_err step_list_map_runs(step_engine_t *eng, store_txn_t *txn, const char *exec_arn, size_t max,
                           const char *next_token, json_t **out, char **next, struct sl_error *err);
+/* DescribeStateMachineForExecution of a map run's child: {definition (the ItemProcessor
+ * as JSON text, from definition: the parent machine's text as written), stateMachineArn,
+ * name, label, mapRunArn}. SL_ERR_NOT_FOUND when arn is not a map run's child. */
+sl_err step_map_child_definition(step_engine_t *eng, store_txn_t *txn, const char *arn,
+                                 const char *definition, json_t **out, struct sl_error *err);
 /* UpdateMapRun: a negative member is left as it is. A running Map takes the new
  * MaxConcurrency and tolerated failures at once. */
 struct step_map_run_update {

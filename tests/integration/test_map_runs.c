@@ -229,6 +229,16 @@ Test(map_runs, describe_list_and_children_shapes)
 		cr_expect_str_eq(s(kd, "status"), "SUCCEEDED");
 		cr_expect_str_eq(s(kd, "mapRunArn"), mr);
 		json_decref(kd);
+		// its machine is the Map's ItemProcessor, labelled
+		json_t *sm = ok("DescribeStateMachineForExecution",
+		                json_pack("{s:s}", "executionArn", s(k, "executionArn")));
+		cr_expect_str_eq(s(sm, "label"), "Batch");
+		cr_expect_str_eq(s(sm, "mapRunArn"), mr);
+		cr_expect(strstr(s(sm, "stateMachineArn"), ":stateMachine:mr/Batch"));
+		json_t *def = json_loads(s(sm, "definition"), 0, NULL);
+		cr_expect_str_eq(s(def, "StartAt"), "W", "%s", s(sm, "definition"));
+		json_decref(def);
+		json_decref(sm);
 		json_t *h = history(s(k, "executionArn"));
 		cr_expect_eq(count_type(h, "ExecutionStarted"), 1);
 		cr_expect_eq(count_type(h, "WaitStateEntered"), 1);
