@@ -200,15 +200,31 @@ srv_api_list_map_run_children(srv_req_t *req, step_engine_t *step, const char *m
 		                     .next_token = next_token };
 	if (!rc)
 		rc = step_list_executions(step, txn, &q, &items, &next, err);
+	size_t i;
+	json_t *it;
+	// redriveCount and redriveDate, as ListExecutions gives them
+	json_array_foreach(items, i, it)
+	{
+		json_t *rd = json_object();
+		if (!rc && rd
+		    && step_redrive_describe(step, txn,
+		                             json_string_value(json_object_get(it, "executionArn")),
+		                             rd, NULL)
+		            == SL_OK) {
+			json_object_set(it, "redriveCount", json_object_get(rd, "redriveCount"));
+			if (json_object_get(rd, "redriveDate"))
+				json_object_set(it, "redriveDate",
+				                json_object_get(rd, "redriveDate"));
+		}
+		json_decref(rd);
+	}
 	store_read_end(txn);
 	if (rc)
 		return rc;
-	size_t i;
-	json_t *it;
 	json_array_foreach(items, i, it)
 	{
-		const char *keys[2] = { "startDate", "stopDate" };
-		for (int k = 0; k < 2; k++) {
+		const char *keys[3] = { "startDate", "stopDate", "redriveDate" };
+		for (int k = 0; k < 3; k++) {
 			int64_t ms;
 			const char *s = json_string_value(json_object_get(it, keys[k]));
 			if (s && sl_clock_parse_rfc3339(s, &ms))

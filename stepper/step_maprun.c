@@ -436,12 +436,12 @@ step_maprun_spawn(struct step_ctx *c, struct step_frame *f, uint32_t idx, json_t
 	}
 	json_decref(here);
 	cc.exec = json_pack("{s:s, s:s, s:O, s:s, s:s, s:I, s:i, s:i, s:O, s:{s:s, s:i, s:I, "
-	                    "s:i, s:s}}",
+	                    "s:i, s:s, s:I}}",
 	                    "executionArn", arn, "stateMachineArn", smarn, "machine",
 	                    json_object_get(c->exec, "machine"), "name", name, "status", "RUNNING",
 	                    "startMs", (json_int_t)now, "nextEvent", 1, "nextFrame", 2, "sub", sub,
 	                    "mapRun", "p", c->arn, "f", (int)f->id, "w", (json_int_t)f->wk, "i",
-	                    (int)idx, "m", mrarn);
+	                    (int)idx, "m", mrarn, "k", (json_int_t)items);
 	if (!cc.exec) {
 		e = SL_ERR_NOMEM;
 		goto out;

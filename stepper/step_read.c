@@ -196,6 +196,10 @@ list_item(json_t *x)
 		sl_clock_format_rfc3339(step_jint(x, "stopMs", 0), stop);
 		json_object_set_new(o, "stopDate", json_string(stop));
 	}
+	// a map run's child: how many items it processed (a batch's size, else one)
+	if (o && json_object_get(x, "mapRun"))
+		json_object_set_new(o, "itemCount",
+		                    json_integer(step_jint(json_object_get(x, "mapRun"), "k", 1)));
 	return o;
 }
 

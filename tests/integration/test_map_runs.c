@@ -222,6 +222,8 @@ Test(map_runs, describe_list_and_children_shapes)
 	json_array_foreach(kids, i, k)
 	{
 		cr_expect_str_eq(s(k, "mapRunArn"), mr);
+		cr_expect_eq(json_integer_value(json_object_get(k, "itemCount")), 1);
+		cr_expect_eq(json_integer_value(json_object_get(k, "redriveCount")), 0);
 		cr_expect(strstr(s(k, "executionArn"), ":execution:mr/Batch:"), "%s",
 		          s(k, "executionArn"));
 		json_t *kd = ok("DescribeExecution",
