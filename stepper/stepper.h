@@ -35,9 +35,11 @@
  * Threads: an engine belongs to the thread that owns the store's batch (the core thread).
  *
  * Caveats
- *   - Frames of running executions are re-read and re-written as JSON on each activation:
- *     a Map state keeps its effective input in its frame, so very large Map inputs cost
- *     O(items) per iteration start.
+ *   - Frames and execution records are JSON text on disk; the engine keeps the last saved
+ *     ones in memory and reuses them while the stored bytes match, else parses them.
+ *   - Each input is all or nothing per execution (step_start, step_run_ready, task
+ *     answers, timers): an engine error undoes its writes and effects and ends the
+ *     execution FAILED with States.Runtime (docs/STEPPER.md).
  *   - events:putEvents is served in the same transaction when a bus is attached
  *     (step_engine_set_put_events); otherwise it is an ordinary task.
  *   - A DISTRIBUTED Map runs each iteration as a child execution in a map run
