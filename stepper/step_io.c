@@ -2,6 +2,7 @@
  * step_io.c - input and output processing in AWS's order (InputPath, Parameters, the work,
  * ResultSelector, ResultPath, OutputPath), the context object and run-time faults.
  */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -106,6 +107,43 @@ step_io_template(struct step_ctx *c, struct step_frame *f, const struct sm_templ
 	return SL_ERR_INVALID_ARG;
 }
 
+/* "$.name" with a plain name: the common ResultPath. */
+static const char *
+simple_member(const struct sm_path *p)
+{
+	const char *t = sm_path_text(p);
+	if (!t || t[0] != '$' || t[1] != '.' || !t[2])
+		return NULL;
+	for (const char *q = t + 2; *q; q++)
+		if (!isalnum((unsigned char)*q) && *q != '_')
+			return NULL;
+	return t + 2;
+}
+
+/* ResultPath "$.name" on an object: a new top-level object whose other members are shared
+ * with in (payloads are never changed in place, see step_ctx.memo_v), and a copy of result
+ * under name: what sm_path_set gives, without deep-copying the whole input per state. */
+static sl_err
+set_member(json_t *in, const char *name, json_t *result, json_t **out)
+{
+	json_t *doc = json_object();
+	if (!doc)
+		return SL_ERR_NOMEM;
+	for (void *it = json_object_iter(in); it; it = json_object_iter_next(in, it))
+		if (json_object_setn(doc, json_object_iter_key(it), json_object_iter_key_len(it),
+		                     json_object_iter_value(it))) {
+			json_decref(doc);
+			return SL_ERR_NOMEM;
+		}
+	json_t *val = result ? json_deep_copy(result) : json_null();
+	if (!val || json_object_set_new(doc, name, val)) {
+		json_decref(doc);
+		return SL_ERR_NOMEM;
+	}
+	*out = doc;
+	return SL_OK;
+}
+
 sl_err
 step_io_result(struct step_ctx *c, struct step_frame *f, const struct sm_io_path *p, json_t *in,
                json_t *result, json_t **out, struct step_fault *ft)
@@ -116,6 +154,9 @@ step_io_result(struct step_ctx *c, struct step_frame *f, const struct sm_io_path
 	case SM_IO_NULL: *out = json_incref(in); return SL_OK;
 	case SM_IO_PATH: break;
 	}
+	const char *name;
+	if (json_is_object(in) && (name = simple_member(p->path)))
+		return set_member(in, name, result, out);
 	struct sm_fault sf = { 0 };
 	sl_err e = sm_path_set(p->path, in, result, out, &sf);
 	if (e == SL_OK)
