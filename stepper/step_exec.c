@@ -339,7 +339,7 @@ step_exec_save(struct step_ctx *c)
 void
 step_ctx_done(struct step_ctx *c)
 {
-	if (c->exec && c->saved && !c->exec_dirty && c->arn) {
+	if (c->exec && c->saved && !c->exec_dirty && c->arn && c->saved_len <= STEP_HOT_MAX_TEXT) {
 		struct step_hot_ent *h = hot_slot(c->eng, c->arn);
 		char *arn = sl_strdup(c->arn);
 		if (arn) {
@@ -485,6 +485,8 @@ fhot_put(step_engine_t *eng, const char *arn, const struct step_frame *f, struct
 	struct step_fhot_ent *h = fhot_slot(eng, arn, f->id);
 	fhot_drop(h);
 	size_t len = b->len;
+	if (len > STEP_HOT_MAX_TEXT)
+		return;
 	struct step_frame *k = frame_clone(f);
 	char *a = sl_strdup(arn);
 	char *t = b->p == b->stack ? sl_malloc(b->len) : b->p;

@@ -14,6 +14,9 @@
 
 #define STEP_CACHE_SLOTS 256
 #define STEP_HOT_SLOTS   1024
+/* Records above this size are not kept (their documents would stay in memory): at most
+ * 2 x 1,024 x 16 KiB of text and as much in documents. */
+#define STEP_HOT_MAX_TEXT (16 * 1024)
 
 struct step_machine_ent {
 	char *name;
