@@ -37,30 +37,47 @@ sl_alloc_fail_pending(void)
 	return atomic_load(&fail_countdown) >= 0;
 }
 
+static atomic_ulong failures;
+
+/* Counted only when an allocation fails: the success path stays as it was. */
+static void *
+counted(void *p)
+{
+	if (!p)
+		atomic_fetch_add_explicit(&failures, 1, memory_order_relaxed);
+	return p;
+}
+
+unsigned long
+sl_alloc_failures(void)
+{
+	return atomic_load_explicit(&failures, memory_order_relaxed);
+}
+
 void *
 sl_malloc(size_t size)
 {
 	if (should_fail())
-		return NULL;
-	return malloc(size ? size : 1);
+		return counted(NULL);
+	return counted(malloc(size ? size : 1));
 }
 
 void *
 sl_calloc(size_t n, size_t size)
 {
 	if (should_fail())
-		return NULL;
+		return counted(NULL);
 	if (n == 0 || size == 0)
-		return calloc(1, 1);
-	return calloc(n, size);
+		return counted(calloc(1, 1));
+	return counted(calloc(n, size));
 }
 
 void *
 sl_realloc(void *p, size_t size)
 {
 	if (should_fail())
-		return NULL;
-	return realloc(p, size ? size : 1);
+		return counted(NULL);
+	return counted(realloc(p, size ? size : 1));
 }
 
 void *

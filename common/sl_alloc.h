@@ -33,6 +33,10 @@ void sl_alloc_fail_after(long n);
 /* True while an injected failure is armed and has not happened yet: a walk over code whose
  * failures are absorbed (caches) knows when n went past its last allocation. */
 bool sl_alloc_fail_pending(void);
+/* How many allocations have failed so far (injected or real). jansson's parser drops
+ * characters silently when an allocation fails inside it: a caller compares this before
+ * and after a parse to know the result cannot be trusted. */
+unsigned long sl_alloc_failures(void);
 
 #define SL_NEW(type) ((type *)sl_calloc(1, sizeof(type)))
 

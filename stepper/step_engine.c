@@ -685,24 +685,31 @@ sl_err
 step_task_heartbeat(step_engine_t *eng, store_batch_t *b, const char *token,
                     const struct step_effects *fx, struct sl_error *err)
 {
+	// all or nothing; a failure is returned (the execution goes on, the worker retries)
+	struct step_act a;
+	sl_err e = step_act_begin(eng, b, fx, &a);
+	if (e != SL_OK)
+		return e;
 	struct step_ctx c = { .eng = eng,
 		              .txn = store_batch_txn(b),
-		              .fx = fx,
+		              .fx = &a.fx,
 		              .err = err,
 		              .inline_frame = -1 };
 	struct step_frame *f = NULL;
 	json_t *rec = NULL;
-	sl_err e = task_lookup(&c, token, &f, &rec);
+	e = task_lookup(&c, token, &f, &rec);
 	if (e == SL_OK) {
 		const struct sm_task *t = &f->m->states[f->st].u.task;
 		int64_t hb = t->heartbeat_seconds;
 		if (hb > 0) {
 			int64_t due = sl_clock_now_ms() + hb * 1000;
-			json_object_set_new(rec, "hbDue", json_integer(due));
 			struct store_key tk;
 			store_key_init(&tk);
 			store_key_raw(&tk, token, strlen(token));
-			e = step_put_json(c.txn, STORE_DB_TASK_TOKENS, &tk, 'T', rec);
+			if (json_object_set_new(rec, "hbDue", json_integer(due)))
+				e = SL_ERR_NOMEM;
+			else
+				e = step_put_json(c.txn, STORE_DB_TASK_TOKENS, &tk, 'T', rec);
 			if (e == SL_OK)
 				e = step_timer_arm(&c, due, TK_HEARTBEAT, f->id, f->wk, token);
 		}
@@ -710,26 +717,31 @@ step_task_heartbeat(step_engine_t *eng, store_batch_t *b, const char *token,
 	step_frame_free(f);
 	json_decref(rec);
 	step_ctx_done(&c);
-	return e;
+	return step_act_end(&a, e);
 }
 
 sl_err
 step_stop(step_engine_t *eng, store_batch_t *b, const char *arn, const char *error,
           const char *cause, const struct step_effects *fx, struct sl_error *err)
 {
+	// all or nothing; a failure is returned and the execution keeps running
+	struct step_act a;
+	sl_err e = step_act_begin(eng, b, fx, &a);
+	if (e != SL_OK)
+		return e;
 	struct step_ctx c = { .eng = eng,
 		              .txn = store_batch_txn(b),
-		              .fx = fx,
+		              .fx = &a.fx,
 		              .err = err,
 		              .inline_frame = -1 };
-	sl_err e = step_exec_load(&c, arn);
+	e = step_exec_load(&c, arn);
 	if (e == SL_OK && strcmp(step_jstr(c.exec, "status"), "RUNNING") == 0) {
 		e = step_exec_close(&c, STEP_ABORTED, NULL, error, cause);
 		if (e == SL_OK)
 			e = step_exec_save(&c);
 	}
 	step_ctx_done(&c);
-	return e;
+	return step_act_end(&a, e);
 }
 
 sl_err

@@ -184,7 +184,14 @@ sl_err
 step_parse_record(const char *p, size_t n, json_t **out)
 {
 	json_error_t je;
+	unsigned long failed = sl_alloc_failures();
 	*out = json_loadb(p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+	if (*out && sl_alloc_failures() != failed) {
+		// jansson may have dropped a character instead of failing: not to be trusted
+		json_decref(*out);
+		*out = NULL;
+		return SL_ERR_NOMEM;
+	}
 	if (*out)
 		return SL_OK;
 	if (json_error_code(&je) == json_error_out_of_memory)

@@ -191,9 +191,10 @@ Test(step_atomic, a_failed_allocation_in_a_task_answer_undoes_it)
 		done = sl_alloc_fail_pending();
 		sl_alloc_fail_after(-1);
 		if (e != SL_OK) {
-			// refused before the task was found (out of memory; jansson may also
-			// misread a string when an allocation fails, and then finds no such
-			// execution): nothing was written and the task still waits
+			// refused before the task was found (memory ran out while looking):
+			// nothing was written and the task still waits
+			cr_assert_eq(e, SL_ERR_NOMEM, "at %ld: %s %s", n, sl_err_name(e),
+			             sl_error_text(&err));
 			cr_assert_not(r.finished);
 			cr_assert_eq(
 			        step_task_succeed(r.eng, b, r.tokens[before], out, &r.fx, &err),
@@ -211,5 +212,64 @@ Test(step_atomic, a_failed_allocation_in_a_task_answer_undoes_it)
 		cr_assert_eq(count_all(&r, STORE_DB_TIMERS), 0);
 	}
 	cr_assert_gt(failed, 10, "the walk failed answers (%d)", failed);
+	rig_free(&r);
+}
+
+/* StopExecution failing at every allocation: either the execution is ABORTED completely or
+ * it is untouched and still waits on its task. */
+Test(step_atomic, a_failed_allocation_in_a_stop_changes_nothing)
+{
+	struct rig r;
+	rig_init(&r, TASK_DEF);
+	int refused = 0;
+	bool done = false;
+	for (long n = 0; !done; n++) {
+		cr_assert_lt(n, 20000, "the walk does not end");
+		char name[32];
+		snprintf(name, sizeof name, "s%ld", n);
+		r.n_tasks = r.open_tasks = 0;
+		char *arn = rig_start(&r, name, "{}");
+		json_t *h0 = rig_history(&r, arn);
+		size_t n0 = json_array_size(h0);
+		json_decref(h0);
+		r.finished = false;
+		r.status_ended = 0;
+		struct sl_error err;
+		sl_error_clear(&err);
+		store_batch_t *b = rig_batch(&r);
+		sl_alloc_fail_after(n);
+		sl_err e = step_stop(r.eng, b, arn, "Stop", "by test", &r.fx, &err);
+		done = sl_alloc_fail_pending();
+		sl_alloc_fail_after(-1);
+		cr_assert_eq(store_batch_commit(r.st), SL_OK);
+		json_t *h = rig_history(&r, arn);
+		store_txn_t *txn;
+		cr_assert_eq(store_read_begin(r.st, &txn), SL_OK);
+		json_t *d = NULL;
+		cr_assert_eq(step_describe(r.eng, txn, arn, &d, NULL), SL_OK);
+		store_read_end(txn);
+		if (e != SL_OK) {
+			refused++;
+			cr_assert_str_eq(js(d, "status"), "RUNNING");
+			cr_assert_eq(json_array_size(h), n0, "no event of the undone stop stays");
+			cr_assert_eq(count_under(&r, STORE_DB_FRAMES, arn), 1);
+			cr_assert_not(r.finished, "an undone stop told nobody");
+			cr_assert_eq(
+			        step_stop(r.eng, rig_batch(&r), arn, "Stop", "again", &r.fx, &err),
+			        SL_OK);
+			cr_assert_eq(store_batch_commit(r.st), SL_OK);
+		} else {
+			cr_assert_str_eq(js(d, "status"), "ABORTED");
+			cr_assert_eq(json_array_size(h), n0 + 1);
+			cr_assert_str_eq(js(json_array_get(h, n0), "type"), "ExecutionAborted");
+			cr_assert_eq(count_under(&r, STORE_DB_FRAMES, arn), 0);
+		}
+		json_decref(d);
+		json_decref(h);
+		cr_assert(r.finished);
+		cr_assert_eq(r.status, STEP_ABORTED);
+		cr_assert_eq(r.status_ended, 1);
+	}
+	cr_assert_gt(refused, 5, "the walk refused stops (%d)", refused);
 	rig_free(&r);
 }
