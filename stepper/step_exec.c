@@ -267,7 +267,7 @@ step_hot_clear(step_engine_t *eng)
 
 /* The record saved last for arn, if the stored bytes v are still its text. */
 static json_t *
-hot_take(step_engine_t *eng, const char *arn, const struct store_val *v)
+hot_take(step_engine_t *eng, const char *arn, const struct store_val *v, char **text)
 {
 	struct step_hot_ent *h = hot_slot(eng, arn);
 	if (!h->arn || strcmp(h->arn, arn) != 0)
@@ -276,6 +276,8 @@ hot_take(step_engine_t *eng, const char *arn, const struct store_val *v)
 	if (h->len == v->len && memcmp(h->text, v->data, v->len) == 0) {
 		ex = h->exec;
 		h->exec = NULL;
+		*text = h->text; // the loader keeps it: an unchanged record goes back when done
+		h->text = NULL;
 	}
 	hot_drop(h);
 	return ex;
@@ -288,12 +290,25 @@ step_exec_load(struct step_ctx *c, const char *arn)
 	step_key_exec(&k, arn);
 	json_t *ex = NULL;
 	struct store_val raw;
+	char *text = NULL;
 	sl_err e = store_get(c->txn, STORE_DB_EXECUTIONS, k.buf, k.len, &raw);
-	if (e == SL_OK && !(ex = hot_take(c->eng, arn, &raw))) {
+	if (e == SL_OK && !(ex = hot_take(c->eng, arn, &raw, &text))) {
 		if (raw.len < 1 || ((const char *)raw.data)[0] != 'X')
 			e = SL_ERR_STORE;
 		else
 			e = step_parse_record((const char *)raw.data + 1, raw.len - 1, &ex);
+		// the text read is what the record is until it changes (a copy failing costs
+		// only a parse next time)
+		if (e == SL_OK && raw.len <= STEP_HOT_MAX_TEXT && (text = sl_malloc(raw.len)))
+			memcpy(text, raw.data, raw.len);
+	}
+	if (e == SL_OK) {
+		sl_free(c->saved);
+		c->saved = text;
+		c->saved_len = raw.len;
+		c->saved_loaded = true;
+	} else {
+		sl_free(text);
 	}
 	if (e == SL_ERR_NOT_FOUND)
 		return sl_error_set(c->err, SL_ERR_EXEC_NOT_FOUND, "Execution Does Not Exist: '%s'",
@@ -333,6 +348,7 @@ step_exec_save(struct step_ctx *c)
 		// kept for the next load of this execution (a missing copy only costs a parse)
 		sl_free(c->saved);
 		c->saved_len = b.len;
+		c->saved_loaded = false;
 		c->saved = b.p == b.stack ? sl_malloc(b.len) : b.p;
 		if (c->saved && b.p == b.stack)
 			memcpy(c->saved, b.p, b.len);
@@ -346,6 +362,19 @@ step_exec_save(struct step_ctx *c)
 void
 step_ctx_done(struct step_ctx *c)
 {
+	// a record only read is kept if it is still its text: code may have changed it in
+	// place without marking it dirty when it then gave up (one dump, off the hot path)
+	if (c->exec && c->saved && !c->exec_dirty && c->arn && c->saved_loaded) {
+		struct step_buf b;
+		step_buf_init(&b);
+		step_buf_add(&b, "X", 1);
+		if (!step_buf_json(&b, c->exec) || b.len != c->saved_len
+		    || memcmp(b.p, c->saved, b.len) != 0) {
+			sl_free(c->saved);
+			c->saved = NULL;
+		}
+		step_buf_free(&b);
+	}
 	if (c->exec && c->saved && !c->exec_dirty && c->arn && c->saved_len <= STEP_HOT_MAX_TEXT) {
 		struct step_hot_ent *h = hot_slot(c->eng, c->arn);
 		char *arn = sl_strdup(c->arn);

@@ -143,6 +143,7 @@ struct step_ctx {
 	/* the stored text of exec's last save (the record goes to eng->hot when done) */
 	char *saved;
 	size_t saved_len;
+	bool saved_loaded; /* saved is the text exec was loaded from (not saved by this ctx) */
 };
 
 /* A growing byte buffer (stack first, then the heap): stored records are written into it.
