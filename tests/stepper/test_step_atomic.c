@@ -273,3 +273,46 @@ Test(step_atomic, a_failed_allocation_in_a_stop_changes_nothing)
 	cr_assert_gt(refused, 5, "the walk refused stops (%d)", refused);
 	rig_free(&r);
 }
+
+/* The record caches follow the store: a record changed by another writer (here, by hand)
+ * is read from the store, not from the engine's memory. */
+Test(step_atomic, record_caches_follow_the_store)
+{
+	struct rig r;
+	rig_init(&r, TASK_DEF);
+	char *arn = rig_start(&r, "cached", "{}");
+	struct store_key k;
+	store_key_init(&k);
+	store_key_str(&k, arn);
+	store_batch_t *b = rig_batch(&r);
+	struct store_val v;
+	cr_assert_eq(store_get(store_batch_txn(b), STORE_DB_EXECUTIONS, k.buf, k.len, &v), SL_OK);
+	char *text = strndup(v.data, v.len);
+	char *at = strstr(text, "\"status\":\"RUNNING\"");
+	cr_assert_not_null(at, "%s", text);
+	memcpy(at, "\"status\":\"ABORTED\"", 18);
+	cr_assert_eq(store_put(store_batch_txn(b), STORE_DB_EXECUTIONS, k.buf, k.len, text,
+	                       strlen(text)),
+	             SL_OK);
+	free(text);
+	cr_assert_eq(store_batch_commit(r.st), SL_OK);
+	store_txn_t *txn;
+	cr_assert_eq(store_read_begin(r.st, &txn), SL_OK);
+	json_t *d = NULL;
+	cr_assert_eq(step_describe(r.eng, txn, arn, &d, NULL), SL_OK);
+	store_read_end(txn);
+	cr_assert_str_eq(js(d, "status"), "ABORTED");
+	json_decref(d);
+	// the engine acts on the stored record too: a stop finds nothing running to stop
+	json_t *h0 = rig_history(&r, arn);
+	struct sl_error err;
+	sl_error_clear(&err);
+	cr_assert_eq(step_stop(r.eng, rig_batch(&r), arn, "E", "c", &r.fx, &err), SL_OK);
+	cr_assert_eq(store_batch_commit(r.st), SL_OK);
+	json_t *h = rig_history(&r, arn);
+	cr_assert_eq(json_array_size(h), json_array_size(h0));
+	cr_assert_not(r.finished);
+	json_decref(h0);
+	json_decref(h);
+	rig_free(&r);
+}
