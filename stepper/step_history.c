@@ -92,19 +92,37 @@ step_buf_i64(struct step_buf *b, int64_t v)
 	}
 }
 
+/* Length of the prefix of s that needs no escaping: eight bytes at a time (a block with a
+ * control character, quote or backslash is then scanned byte by byte). */
+static size_t
+clean_prefix(const char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, s + i, 8);
+		uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+		// a byte below 0x20, or equal to '"' or '\\' (Mycroft's zero-byte test)
+		if (((w - ones * 0x20) & ~w & highs) | ((q - ones) & ~q & highs)
+		    | ((bs - ones) & ~bs & highs))
+			break;
+	}
+	for (; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20 || ch == '"' || ch == '\\')
+			break;
+	}
+	return i;
+}
+
 /* Escapes as jansson's compact dump does (no JSON_ENSURE_ASCII, no JSON_ESCAPE_SLASH):
  * quote, backslash and control characters; UTF-8 passes through. */
 void
 step_buf_jstr(struct step_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	size_t clean = 0;
-	while (clean < n) {
-		unsigned char ch = (unsigned char)s[clean];
-		if (ch < 0x20 || ch == '"' || ch == '\\')
-			break;
-		clean++;
-	}
+	size_t clean = clean_prefix(s, n);
 	if (clean == n) { // the usual case: nothing to escape, one copy
 		if (b->len + n + 2 > b->cap && !grow(b, n + 2))
 			return;
