@@ -219,7 +219,7 @@ cmd_run(int argc, char **argv)
 	}
 	struct sm_problems problems = { 0 };
 	struct sm_machine *m = NULL;
-	sl_err rc = sm_definition_compile_text(text, len, path, SM_FORMAT_AUTO, &m, &problems);
+	sl_err rc = sm_definition_compile_text(text, len, NULL, SM_FORMAT_AUTO, &m, &problems);
 	sl_free(text);
 	if (rc != SL_OK) {
 		int x = rc == SL_ERR_NOMEM ? CLI_RUNTIME : print_problems(path, &problems, rc);
