@@ -119,6 +119,10 @@ Test(step_run, bad_definition_input_and_usage_exit_2)
 	char *args = sl_asprintf("%s", def);
 	cr_expect_eq(run(args, out, sizeof out), 2, "%s", out);
 	cr_expect(strstr(out, "bad.json"), "%s", out);
+	// the file is named once, then the location: "DIR/bad.json:1:..." not "bad.json:bad.json"
+	const char *first = strstr(out, "bad.json");
+	cr_expect(first && strncmp(first + strlen("bad.json"), ":1:", 3) == 0, "%s", out);
+	cr_expect(first && !strstr(first + 1, "bad.json"), "%s", out);
 	sl_free(args);
 	char *good = write_file("ok.json",
 	                        "{\"StartAt\":\"A\",\"States\":{\"A\":{\"Type\":\"Pass\","
