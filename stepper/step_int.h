@@ -332,6 +332,10 @@ sl_err step_task_resolve(struct step_ctx *c, struct step_frame *f, bool ok, json
  * TaskStarted); d (stolen, may be NULL) holds its details. */
 sl_err step_task_event(struct step_ctx *c, struct step_frame *f, const char *what, json_t *d);
 
+/* --- step_prune.c ------------------------------------------------------------------------- */
+/* The closing execution's entry in the closed index (top-level executions only). */
+sl_err step_closed_put(struct step_ctx *c, int64_t stop_ms);
+
 /* --- step_redrive.c ------------------------------------------------------------------------ */
 /* The execution is closing unsuccessfully (st): keeps the top frame's state and input in the
  * execution record so that step_redrive can restart there. */

@@ -54,15 +54,10 @@ step_task_info(step_engine_t *eng, store_txn_t *txn, const char *token, struct s
 	return SL_OK;
 }
 
-sl_err
-step_task_started(step_engine_t *eng, store_batch_t *b, const char *token, const char *worker_name,
-                  const struct step_effects *fx, struct step_started *out, struct sl_error *err)
+static sl_err
+task_started(step_engine_t *eng, store_batch_t *b, const char *token, const char *worker_name,
+             const struct step_effects *fx, struct step_started *out, struct sl_error *err)
 {
-	if (out)
-		memset(out, 0, sizeof *out);
-	if (!token_ok(token))
-		return sl_error_set(err, SL_ERR_INVALID_TOKEN, "Invalid Token: '%s'",
-		                    token ? token : "");
 	struct step_ctx c = { .eng = eng,
 		              .txn = store_batch_txn(b),
 		              .fx = fx,
@@ -149,5 +144,27 @@ out:
 	step_frame_free(f);
 	json_decref(rec);
 	step_ctx_done(&c);
+	return e;
+}
+
+sl_err
+step_task_started(step_engine_t *eng, store_batch_t *b, const char *token, const char *worker_name,
+                  const struct step_effects *fx, struct step_started *out, struct sl_error *err)
+{
+	if (out)
+		memset(out, 0, sizeof *out);
+	if (!token_ok(token))
+		return sl_error_set(err, SL_ERR_INVALID_TOKEN, "Invalid Token: '%s'",
+		                    token ? token : "");
+	// all or nothing; a failure is returned (the task stays waiting for a worker)
+	struct step_act a;
+	sl_err e = step_act_begin(eng, b, fx, &a);
+	if (e != SL_OK)
+		return e;
+	e = task_started(eng, b, token, worker_name, &a.fx, out, err);
+	if ((e = step_act_end(&a, e)) != SL_OK && out) {
+		json_decref(out->input);
+		memset(out, 0, sizeof *out);
+	}
 	return e;
 }

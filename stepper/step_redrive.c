@@ -143,8 +143,14 @@ sl_err
 step_redrive(step_engine_t *eng, store_batch_t *b, const char *arn, const char *client_token,
              int64_t *date_ms, const struct step_effects *fx, struct sl_error *err)
 {
-	return step_redrive_txn(eng, store_batch_txn(b), arn, client_token, false, date_ms, fx,
-	                        err);
+	// all or nothing; a failure is returned and the execution stays closed
+	struct step_act a;
+	sl_err e = step_act_begin(eng, b, fx, &a);
+	if (e != SL_OK)
+		return sl_error_set(err, e, "cannot redrive: the store refuses writes");
+	e = step_redrive_txn(eng, store_batch_txn(b), arn, client_token, false, date_ms, &a.fx,
+	                     err);
+	return step_act_end(&a, e);
 }
 
 sl_err

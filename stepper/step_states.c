@@ -88,8 +88,9 @@ step_exec_close(struct step_ctx *c, enum step_status st, json_t *output, const c
 		e = SL_OK;
 	if (e != SL_OK)
 		return e;
+	int64_t stop = sl_clock_now_ms();
 	int bad = json_object_set_new(c->exec, "status", json_string(step_status_name(st)));
-	bad |= json_object_set_new(c->exec, "stopMs", json_integer(sl_clock_now_ms()));
+	bad |= json_object_set_new(c->exec, "stopMs", json_integer(stop));
 	if (output)
 		bad |= json_object_set(c->exec, "output", output);
 	if (error)
@@ -100,6 +101,8 @@ step_exec_close(struct step_ctx *c, enum step_status st, json_t *output, const c
 	if (bad)
 		return SL_ERR_NOMEM; // the activation is undone (step_act_end)
 	c->closed = true;
+	if ((e = step_closed_put(c, stop)) != SL_OK) // retention finds it by its stop time
+		return e;
 	if (st != STEP_SUCCEEDED && (e = step_redrive_keep(c, st)) != SL_OK)
 		return e;
 	// distributed Maps still running abort their child executions

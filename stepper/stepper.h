@@ -267,6 +267,31 @@ sl_err step_stop(step_engine_t *eng, store_batch_t *b, const char *arn, const ch
 sl_err step_redrive(step_engine_t *eng, store_batch_t *b, const char *arn, const char *client_token,
                     int64_t *date_ms, const struct step_effects *fx, struct sl_error *err);
 
+/* --- retention (step_prune.c) ---------------------------------------------------------- */
+
+/* Closed executions are indexed by stop time (STORE_DB_CLOSED: str(owner) i64(stop ms)
+ * raw(arn); owner "E" is this engine's; a map run's children are not indexed, they go with
+ * their parent). step_prune deletes executions closed before before_ms with everything they
+ * own (history, input, kept results, map runs and their child executions), oldest first,
+ * touching at most about budget records (at least 16); *more when it stopped for the
+ * budget. A deletion cut by the budget goes on at the next call: the record goes first
+ * (nothing half-gone is visible), the closed entry last. stats (not reset) counts it. */
+struct step_prune_stats {
+	uint64_t executions; /* top-level executions deleted */
+	uint64_t children;   /* map run child executions deleted with them */
+	uint64_t map_runs;
+	uint64_t records; /* keys deleted */
+};
+sl_err step_prune(step_engine_t *eng, store_batch_t *b, int64_t before_ms, size_t budget,
+                  struct step_prune_stats *stats, bool *more, struct sl_error *err);
+/* Once per data directory (meta "closed-index"): indexes the closed executions written
+ * before the index existed, by one scan; *indexed: how many. */
+sl_err step_prune_backfill(step_engine_t *eng, store_batch_t *b, size_t *indexed,
+                           struct sl_error *err);
+/* The closed index's key (other owners, e.g. the server's EXPRESS records, use their own
+ * owner string). */
+void step_closed_key(struct store_key *k, const char *owner, int64_t stop_ms, const char *arn);
+
 /* --- reads ------------------------------------------------------------------------------ */
 
 /* DescribeExecution's shape (executionArn, stateMachineArn, name, status, startDate,

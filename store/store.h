@@ -61,7 +61,8 @@
 	X(HISTORY, "history")                                                                      \
 	X(TASKS, "tasks")                                                                          \
 	X(TASK_TOKENS, "task_tokens")                                                              \
-	X(TIMERS, "timers")
+	X(TIMERS, "timers")                                                                        \
+	X(CLOSED, "closed")
 
 enum store_db {
 #define STORE_DB_ENUM_(id, name) STORE_DB_##id,

@@ -275,6 +275,195 @@ Test(step_atomic, a_failed_allocation_in_a_stop_changes_nothing)
 	rig_free(&r);
 }
 
+static const char *const LEASE_DEF
+        = "{\"StartAt\":\"T\",\"States\":{"
+          "\"T\":{\"Type\":\"Task\",\"Resource\":"
+          "\"arn:aws:states:us-east-1:000000000000:activity:act\","
+          "\"HeartbeatSeconds\":30,\"TimeoutSeconds\":100,\"End\":true}}}";
+
+static size_t
+count_type(json_t *h, const char *type)
+{
+	size_t n = 0, i;
+	json_t *ev;
+	json_array_foreach(h, i, ev)
+	{
+		if (strcmp(js(ev, "type"), type) == 0)
+			n++;
+	}
+	return n;
+}
+
+/* A worker taking a task (step_task_started with leases: the lease, ActivityStarted, the
+ * heartbeat timer) failing at every allocation: either all of it or none, and the task
+ * can be taken again after a refusal. */
+Test(step_atomic, a_failed_allocation_in_a_task_start_changes_nothing)
+{
+	struct rig r;
+	rig_init(&r, LEASE_DEF);
+	r.eng->opt.lease_tasks = true;
+	int refused = 0;
+	bool done = false;
+	for (long n = 0; !done; n++) {
+		cr_assert_lt(n, 20000, "the walk does not end");
+		char name[32];
+		snprintf(name, sizeof name, "l%ld", n);
+		r.n_tasks = r.open_tasks = r.n_timers = 0;
+		char *arn = rig_start(&r, name, "{}");
+		cr_assert_eq(r.n_tasks, 1);
+		json_t *h0 = rig_history(&r, arn);
+		size_t n0 = json_array_size(h0);
+		json_decref(h0);
+		int timers0 = r.n_timers;
+		struct sl_error err;
+		sl_error_clear(&err);
+		struct step_started out;
+		store_batch_t *b = rig_batch(&r);
+		sl_alloc_fail_after(n);
+		sl_err e = step_task_started(r.eng, b, r.tokens[0], "w1", &r.fx, &out, &err);
+		done = sl_alloc_fail_pending();
+		sl_alloc_fail_after(-1);
+		cr_assert_eq(store_batch_commit(r.st), SL_OK);
+		json_t *h = rig_history(&r, arn);
+		store_txn_t *txn;
+		struct step_task_info ti;
+		cr_assert_eq(store_read_begin(r.st, &txn), SL_OK);
+		cr_assert_eq(step_task_info(r.eng, txn, r.tokens[0], &ti), SL_OK);
+		store_read_end(txn);
+		if (e != SL_OK) {
+			refused++;
+			cr_assert_eq(out.input, NULL);
+			cr_assert_eq(json_array_size(h), n0, "no event of the undone start stays");
+			cr_assert_eq(ti.state, STEP_TASK_WAITING, "the lease was undone");
+			cr_assert_eq(r.n_timers, timers0, "an undone start told nobody");
+			sl_error_clear(&err);
+			cr_assert_eq(step_task_started(r.eng, rig_batch(&r), r.tokens[0], "w1",
+			                               &r.fx, &out, &err),
+			             SL_OK, "%s", sl_error_text(&err));
+			cr_assert_eq(store_batch_commit(r.st), SL_OK);
+			json_decref(h);
+			h = rig_history(&r, arn);
+		} else {
+			cr_assert_eq(ti.state, STEP_TASK_TAKEN);
+		}
+		cr_assert_eq(json_array_size(h), n0 + 1);
+		cr_assert_eq(count_type(h, "ActivityStarted"), 1);
+		cr_assert_eq(r.n_timers, timers0 + 1, "the heartbeat timer, told once");
+		json_decref(h);
+		json_decref(out.input);
+		// the execution goes on from the lease
+		json_t *res = step_test_json("{\"ok\":1}");
+		cr_assert_eq(step_task_succeed(r.eng, rig_batch(&r), r.tokens[0], res, &r.fx, &err),
+		             SL_OK);
+		json_decref(res);
+		cr_assert_eq(store_batch_commit(r.st), SL_OK);
+		rig_settle(&r);
+		h = rig_history(&r, arn);
+		cr_assert_str_eq(js(json_array_get(h, json_array_size(h) - 1), "type"),
+		                 "ExecutionSucceeded");
+		for (size_t i = 0; i < json_array_size(h); i++)
+			cr_assert_eq(
+			        json_integer_value(json_object_get(json_array_get(h, i), "id")),
+			        (json_int_t)i + 1);
+		json_decref(h);
+	}
+	cr_assert_gt(refused, 5, "the walk refused task starts (%d)", refused);
+	rig_free(&r);
+}
+
+static const char *const REDRIVE_DEF
+        = "{\"StartAt\":\"A\",\"States\":{"
+          "\"A\":{\"Type\":\"Pass\",\"Result\":{\"x\":1},\"Next\":\"T\"},"
+          "\"T\":{\"Type\":\"Task\",\"Resource\":\"arn:aws:states:::lambda:invoke\","
+          "\"TimeoutSeconds\":100,\"End\":true}},\"TimeoutSeconds\":1000}";
+
+/* RedriveExecution failing at every allocation: either the execution runs again
+ * completely (ExecutionRedriven, a new task) or it is still FAILED as it was. */
+Test(step_atomic, a_failed_allocation_in_a_redrive_changes_nothing)
+{
+	struct rig r;
+	rig_init(&r, REDRIVE_DEF);
+	int refused = 0;
+	bool done = false;
+	for (long n = 0; !done; n++) {
+		cr_assert_lt(n, 20000, "the walk does not end");
+		char name[32];
+		snprintf(name, sizeof name, "r%ld", n);
+		r.n_tasks = r.open_tasks = 0;
+		char *arn = rig_start(&r, name, "{}");
+		struct sl_error err;
+		sl_error_clear(&err);
+		cr_assert_eq(
+		        step_task_fail(r.eng, rig_batch(&r), r.tokens[0], "Boom", "c", &r.fx, &err),
+		        SL_OK);
+		cr_assert_eq(store_batch_commit(r.st), SL_OK);
+		rig_settle(&r);
+		json_t *h0 = rig_history(&r, arn);
+		size_t n0 = json_array_size(h0);
+		json_decref(h0);
+		int running0 = r.status_running;
+		store_batch_t *b = rig_batch(&r);
+		sl_alloc_fail_after(n);
+		sl_err e = step_redrive(r.eng, b, arn, NULL, NULL, &r.fx, &err);
+		done = sl_alloc_fail_pending();
+		sl_alloc_fail_after(-1);
+		cr_assert_eq(store_batch_commit(r.st), SL_OK);
+		rig_settle(&r);
+		json_t *h = rig_history(&r, arn);
+		store_txn_t *txn;
+		cr_assert_eq(store_read_begin(r.st, &txn), SL_OK);
+		json_t *d = NULL;
+		cr_assert_eq(step_describe(r.eng, txn, arn, &d, NULL), SL_OK);
+		store_read_end(txn);
+		if (e != SL_OK) {
+			refused++;
+			cr_assert_str_eq(js(d, "status"), "FAILED");
+			cr_assert_eq(json_array_size(h), n0,
+			             "no event of the undone redrive stays");
+			cr_assert_eq(count_under(&r, STORE_DB_FRAMES, arn), 0);
+			cr_assert_eq(r.status_running, running0, "an undone redrive told nobody");
+			cr_assert_eq(r.n_tasks, 1);
+			sl_error_clear(&err);
+			cr_assert_eq(
+			        step_redrive(r.eng, rig_batch(&r), arn, NULL, NULL, &r.fx, &err),
+			        SL_OK, "%s", sl_error_text(&err));
+			cr_assert_eq(store_batch_commit(r.st), SL_OK);
+			rig_settle(&r);
+			json_decref(h);
+			h = rig_history(&r, arn);
+		}
+		json_decref(d);
+		cr_assert_eq(count_type(h, "ExecutionRedriven"), 1);
+		cr_assert_eq(r.status_running, running0 + 1);
+		cr_assert_eq(r.n_tasks, 2, "the redriven state asked for its task, once");
+		r.finished = false;
+		r.status_ended = 0;
+		json_t *res = step_test_json("{\"ok\":1}");
+		cr_assert_eq(step_task_succeed(r.eng, rig_batch(&r), r.tokens[1], res, &r.fx, &err),
+		             SL_OK, "%s", sl_error_text(&err));
+		json_decref(res);
+		cr_assert_eq(store_batch_commit(r.st), SL_OK);
+		rig_settle(&r);
+		// the whole history: ids dense, one redrive, the end recorded and told once
+		h = rig_history(&r, arn);
+		for (size_t i = 0; i < json_array_size(h); i++)
+			cr_assert_eq(
+			        json_integer_value(json_object_get(json_array_get(h, i), "id")),
+			        (json_int_t)i + 1);
+		cr_assert_str_eq(js(json_array_get(h, json_array_size(h) - 1), "type"),
+		                 "ExecutionSucceeded");
+		cr_assert_eq(count_type(h, "ExecutionFailed"), 1);
+		json_decref(h);
+		cr_assert_eq(count_under(&r, STORE_DB_FRAMES, arn), 0);
+		cr_assert_eq(count_all(&r, STORE_DB_TASK_TOKENS), 0);
+		cr_assert(r.finished);
+		cr_assert_eq(r.status, STEP_SUCCEEDED);
+		cr_assert_eq(r.status_ended, 1);
+	}
+	cr_assert_gt(refused, 5, "the walk refused redrives (%d)", refused);
+	rig_free(&r);
+}
+
 /* The record caches follow the store: a record changed by another writer (here, by hand)
  * is read from the store, not from the engine's memory. */
 Test(step_atomic, record_caches_follow_the_store)
