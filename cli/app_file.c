@@ -286,11 +286,12 @@ grow(struct pctx *c, void *arr, size_t n, size_t size)
 /* Compiles a definition that lives inside the app file: problems are located through the
  * app file's positions, prefix + the validator's pointer. */
 static void
-check_inline_definition(struct pctx *c, json_t *def, const char *prefix)
+check_inline_definition(struct pctx *c, json_t *def, const char *prefix,
+                        enum sm_execution_type type)
 {
 	struct sm_problems probs = { 0 };
 	struct sm_machine *m = NULL;
-	sl_err rc = sm_machine_compile(def, NULL, &m, &probs);
+	sl_err rc = sm_machine_compile_typed(def, NULL, type, &m, &probs);
 	sm_machine_free(m);
 	if (rc == SL_ERR_NOMEM) {
 		c->fatal = rc;
@@ -333,7 +334,7 @@ check_inline_definition(struct pctx *c, json_t *def, const char *prefix)
 
 /* Loads and compiles definitionFile; its problems carry its own file:line:column. */
 static json_t *
-load_definition_file(struct pctx *c, const char *rel, const char *ptr)
+load_definition_file(struct pctx *c, const char *rel, const char *ptr, enum sm_execution_type type)
 {
 	char *path = rel[0] == '/' || !c->dir ? sl_strdup(rel) : sl_asprintf("%s/%s", c->dir, rel);
 	if (!path) {
@@ -354,7 +355,7 @@ load_definition_file(struct pctx *c, const char *rel, const char *ptr)
 	size_t before = c->pb->count;
 	sl_err rc = sm_definition_load(text, len, path, SM_FORMAT_AUTO, &tree, &pos, c->pb);
 	if (rc == SL_OK)
-		rc = sm_machine_compile(tree, pos, &m, c->pb);
+		rc = sm_machine_compile_typed(tree, pos, type, &m, c->pb);
 	sm_machine_free(m);
 	sm_positions_free(pos);
 	sl_free(text);
@@ -389,6 +390,9 @@ parse_machine(struct pctx *c, const char *name, json_t *v, const char *ptr)
 	check_keys(c, v, ptr, machine_keys, "a state machine");
 	static const char *const types[] = { "STANDARD", "EXPRESS", NULL };
 	const char *type = get_word(c, v, ptr, "type", types);
+	/* an EXPRESS machine's definition is checked against the EXPRESS rules */
+	enum sm_execution_type et
+	        = type && !strcmp(type, "EXPRESS") ? SM_EXECUTION_EXPRESS : SM_EXECUTION_STANDARD;
 	json_t *def = json_object_get(v, "definition");
 	const char *file = NULL;
 	bool file_ok = get_str(c, v, ptr, "definitionFile", &file);
@@ -406,14 +410,14 @@ parse_machine(struct pctx *c, const char *name, json_t *v, const char *ptr)
 			        "not %s",
 			        kind(def));
 		else if (p) {
-			check_inline_definition(c, def, p);
+			check_inline_definition(c, def, p, et);
 			tree = json_incref(def);
 		}
 		sl_free(p);
 	} else if (file) {
 		char *p = child(c, ptr, "definitionFile");
 		if (p)
-			tree = load_definition_file(c, file, p);
+			tree = load_definition_file(c, file, p, et);
 		sl_free(p);
 	} else if (file_ok) {
 		problem(c, ptr, true, "state machine '%s' needs 'definition' or 'definitionFile'",

@@ -17,13 +17,16 @@ static void
 validate_usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: sluice validate [--format auto|json|yaml] FILE...\n"
+	        "usage: sluice validate [--format auto|json|yaml] [--type STANDARD|EXPRESS] "
+	        "FILE...\n"
 	        "\n"
 	        "Checks Amazon States Language definitions (JSON or YAML) the way\n"
 	        "CreateStateMachine would, and reports every problem at once:\n"
 	        "  FILE:LINE:COLUMN: CODE: message\n"
 	        "(FILE:/json/pointer: ... where no line is known). '-' reads stdin.\n"
 	        "The format follows the file name (.json, .yaml, .yml), else the first byte.\n"
+	        "--type EXPRESS checks definitions as an EXPRESS machine's (no activities,\n"
+	        "no .sync or .waitForTaskToken Resources); app files give each machine's type.\n"
 	        "An app file (stateMachines, rules, ... at the top, see docs/APP.md) or a\n"
 	        "directory of them is checked whole: definitions, patterns, schedules, keys.\n"
 	        "exit codes: 0 all valid, 2 a definition is invalid or unreadable, or bad usage\n");
@@ -64,7 +67,7 @@ validate_app(const char *path, const char *text, size_t len)
 
 /* Returns true when the file is valid; prints its problems otherwise. */
 static bool
-validate_one(const char *path, enum sm_format forced)
+validate_one(const char *path, enum sm_format forced, enum sm_execution_type type)
 {
 	struct stat st;
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
@@ -85,8 +88,8 @@ validate_one(const char *path, enum sm_format forced)
 	}
 	struct sm_problems problems = { 0 };
 	struct sm_machine *m = NULL;
-	sl_err rc = sm_definition_compile_text(text, len, NULL, format_for(path, forced), &m,
-	                                       &problems);
+	sl_err rc = sm_definition_compile_text_typed(text, len, NULL, format_for(path, forced),
+	                                             type, &m, &problems);
 	sl_free(text);
 	sm_machine_free(m);
 	if (rc == SL_OK)
@@ -109,6 +112,7 @@ cmd_validate(int argc, char **argv)
 		return CLI_OK;
 	}
 	enum sm_format forced = SM_FORMAT_AUTO;
+	enum sm_execution_type type = SM_EXECUTION_STANDARD;
 	int first = 1;
 	for (; first < argc && argv[first][0] == '-' && argv[first][1]; first++) {
 		const char *a = argv[first];
@@ -116,6 +120,23 @@ cmd_validate(int argc, char **argv)
 		if (!strcmp(a, "--")) {
 			first++;
 			break;
+		}
+		const char *tval = NULL;
+		if (!strncmp(a, "--type=", 7))
+			tval = a + 7;
+		else if (!strcmp(a, "--type") && first + 1 < argc)
+			tval = argv[++first];
+		if (tval) {
+			if (!strcmp(tval, "EXPRESS"))
+				type = SM_EXECUTION_EXPRESS;
+			else if (!strcmp(tval, "STANDARD"))
+				type = SM_EXECUTION_STANDARD;
+			else {
+				fprintf(stderr,
+				        "sluice validate: --type must be STANDARD or EXPRESS\n");
+				return CLI_USAGE;
+			}
+			continue;
 		}
 		if (!strncmp(a, "--format=", 9))
 			val = a + 9;
@@ -143,7 +164,7 @@ cmd_validate(int argc, char **argv)
 	}
 	bool all_ok = true;
 	for (int i = first; i < argc; i++)
-		all_ok &= validate_one(argv[i], forced);
+		all_ok &= validate_one(argv[i], forced, type);
 	fflush(stdout);
 	return all_ok ? CLI_OK : CLI_USAGE;
 }

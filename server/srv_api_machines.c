@@ -169,9 +169,17 @@ not_found(struct sl_error *err, const char *arn)
 	return sl_error_set(err, SL_ERR_SM_NOT_FOUND, "State Machine Does Not Exist: '%s'", arn);
 }
 
-/* Validates and compiles a definition; the problems become AWS's InvalidDefinition. */
+/* The validator's name for a machine type (NULL: STANDARD, AWS's default). */
+static enum sm_execution_type
+machine_type(const char *type)
+{
+	return type && !strcmp(type, "EXPRESS") ? SM_EXECUTION_EXPRESS : SM_EXECUTION_STANDARD;
+}
+
+/* Validates and compiles a definition for a machine of type (EXPRESS machines refuse what
+ * EXPRESS executions cannot run); the problems become AWS's InvalidDefinition. */
 static sl_err
-check_definition(const char *text, struct sl_error *err)
+check_definition(const char *text, const char *type, struct sl_error *err)
 {
 	if (strlen(text) > SM_DEFINITION_MAX_BYTES)
 		return sl_error_set(
@@ -182,8 +190,8 @@ check_definition(const char *text, struct sl_error *err)
 		        SM_DEFINITION_MAX_BYTES);
 	struct sm_problems problems = { 0 };
 	struct sm_machine *m = NULL;
-	sl_err rc = sm_definition_compile_text(text, strlen(text), NULL, SM_FORMAT_AUTO, &m,
-	                                       &problems);
+	sl_err rc = sm_definition_compile_text_typed(text, strlen(text), NULL, SM_FORMAT_AUTO,
+	                                             machine_type(type), &m, &problems);
 	sm_machine_free(m);
 	if (rc == SL_ERR_NOMEM) {
 		sm_problems_clear(&problems);
@@ -287,7 +295,7 @@ op_create(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		                    "Field 'publish': expected a boolean");
 	if (!valid_name(name))
 		return sl_error_set(err, SL_ERR_INVALID_NAME, "Invalid Name: '%s'", name);
-	if ((rc = check_type(type, err)) || (rc = check_definition(definition, err)))
+	if ((rc = check_type(type, err)) || (rc = check_definition(definition, type, err)))
 		return rc;
 	if (!type)
 		type = "STANDARD";
@@ -460,12 +468,18 @@ op_update(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	if (vdesc && !json_is_true(pub))
 		return sl_error_set(err, SL_ERR_SFN_VALIDATION,
 		                    "Version description can only be set when publish is true");
-	if (definition && (rc = check_definition(definition, err)))
+	if (definition && (rc = check_definition(definition, NULL, err)))
 		return rc;
 	store_txn_t *txn;
 	char name[NAME_MAX_LEN + 1];
 	json_t *meta = NULL, *rev = NULL;
 	if ((rc = lookup_for_write(req, arn, "update", &txn, name, &meta, &rev, err)))
+		goto out;
+	/* the machine's type is known only now: an EXPRESS machine's new definition is
+	 * checked again against the EXPRESS rules */
+	const char *type = rec_str(meta, "type");
+	if (definition && machine_type(type) == SM_EXECUTION_EXPRESS
+	    && (rc = check_definition(definition, type, err)))
 		goto out;
 	const char *cur_def = rec_str(rev, "definition");
 	const char *cur_role = rec_str(rev, "roleArn");
@@ -750,8 +764,8 @@ op_validate(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		return rc;
 	struct sm_problems problems = { 0 };
 	struct sm_machine *m = NULL;
-	rc = sm_definition_compile_text(definition, strlen(definition), NULL, SM_FORMAT_AUTO, &m,
-	                                &problems);
+	rc = sm_definition_compile_text_typed(definition, strlen(definition), NULL, SM_FORMAT_AUTO,
+	                                      machine_type(type), &m, &problems);
 	sm_machine_free(m);
 	if (rc == SL_ERR_NOMEM) {
 		sm_problems_clear(&problems);

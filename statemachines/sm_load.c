@@ -571,13 +571,22 @@ sl_err
 sm_definition_compile_text(const char *text, size_t len, const char *filename, enum sm_format fmt,
                            struct sm_machine **out, struct sm_problems *problems)
 {
+	return sm_definition_compile_text_typed(text, len, filename, fmt, SM_EXECUTION_STANDARD,
+	                                        out, problems);
+}
+
+sl_err
+sm_definition_compile_text_typed(const char *text, size_t len, const char *filename,
+                                 enum sm_format fmt, enum sm_execution_type type,
+                                 struct sm_machine **out, struct sm_problems *problems)
+{
 	json_t *tree;
 	struct sm_positions *pos;
 	*out = NULL;
 	sl_err rc = sm_definition_load(text, len, filename, fmt, &tree, &pos, problems);
 	if (rc != SL_OK)
 		return rc == SL_ERR_NOMEM ? rc : SL_ERR_INVALID_DEFINITION;
-	rc = sm_machine_compile(tree, pos, out, problems);
+	rc = sm_machine_compile_typed(tree, pos, type, out, problems);
 	json_decref(tree);
 	sm_positions_free(pos);
 	return rc;

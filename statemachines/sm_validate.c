@@ -552,8 +552,17 @@ sl_err
 sm_machine_compile(json_t *definition, const struct sm_positions *pos, struct sm_machine **out,
                    struct sm_problems *problems)
 {
+	return sm_machine_compile_typed(definition, pos, SM_EXECUTION_STANDARD, out, problems);
+}
+
+sl_err
+sm_machine_compile_typed(json_t *definition, const struct sm_positions *pos,
+                         enum sm_execution_type type, struct sm_machine **out,
+                         struct sm_problems *problems)
+{
 	*out = NULL;
-	struct vctx v = { .pos = pos, .problems = problems };
+	struct vctx v
+	        = { .pos = pos, .problems = problems, .express = type == SM_EXECUTION_EXPRESS };
 	if (!(v.all_names = json_object()))
 		return SL_ERR_NOMEM;
 	size_t before = problems->count + problems->dropped;

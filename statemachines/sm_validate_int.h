@@ -39,6 +39,10 @@ struct vctx {
 	 * a transition to a missing state makes "no terminal state" unknowable. */
 	bool graph_broken;
 	bool target_missing;
+	/* The states being checked run as EXPRESS executions (the machine's type, or a
+	 * DISTRIBUTED Map's processor with ExecutionType EXPRESS): Task states may use only
+	 * the Request Response pattern and no activity. */
+	bool express;
 };
 
 /* Reports a problem located at the value at pointer. */

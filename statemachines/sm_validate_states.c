@@ -81,6 +81,25 @@ parse_resource(const char *r, struct sm_task *t)
 	return SL_OK;
 }
 
+/* EXPRESS executions cannot wait for a job, a callback or an activity worker: AWS refuses
+ * such a Resource at CreateStateMachine/UpdateStateMachine with these words. */
+static void
+express_resource(struct vctx *v, const char *rp, const struct sm_task *t)
+{
+	if (t->kind == SM_RESOURCE_ACTIVITY)
+		v_report(v, rp, SM_SCHEMA "Express state machine does not support Activity ARN");
+	else if (t->kind == SM_RESOURCE_SERVICE
+	         && t->integration == SM_INTEGRATION_WAIT_FOR_TASK_TOKEN)
+		v_report(v, rp,
+		         SM_SCHEMA "Express state machine does not support '.waitForTaskToken' "
+		                   "service integration");
+	else if (t->kind == SM_RESOURCE_SERVICE
+	         && t->integration != SM_INTEGRATION_REQUEST_RESPONSE)
+		v_report(v, rp,
+		         SM_SCHEMA "Express state machine does not support '.sync' service "
+		                   "integration");
+}
+
 static const char *const credentials_fields[] = { "RoleArn", "RoleArn.$", NULL };
 
 void
@@ -99,6 +118,8 @@ v_state_task(struct vctx *v, json_t *s, const char *p, struct sm_state *st)
 		         && (!(t->resource = sl_strdup(json_string_value(res)))
 		             || parse_resource(t->resource, t) != SL_OK))
 			v_nomem(v);
+		else if (rp && v->express)
+			express_resource(v, rp, t);
 		sl_free(rp);
 	}
 	bool has_to = false, has_top = false, has_hb = false, has_hbp = false;
@@ -435,7 +456,13 @@ processor(struct vctx *v, json_t *s, const char *p, struct sm_map *m)
 		}
 		sl_free(cp);
 	}
+	/* A DISTRIBUTED processor with ExecutionType EXPRESS runs its items as EXPRESS
+	 * executions, so the EXPRESS rules hold inside it. */
+	bool saved_express = v->express;
+	if (m->mode == SM_MAP_DISTRIBUTED && m->execution_type == SM_EXECUTION_EXPRESS)
+		v->express = true;
 	m->processor = v_machine(v, def, pp, false, processor_extra);
+	v->express = saved_express;
 	sl_free(pp);
 }
 

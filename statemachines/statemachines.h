@@ -89,6 +89,16 @@ sl_err sm_definition_compile_text(const char *text, size_t len, const char *file
                                   enum sm_format fmt, struct sm_machine **out,
                                   struct sm_problems *problems);
 
+/* The same for a machine of a given type (CreateStateMachine's `type`): an EXPRESS machine
+ * also refuses what EXPRESS executions cannot run (activities, `.sync`, `.sync:2` and
+ * `.waitForTaskToken` Resources), as AWS does. The untyped calls check as STANDARD. */
+sl_err sm_machine_compile_typed(json_t *definition, const struct sm_positions *pos,
+                                enum sm_execution_type type, struct sm_machine **out,
+                                struct sm_problems *problems);
+sl_err sm_definition_compile_text_typed(const char *text, size_t len, const char *filename,
+                                        enum sm_format fmt, enum sm_execution_type type,
+                                        struct sm_machine **out, struct sm_problems *problems);
+
 /* The message AWS puts in InvalidDefinition for these problems:
  * "Invalid State Machine Definition: 'CODE: text at /pointer, CODE: text at /pointer'".
  * New string, NULL on allocation failure. */
