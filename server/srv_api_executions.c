@@ -224,7 +224,8 @@ start(srv_req_t *req, json_t *body, srv_engine_t *e, bool sync, struct sl_error 
 	char arn[STEP_ARN_MAX];
 	if (express) {
 		int64_t start_ms = 0;
-		rc = srv_engine_express_start(e, req, &st, sync, mock, arn, &start_ms, err);
+		rc = srv_engine_express_start(e, req, &st, sync, mock, test_case, arn, &start_ms,
+		                              err);
 		mock = NULL;
 		if (rc == SL_OK && !sync) {
 			json_t *out = json_pack("{s:s,s:o}", "executionArn", arn, "startDate",
@@ -266,8 +267,12 @@ start(srv_req_t *req, json_t *body, srv_engine_t *e, bool sync, struct sl_error 
 		}
 	} else if (rc == SL_OK) {
 		if (mock) {
-			rc = srv_engine_mock_attach(e, arn, mock);
-			mock = NULL;
+			// kept with the start (same batch): a restart mocks it again
+			rc = srv_engine_mock_persist(txn, arn, machine, test_case);
+			if (rc == SL_OK) {
+				rc = srv_engine_mock_attach(e, arn, mock);
+				mock = NULL; // taken either way
+			}
 		}
 		if (rc == SL_OK)
 			rc = step_describe(step, txn, arn, &d, err);

@@ -335,6 +335,83 @@ srv_engine_mock_load(srv_engine_t *e, const char *machine, const char *test_case
 	return step_mock_parse(doc, machine, test_case, out, err);
 }
 
+/* --mock-config associations of durable executions, in STORE_DB_EXECUTIONS under a tag no
+ * execution ARN starts with ("\0xM\0"): arn -> {"arn", "machine", "testCase"}. */
+#define MOCK_TAG 0x00784D00u
+
+static void
+mock_key(struct store_key *k, const char *arn)
+{
+	store_key_init(k);
+	store_key_u32(k, MOCK_TAG);
+	store_key_str(k, arn);
+}
+
+sl_err
+srv_engine_mock_persist(store_txn_t *txn, const char *arn, const char *machine,
+                        const char *test_case)
+{
+	json_t *rec
+	        = json_pack("{s:s,s:s,s:s}", "arn", arn, "machine", machine, "testCase", test_case);
+	char *txt = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+	json_decref(rec);
+	if (!txt)
+		return SL_ERR_NOMEM;
+	struct store_key k;
+	mock_key(&k, arn);
+	sl_err rc = store_put(txn, STORE_DB_EXECUTIONS, k.buf, k.len, txt, strlen(txt));
+	sl_free(txt);
+	return rc;
+}
+
+/* Start-up, before the tasks in flight are replayed: each running durable execution that
+ * was started mocked gets its test case again (so its tasks do not wait for workers); the
+ * records of ended executions are deleted. A test case the --mock-config given now lacks
+ * leaves the execution to workers, with a warning. */
+static sl_err
+mock_recover(srv_engine_t *e, store_batch_t *b)
+{
+	store_txn_t *txn = store_batch_txn(b);
+	struct store_key pk;
+	store_key_init(&pk);
+	store_key_u32(&pk, MOCK_TAG);
+	store_cursor_t *c = NULL;
+	sl_err rc = store_cursor_open(txn, STORE_DB_EXECUTIONS, &c);
+	if (rc != SL_OK)
+		return rc;
+	struct store_val k, v;
+	rc = store_cursor_seek_prefix(c, pk.buf, pk.len);
+	while (rc == SL_OK && (rc = store_cursor_next(c, &k, &v)) == SL_OK) {
+		json_t *rec = json_loadb(v.data, v.len, 0, NULL);
+		const char *arn = json_string_value(json_object_get(rec, "arn"));
+		const char *machine = json_string_value(json_object_get(rec, "machine"));
+		const char *tc = json_string_value(json_object_get(rec, "testCase"));
+		json_t *d = NULL;
+		struct sl_error err;
+		sl_error_clear(&err);
+		const char *status = NULL;
+		if (arn && machine && tc && step_describe(e->step, txn, arn, &d, &err) == SL_OK)
+			status = json_string_value(json_object_get(d, "status"));
+		if (!status || strcmp(status, "RUNNING") != 0) {
+			rc = store_cursor_del(c);
+		} else {
+			struct step_mock *mock = NULL;
+			sl_error_clear(&err);
+			if (srv_engine_mock_load(e, machine, tc, &mock, &err) == SL_OK)
+				rc = srv_engine_mock_attach(e, arn, mock);
+			else
+				sl_warn("engine",
+				        "%s was started with test case '%s': %s; its tasks "
+				        "wait for workers",
+				        arn, tc, sl_error_text(&err));
+		}
+		json_decref(d);
+		json_decref(rec);
+	}
+	store_cursor_close(c);
+	return rc == SL_ERR_NOT_FOUND ? SL_OK : rc;
+}
+
 static void
 mock_queue(srv_engine_t *e, const struct step_task *t)
 {
@@ -475,6 +552,18 @@ on_finished(void *arg, const struct step_finished *f)
 {
 	srv_engine_t *e = arg;
 	sl_info("engine", "%s %s", f->execution_arn, step_status_name(f->status));
+	if (!e->scratch && mfind(e->root, f->execution_arn)) {
+		// the end's batch also forgets the durable association
+		store_batch_t *b = NULL;
+		struct store_key k;
+		mock_key(&k, f->execution_arn);
+		sl_err rc = srv_batch(e->srv, &b);
+		if (rc == SL_OK)
+			rc = store_del(store_batch_txn(b), STORE_DB_EXECUTIONS, k.buf, k.len);
+		if (rc != SL_OK)
+			sl_warn("engine", "the test case of %s is not forgotten: %s",
+			        f->execution_arn, sl_err_message(rc));
+	}
 	srv_engine_mock_drop(e->root, f->execution_arn);
 	if (e->scratch)
 		srv_express_finished(e, f);
@@ -694,8 +783,8 @@ srv_engine_new(srv_t *s, srv_engine_t **out, struct sl_error *err)
 		return rc;
 	}
 	store_batch_t *b = NULL;
-	if ((rc = srv_batch(s, &b)) == SL_OK
-	    && (rc = step_engine_recover(e->step, b, err)) == SL_OK) {
+	if ((rc = srv_batch(s, &b)) == SL_OK && (rc = step_engine_recover(e->step, b, err)) == SL_OK
+	    && (rc = mock_recover(e, b)) == SL_OK) {
 		e->replaying = true;
 		rc = step_tasks_replay(e->step, store_batch_txn(b), &e->fx, err);
 		e->replaying = false;

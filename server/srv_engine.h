@@ -77,12 +77,13 @@ sl_err srv_engine_task_heartbeat(srv_t *s, store_batch_t *b, const char *token,
  * request req: the start record goes in req's batch; the execution runs on the express
  * engine. sync: req is deferred until the execution ends and then answered with
  * StartSyncExecution's shape; otherwise the caller answers. mock (may be NULL, taken) answers
- * its tasks. arn_out (STEP_ARN_MAX) receives the express ARN, *start_ms its start.
- * SL_ERR_EXEC_EXISTS, SL_ERR_INVALID_NAME, SL_ERR_INVALID_EXECUTION_INPUT. */
+ * its tasks; test_case (may be NULL) is mock's name, kept in the start record so a run again
+ * after a restart is mocked too. arn_out (STEP_ARN_MAX) receives the express ARN, *start_ms its
+ * start. SL_ERR_EXEC_EXISTS, SL_ERR_INVALID_NAME, SL_ERR_INVALID_EXECUTION_INPUT. */
 struct step_mock;
 sl_err srv_engine_express_start(srv_engine_t *e, srv_req_t *req, const struct step_start *st,
-                                bool sync, struct step_mock *mock, char *arn_out, int64_t *start_ms,
-                                struct sl_error *err);
+                                bool sync, struct step_mock *mock, const char *test_case,
+                                char *arn_out, int64_t *start_ms, struct sl_error *err);
 
 /* True when the stored machine name is of type EXPRESS. */
 bool srv_engine_machine_is_express(store_txn_t *txn, const char *name);
@@ -102,6 +103,10 @@ sl_err srv_engine_mock_load(srv_engine_t *e, const char *machine, const char *te
                             struct step_mock **out, struct sl_error *err);
 /* The tasks of the (durable) execution arn are answered from mock (taken). */
 sl_err srv_engine_mock_attach(srv_engine_t *e, const char *arn, struct step_mock *mock);
+/* Writes in txn (the start's batch) that the durable execution arn of machine is mocked by
+ * test_case: at start-up its mock is attached again while it runs; its end deletes this. */
+sl_err srv_engine_mock_persist(store_txn_t *txn, const char *arn, const char *machine,
+                               const char *test_case);
 
 /* Counters for tests and logs. */
 struct srv_engine_express_stats {

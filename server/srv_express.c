@@ -420,7 +420,8 @@ on_xflush(evutil_socket_t fd, short what, void *arg)
  * req is NULL (a caller's batch, e.g. an EventBridge target's). */
 static sl_err
 xstart(srv_engine_t *e, srv_req_t *req, store_batch_t *b, const struct step_start *st, bool sync,
-       struct step_mock *mock, char *arn_out, int64_t *start_ms, struct sl_error *err)
+       struct step_mock *mock, const char *test_case, char *arn_out, int64_t *start_ms,
+       struct sl_error *err)
 {
 	srv_engine_t *x = e->root->x;
 	// AWS: "...:express:MACHINE:NAME:ID"; an unnamed execution is named by its ID
@@ -464,7 +465,14 @@ xstart(srv_engine_t *e, srv_req_t *req, store_batch_t *b, const struct step_star
 	if (rc == SL_OK && (!req || (rc = srv_req_batch(req, &b)) == SL_OK)) {
 		struct store_key k;
 		xkey(&k, XTAG_PEND, xarn);
-		rc = (rec = xrecord(r)) ? xput(store_batch_txn(b), xarn, rec) : SL_ERR_NOMEM;
+		rec = xrecord(r);
+		// a run again after a restart is mocked by the same test case
+		if (rec && mock && test_case
+		    && json_object_set_new(rec, "testCase", json_string(test_case)) != 0) {
+			json_decref(rec);
+			rec = NULL;
+		}
+		rc = rec ? xput(store_batch_txn(b), xarn, rec) : SL_ERR_NOMEM;
 		if (rc == SL_OK)
 			rc = store_put(store_batch_txn(b), STORE_DB_EXECUTIONS, k.buf, k.len, "",
 			               0);
@@ -501,10 +509,10 @@ xstart(srv_engine_t *e, srv_req_t *req, store_batch_t *b, const struct step_star
 
 sl_err
 srv_engine_express_start(srv_engine_t *e, srv_req_t *req, const struct step_start *st, bool sync,
-                         struct step_mock *mock, char *arn_out, int64_t *start_ms,
-                         struct sl_error *err)
+                         struct step_mock *mock, const char *test_case, char *arn_out,
+                         int64_t *start_ms, struct sl_error *err)
 {
-	return xstart(e, req, NULL, st, sync, mock, arn_out, start_ms, err);
+	return xstart(e, req, NULL, st, sync, mock, test_case, arn_out, start_ms, err);
 }
 
 bool
@@ -530,7 +538,7 @@ srv_engine_start(srv_engine_t *e, store_batch_t *b, const struct step_start *st,
 {
 	e = e->root;
 	if (srv_engine_machine_is_express(store_batch_txn(b), st->machine))
-		return xstart(e, NULL, b, st, false, NULL, arn_out, NULL, err);
+		return xstart(e, NULL, b, st, false, NULL, NULL, arn_out, NULL, err);
 	sl_err rc = step_start(e->step, b, st, arn_out, &e->fx, err);
 	if (rc == SL_OK)
 		srv_engine_kick(e);
@@ -719,6 +727,20 @@ srv_express_recover(srv_engine_t *e, store_batch_t *b, struct sl_error *err)
 		    && !(r = xnew(x, arn, arns_i, machine, rev, name, st.name, input,
 		                  json_integer_value(json_object_get(rec, "start")), false)))
 			r2 = SL_ERR_NOMEM;
+		const char *tc = json_string_value(json_object_get(rec, "testCase"));
+		if (r2 == SL_OK && tc) {
+			// started mocked: mocked again (else its tasks wait for workers)
+			struct step_mock *mock = NULL;
+			sl_error_clear(&e2);
+			if (srv_engine_mock_load(e, machine, tc, &mock, &e2) == SL_OK)
+				r2 = srv_engine_mock_attach(e, arn, mock);
+			else
+				sl_warn("engine",
+				        "%s was started with test case '%s': %s; its tasks "
+				        "wait for workers",
+				        arns_i, tc, sl_error_text(&e2));
+			sl_error_clear(&e2);
+		}
 		if (r2 == SL_OK) {
 			xlink(x, r);
 			x->xstats.rerun++;
