@@ -15,6 +15,7 @@
 #include "server/srv.h"
 #include "server/srv_api.h"
 #include "server/srv_engine.h"
+#include "server/srv_exec_retention.h"
 
 static void
 serve_usage(FILE *out)
@@ -55,6 +56,11 @@ serve_usage(FILE *out)
 	        "                        all); archived events and those of pending deliveries "
 	        "stay\n"
 	        "                        (YAML: event-retention)\n"
+	        "  --execution-retention D  delete executions closed longer ago than D "
+	        "(default\n"
+	        "                        90d as AWS; 0 keeps all) with their histories and map "
+	        "runs\n"
+	        "                        (YAML: execution-retention)\n"
 	        "  --item-reader-root DIR  Map ItemReader files: s3://BUCKET/KEY is "
 	        "DIR/BUCKET/KEY\n"
 	        "                        (YAML: item-reader-root; unset: ItemReader fails)\n"
@@ -98,6 +104,7 @@ cmd_serve(int argc, char **argv)
 		{ "workers-key", required_argument, NULL, 'Y' },
 		{ "item-reader-root", required_argument, NULL, 'G' },
 		{ "event-retention", required_argument, NULL, 'D' },
+		{ "execution-retention", required_argument, NULL, 'X' },
 		{ "mock-config", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -133,6 +140,7 @@ cmd_serve(int argc, char **argv)
 		case 'Y': key = "workers-key", flag = "--workers-key"; break;
 		case 'G': key = "item-reader-root", flag = "--item-reader-root"; break;
 		case 'D': key = "event-retention", flag = "--event-retention"; break;
+		case 'X': key = "execution-retention", flag = "--execution-retention"; break;
 		case 'M': key = "mock-config", flag = "--mock-config"; break;
 		default: serve_usage(stderr); return CLI_USAGE;
 		}
@@ -176,10 +184,14 @@ cmd_serve(int argc, char **argv)
 	srv_engine_t *eng = NULL;
 	if (rc == SL_OK)
 		rc = srv_engine_new(s, &eng, &err);
+	srv_exec_retention_t *ret = NULL;
+	if (rc == SL_OK)
+		rc = srv_exec_retention_start(s, eng, &ret, &err);
 	if (rc == SL_OK && (rc = srv_api_register_all(s)) != SL_OK)
 		sl_error_set(&err, rc, "cannot register the API operations");
 	if (rc == SL_OK)
 		rc = srv_run(s, &err);
+	srv_exec_retention_free(ret);
 	srv_engine_free(eng);
 	srv_free(s);
 	if (rc != SL_OK) {

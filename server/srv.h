@@ -74,6 +74,9 @@ struct srv_config {
 	/* bus logs keep events this long, then prune what nothing needs (srv_retention.h);
 	 * 0 = keep everything */
 	int64_t event_retention_s;
+	/* closed executions are deleted this long after their close (srv_exec_retention.h);
+	 * 0 = keep everything */
+	int64_t execution_retention_s;
 	/* the worker socket (srv_workers.c, docs/WORKERS.md) */
 	char *workers_token; /* every worker message must carry it; NULL = no check */
 	char *workers_cert;  /* tls+tcp://: PEM certificate chain file */

@@ -43,6 +43,7 @@ srv_config_init(struct srv_config *c)
 	c->delivery_timeout_ms = 5000;
 	c->delivery_max_inflight = 64;
 	c->event_retention_s = 24 * 3600;
+	c->execution_retention_s = 90LL * 24 * 3600; // AWS keeps a closed execution 90 days
 	if (!c->data_dir || !c->http || !c->workers || !c->region || !c->account) {
 		srv_config_clear(c);
 		return SL_ERR_NOMEM;
@@ -338,6 +339,8 @@ srv_config_set(struct srv_config *c, const char *key, const char *v, const char 
 		return parse_virtual_time(c, v, where, err);
 	if (strcmp(key, "event-retention") == 0)
 		return parse_duration(v, where, &c->event_retention_s, err);
+	if (strcmp(key, "execution-retention") == 0)
+		return parse_duration(v, where, &c->execution_retention_s, err);
 	if (strcmp(key, "delivery.backoff-ms") == 0)
 		return parse_uint(v, where, 1, 3600 * 1000, &c->delivery_backoff_ms, err);
 	if (strcmp(key, "delivery.backoff-cap-ms") == 0)
@@ -358,10 +361,22 @@ srv_config_set(struct srv_config *c, const char *key, const char *v, const char 
 
 /* --- YAML ------------------------------------------------------------------------------ */
 
-static const char *const top_keys[]
-        = { "data",         "http",        "workers",         "region",           "account",
-	    "log-level",    "log-format",  "limits",          "delivery",         "workers-token",
-	    "workers-cert", "workers-key", "event-retention", "item-reader-root", "mock-config" };
+static const char *const top_keys[] = { "data",
+	                                "http",
+	                                "workers",
+	                                "region",
+	                                "account",
+	                                "log-level",
+	                                "log-format",
+	                                "limits",
+	                                "delivery",
+	                                "workers-token",
+	                                "workers-cert",
+	                                "workers-key",
+	                                "event-retention",
+	                                "execution-retention",
+	                                "item-reader-root",
+	                                "mock-config" };
 static const char *const limit_keys[] = { "max-body",     "max-header",    "max-connections",
 	                                  "idle-timeout", "drain-timeout", "rules-per-bus" };
 static const char *const delivery_keys[]

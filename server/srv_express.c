@@ -17,6 +17,7 @@
 #include "common/sl_log.h"
 #include "server/srv_api.h"
 #include "server/srv_engine_int.h"
+#include "server/srv_exec_retention.h"
 #include "server/srv_internal.h"
 
 /* The scratch store is emptied when no express execution runs and this many ended. */
@@ -77,6 +78,60 @@ xput_end(store_txn_t *txn, const char *arn, json_t *rec, enum step_status st, in
 	xkey(&k, XTAG_PEND, arn);
 	if (rc == SL_OK)
 		rc = store_del(txn, STORE_DB_EXECUTIONS, k.buf, k.len);
+	if (rc == SL_OK)
+		rc = srv_express_closed_put(txn, arn, stop_ms); // the retention finds it by time
+	return rc;
+}
+
+/* ---- retention (srv_exec_retention.c) ------------------------------------------------- */
+
+sl_err
+srv_express_closed_put(store_txn_t *txn, const char *xarn, int64_t stop_ms)
+{
+	struct store_key k;
+	step_closed_key(&k, EXEC_RETENTION_XOWNER, stop_ms, xarn);
+	return k.overflow ? SL_OK : store_put(txn, STORE_DB_CLOSED, k.buf, k.len, "", 0);
+}
+
+sl_err
+srv_express_drop_record(store_txn_t *txn, const char *xarn)
+{
+	struct store_key k;
+	xkey(&k, XTAG_REC, xarn);
+	sl_err rc = store_del(txn, STORE_DB_EXECUTIONS, k.buf, k.len);
+	xkey(&k, XTAG_PEND, xarn);
+	return rc == SL_OK ? store_del(txn, STORE_DB_EXECUTIONS, k.buf, k.len) : rc;
+}
+
+#define XINDEX_MARKER "closed-index-express"
+
+sl_err
+srv_express_index_closed(store_txn_t *txn, size_t *indexed)
+{
+	*indexed = 0;
+	struct store_val v, k;
+	sl_err rc = store_get(txn, STORE_DB_META, XINDEX_MARKER, strlen(XINDEX_MARKER), &v);
+	if (rc != SL_ERR_NOT_FOUND)
+		return rc;
+	struct store_key pk;
+	store_key_init(&pk);
+	store_key_u32(&pk, XTAG_REC);
+	store_cursor_t *c = NULL;
+	if ((rc = store_cursor_open(txn, STORE_DB_EXECUTIONS, &c)) != SL_OK)
+		return rc;
+	rc = store_cursor_seek_prefix(c, pk.buf, pk.len);
+	while (rc == SL_OK && (rc = store_cursor_next(c, &k, &v)) == SL_OK) {
+		json_t *rec = json_loadb(v.data, v.len, 0, NULL);
+		const char *arn = json_string_value(json_object_get(rec, "arn"));
+		json_t *stop = json_object_get(rec, "stop");
+		if (arn && json_is_integer(stop)
+		    && (rc = srv_express_closed_put(txn, arn, json_integer_value(stop))) == SL_OK)
+			(*indexed)++;
+		json_decref(rec);
+	}
+	store_cursor_close(c);
+	if (rc == SL_ERR_NOT_FOUND)
+		rc = store_put(txn, STORE_DB_META, XINDEX_MARKER, strlen(XINDEX_MARKER), "1", 1);
 	return rc;
 }
 

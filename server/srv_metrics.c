@@ -12,6 +12,7 @@
 #include "server/srv_deliver.h"
 #include "server/srv_dispatch.h"
 #include "server/srv_engine.h"
+#include "server/srv_exec_retention.h"
 #include "server/srv_retention.h"
 #include "server/srv_internal.h"
 
@@ -143,6 +144,7 @@ srv_metrics_render(srv_t *s, struct evbuffer *out)
 	ADD("sluice_store_commit_seconds_count %" PRIu64 "\n", cum);
 	if ((rc = srv_deliver_metrics(s, out)) != SL_OK
 	    || (rc = srv_retention_metrics(s, out)) != SL_OK
+	    || (rc = srv_exec_retention_metrics(s, out)) != SL_OK
 	    || (rc = srv_engine_metrics(s, out)) != SL_OK)
 		return rc;
 	return srv_dispatch_metrics(s, out);
