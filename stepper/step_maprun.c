@@ -645,7 +645,19 @@ step_maprun_closing(struct step_ctx *c, enum step_status st)
 	size_t n = 0;
 	sl_err e = scan_links(c, &pk, true, &fr, &n);
 	for (size_t i = 0; e == SL_OK && i < n; i++) {
-		e = step_maprun_abort_children(c, fr[i].idx);
+		// the Map state's MapRunAborted, as when its branch is aborted (step_fanout.c);
+		// a full history has no room for it and still closes
+		struct step_frame *f = NULL;
+		if ((e = step_frame_load(c, fr[i].idx, &f)) == SL_OK) {
+			e = step_event(c, f, "MapRunAborted", NULL, NULL);
+			step_frame_free(f);
+			if (e == SL_ERR_LIMIT)
+				e = SL_OK;
+		} else if (e == SL_ERR_NOT_FOUND) {
+			e = SL_OK;
+		}
+		if (e == SL_OK)
+			e = step_maprun_abort_children(c, fr[i].idx);
 		if (e == SL_OK)
 			e = step_maprun_end(c, fr[i].idx, "ABORTED", true);
 	}

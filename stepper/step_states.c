@@ -81,7 +81,14 @@ step_exec_close(struct step_ctx *c, enum step_status st, json_t *output, const c
 	}
 	if (st != STEP_SUCCEEDED && !d)
 		return SL_ERR_NOMEM;
-	sl_err e = st == STEP_SUCCEEDED
+	// distributed Maps still running abort their child executions, their MapRunAborted
+	// before the execution's end (the terminal event is the history's last)
+	sl_err e = step_maprun_closing(c, st);
+	if (e != SL_OK) {
+		json_decref(d);
+		return e;
+	}
+	e = st == STEP_SUCCEEDED
 	        ? step_event_payload(c, NULL, type, key, "output", output, NULL, NULL)
 	        : step_event(c, NULL, type, key, d);
 	if (e == SL_ERR_LIMIT)
@@ -104,9 +111,6 @@ step_exec_close(struct step_ctx *c, enum step_status st, json_t *output, const c
 	if ((e = step_closed_put(c, stop)) != SL_OK) // retention finds it by its stop time
 		return e;
 	if (st != STEP_SUCCEEDED && (e = step_redrive_keep(c, st)) != SL_OK)
-		return e;
-	// distributed Maps still running abort their child executions
-	if ((e = step_maprun_closing(c, st)) != SL_OK)
 		return e;
 	// Drop every frame (and the tokens they wait on): stale timers then find nothing.
 	struct store_key pk;

@@ -703,3 +703,65 @@ Test(step_maprun, result_writer_without_its_bucket_fails_the_state)
 	rig_free(&r);
 	step_test_rmtree(root);
 }
+
+/* A stopped or timed-out parent with a map run in flight: the Map state's MapRunAborted
+ * (after its MapRunStarted, in its chain of events) and then the execution's end, which
+ * stays the last event; the run is ABORTED. */
+static void
+check_closing_history(struct rig *r, const char *arn, const char *mr, const char *end)
+{
+	json_t *h = rig_history(r, arn);
+	size_t n = json_array_size(h);
+	cr_assert_geq(n, 2);
+	cr_expect_eq(count_type(h, "MapRunAborted"), 1);
+	json_t *last = json_array_get(h, n - 1), *before = json_array_get(h, n - 2);
+	cr_expect_str_eq(json_string_value(json_object_get(last, "type")), end);
+	cr_expect_str_eq(json_string_value(json_object_get(before, "type")), "MapRunAborted");
+	json_t *started = find_event(h, "MapRunStarted");
+	cr_assert_not_null(started);
+	cr_expect_eq(json_integer_value(json_object_get(before, "previousEventId")),
+	             json_integer_value(json_object_get(started, "id")));
+	cr_expect_eq(json_integer_value(json_object_get(before, "id")) + 1,
+	             json_integer_value(json_object_get(last, "id")));
+	json_decref(h);
+	json_t *d = describe_run(r, mr);
+	cr_expect_str_eq(json_string_value(json_object_get(d, "status")), "ABORTED");
+	json_decref(d);
+}
+
+Test(step_maprun, stop_writes_map_run_aborted_before_the_end)
+{
+	struct rig r;
+	rig_init(&r,
+	         "{\"StartAt\":\"M\",\"States\":{\"M\":{\"Type\":\"Map\",\"ItemProcessor\":{" DIST
+	                 WORK "},\"End\":true}}}");
+	char arn[STEP_ARN_MAX], mr[STEP_ARN_MAX];
+	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", "[1,2]"));
+	map_run_arn(&r, arn, mr);
+	struct sl_error err;
+	sl_error_clear(&err);
+	cr_assert_eq(step_stop(r.eng, rig_batch(&r), arn, "Halt", "by hand", &r.fx, &err), SL_OK);
+	cr_assert_eq(store_batch_commit(r.st), SL_OK);
+	rig_settle(&r);
+	cr_expect_eq(r.status, STEP_ABORTED);
+	check_closing_history(&r, arn, mr, "ExecutionAborted");
+	rig_free(&r);
+}
+
+Test(step_maprun, timeout_writes_map_run_aborted_before_the_end)
+{
+	struct rig r;
+	rig_init(
+	        &r,
+	        "{\"TimeoutSeconds\":5,\"StartAt\":\"P\",\"States\":{\"P\":{\"Type\":\"Parallel\","
+	        "\"End\":true,\"Branches\":[{\"StartAt\":\"M\",\"States\":{\"M\":{\"Type\":\"Map\","
+	        "\"ItemProcessor\":{" DIST WORK "},\"End\":true}}}]}}}");
+	char arn[STEP_ARN_MAX], mr[STEP_ARN_MAX];
+	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", "[1,2]"));
+	map_run_arn(&r, arn, mr);
+	sl_clock_fake_advance(6000);
+	rig_settle(&r);
+	cr_expect_eq(r.status, STEP_TIMED_OUT);
+	check_closing_history(&r, arn, mr, "ExecutionTimedOut");
+	rig_free(&r);
+}
