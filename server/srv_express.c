@@ -474,7 +474,7 @@ on_xflush(evutil_socket_t fd, short what, void *arg)
 /* The start of an EXPRESS execution: its durable record goes in req's batch, or in b when
  * req is NULL (a caller's batch, e.g. an EventBridge target's). */
 static sl_err
-xstart(srv_engine_t *e, srv_req_t *req, store_batch_t *b, const struct step_start *st, bool sync,
+xstart(srv_engine_t *e, srv_req_t *req, store_txn_t *dtxn, const struct step_start *st, bool sync,
        struct step_mock *mock, const char *test_case, char *arn_out, int64_t *start_ms,
        struct sl_error *err)
 {
@@ -517,7 +517,10 @@ xstart(srv_engine_t *e, srv_req_t *req, store_batch_t *b, const struct step_star
 	    && !(r = xnew(x, arn, xarn, st->machine, st->revision, name, s2.name, st->input, now,
 	                  sync)))
 		rc = SL_ERR_NOMEM;
-	if (rc == SL_OK && (!req || (rc = srv_req_batch(req, &b)) == SL_OK)) {
+	store_batch_t *rb = NULL;
+	if (rc == SL_OK && req && (rc = srv_req_batch(req, &rb)) == SL_OK)
+		dtxn = store_batch_txn(rb);
+	if (rc == SL_OK) {
 		struct store_key k;
 		xkey(&k, XTAG_PEND, xarn);
 		rec = xrecord(r);
@@ -527,10 +530,9 @@ xstart(srv_engine_t *e, srv_req_t *req, store_batch_t *b, const struct step_star
 			json_decref(rec);
 			rec = NULL;
 		}
-		rc = rec ? xput(store_batch_txn(b), xarn, rec) : SL_ERR_NOMEM;
+		rc = rec ? xput(dtxn, xarn, rec) : SL_ERR_NOMEM;
 		if (rc == SL_OK)
-			rc = store_put(store_batch_txn(b), STORE_DB_EXECUTIONS, k.buf, k.len, "",
-			               0);
+			rc = store_put(dtxn, STORE_DB_EXECUTIONS, k.buf, k.len, "", 0);
 		json_decref(rec);
 	}
 	bool mocked = false;
@@ -593,7 +595,8 @@ srv_engine_start(srv_engine_t *e, store_batch_t *b, const struct step_start *st,
 {
 	e = e->root;
 	if (srv_engine_machine_is_express(store_batch_txn(b), st->machine))
-		return xstart(e, NULL, b, st, false, NULL, NULL, arn_out, NULL, err);
+		return xstart(e, NULL, store_batch_txn(b), st, false, NULL, NULL, arn_out, NULL,
+		              err);
 	sl_err rc = step_start(e->step, b, st, arn_out, &e->fx, err);
 	if (rc == SL_OK)
 		srv_engine_kick(e);
@@ -670,6 +673,22 @@ scratch_open(srv_t *s, store_t **out, struct sl_error *err)
 	return rc;
 }
 
+/* The durable engine's hook for a workflow's fire-and-forget startExecution: an EXPRESS
+ * machine starts on the express engine as StartExecution would (its start record in the
+ * parent's transaction); a STANDARD one is left to the durable engine. A parent activation
+ * that is undone after this leaves the express child running without its start record
+ * (at-least-once, as EXPRESS). */
+static sl_err
+start_child(void *arg, store_txn_t *txn, const struct step_start *req, char *arn_out, bool *taken,
+            struct sl_error *err)
+{
+	srv_engine_t *root = arg;
+	*taken = srv_engine_machine_is_express(txn, req->machine);
+	if (!*taken)
+		return SL_OK;
+	return xstart(root, NULL, txn, req, false, NULL, NULL, arn_out, NULL, err);
+}
+
 sl_err
 srv_express_new(srv_engine_t *root, struct sl_error *err)
 {
@@ -677,6 +696,8 @@ srv_express_new(srv_engine_t *root, struct sl_error *err)
 	if (!x)
 		return SL_ERR_NOMEM;
 	root->x = x;
+	// only the durable engine: an express activation must not start another one inside it
+	step_engine_set_start_child(root->step, start_child, root);
 	sl_err rc = scratch_open(root->srv, &x->scratch, err);
 	if (rc != SL_OK)
 		return rc;

@@ -104,6 +104,13 @@ step_engine_set_put_events(step_engine_t *eng, step_put_events_fn fn, void *arg)
 	eng->put_events_arg = arg;
 }
 
+void
+step_engine_set_start_child(step_engine_t *eng, step_start_child_fn fn, void *arg)
+{
+	eng->start_child = fn;
+	eng->start_child_arg = arg;
+}
+
 bool
 step_engine_has_ready(const step_engine_t *eng)
 {

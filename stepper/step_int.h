@@ -37,6 +37,8 @@ struct step_engine {
 	void *resolve_arg;
 	step_put_events_fn put_events;
 	void *put_events_arg;
+	step_start_child_fn start_child;
+	void *start_child_arg;
 	/* runnable frames, a ring */
 	struct step_ready *ready;
 	size_t r_head, r_len, r_cap;

@@ -1,7 +1,9 @@
 /*
  * step_integrations.c - task resources the engine serves itself:
  * arn:aws:states:::states:startExecution (request-response, .sync, .sync:2) starts a child
- * execution in the same batch; with .sync the child's end answers the parent's token.
+ * execution in the same batch; with .sync the child's end answers the parent's token. A
+ * request-response start goes to the caller's hook first (step_engine_set_start_child: the
+ * server runs EXPRESS children on its express engine).
  * arn:aws:states:::events:putEvents (request-response and .waitForTaskToken) publishes in the
  * same batch through the bus the server attached (step_engine_set_put_events); without one it
  * goes out through the task effect like every other resource (the workers serve those).
@@ -184,8 +186,14 @@ step_builtin_run(struct step_ctx *c, struct step_frame *f, const char *token, js
 	struct sl_error err;
 	sl_error_clear(&err);
 	int64_t now = sl_clock_now_ms();
-	sl_err e = step_start_txn(c->eng, c->txn, &req, wait ? token : NULL, (int)t->integration,
-	                          arn, c->fx, &err);
+	bool taken = false;
+	sl_err e = SL_OK;
+	// fire-and-forget: the caller may run the machine elsewhere (EXPRESS ones)
+	if (!wait && c->eng->start_child)
+		e = c->eng->start_child(c->eng->start_child_arg, c->txn, &req, arn, &taken, &err);
+	if (e == SL_OK && !taken)
+		e = step_start_txn(c->eng, c->txn, &req, wait ? token : NULL, (int)t->integration,
+		                   arn, c->fx, &err);
 	json_decref(parsed);
 	if (e == SL_ERR_NOMEM || e == SL_ERR_STORE)
 		return e;

@@ -43,7 +43,8 @@
  *   - events:putEvents is served in the same transaction when a bus is attached
  *     (step_engine_set_put_events); otherwise it is an ordinary task.
  *   - A DISTRIBUTED Map runs each iteration as a child execution in a map run
- *     (step_maprun.c); EXPRESS children run on this durable engine too.
+ *     (step_maprun.c); EXPRESS children run on this durable engine too. A
+ *     fire-and-forget startExecution goes to step_engine_set_start_child's hook first.
  *   - EXPRESS executions, ItemReader over S3 (only
  *     local files under item_reader_root are read), JSONata and workflow variables are
  *     not run by this engine yet (refused with a clear error at the state that needs them).
@@ -189,6 +190,15 @@ struct step_start {
 	const char *name;    /* execution name; NULL = a new UUID */
 	json_t *input;       /* NULL = {} */
 };
+
+/* Starts the child of arn:aws:states:::states:startExecution (request-response only) when
+ * the caller runs that machine elsewhere: the server starts EXPRESS machines on its express
+ * engine, as StartExecution does. Called in the parent's transaction txn (the child's start
+ * record goes there); *taken false leaves the start to this engine. arn_out (STEP_ARN_MAX)
+ * gets the ARN the API shows. Errors as step_start; the parent's task fails with them. */
+typedef sl_err (*step_start_child_fn)(void *arg, store_txn_t *txn, const struct step_start *req,
+                                      char *arn_out, bool *taken, struct sl_error *err);
+void step_engine_set_start_child(step_engine_t *eng, step_start_child_fn fn, void *arg);
 
 /* Starts an execution: writes its record, ExecutionStarted and its runnable top frame.
  * arn_out (STEP_ARN_MAX bytes, may be NULL) receives the execution ARN.

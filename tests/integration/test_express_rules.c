@@ -343,3 +343,93 @@ Test(express_rules, mock_test_case_survives_sigkill)
 	h_cleanup(&old);
 	unlink(mock_path);
 }
+
+/* ---- a workflow starting an EXPRESS child ---------------------------------------------- */
+
+#define CHILD_DEF                                                                                  \
+	"{\"StartAt\":\"P\",\"States\":{\"P\":{\"Type\":\"Pass\",\"Result\":\"child\","            \
+	"\"ResultPath\":\"$.r\",\"End\":true}}}"
+#define PARENT_DEF(resource)                                                                       \
+	"{\"StartAt\":\"S\",\"States\":{\"S\":{\"Type\":\"Task\",\"Resource\":"                    \
+	"\"" resource "\",\"Parameters\":{\"StateMachineArn\":\"" SM(                              \
+	        "kid") "\",\"Input\":{\"k.$\":\"$.k\"}},\"End\":true}}}"
+
+static json_t *
+wait_done(const char *arn)
+{
+	json_t *d = NULL;
+	for (int waited = 0; waited < DONE_WAIT_MS; waited += 50) {
+		json_decref(d);
+		d = ok("DescribeExecution", json_pack("{s:s}", "executionArn", arn));
+		if (strcmp(s(d, "status"), "RUNNING") != 0)
+			break;
+		nap_ms(50);
+	}
+	return d;
+}
+
+Test(express_rules, a_workflow_starts_an_express_child_on_the_express_engine)
+{
+	start();
+	json_decref(ok("CreateStateMachine", create_req("kid", CHILD_DEF, "EXPRESS")));
+	json_decref(ok("CreateStateMachine",
+	               create_req("fire", PARENT_DEF("arn:aws:states:::states:startExecution"),
+	                          "STANDARD")));
+	/* AWS allows .sync:2 of an EXPRESS child from a STANDARD parent */
+	json_decref(
+	        ok("CreateStateMachine",
+	           create_req("wait", PARENT_DEF("arn:aws:states:::states:startExecution.sync:2"),
+	                      "STANDARD")));
+	json_decref(ok("StartExecution",
+	               json_pack("{s:s,s:s,s:s}", "stateMachineArn", SM("fire"), "name", "p1",
+	                         "input", "{\"k\":5}")));
+	json_t *d = wait_done(EXEC("fire", "p1"));
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
+	json_t *out = json_loads(s(d, "output"), 0, NULL);
+	const char *child = s(out, "ExecutionArn");
+	/* the child's ARN is an express one, as StartExecution of an EXPRESS machine answers */
+	cr_assert(child && strncmp(child, XARN("kid", ""), strlen(XARN("kid", ""))) == 0, "%s",
+	          s(d, "output"));
+	char xprefix[300];
+	snprintf(xprefix, sizeof xprefix, "%s", child);
+	json_decref(out);
+	json_decref(d);
+	/* AWS keeps no execution API for it */
+	fails("DescribeExecution", json_pack("{s:s}", "executionArn", xprefix), "InvalidArn",
+	      "express");
+
+	/* .sync:2 waits for the child and hands over its output */
+	json_decref(ok("StartExecution",
+	               json_pack("{s:s,s:s,s:s}", "stateMachineArn", SM("wait"), "name", "p2",
+	                         "input", "{\"k\":6}")));
+	d = wait_done(EXEC("wait", "p2"));
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
+	out = json_loads(s(d, "output"), 0, NULL);
+	json_t *o = json_object_get(out, "Output");
+	cr_assert_eq(json_integer_value(json_object_get(o, "k")), 6, "%s", s(d, "output"));
+	cr_assert_str_eq(json_string_value(json_object_get(o, "r")), "child");
+	json_decref(out);
+	json_decref(d);
+
+	/* the fire-and-forget child ran on the express engine: its start and end are its
+	 * durable express record */
+	for (int waited = 0; waited < DONE_WAIT_MS; waited += 50) {
+		struct h_response r;
+		cr_assert(h_request(srv.http_port, "GET", "/metrics", NULL, NULL, 0, &r));
+		bool idle = strstr(r.body, "\nsluice_express_executions_running 0\n") != NULL;
+		h_response_free(&r);
+		if (idle)
+			break;
+		nap_ms(50);
+	}
+	char data[300];
+	snprintf(data, sizeof data, "%s", srv.data);
+	cr_assert_eq(h_stop(&srv), 0);
+	json_t *rec = express_record(data, xprefix);
+	cr_assert_not_null(rec, "no express record of %s", xprefix);
+	cr_assert_str_eq(s(rec, "status"), "SUCCEEDED", "%s", json_dumps(rec, 0));
+	json_t *ro = json_object_get(rec, "output");
+	cr_assert_eq(json_integer_value(json_object_get(ro, "k")), 5, "%s", json_dumps(rec, 0));
+	json_decref(rec);
+	h_cleanup(&srv);
+}
