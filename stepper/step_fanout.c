@@ -426,6 +426,8 @@ step_fanout_spawn(struct step_ctx *c, struct step_frame *f)
 		k->mp = json_deep_copy(f->mp);
 		json_t *step = json_pack("[I, i]", (json_int_t)f->st, is_map(f) ? 0 : (int)idx);
 		if (!k->mp || !step || json_array_append_new(k->mp, step)) {
+			if (!k->mp)
+				json_decref(step); /* append_new takes step only when it runs */
 			json_decref(in);
 			step_frame_free(k);
 			e = SL_ERR_NOMEM;
