@@ -11,14 +11,14 @@
  *
  * Two kinds of workers, each an in-process thread with its own NNG REQ socket:
  *   raw: speaks the wire directly (wk_proto encoders, the same messages as the worker
- *        library: poll for 1 task, success). Dispatch latency is measured per task on the
- *        worker's side: from the moment the poll's answer (the task) is received to the
- *        moment the "ok" for its success is received, i.e. poll answered -> result recorded
- *        (the ok leaves the server after the result's commit, fsync included).
- *   lib:  libsluice-worker (sluice_worker.h), one worker with concurrency 1 per thread;
- *        tasks/s only (the library does not expose per-task timestamps).
+ *        library: poll for up to BATCH tasks, a success for each). Dispatch latency is measured per
+ * task on the worker's side: from the moment the poll's answer (the task) is received to the moment
+ * the "ok" for its success is received, i.e. poll answered -> result recorded (the ok leaves the
+ * server after the result's commit, fsync included). lib:  libsluice-worker (sluice_worker.h), one
+ * worker with concurrency 1 and tasks_per_poll BATCH per thread; tasks/s only (the library does not
+ * expose per-task timestamps).
  *
- * usage: bench_workers [ITEMS [EXECS [COUNTS]]]   (defaults 1000, 4, "1,4,16")
+ * usage: bench_workers [ITEMS [EXECS [COUNTS [BATCH]]]]   (defaults 1000, 4, "1,4,16", 1)
  * The server is started fresh from $SLUICE_BIN (else the build tree's cli/sluice) in a
  * temporary directory, unless SLUICE_ENDPOINT=127.0.0.1:PORT and SLUICE_WORKERS=URL name
  * a running one.
@@ -123,6 +123,34 @@ http_call(const char *op, const char *json)
 	return out;
 }
 
+/* sluice_store_commits_total from GET /metrics (commits are fsyncs: the figure that does
+ * not depend on the machine's load), or -1 */
+static double
+store_commits(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+		die("cannot connect to the server");
+	const char *req = "GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
+		die("write failed");
+	size_t cap = 1 << 20, len = 0;
+	char *buf = malloc(cap);
+	for (ssize_t r; len < cap - 1 && (r = read(fd, buf + len, cap - 1 - len)) != 0;)
+		if (r > 0)
+			len += (size_t)r;
+		else if (errno != EINTR)
+			break;
+	close(fd);
+	buf[len] = 0;
+	const char *m = strstr(buf, "\nsluice_store_commits_total ");
+	double v = m ? atof(m + strlen("\nsluice_store_commits_total ")) : -1;
+	free(buf);
+	return v;
+}
+
 /* ---- workers -------------------------------------------------------------------------- */
 
 struct worker {
@@ -136,7 +164,8 @@ struct worker {
 };
 
 static atomic_bool stopping;
-static int round_no; /* names and poll ids differ from round to round */
+static unsigned batch = 1; /* tasks per poll */
+static int round_no;       /* names and poll ids differ from round to round */
 
 static int
 exchange(nng_socket sk, const char *buf, size_t len, char **reply, size_t *rlen)
@@ -166,7 +195,7 @@ raw_main(void *arg)
 		char id[64], *buf, *rep;
 		size_t len, rlen;
 		snprintf(id, sizeof id, "%s/%llu", name, (unsigned long long)seq);
-		if (wk_encode_poll(NULL, id, name, acts, 1, 1, 200, &buf, &len) != SL_OK)
+		if (wk_encode_poll(NULL, id, name, acts, 1, batch, 200, &buf, &len) != SL_OK)
 			die("encode");
 		int rv = exchange(sk, buf, len, &rep, &rlen);
 		sl_free(buf);
@@ -248,6 +277,7 @@ run_round(int nworkers, bool lib, int items, int execs)
 			struct sluice_worker_options o = { .url = srv.workers,
 				                           .name = name,
 				                           .concurrency = 1,
+				                           .tasks_per_poll = batch,
 				                           .poll_wait_ms = 1000 };
 			if (sluice_worker_new(&o, &w[i].lw) != 0
 			    || sluice_worker_register(w[i].lw, "echo", echo, &w[i]) != 0)
@@ -264,6 +294,7 @@ run_round(int nworkers, bool lib, int items, int execs)
 	for (int i = 0; i < items; i++)
 		len += (size_t)snprintf(in + len, cap - len, "%s%d", i ? "," : "", i);
 	snprintf(in + len, cap - len, "]}");
+	double c0 = store_commits();
 	double t0 = bench_now_s();
 	for (int e = 0; e < execs; e++) {
 		snprintf(esc, cap * 2 + 128,
@@ -293,6 +324,7 @@ run_round(int nworkers, bool lib, int items, int execs)
 		}
 	}
 	double secs = bench_now_s() - t0;
+	double commits = store_commits() - c0;
 	atomic_store(&stopping, true);
 	uint64_t total = 0;
 	size_t nl = 0;
@@ -305,8 +337,9 @@ run_round(int nworkers, bool lib, int items, int execs)
 		total += w[i].tasks;
 		nl += w[i].n_lat;
 	}
-	printf("%-4s workers=%-3d tasks=%-6llu seconds=%.3f tasks/s=%.0f", lib ? "lib" : "raw",
-	       nworkers, (unsigned long long)total, secs, (double)total / secs);
+	printf("%-4s workers=%-3d tasks=%-6llu seconds=%.3f tasks/s=%.0f commits/task=%.2f",
+	       lib ? "lib" : "raw", nworkers, (unsigned long long)total, secs, (double)total / secs,
+	       total ? commits / (double)total : 0);
 	if (!lib && nl) {
 		double *all = malloc(nl * sizeof *all);
 		size_t k = 0;
@@ -333,8 +366,10 @@ main(int argc, char **argv)
 	int items = argc > 1 ? atoi(argv[1]) : 1000;
 	int execs = argc > 2 ? atoi(argv[2]) : 4;
 	const char *counts = argc > 3 ? argv[3] : "1,4,16";
-	if (items < 1 || items > 100000 || execs < 1 || execs > 1000)
-		die("usage: bench_workers [ITEMS [EXECS [COUNTS]]]");
+	int b = argc > 4 ? atoi(argv[4]) : 1;
+	if (items < 1 || items > 100000 || execs < 1 || execs > 1000 || b < 1 || b > 64)
+		die("usage: bench_workers [ITEMS [EXECS [COUNTS [BATCH]]]]");
+	batch = (unsigned)b;
 	signal(SIGPIPE, SIG_IGN);
 	server_start();
 	free(http_call(
@@ -347,7 +382,7 @@ main(int argc, char **argv)
 	        "\"}"));
 	printf("bench_workers: %d execution(s) x Map of %d echo tasks per round; server %s\n",
 	       execs, items, srv.workers);
-	printf("command: bench_workers %d %d %s\n", items, execs, counts);
+	printf("command: bench_workers %d %d %s %u\n", items, execs, counts, batch);
 	char *list = strdup(counts);
 	for (int pass = 0; pass < 2; pass++) {
 		char *save = NULL;

@@ -15,12 +15,15 @@
  *     sluice_worker_run(w);     // until SIGTERM/SIGINT or sluice_worker_stop()
  *     sluice_worker_free(w);
  *
- * Each of `concurrency` threads polls for one task at a time and runs its handler. While a
- * handler runs, heartbeats are sent for it automatically (a third of the task's
- * HeartbeatSeconds). If the server says the task timed out or no longer exists, the task is
- * marked cancelled (sluice_task_cancelled) and its result is discarded. The connection is
- * re-established with back-off when it drops. On stop, polling ends, running handlers are
- * allowed to finish and report, then sluice_worker_run returns.
+ * Each of `concurrency` threads polls for up to `tasks_per_poll` tasks (default 1) and runs
+ * them one after another. More than one per poll saves a round trip and a commit per task
+ * on the server for short tasks; the tasks taken are leased at once, so a long task delays
+ * the ones behind it (their TimeoutSeconds runs). While a task runs or waits its turn,
+ * heartbeats are sent for it automatically (a third of the task's HeartbeatSeconds). If the server
+ * says the task timed out or no longer exists, the task is marked cancelled (sluice_task_cancelled)
+ * and its result is discarded. The connection is re-established with back-off when it drops. On
+ * stop, polling ends, running handlers are allowed to finish and report, then sluice_worker_run
+ * returns.
  *
  * Delivery is at-least-once: a task whose result never reached the server is retried by the
  * server after its lease (TimeoutSeconds / HeartbeatSeconds), as in Step Functions.
@@ -47,10 +50,11 @@ struct sluice_worker_options {
 	const char *token;       /* the server's --workers-token, if set */
 	const char *tls_ca_file; /* tls+tcp://: CA to verify the server (PEM) */
 	const char *tls_server_name;
-	int tls_insecure;      /* tls+tcp:// without verifying the server (testing only) */
-	uint32_t poll_wait_ms; /* long-poll wait; default 20000 */
-	int handle_signals;    /* sluice_worker_run stops on SIGTERM and SIGINT */
-	size_t max_message;    /* bytes; default 1 MiB */
+	int tls_insecure;        /* tls+tcp:// without verifying the server (testing only) */
+	uint32_t poll_wait_ms;   /* long-poll wait; default 20000 */
+	int handle_signals;      /* sluice_worker_run stops on SIGTERM and SIGINT */
+	size_t max_message;      /* bytes; default 1 MiB */
+	unsigned tasks_per_poll; /* tasks one poll may take (run in turn); default 1, max 64 */
 };
 
 struct sluice_task {

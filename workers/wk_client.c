@@ -1,10 +1,11 @@
 /*
  * wk_client.c - the C worker library (sluice_worker.h) over NNG REQ.
  *
- * Threads: `concurrency` runner threads, each with its own nng_ctx, poll for one task at a
- * time; one heartbeat thread with its own ctx beats for every running task that has a
- * HeartbeatSeconds; the caller's thread sits in sluice_worker_run waiting on a self-pipe
- * (written by stop() or by the signal handler) and then drives the shutdown.
+ * Threads: `concurrency` runner threads, each with its own nng_ctx, poll for up to
+ * `tasks_per_poll` tasks and run them in turn; one heartbeat thread with its own ctx beats
+ * for every task held (running or waiting its turn) that has a HeartbeatSeconds; the caller's
+ * thread sits in sluice_worker_run waiting on a self-pipe (written by stop() or by the signal
+ * handler) and then drives the shutdown.
  */
 #include "workers/sluice_worker.h"
 
@@ -39,17 +40,24 @@ struct handler {
 	void *arg;
 };
 
-/* One runner thread and the task it is running. */
+/* A task a runner holds from its poll's answer until its handler returns. */
+struct held {
+	char token[1025]; /* under w->mu */
+	uint32_t heartbeat_s;
+	int64_t next_beat_ms;
+	bool live; /* under w->mu: the heartbeat thread beats for it */
+	atomic_bool cancelled;
+};
+
+/* One runner thread and the tasks of its last poll. */
 struct slot {
 	struct sluice_worker *w;
 	pthread_t thread;
 	nng_ctx ctx;
 	nng_aio *aio;
 	enum slot_phase phase; /* under w->mu */
-	char token[1025];      /* under w->mu while RUNNING */
-	uint32_t heartbeat_s;
-	int64_t next_beat_ms;
-	atomic_bool cancelled;
+	struct held *held;     /* opt.tasks_per_poll entries */
+	size_t n_held;         /* under w->mu */
 	unsigned index;
 	uint64_t seq;
 };
@@ -111,8 +119,8 @@ sluice_worker_get_stats(sluice_worker_t *w, struct sluice_worker_stats *out)
 int
 sluice_task_cancelled(const struct sluice_task *task)
 {
-	const struct slot *s = task->internal_;
-	return s && atomic_load(&s->cancelled);
+	const struct held *h = task->internal_;
+	return h && atomic_load(&h->cancelled);
 }
 
 static char *
@@ -174,6 +182,10 @@ sluice_worker_new(const struct sluice_worker_options *opt, sluice_worker_t **out
 		w->opt.poll_wait_ms = 60000;
 	if (!w->opt.max_message)
 		w->opt.max_message = 1024 * 1024;
+	if (!w->opt.tasks_per_poll)
+		w->opt.tasks_per_poll = 1;
+	if (w->opt.tasks_per_poll > 64)
+		w->opt.tasks_per_poll = 64;
 	char host[128] = "worker";
 	gethostname(host, sizeof host - 1);
 	char defname[160];
@@ -249,7 +261,9 @@ request(struct slot *s, nng_ctx ctx, nng_aio *aio, const char *buf, size_t len,
 	if ((rv = nng_aio_result(aio)))
 		return rv;
 	msg = nng_aio_get_msg(aio);
-	struct wk_limits lim = { .max_frame = s->w->opt.max_message };
+	/* more tasks than asked for would be tasks nobody runs: refused as a bad reply */
+	struct wk_limits lim
+	        = { .max_frame = s->w->opt.max_message, .max_tasks = s->w->opt.tasks_per_poll };
 	struct sl_error err;
 	sl_err rc = wk_msg_decode(nng_msg_body(msg), nng_msg_len(msg), &lim, reply, &err);
 	nng_msg_free(msg);
@@ -356,25 +370,34 @@ report(struct slot *s, const char *token, struct sluice_result *res)
 }
 
 static void
-run_task(struct slot *s, const struct wk_task *t)
+unhold(struct sluice_worker *w, struct held *e)
+{
+	pthread_mutex_lock(&w->mu);
+	e->live = false;
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void
+run_task(struct slot *s, const struct wk_task *t, struct held *e)
 {
 	struct sluice_worker *w = s->w;
 	const struct handler *h = find_handler(w, t->activity);
 	struct sluice_result res = { 0 };
-	char *input = json_dumps(t->input, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *input = NULL;
+	if (atomic_load(&e->cancelled)) { /* its lease ended while it waited its turn */
+		unhold(w, e);
+		bump(w, &w->stats.tasks_cancelled);
+		return;
+	}
+	input = json_dumps(t->input, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (!h || !input) {
+		unhold(w, e);
 		res.error = sl_strdup(h ? "Worker.OutOfMemory" : "Worker.UnknownActivity");
 		res.cause = sl_asprintf("no handler for '%s' in worker %s", t->activity, w->name);
 		report(s, t->token, &res);
 		goto out_free;
 	}
-	pthread_mutex_lock(&w->mu);
-	snprintf(s->token, sizeof s->token, "%s", t->token);
-	s->heartbeat_s = t->heartbeat_s;
-	s->next_beat_ms = sl_clock_now_ms() + (int64_t)t->heartbeat_s * 1000 / 3;
-	atomic_store(&s->cancelled, false);
-	s->phase = PHASE_RUNNING;
-	pthread_mutex_unlock(&w->mu);
+	set_phase(s, PHASE_RUNNING);
 
 	struct sluice_task task = { .token = t->token,
 		                    .activity = t->activity,
@@ -382,9 +405,10 @@ run_task(struct slot *s, const struct wk_task *t)
 		                    .input_len = strlen(input),
 		                    .timeout_s = t->timeout_s,
 		                    .heartbeat_s = t->heartbeat_s,
-		                    .internal_ = s };
+		                    .internal_ = e };
 	h->fn(h->arg, &task, &res);
-	if (atomic_load(&s->cancelled)) {
+	unhold(w, e);
+	if (atomic_load(&e->cancelled)) {
 		bump(w, &w->stats.tasks_cancelled);
 		set_phase(s, PHASE_IDLE);
 	} else {
@@ -409,8 +433,8 @@ runner_main(void *arg)
 		         (unsigned long long)++s->seq);
 		char *buf;
 		size_t len;
-		if (wk_encode_poll(w->token, id, w->name, w->activity_names, w->n_handlers, 1,
-		                   w->opt.poll_wait_ms, &buf, &len)) {
+		if (wk_encode_poll(w->token, id, w->name, w->activity_names, w->n_handlers,
+		                   w->opt.tasks_per_poll, w->opt.poll_wait_ms, &buf, &len)) {
 			pause_ms(w, 1000);
 			continue;
 		}
@@ -445,8 +469,21 @@ runner_main(void *arg)
 			pause_ms(w, 2000);
 			continue;
 		}
+		/* every task taken is held (and beaten for) from now until its handler returns */
+		int64_t now = sl_clock_now_ms();
+		pthread_mutex_lock(&w->mu);
+		for (size_t i = 0; i < reply.n_tasks; i++) {
+			struct held *e = &s->held[i];
+			snprintf(e->token, sizeof e->token, "%s", reply.tasks[i].token);
+			e->heartbeat_s = reply.tasks[i].heartbeat_s;
+			e->next_beat_ms = now + (int64_t)e->heartbeat_s * 1000 / 3;
+			atomic_store(&e->cancelled, false);
+			e->live = true;
+		}
+		s->n_held = reply.n_tasks;
+		pthread_mutex_unlock(&w->mu);
 		for (size_t i = 0; i < reply.n_tasks; i++)
-			run_task(s, &reply.tasks[i]);
+			run_task(s, &reply.tasks[i], &s->held[i]);
 		wk_msg_clear(&reply);
 	}
 	return NULL;
@@ -471,21 +508,24 @@ beat_main(void *arg)
 		bool done = atomic_load(&w->stopping);
 		bool busy = false;
 		for (unsigned i = 0; i < w->opt.concurrency; i++)
-			busy |= w->slots[i].phase == PHASE_RUNNING;
+			for (size_t k = 0; k < w->slots[i].n_held; k++)
+				busy |= w->slots[i].held[k].live;
 		pthread_mutex_unlock(&w->mu);
 		if (done && !busy)
 			break;
 		int64_t now = sl_clock_now_ms();
-		for (unsigned i = 0; i < w->opt.concurrency; i++) {
-			struct slot *s = &w->slots[i];
-			char token[sizeof s->token];
+		for (unsigned i = 0; i < w->opt.concurrency * w->opt.tasks_per_poll; i++) {
+			struct slot *s = &w->slots[i / w->opt.tasks_per_poll];
+			size_t k = i % w->opt.tasks_per_poll;
+			struct held *e = &s->held[k];
+			char token[sizeof e->token];
 			pthread_mutex_lock(&w->mu);
-			bool due = s->phase == PHASE_RUNNING && s->heartbeat_s
-			        && now >= s->next_beat_ms && !atomic_load(&s->cancelled);
+			bool due = k < s->n_held && e->live && e->heartbeat_s
+			        && now >= e->next_beat_ms && !atomic_load(&e->cancelled);
 			if (due) {
-				memcpy(token, s->token, sizeof token);
-				int64_t every = (int64_t)s->heartbeat_s * 1000 / 3;
-				s->next_beat_ms = now + (every < 200 ? 200 : every);
+				memcpy(token, e->token, sizeof token);
+				int64_t every = (int64_t)e->heartbeat_s * 1000 / 3;
+				e->next_beat_ms = now + (every < 200 ? 200 : every);
 			}
 			pthread_mutex_unlock(&w->mu);
 			if (!due)
@@ -504,8 +544,8 @@ beat_main(void *arg)
 			    && (strcmp(reply.error, "TaskTimedOut") == 0
 			        || strcmp(reply.error, "TaskDoesNotExist") == 0)) {
 				pthread_mutex_lock(&w->mu);
-				if (strcmp(s->token, token) == 0)
-					atomic_store(&s->cancelled, true);
+				if (e->live && strcmp(e->token, token) == 0)
+					atomic_store(&e->cancelled, true);
 				pthread_mutex_unlock(&w->mu);
 			}
 			wk_msg_clear(&reply);
@@ -566,7 +606,8 @@ sluice_worker_run(sluice_worker_t *w)
 		struct slot *s = &w->slots[started];
 		s->w = w;
 		s->index = started;
-		if (nng_ctx_open(&s->ctx, w->sock) || nng_aio_alloc(&s->aio, NULL, NULL)
+		if (!(s->held = sl_calloc(w->opt.tasks_per_poll, sizeof *s->held))
+		    || nng_ctx_open(&s->ctx, w->sock) || nng_aio_alloc(&s->aio, NULL, NULL)
 		    || pthread_create(&s->thread, NULL, runner_main, s)) {
 			rc = SL_ERR_INTERNAL;
 			break;
@@ -591,6 +632,8 @@ sluice_worker_run(sluice_worker_t *w)
 			nng_aio_free(w->slots[i].aio);
 		if (nng_ctx_id(w->slots[i].ctx) > 0)
 			nng_ctx_close(w->slots[i].ctx);
+		sl_free(w->slots[i].held);
+		w->slots[i].held = NULL;
 	}
 	if (w->opt.handle_signals) {
 		sigaction(SIGTERM, &old_term, NULL);

@@ -5,7 +5,8 @@
  * worker; a result after the lease expired is refused and changes nothing; the
  * --workers-token check; malformed, mistyped and oversized frames from a raw REQ socket;
  * a SIGKILL of the server with tasks queued, then a restart that offers them again;
- * GetActivityTask; TLS on loopback when openssl can make a certificate.
+ * GetActivityTask; TLS on loopback when openssl can make a certificate; polls for several
+ * tasks (raw, and `sluice worker --tasks-per-poll`).
  *
  * Every wait is a bounded poll (a hang guard), never a timing assertion.
  */
@@ -119,9 +120,10 @@ wait_events(const char *arn, const char *type, size_t n)
 }
 
 /* A `sluice worker` process serving activity with command; name and token may be NULL. */
+/* per_poll: --tasks-per-poll N when not 0 */
 static pid_t
-spawn_worker(const char *url, const char *activity, const char *command, const char *name,
-             const char *token, bool tls_insecure)
+spawn_worker_n(const char *url, const char *activity, const char *command, const char *name,
+               const char *token, bool tls_insecure, unsigned per_poll)
 {
 	const char *bin = getenv("SLUICE_BIN");
 	cr_assert_not_null(bin, "SLUICE_BIN is not set (run through meson test)");
@@ -147,11 +149,24 @@ spawn_worker(const char *url, const char *activity, const char *command, const c
 		}
 		if (tls_insecure)
 			argv[argc++] = "--tls-insecure";
+		char per[16];
+		if (per_poll) {
+			snprintf(per, sizeof per, "%u", per_poll);
+			argv[argc++] = "--tasks-per-poll";
+			argv[argc++] = per;
+		}
 		argv[argc] = NULL;
 		execv(bin, (char *const *)argv);
 		_exit(127);
 	}
 	return pid;
+}
+
+static pid_t
+spawn_worker(const char *url, const char *activity, const char *command, const char *name,
+             const char *token, bool tls_insecure)
+{
+	return spawn_worker_n(url, activity, command, name, token, tls_insecure, 0);
 }
 
 static void
@@ -351,14 +366,20 @@ Test(workers, killed_worker_times_out_and_the_retry_runs_elsewhere)
 	        "lapse") "\",\"HeartbeatSeconds\":1,\"End\":true}}}"
 
 static json_t *
-poll_frame(const char *id, const char *activity, const char *auth, int wait_ms)
+poll_frame_max(const char *id, const char *activity, const char *auth, int wait_ms, int max)
 {
-	json_t *f
-	        = json_pack("{s:i,s:s,s:s,s:s,s:[s],s:i,s:i}", "v", 1, "type", "poll", "id", id,
-	                    "worker", "raw", "activities", activity, "max", 1, "wait_ms", wait_ms);
+	json_t *f = json_pack("{s:i,s:s,s:s,s:s,s:[s],s:i,s:i}", "v", 1, "type", "poll", "id", id,
+	                      "worker", "raw", "activities", activity, "max", max, "wait_ms",
+	                      wait_ms);
 	if (auth)
 		json_object_set_new(f, "auth", json_string(auth));
 	return f;
+}
+
+static json_t *
+poll_frame(const char *id, const char *activity, const char *auth, int wait_ms)
+{
+	return poll_frame_max(id, activity, auth, wait_ms, 1);
 }
 
 Test(workers, a_result_after_the_lease_expired_is_refused_and_changes_nothing)
@@ -754,5 +775,91 @@ Test(workers, lambda_resources_are_served_by_function_name)
 	cr_assert_eq(count_type(ev, "TaskSucceeded"), 2);
 	json_decref(ev);
 	stop_worker(dbl);
+	stop();
+}
+
+Test(workers, a_poll_for_several_tasks_gets_as_many_as_are_queued)
+{
+	start();
+	create_machine("fan", ECHO_MAP_DEF);
+	start_exec(SM("fan"), "m1", "{\"items\":[{\"n\":0},{\"n\":1},{\"n\":2}]}");
+	wait_events(EXEC("fan", "m1"), "ActivityScheduled", 3);
+	nng_socket sk = raw_open(srv.workers);
+	assert_error(raw_json(sk, poll_frame_max("bad0", "echo", NULL, 0, 0)), "MalformedFrame");
+	assert_error(raw_json(sk, poll_frame_max("bad65", "echo", NULL, 0, 65)), "MalformedFrame");
+	/* asks for 5, three are queued: all three in one answer, at once */
+	json_t *r = raw_json(sk, poll_frame_max("many", "echo", NULL, 20000, 5));
+	json_t *tasks = json_object_get(r, "tasks");
+	cr_assert_eq(json_array_size(tasks), 3, "%s", json_dumps(r, 0));
+	/* a re-send of the same poll gets the same three tasks, no new leases */
+	json_t *again = raw_json(sk, poll_frame_max("many", "echo", NULL, 0, 5));
+	cr_assert(json_equal(again, r), "%s", json_dumps(again, 0));
+	json_decref(again);
+	json_t *none = raw_json(sk, poll_frame_max("more", "echo", NULL, 0, 5));
+	cr_assert_eq(json_array_size(json_object_get(none, "tasks")), 0, "%s", json_dumps(none, 0));
+	json_decref(none);
+	json_t *ev = history(EXEC("fan", "m1"));
+	cr_assert_eq(count_type(ev, "ActivityStarted"), 3);
+	size_t i;
+	json_t *e, *t;
+	json_array_foreach(ev, i, e) if (strcmp(s(e, "type"), "ActivityStarted") == 0)
+	        cr_assert_str_eq(s(json_object_get(e, "activityStartedEventDetails"), "workerName"),
+	                         "raw");
+	json_decref(ev);
+	int seen = 0;
+	json_array_foreach(tasks, i, t)
+	{
+		json_t *in = json_object_get(t, "input");
+		json_int_t n = json_integer_value(json_object_get(in, "n"));
+		cr_assert(n >= 0 && n < 3 && !(seen & (1 << n)), "input %lld", (long long)n);
+		seen |= 1 << n;
+		json_t *okr = raw_json(sk,
+		                       json_pack("{s:i,s:s,s:s,s:{s:I}}", "v", 1, "type", "success",
+		                                 "token", s(t, "token"), "output", "n", n * 10));
+		cr_assert_str_eq(s(okr, "type") ? s(okr, "type") : "(none)", "ok", "%s",
+		                 json_dumps(okr, 0));
+		json_decref(okr);
+	}
+	cr_assert_eq(seen, 7);
+	json_decref(r);
+	nng_close(sk);
+	json_t *d = wait_done(EXEC("fan", "m1"));
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
+	cr_assert_str_eq(s(d, "output"), "[{\"n\":0},{\"n\":10},{\"n\":20}]");
+	json_decref(d);
+	stop();
+}
+
+Test(workers, sluice_worker_with_tasks_per_poll_serves_a_map_once_each)
+{
+	start();
+	create_machine("fan", ECHO_MAP_DEF);
+	pid_t w[2];
+	w[0] = spawn_worker_n(srv.workers, "echo", "cat", "b0", NULL, false, 8);
+	w[1] = spawn_worker_n(srv.workers, "echo", "cat", "b1", NULL, false, 64);
+	json_t *items = json_array();
+	for (int i = 0; i < 200; i++)
+		json_array_append_new(items, json_pack("{s:i}", "n", i));
+	json_t *in = json_pack("{s:o}", "items", items);
+	char *txt = json_dumps(in, JSON_COMPACT);
+	json_decref(in);
+	start_exec(SM("fan"), "b", txt);
+	free(txt);
+	json_t *d = wait_done(EXEC("fan", "b"));
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
+	json_t *out = json_loads(s(d, "output"), 0, NULL);
+	cr_assert_eq(json_array_size(out), 200);
+	for (size_t i = 0; i < 200; i++)
+		cr_assert_eq(json_integer_value(json_object_get(json_array_get(out, i), "n")),
+		             (json_int_t)i);
+	json_decref(out);
+	json_decref(d);
+	json_t *ev = history(EXEC("fan", "b"));
+	cr_assert_eq(count_type(ev, "ActivityStarted"), 200);
+	cr_assert_eq(count_type(ev, "ActivitySucceeded"), 200);
+	cr_assert_eq(count_type(ev, "ActivityFailed") + count_type(ev, "ActivityTimedOut"), 0);
+	json_decref(ev);
+	for (int k = 0; k < 2; k++)
+		stop_worker(w[k]);
 	stop();
 }

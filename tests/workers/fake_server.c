@@ -50,12 +50,16 @@ fake_main(void *arg)
 		}
 		pthread_mutex_lock(&f->mu);
 		switch (msg.type) {
-		case WK_MSG_POLL:
-			if (f->next < f->n_queue)
-				wk_encode_tasks(msg.poll_id, &f->queue[f->next++], 1, &buf, &len);
-			else
-				wk_encode_tasks(msg.poll_id, NULL, 0, &buf, &len);
+		case WK_MSG_POLL: {
+			size_t n = f->n_queue - f->next;
+			if (n > msg.max_tasks)
+				n = msg.max_tasks;
+			wk_encode_tasks(msg.poll_id, n ? &f->queue[f->next] : NULL, n, &buf, &len);
+			f->next += n;
+			if (n > f->most_per_poll)
+				f->most_per_poll = (unsigned)n;
 			break;
+		}
 		case WK_MSG_SUCCESS: {
 			char *out = json_dumps(msg.output, JSON_COMPACT | JSON_ENCODE_ANY);
 			snprintf(f->results[f->n_results++], sizeof f->results[0], "success:%s:%s",
@@ -72,6 +76,8 @@ fake_main(void *arg)
 			break;
 		case WK_MSG_HEARTBEAT:
 			f->heartbeats++;
+			for (size_t i = 0; i < f->n_queue; i++)
+				f->queue_beats[i] += strcmp(msg.token, f->queue[i].token) == 0;
 			if (f->expire_token && strcmp(msg.token, f->expire_token) == 0)
 				wk_encode_error("TaskTimedOut", "lease expired", &buf, &len);
 			else

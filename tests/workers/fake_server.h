@@ -1,6 +1,6 @@
 /*
- * fake_server.h - a scripted REP server for worker tests: hands out queued tasks one per
- * poll and records every result, over real NNG on loopback TCP.
+ * fake_server.h - a scripted REP server for worker tests: hands out queued tasks (as many
+ * per poll as the poll's max asks) and records every result, over real NNG on loopback TCP.
  */
 #ifndef SLUICE_TESTS_FAKE_SERVER_H
 #define SLUICE_TESTS_FAKE_SERVER_H
@@ -22,6 +22,8 @@ struct fake {
 	char results[16][1024]; /* "success:TOKEN:OUTPUT" / "failure:TOKEN:ERROR:CAUSE" */
 	size_t n_results;
 	int heartbeats;
+	int queue_beats[16];      /* heartbeats per queued task */
+	unsigned most_per_poll;   /* the most tasks one answer carried */
 	const char *expire_token; /* heartbeats for it get TaskTimedOut */
 	atomic_bool stop;
 };

@@ -125,6 +125,92 @@ Test(wk_client, heartbeats_and_cancel_on_expired_lease)
 	json_decref(in);
 }
 
+static atomic_int naps_run, echoes_run;
+
+static void
+nap(void *arg, const struct sluice_task *t, struct sluice_result *r)
+{
+	(void)arg;
+	(void)t;
+	atomic_fetch_add(&naps_run, 1);
+	struct timespec ts = { 1, 200 * 1000000 }; /* long enough for the others' heartbeats */
+	nanosleep(&ts, NULL);
+	r->output = strdup("\"napped\"");
+}
+
+static void
+count_echo(void *arg, const struct sluice_task *t, struct sluice_result *r)
+{
+	atomic_fetch_add(&echoes_run, 1);
+	echo(arg, t, r);
+}
+
+/* Three tasks in one poll's answer, run in turn by one thread. hb-late waits behind nap:
+ * its lease is beaten for while it waits; when expire is set the server refuses that
+ * heartbeat and the task is dropped without running. */
+static void
+run_three_in_one_poll(struct fake *f, bool expire)
+{
+	sl_alloc_init();
+	atomic_store(&naps_run, 0);
+	atomic_store(&echoes_run, 0);
+	fake_start(f);
+	json_t *in = json_pack("{s:i}", "n", 1);
+	f->queue[0] = (struct wk_task) { "tok-nap", "nap", in, 60, 0 };
+	f->queue[1] = (struct wk_task) { "hb-late", "echo", in, 60, 1 };
+	f->queue[2] = (struct wk_task) { "tok-last", "echo", in, 60, 0 };
+	f->n_queue = 3;
+	if (expire)
+		f->expire_token = "hb-late";
+	struct sluice_worker_options o = { .url = f->url,
+		                           .name = "batcher",
+		                           .concurrency = 1,
+		                           .tasks_per_poll = 8,
+		                           .poll_wait_ms = 200 };
+	sluice_worker_t *w;
+	cr_assert_eq(sluice_worker_new(&o, &w), 0);
+	cr_assert_eq(sluice_worker_register(w, "nap", nap, NULL), 0);
+	cr_assert_eq(sluice_worker_register(w, "echo", count_echo, NULL), 0);
+	pthread_t th;
+	pthread_create(&th, NULL, run_worker, w);
+	cr_assert(fake_wait_results(f, expire ? 2 : 3), "server got %zu results", fake_results(f));
+	sluice_worker_stop(w);
+	pthread_join(th, NULL);
+	struct sluice_worker_stats st;
+	sluice_worker_get_stats(w, &st);
+	cr_assert_eq(f->most_per_poll, 3, "one poll should have taken all three tasks");
+	cr_assert_str_eq(fake_result_for(f, "tok-nap"), "success:tok-nap:\"napped\"");
+	cr_assert_str_eq(fake_result_for(f, "tok-last"), "success:tok-last:{\"n\":1}");
+	cr_assert_geq(f->queue_beats[1], 1, "the waiting task's lease was not beaten for");
+	cr_assert_eq(f->queue_beats[0] + f->queue_beats[2], 0, "beats for tasks without one");
+	if (expire) {
+		cr_assert_null(fake_result_for(f, "hb-late"), "a task whose lease ended ran");
+		cr_assert_eq(atomic_load(&echoes_run), 1);
+		cr_assert_eq(st.tasks_cancelled, 1);
+		cr_assert_eq(st.tasks_succeeded, 2);
+	} else {
+		cr_assert_str_eq(fake_result_for(f, "hb-late"), "success:hb-late:{\"n\":1}");
+		cr_assert_eq(atomic_load(&echoes_run), 2);
+		cr_assert_eq(st.tasks_succeeded, 3);
+	}
+	cr_assert_eq(atomic_load(&naps_run), 1);
+	sluice_worker_free(w);
+	fake_stop(f);
+	json_decref(in);
+}
+
+Test(wk_client, several_tasks_per_poll_run_in_turn_and_waiting_ones_are_beaten_for)
+{
+	struct fake f;
+	run_three_in_one_poll(&f, false);
+}
+
+Test(wk_client, a_waiting_task_whose_lease_ended_is_dropped_unrun)
+{
+	struct fake f;
+	run_three_in_one_poll(&f, true);
+}
+
 Test(wk_client, stop_while_server_is_absent_returns)
 {
 	/* nothing listens here: the dialer keeps retrying; stop must still end run() */
