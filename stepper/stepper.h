@@ -39,7 +39,8 @@
  *     ones in memory and reuses them while the stored bytes match, else parses them.
  *   - Each input is all or nothing per execution (step_start, step_run_ready, task
  *     answers, timers): an engine error undoes its writes and effects and ends the
- *     execution FAILED with States.Runtime (docs/STEPPER.md).
+ *     execution FAILED with States.Runtime (docs/STEPPER.md). step_stop, heartbeats,
+ *     step_task_started and step_redrive undo theirs and return the error.
  *   - events:putEvents is served in the same transaction when a bus is attached
  *     (step_engine_set_put_events); otherwise it is an ordinary task.
  *   - A DISTRIBUTED Map runs each iteration as a child execution in a map run
