@@ -42,6 +42,10 @@ struct xrun {
 	bool is_sync;
 	bool timed_out;
 	srv_req_t *sync; /* the StartSyncExecution request still waiting, or NULL */
+	/* a workflow's .sync (pmode 1) or .sync:2 (2) start: the parent's task token, which the
+	 * end answers; "" otherwise */
+	char ptoken[STEP_TOKEN_LEN + 1];
+	int pmode;
 	struct srv_engine *x;
 	struct xrun *hnext;
 };

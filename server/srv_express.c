@@ -40,10 +40,51 @@ xkey(struct store_key *k, uint32_t tag, const char *arn)
 static json_t *
 xrecord(const struct xrun *r)
 {
-	return json_pack("{s:s,s:s,s:I,s:s,s:s,s:b,s:I,s:O,s:s}", "arn", r->xarn, "machine",
-	                 r->machine, "revision", (json_int_t)r->revision, "name", r->name, "iname",
-	                 r->iname, "sync", r->is_sync, "start", (json_int_t)r->start_ms, "input",
-	                 r->input, "status", "RUNNING");
+	json_t *rec = json_pack("{s:s,s:s,s:I,s:s,s:s,s:b,s:I,s:O,s:s}", "arn", r->xarn, "machine",
+	                        r->machine, "revision", (json_int_t)r->revision, "name", r->name,
+	                        "iname", r->iname, "sync", r->is_sync, "start",
+	                        (json_int_t)r->start_ms, "input", r->input, "status", "RUNNING");
+	// a workflow's .sync start: the parent's token, answered again by a run after a restart
+	if (rec && r->ptoken[0]
+	    && (json_object_set_new(rec, "parentToken", json_string(r->ptoken))
+	        || json_object_set_new(rec, "parentMode", json_integer(r->pmode)))) {
+		json_decref(rec);
+		rec = NULL;
+	}
+	return rec;
+}
+
+/* A workflow's .sync/.sync:2 child ended: its parent's task is answered in the durable batch
+ * b, as step_builtin_child_closed answers a durable child's parent. */
+static void
+answer_parent(srv_engine_t *x, store_batch_t *b, const struct xrun *r, enum step_status st,
+              int64_t stop_ms, json_t *output, const char *error, const char *cause)
+{
+	char smarn[STEP_ARN_MAX];
+	sl_arn_format(smarn, sizeof smarn, "states", "stateMachine", r->machine, NULL);
+	json_t *d = step_child_result(r->xarn, smarn, r->name, st, r->start_ms, stop_ms, r->input,
+	                              output, error, cause, r->pmode);
+	struct sl_error err;
+	sl_error_clear(&err);
+	sl_err rc = SL_ERR_NOMEM;
+	if (d && st == STEP_SUCCEEDED) {
+		rc = srv_engine_task_succeed(x->srv, b, r->ptoken, d, &err);
+	} else if (d) {
+		char *text = json_dumps(d, JSON_COMPACT);
+		if (text)
+			rc = srv_engine_task_fail(x->srv, b, r->ptoken, "States.TaskFailed", text,
+			                          &err);
+		sl_free(text);
+	}
+	json_decref(d);
+	// the parent may have ended meanwhile (stopped, timed out): nobody waits any more
+	if (rc == SL_ERR_TASK_NOT_FOUND || rc == SL_ERR_EXEC_NOT_FOUND)
+		return;
+	if (rc != SL_OK)
+		sl_errorf("engine", "the parent task of %s was not answered: %s", r->xarn,
+		          err.code ? sl_error_text(&err) : sl_err_message(rc));
+	else
+		srv_engine_kick(x->root);
 }
 
 static sl_err
@@ -256,6 +297,8 @@ express_ended(srv_engine_t *x, struct xrun *r, enum step_status st, json_t *outp
 		          "the end of %s was not recorded: %s (it may run again after "
 		          "a restart)",
 		          r->arn, sl_err_message(rc));
+	else if (r->ptoken[0])
+		answer_parent(x, b, r, st, stop, output, error, cause);
 	if (r->sync) {
 		json_t *a = sync_answer(r, st, stop, output, error, cause);
 		if (a)
@@ -471,12 +514,12 @@ on_xflush(evutil_socket_t fd, short what, void *arg)
 		wipe(x);
 }
 
-/* The start of an EXPRESS execution: its durable record goes in req's batch, or in b when
- * req is NULL (a caller's batch, e.g. an EventBridge target's). */
+/* The start of an EXPRESS execution: its durable record goes in req's batch, or in dtxn
+ * when req is NULL (a caller's transaction: an EventBridge target's, a parent workflow's). */
 static sl_err
 xstart(srv_engine_t *e, srv_req_t *req, store_txn_t *dtxn, const struct step_start *st, bool sync,
-       struct step_mock *mock, const char *test_case, char *arn_out, int64_t *start_ms,
-       struct sl_error *err)
+       const char *ptoken, int pmode, struct step_mock *mock, const char *test_case, char *arn_out,
+       int64_t *start_ms, struct sl_error *err)
 {
 	srv_engine_t *x = e->root->x;
 	// AWS: "...:express:MACHINE:NAME:ID"; an unnamed execution is named by its ID
@@ -517,6 +560,10 @@ xstart(srv_engine_t *e, srv_req_t *req, store_txn_t *dtxn, const struct step_sta
 	    && !(r = xnew(x, arn, xarn, st->machine, st->revision, name, s2.name, st->input, now,
 	                  sync)))
 		rc = SL_ERR_NOMEM;
+	if (rc == SL_OK && ptoken) {
+		snprintf(r->ptoken, sizeof r->ptoken, "%s", ptoken);
+		r->pmode = pmode;
+	}
 	store_batch_t *rb = NULL;
 	if (rc == SL_OK && req && (rc = srv_req_batch(req, &rb)) == SL_OK)
 		dtxn = store_batch_txn(rb);
@@ -569,7 +616,7 @@ srv_engine_express_start(srv_engine_t *e, srv_req_t *req, const struct step_star
                          struct step_mock *mock, const char *test_case, char *arn_out,
                          int64_t *start_ms, struct sl_error *err)
 {
-	return xstart(e, req, NULL, st, sync, mock, test_case, arn_out, start_ms, err);
+	return xstart(e, req, NULL, st, sync, NULL, 0, mock, test_case, arn_out, start_ms, err);
 }
 
 bool
@@ -595,8 +642,8 @@ srv_engine_start(srv_engine_t *e, store_batch_t *b, const struct step_start *st,
 {
 	e = e->root;
 	if (srv_engine_machine_is_express(store_batch_txn(b), st->machine))
-		return xstart(e, NULL, store_batch_txn(b), st, false, NULL, NULL, arn_out, NULL,
-		              err);
+		return xstart(e, NULL, store_batch_txn(b), st, false, NULL, 0, NULL, NULL, arn_out,
+		              NULL, err);
 	sl_err rc = step_start(e->step, b, st, arn_out, &e->fx, err);
 	if (rc == SL_OK)
 		srv_engine_kick(e);
@@ -673,20 +720,20 @@ scratch_open(srv_t *s, store_t **out, struct sl_error *err)
 	return rc;
 }
 
-/* The durable engine's hook for a workflow's fire-and-forget startExecution: an EXPRESS
- * machine starts on the express engine as StartExecution would (its start record in the
- * parent's transaction); a STANDARD one is left to the durable engine. A parent activation
- * that is undone after this leaves the express child running without its start record
- * (at-least-once, as EXPRESS). */
+/* The durable engine's hook for a workflow's startExecution: an EXPRESS machine starts on
+ * the express engine as StartExecution would (its start record in the parent's
+ * transaction); with .sync/.sync:2 its end answers the parent's token (answer_parent). A
+ * STANDARD one is left to the durable engine. A parent activation that is undone after this
+ * leaves the express child running without its start record (at-least-once, as EXPRESS). */
 static sl_err
-start_child(void *arg, store_txn_t *txn, const struct step_start *req, char *arn_out, bool *taken,
-            struct sl_error *err)
+start_child(void *arg, store_txn_t *txn, const struct step_start *req, const char *token, int mode,
+            char *arn_out, bool *taken, struct sl_error *err)
 {
 	srv_engine_t *root = arg;
 	*taken = srv_engine_machine_is_express(txn, req->machine);
 	if (!*taken)
 		return SL_OK;
-	return xstart(root, NULL, txn, req, false, NULL, NULL, arn_out, NULL, err);
+	return xstart(root, NULL, txn, req, false, token, mode, NULL, NULL, arn_out, NULL, err);
 }
 
 sl_err
@@ -803,6 +850,11 @@ srv_express_recover(srv_engine_t *e, store_batch_t *b, struct sl_error *err)
 		    && !(r = xnew(x, arn, arns_i, machine, rev, name, st.name, input,
 		                  json_integer_value(json_object_get(rec, "start")), false)))
 			r2 = SL_ERR_NOMEM;
+		const char *ptok = json_string_value(json_object_get(rec, "parentToken"));
+		if (r2 == SL_OK && ptok) { // a workflow's .sync child: its end answers the parent
+			snprintf(r->ptoken, sizeof r->ptoken, "%s", ptok);
+			r->pmode = (int)json_integer_value(json_object_get(rec, "parentMode"));
+		}
 		const char *tc = json_string_value(json_object_get(rec, "testCase"));
 		if (r2 == SL_OK && tc) {
 			// started mocked: mocked again (else its tasks wait for workers)

@@ -188,9 +188,11 @@ step_builtin_run(struct step_ctx *c, struct step_frame *f, const char *token, js
 	int64_t now = sl_clock_now_ms();
 	bool taken = false;
 	sl_err e = SL_OK;
-	// fire-and-forget: the caller may run the machine elsewhere (EXPRESS ones)
-	if (!wait && c->eng->start_child)
-		e = c->eng->start_child(c->eng->start_child_arg, c->txn, &req, arn, &taken, &err);
+	// the caller may run the machine elsewhere (EXPRESS ones) and answer token itself
+	if (c->eng->start_child)
+		e = c->eng->start_child(c->eng->start_child_arg, c->txn, &req, wait ? token : NULL,
+		                        wait ? (t->integration == SM_INTEGRATION_SYNC2 ? 2 : 1) : 0,
+		                        arn, &taken, &err);
 	if (e == SL_OK && !taken)
 		e = step_start_txn(c->eng, c->txn, &req, wait ? token : NULL, (int)t->integration,
 		                   arn, c->fx, &err);
@@ -212,23 +214,18 @@ step_builtin_run(struct step_ctx *c, struct step_frame *f, const char *token, js
 	return e;
 }
 
-sl_err
-step_builtin_child_closed(struct step_ctx *c, enum step_status st, json_t *output,
-                          const char *error, const char *cause)
+json_t *
+step_child_result(const char *exec_arn, const char *machine_arn, const char *name,
+                  enum step_status st, int64_t start_ms, int64_t stop_ms, json_t *in,
+                  json_t *output, const char *error, const char *cause, int mode)
 {
-	const char *tok = step_jstr(c->exec, "parentToken");
-	if (!tok)
-		return SL_OK;
-	bool v2 = step_jint(c->exec, "parentMode", 0) == SM_INTEGRATION_SYNC2;
-	json_t *in = step_exec_input(c);
-	json_t *d = json_pack("{s:O, s:O, s:O, s:s, s:I, s:I}", "ExecutionArn",
-	                      json_object_get(c->exec, "executionArn"), "StateMachineArn",
-	                      json_object_get(c->exec, "stateMachineArn"), "Name",
-	                      json_object_get(c->exec, "name"), "Status", step_status_name(st),
-	                      "StartDate", (json_int_t)step_jint(c->exec, "startMs", 0), "StopDate",
-	                      (json_int_t)sl_clock_now_ms());
+	bool v2 = mode == 2;
+	json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "ExecutionArn", exec_arn,
+	                      "StateMachineArn", machine_arn, "Name", name, "Status",
+	                      step_status_name(st), "StartDate", (json_int_t)start_ms, "StopDate",
+	                      (json_int_t)stop_ms);
 	if (!d)
-		return SL_ERR_NOMEM;
+		return NULL;
 	// .sync:2 hands over the documents, .sync their JSON text
 	json_t *docs[2] = { in ? in : json_null(), output };
 	const char *keys[2] = { "Input", "Output" };
@@ -246,16 +243,36 @@ step_builtin_child_closed(struct step_ctx *c, enum step_status st, json_t *outpu
 		snprintf(dk, sizeof dk, "%sDetails", keys[i]);
 		json_object_set_new(d, dk, json_pack("{s:b}", "Included", 1));
 	}
+	if (st != STEP_SUCCEEDED) {
+		if (error)
+			json_object_set_new(d, "Error", json_string(error));
+		if (cause)
+			json_object_set_new(d, "Cause", json_string(cause));
+	}
+	return d;
+}
+
+sl_err
+step_builtin_child_closed(struct step_ctx *c, enum step_status st, json_t *output,
+                          const char *error, const char *cause)
+{
+	const char *tok = step_jstr(c->exec, "parentToken");
+	if (!tok)
+		return SL_OK;
+	const char *ea = step_jstr(c->exec, "executionArn"),
+	           *ma = step_jstr(c->exec, "stateMachineArn"), *nm = step_jstr(c->exec, "name");
+	json_t *d = step_child_result(
+	        ea ? ea : "", ma ? ma : "", nm ? nm : "", st, step_jint(c->exec, "startMs", 0),
+	        sl_clock_now_ms(), step_exec_input(c), output, error, cause,
+	        step_jint(c->exec, "parentMode", 0) == SM_INTEGRATION_SYNC2 ? 2 : 1);
+	if (!d)
+		return SL_ERR_NOMEM;
 	sl_err e;
 	struct sl_error err;
 	sl_error_clear(&err);
 	if (st == STEP_SUCCEEDED) {
 		e = step_task_answer_txn(c->eng, c->txn, tok, true, d, NULL, NULL, c->fx, &err);
 	} else {
-		if (error)
-			json_object_set_new(d, "Error", json_string(error));
-		if (cause)
-			json_object_set_new(d, "Cause", json_string(cause));
 		char *text = step_dumps(d);
 		e = text ? step_task_answer_txn(c->eng, c->txn, tok, false, NULL,
 		                                "States.TaskFailed", text, c->fx, &err)

@@ -192,14 +192,27 @@ struct step_start {
 	json_t *input;       /* NULL = {} */
 };
 
-/* Starts the child of arn:aws:states:::states:startExecution (request-response only) when
- * the caller runs that machine elsewhere: the server starts EXPRESS machines on its express
- * engine, as StartExecution does. Called in the parent's transaction txn (the child's start
- * record goes there); *taken false leaves the start to this engine. arn_out (STEP_ARN_MAX)
- * gets the ARN the API shows. Errors as step_start; the parent's task fails with them. */
+/* Starts the child of arn:aws:states:::states:startExecution when the caller runs that
+ * machine elsewhere: the server starts EXPRESS machines on its express engine, as
+ * StartExecution does. Called in the parent's transaction txn (the child's start record goes
+ * there); *taken false leaves the start to this engine. token is NULL for request-response;
+ * for .sync (mode 1) and .sync:2 (mode 2) it is the parent's task token, which the caller
+ * answers when the child ends (step_child_result, then step_task_succeed/_fail).
+ * arn_out (STEP_ARN_MAX) gets the ARN the API shows. Errors as step_start; the parent's
+ * task fails with them. */
 typedef sl_err (*step_start_child_fn)(void *arg, store_txn_t *txn, const struct step_start *req,
-                                      char *arn_out, bool *taken, struct sl_error *err);
+                                      const char *token, int mode, char *arn_out, bool *taken,
+                                      struct sl_error *err);
 void step_engine_set_start_child(step_engine_t *eng, step_start_child_fn fn, void *arg);
+
+/* What a .sync (mode 1: Input/Output as JSON text) or .sync:2 (mode 2: documents) parent
+ * gets when its child ends: DescribeExecution's fields (ExecutionArn, StateMachineArn, Name,
+ * Status, StartDate, StopDate, Input, Output, their Details, Error, Cause). Succeeded: the
+ * task's output; else the cause text of its States.TaskFailed. New reference, NULL on
+ * allocation failure. input/output/error/cause may be NULL. */
+json_t *step_child_result(const char *exec_arn, const char *machine_arn, const char *name,
+                          enum step_status st, int64_t start_ms, int64_t stop_ms, json_t *input,
+                          json_t *output, const char *error, const char *cause, int mode);
 
 /* Starts an execution: writes its record, ExecutionStarted and its runnable top frame.
  * arn_out (STEP_ARN_MAX bytes, may be NULL) receives the execution ARN.

@@ -375,7 +375,8 @@ Test(express_rules, a_workflow_starts_an_express_child_on_the_express_engine)
 	json_decref(ok("CreateStateMachine",
 	               create_req("fire", PARENT_DEF("arn:aws:states:::states:startExecution"),
 	                          "STANDARD")));
-	/* AWS allows .sync:2 of an EXPRESS child from a STANDARD parent */
+	/* AWS allows .sync:2 of an EXPRESS child from a STANDARD parent: it runs as an EXPRESS
+	 * execution and its end answers the parent */
 	json_decref(
 	        ok("CreateStateMachine",
 	           create_req("wait", PARENT_DEF("arn:aws:states:::states:startExecution.sync:2"),
@@ -408,7 +409,44 @@ Test(express_rules, a_workflow_starts_an_express_child_on_the_express_engine)
 	json_t *o = json_object_get(out, "Output");
 	cr_assert_eq(json_integer_value(json_object_get(o, "k")), 6, "%s", s(d, "output"));
 	cr_assert_str_eq(json_string_value(json_object_get(o, "r")), "child");
+	/* it ran as an EXPRESS execution too */
+	cr_assert(strncmp(s(out, "ExecutionArn"), XARN("kid", ""), strlen(XARN("kid", ""))) == 0,
+	          "%s", s(d, "output"));
+	cr_assert_str_eq(s(out, "Status"), "SUCCEEDED");
+	cr_assert_str_eq(s(out, "StateMachineArn"), SM("kid"));
 	json_decref(out);
+	json_decref(d);
+
+	/* .sync hands over JSON texts; a failing child fails the parent's task */
+	json_decref(
+	        ok("CreateStateMachine",
+	           create_req("textual", PARENT_DEF("arn:aws:states:::states:startExecution.sync"),
+	                      "STANDARD")));
+	json_decref(ok("StartExecution",
+	               json_pack("{s:s,s:s,s:s}", "stateMachineArn", SM("textual"), "name", "p3",
+	                         "input", "{\"k\":7}")));
+	d = wait_done(EXEC("textual", "p3"));
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
+	out = json_loads(s(d, "output"), 0, NULL);
+	cr_assert(json_is_string(json_object_get(out, "Output")), "%s", s(d, "output"));
+	json_t *ot = json_loads(s(out, "Output"), 0, NULL);
+	cr_assert_eq(json_integer_value(json_object_get(ot, "k")), 7);
+	json_decref(ot);
+	json_decref(out);
+	json_decref(d);
+	json_decref(ok("UpdateStateMachine",
+	               json_pack("{s:s,s:s}", "stateMachineArn", SM("kid"), "definition",
+	                         "{\"StartAt\":\"F\",\"States\":{\"F\":{\"Type\":\"Fail\","
+	                         "\"Error\":\"Nope\",\"Cause\":\"child says no\"}}}")));
+	json_decref(ok("StartExecution",
+	               json_pack("{s:s,s:s,s:s}", "stateMachineArn", SM("wait"), "name", "p4",
+	                         "input", "{\"k\":8}")));
+	d = wait_done(EXEC("wait", "p4"));
+	cr_assert_str_eq(s(d, "status"), "FAILED", "%s", json_dumps(d, 0));
+	cr_assert_str_eq(s(d, "error"), "States.TaskFailed");
+	cr_assert(strstr(s(d, "cause"), "\"Status\":\"FAILED\"")
+	                  && strstr(s(d, "cause"), "\"Error\":\"Nope\""),
+	          "%s", s(d, "cause"));
 	json_decref(d);
 
 	/* the fire-and-forget child ran on the express engine: its start and end are its
@@ -432,4 +470,50 @@ Test(express_rules, a_workflow_starts_an_express_child_on_the_express_engine)
 	cr_assert_eq(json_integer_value(json_object_get(ro, "k")), 5, "%s", json_dumps(rec, 0));
 	json_decref(rec);
 	h_cleanup(&srv);
+}
+
+/* A .sync:2 EXPRESS child in flight at SIGKILL runs again from its start (at-least-once) and
+ * its end still answers the parent. The child waits on the fake clock. */
+Test(express_rules, a_sync_express_child_answers_its_parent_after_sigkill)
+{
+	const char *extra[] = { "--virtual-time", T0, NULL };
+	cr_assert(h_start(&srv, extra), "server did not start");
+	json_decref(ok("CreateStateMachine",
+	               create_req("kid",
+	                          "{\"StartAt\":\"W\",\"States\":{\"W\":{\"Type\":\"Wait\","
+	                          "\"Seconds\":60,\"End\":true}}}",
+	                          "EXPRESS")));
+	json_decref(
+	        ok("CreateStateMachine",
+	           create_req("wait", PARENT_DEF("arn:aws:states:::states:startExecution.sync:2"),
+	                      "STANDARD")));
+	json_decref(ok("StartExecution",
+	               json_pack("{s:s,s:s,s:s}", "stateMachineArn", SM("wait"), "name", "p1",
+	                         "input", "{\"k\":9}")));
+	json_t *d = ok("DescribeExecution", json_pack("{s:s}", "executionArn", EXEC("wait", "p1")));
+	cr_assert_str_eq(s(d, "status"), "RUNNING");
+	json_decref(d);
+	h_kill(&srv);
+	char data[300];
+	snprintf(data, sizeof data, "%s", srv.data);
+	struct h_server old = srv;
+	const char *again[] = { "--virtual-time", T0, "--data", data, NULL };
+	cr_assert(h_start(&srv, again), "restart failed");
+	d = NULL;
+	for (int waited = 0; waited < DONE_WAIT_MS; waited += 50) {
+		advance(120);
+		json_decref(d);
+		d = ok("DescribeExecution", json_pack("{s:s}", "executionArn", EXEC("wait", "p1")));
+		if (strcmp(s(d, "status"), "RUNNING") != 0)
+			break;
+		nap_ms(50);
+	}
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
+	json_t *out = json_loads(s(d, "output"), 0, NULL);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(out, "Output"), "k")), 9,
+	             "%s", s(d, "output"));
+	json_decref(out);
+	json_decref(d);
+	stop();
+	h_cleanup(&old);
 }
