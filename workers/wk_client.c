@@ -2,7 +2,10 @@
  * wk_client.c - the C worker library (sluice_worker.h) over NNG REQ.
  *
  * Threads: `concurrency` runner threads, each with its own nng_ctx, poll for up to
- * `tasks_per_poll` tasks and run them in turn; one heartbeat thread with its own ctx beats
+ * `tasks_per_poll` tasks and run them in turn (with more than one, each result is sent as
+ * soon as its handler returns, on a context of its own, and the runner waits for all the
+ * acknowledgements before it polls again: the results of a poll share the server's
+ * commits); one heartbeat thread with its own ctx beats
  * for every task held (running or waiting its turn) that has a HeartbeatSeconds; the caller's
  * thread sits in sluice_worker_run waiting on a self-pipe (written by stop() or by the signal
  * handler) and then drives the shutdown.
@@ -47,6 +50,12 @@ struct held {
 	int64_t next_beat_ms;
 	bool live; /* under w->mu: the heartbeat thread beats for it */
 	atomic_bool cancelled;
+	/* its result in flight (tasks_per_poll > 1): sent, its reply awaited by report_end */
+	nng_ctx rctx;
+	nng_aio *raio;
+	char *rbuf;
+	size_t rlen;
+	bool rsent, rsuccess;
 };
 
 /* One runner thread and the tasks of its last poll. */
@@ -235,10 +244,9 @@ sluice_worker_register(sluice_worker_t *w, const char *name, sluice_handler_fn f
 	return SL_OK;
 }
 
-/* Sends buf on ctx and waits for the reply, decoded into reply. */
+/* Starts sending buf on ctx (completion on aio). */
 static int
-request(struct slot *s, nng_ctx ctx, nng_aio *aio, const char *buf, size_t len,
-        nng_duration timeout, struct wk_msg *reply)
+send_start(nng_ctx ctx, nng_aio *aio, const char *buf, size_t len, nng_duration timeout)
 {
 	nng_msg *msg;
 	int rv = nng_msg_alloc(&msg, 0);
@@ -251,7 +259,29 @@ request(struct slot *s, nng_ctx ctx, nng_aio *aio, const char *buf, size_t len,
 	nng_aio_set_msg(aio, msg);
 	nng_aio_set_timeout(aio, timeout);
 	nng_ctx_send(ctx, aio);
+	return 0;
+}
+
+static int recv_reply(struct slot *s, nng_ctx ctx, nng_aio *aio, struct wk_msg *reply);
+
+/* Sends buf on ctx and waits for the reply, decoded into reply. */
+static int
+request(struct slot *s, nng_ctx ctx, nng_aio *aio, const char *buf, size_t len,
+        nng_duration timeout, struct wk_msg *reply)
+{
+	int rv = send_start(ctx, aio, buf, len, timeout);
+	if (rv)
+		return rv;
+	return recv_reply(s, ctx, aio, reply);
+}
+
+/* Waits for the send started on aio, then receives and decodes the reply. */
+static int
+recv_reply(struct slot *s, nng_ctx ctx, nng_aio *aio, struct wk_msg *reply)
+{
 	nng_aio_wait(aio);
+	int rv;
+	nng_msg *msg;
 	if ((rv = nng_aio_result(aio))) {
 		nng_msg_free(nng_aio_get_msg(aio));
 		return rv;
@@ -310,13 +340,11 @@ find_handler(struct sluice_worker *w, const char *name)
 	return NULL;
 }
 
-/* Delivers a result, retrying transport failures for a while, even while stopping. */
-static void
-report(struct slot *s, const char *token, struct sluice_result *res)
+/* The result message for res into *buf; *success: it reports a success. */
+static sl_err
+encode_result(struct sluice_worker *w, const char *token, struct sluice_result *res, char **buf,
+              size_t *len, bool *success)
 {
-	struct sluice_worker *w = s->w;
-	char *buf = NULL;
-	size_t len = 0;
 	sl_err rc;
 	json_t *out = NULL;
 	if (res->output && !res->error) {
@@ -327,33 +355,43 @@ report(struct slot *s, const char *token, struct sluice_result *res)
 			res->cause = sl_asprintf("handler output is not JSON: %s", jerr.text);
 		}
 	}
+	*success = out || !res->error;
 	if (out)
-		rc = wk_encode_success(w->token, token, out, &buf, &len);
+		rc = wk_encode_success(w->token, token, out, buf, len);
 	else
 		rc = wk_encode_failure(w->token, token, res->error ? res->error : "Worker.NoResult",
-		                       res->cause, &buf, &len);
+		                       res->cause, buf, len);
 	json_decref(out);
-	if (rc) {
+	if (rc)
 		sl_errorf("worker", "cannot encode the result of task: %s", sl_err_message(rc));
-		return;
+	return rc;
+}
+
+static void
+count_reply(struct sluice_worker *w, struct wk_msg *reply, bool success)
+{
+	if (reply->type == WK_MSG_ERROR) {
+		sl_warn("worker", "result refused: %s: %s", reply->error,
+		        reply->message ? reply->message : "");
+		bump(w, &w->stats.results_refused);
+	} else {
+		bump(w, success ? &w->stats.tasks_succeeded : &w->stats.tasks_failed);
 	}
-	set_phase(s, PHASE_REPORTING);
+	wk_msg_clear(reply);
+}
+
+/* Delivers buf on ctx, retrying transport failures for a while, even while stopping. */
+static void
+deliver(struct slot *s, nng_ctx ctx, nng_aio *aio, const char *buf, size_t len, bool success)
+{
+	struct sluice_worker *w = s->w;
 	int64_t deadline = sl_clock_now_ms() + REPORT_DEADLINE_MS;
 	int64_t backoff = 100;
 	for (;;) {
 		struct wk_msg reply;
-		int rv = request(s, s->ctx, s->aio, buf, len, 10000, &reply);
+		int rv = request(s, ctx, aio, buf, len, 10000, &reply);
 		if (rv == 0) {
-			if (reply.type == WK_MSG_ERROR) {
-				sl_warn("worker", "result refused: %s: %s", reply.error,
-				        reply.message ? reply.message : "");
-				bump(w, &w->stats.results_refused);
-			} else {
-				bump(w,
-				     out || !res->error ? &w->stats.tasks_succeeded
-				                        : &w->stats.tasks_failed);
-			}
-			wk_msg_clear(&reply);
+			count_reply(w, &reply, success);
 			break;
 		}
 		if (sl_clock_now_ms() + backoff > deadline) {
@@ -366,7 +404,56 @@ report(struct slot *s, const char *token, struct sluice_result *res)
 		nanosleep(&ts, NULL);
 		backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
 	}
+}
+
+/* Delivers a result and waits for its acknowledgement. */
+static void
+report(struct slot *s, const char *token, struct sluice_result *res)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	bool success;
+	if (encode_result(s->w, token, res, &buf, &len, &success))
+		return;
+	set_phase(s, PHASE_REPORTING);
+	deliver(s, s->ctx, s->aio, buf, len, success);
 	sl_free(buf);
+}
+
+/* Sends a result on the task's own context without waiting (report_end waits). */
+static void
+report_begin(struct slot *s, struct held *e, const char *token, struct sluice_result *res)
+{
+	if (encode_result(s->w, token, res, &e->rbuf, &e->rlen, &e->rsuccess))
+		return;
+	e->rsent = send_start(e->rctx, e->raio, e->rbuf, e->rlen, 10000) == 0;
+}
+
+/* Waits for the reply to a result report_begin sent; a transport failure falls back to
+ * deliver's retries. */
+static void
+report_end(struct slot *s, struct held *e)
+{
+	if (!e->rbuf)
+		return;
+	struct wk_msg reply;
+	if (e->rsent && recv_reply(s, e->rctx, e->raio, &reply) == 0)
+		count_reply(s->w, &reply, e->rsuccess);
+	else
+		deliver(s, e->rctx, e->raio, e->rbuf, e->rlen, e->rsuccess);
+	sl_free(e->rbuf);
+	e->rbuf = NULL;
+	e->rsent = false;
+}
+
+/* Pipelined results when a poll may bring several tasks. */
+static void
+report_task(struct slot *s, struct held *e, const char *token, struct sluice_result *res)
+{
+	if (s->w->opt.tasks_per_poll > 1)
+		report_begin(s, e, token, res);
+	else
+		report(s, token, res);
 }
 
 static void
@@ -394,7 +481,7 @@ run_task(struct slot *s, const struct wk_task *t, struct held *e)
 		unhold(w, e);
 		res.error = sl_strdup(h ? "Worker.OutOfMemory" : "Worker.UnknownActivity");
 		res.cause = sl_asprintf("no handler for '%s' in worker %s", t->activity, w->name);
-		report(s, t->token, &res);
+		report_task(s, e, t->token, &res);
 		goto out_free;
 	}
 	set_phase(s, PHASE_RUNNING);
@@ -412,7 +499,7 @@ run_task(struct slot *s, const struct wk_task *t, struct held *e)
 		bump(w, &w->stats.tasks_cancelled);
 		set_phase(s, PHASE_IDLE);
 	} else {
-		report(s, t->token, &res);
+		report_task(s, e, t->token, &res);
 	}
 out_free:
 	free(res.output);
@@ -484,6 +571,11 @@ runner_main(void *arg)
 		pthread_mutex_unlock(&w->mu);
 		for (size_t i = 0; i < reply.n_tasks; i++)
 			run_task(s, &reply.tasks[i], &s->held[i]);
+		if (w->opt.tasks_per_poll > 1) {
+			set_phase(s, PHASE_REPORTING);
+			for (size_t i = 0; i < reply.n_tasks; i++)
+				report_end(s, &s->held[i]);
+		}
 		wk_msg_clear(&reply);
 	}
 	return NULL;
@@ -581,6 +673,16 @@ begin_shutdown(struct sluice_worker *w)
 	pthread_mutex_unlock(&w->mu);
 }
 
+static int
+open_report_ctxs(struct sluice_worker *w, struct slot *s)
+{
+	for (unsigned k = 0; k < w->opt.tasks_per_poll; k++)
+		if (nng_ctx_open(&s->held[k].rctx, w->sock)
+		    || nng_aio_alloc(&s->held[k].raio, NULL, NULL))
+			return -1;
+	return 0;
+}
+
 int
 sluice_worker_run(sluice_worker_t *w)
 {
@@ -607,6 +709,7 @@ sluice_worker_run(sluice_worker_t *w)
 		s->w = w;
 		s->index = started;
 		if (!(s->held = sl_calloc(w->opt.tasks_per_poll, sizeof *s->held))
+		    || (w->opt.tasks_per_poll > 1 && open_report_ctxs(w, s))
 		    || nng_ctx_open(&s->ctx, w->sock) || nng_aio_alloc(&s->aio, NULL, NULL)
 		    || pthread_create(&s->thread, NULL, runner_main, s)) {
 			rc = SL_ERR_INTERNAL;
@@ -632,6 +735,13 @@ sluice_worker_run(sluice_worker_t *w)
 			nng_aio_free(w->slots[i].aio);
 		if (nng_ctx_id(w->slots[i].ctx) > 0)
 			nng_ctx_close(w->slots[i].ctx);
+		for (unsigned k = 0; w->slots[i].held && k < w->opt.tasks_per_poll; k++) {
+			struct held *e = &w->slots[i].held[k];
+			if (e->raio)
+				nng_aio_free(e->raio);
+			if (nng_ctx_id(e->rctx) > 0)
+				nng_ctx_close(e->rctx);
+		}
 		sl_free(w->slots[i].held);
 		w->slots[i].held = NULL;
 	}
