@@ -127,13 +127,24 @@ Test(wk_client, heartbeats_and_cancel_on_expired_lease)
 
 static atomic_int naps_run, echoes_run;
 
+/* Runs until the server has seen a heartbeat for the task waiting behind it (queue entry
+ * 1), then a little longer so the worker has read the answer to it (bounded: 10 s). */
 static void
 nap(void *arg, const struct sluice_task *t, struct sluice_result *r)
 {
-	(void)arg;
+	struct fake *f = arg;
 	(void)t;
 	atomic_fetch_add(&naps_run, 1);
-	struct timespec ts = { 1, 200 * 1000000 }; /* long enough for the others' heartbeats */
+	for (int i = 0; i < 500; i++) {
+		pthread_mutex_lock(&f->mu);
+		int beats = f->queue_beats[1];
+		pthread_mutex_unlock(&f->mu);
+		if (beats >= 1)
+			break;
+		struct timespec ts = { 0, 20 * 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	struct timespec ts = { 0, 300 * 1000000 };
 	nanosleep(&ts, NULL);
 	r->output = strdup("\"napped\"");
 }
@@ -169,7 +180,7 @@ run_three_in_one_poll(struct fake *f, bool expire)
 		                           .poll_wait_ms = 200 };
 	sluice_worker_t *w;
 	cr_assert_eq(sluice_worker_new(&o, &w), 0);
-	cr_assert_eq(sluice_worker_register(w, "nap", nap, NULL), 0);
+	cr_assert_eq(sluice_worker_register(w, "nap", nap, f), 0);
 	cr_assert_eq(sluice_worker_register(w, "echo", count_echo, NULL), 0);
 	pthread_t th;
 	pthread_create(&th, NULL, run_worker, w);
