@@ -736,6 +736,32 @@ start_child(void *arg, store_txn_t *txn, const struct step_start *req, const cha
 	return xstart(root, NULL, txn, req, false, token, mode, NULL, NULL, arn_out, NULL, err);
 }
 
+/* The express engine's hook: a STANDARD child of an EXPRESS execution (fire-and-forget)
+ * starts on the durable engine in the durable batch, as StartExecution would, so it is
+ * durable and DescribeExecution finds it. EXPRESS children stay on the express engine:
+ * starting one through xstart from inside its own activation could commit its scratch batch
+ * under the activation's savepoint. */
+static sl_err
+start_child_x(void *arg, store_txn_t *txn, const struct step_start *req, const char *token,
+              int mode, char *arn_out, bool *taken, struct sl_error *err)
+{
+	(void)txn;
+	(void)mode;
+	srv_engine_t *root = arg;
+	*taken = false;
+	if (token) // .sync from an EXPRESS machine: refused at creation since; as before
+		return SL_OK;
+	store_batch_t *b = NULL;
+	sl_err rc = srv_batch_get(root->srv, false, &b);
+	if (rc != SL_OK || srv_engine_machine_is_express(store_batch_txn(b), req->machine))
+		return rc;
+	if ((rc = step_start(root->step, b, req, arn_out, &root->fx, err)) == SL_OK) {
+		*taken = true;
+		srv_engine_kick(root);
+	}
+	return rc;
+}
+
 sl_err
 srv_express_new(srv_engine_t *root, struct sl_error *err)
 {
@@ -743,13 +769,13 @@ srv_express_new(srv_engine_t *root, struct sl_error *err)
 	if (!x)
 		return SL_ERR_NOMEM;
 	root->x = x;
-	// only the durable engine: an express activation must not start another one inside it
 	step_engine_set_start_child(root->step, start_child, root);
 	sl_err rc = scratch_open(root->srv, &x->scratch, err);
 	if (rc != SL_OK)
 		return rc;
 	if ((rc = srv_engine_init_common(x, root->srv, root, x->scratch, true)) != SL_OK)
 		return sl_error_set(err, rc, "cannot create the EXPRESS engine");
+	step_engine_set_start_child(x->step, start_child_x, root);
 	x->flush_ev = event_new(srv_base(root->srv), -1, 0, on_xflush, x);
 	x->sweep_ev = event_new(srv_base(root->srv), -1, EV_PERSIST, on_sweep, x);
 	if (!x->flush_ev || !x->sweep_ev)

@@ -517,3 +517,30 @@ Test(express_rules, a_sync_express_child_answers_its_parent_after_sigkill)
 	stop();
 	h_cleanup(&old);
 }
+
+/* An EXPRESS execution starting a STANDARD machine: the child is durable, on the durable
+ * engine, and DescribeExecution finds it. */
+Test(express_rules, an_express_parent_starts_a_durable_standard_child)
+{
+	start();
+	json_decref(ok("CreateStateMachine", create_req("kid", CHILD_DEF, "STANDARD")));
+	json_decref(ok(
+	        "CreateStateMachine",
+	        create_req("xp", PARENT_DEF("arn:aws:states:::states:startExecution"), "EXPRESS")));
+	json_t *r = ok("StartSyncExecution",
+	               json_pack("{s:s,s:s}", "stateMachineArn", SM("xp"), "input", "{\"k\":3}"));
+	cr_assert_str_eq(s(r, "status"), "SUCCEEDED", "%s", json_dumps(r, 0));
+	json_t *out = json_loads(s(r, "output"), 0, NULL);
+	const char *child = s(out, "ExecutionArn");
+	cr_assert(child && strncmp(child, EXEC("kid", ""), strlen(EXEC("kid", ""))) == 0, "%s",
+	          s(r, "output"));
+	json_t *d = wait_done(child);
+	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
+	json_t *o = json_loads(s(d, "output"), 0, NULL);
+	cr_assert_eq(json_integer_value(json_object_get(o, "k")), 3);
+	json_decref(o);
+	json_decref(d);
+	json_decref(out);
+	json_decref(r);
+	stop();
+}
