@@ -24,13 +24,21 @@ static struct h_server srv;
 static __attribute__((unused)) void
 start(void)
 {
-	cr_assert(h_start(&srv, NULL), "server did not start");
+	cr_assert(h_start(&srv, NULL), "server did not start: %s", h_last_error());
 }
 
 static __attribute__((unused)) void
 stop(void)
 {
-	cr_assert_eq(h_stop(&srv), 0);
+	int st = h_stop(&srv);
+	if (st != 0) {
+		/* the log's tail says why (a sanitizer report, a failed commit, a hang) */
+		char *log = h_log(&srv);
+		size_t n = log ? strlen(log) : 0;
+		cr_assert_fail("the server's exit status after SIGTERM is %d (-1: killed after the "
+		               "wait): %s; its log ends:\n%s",
+		               st, h_last_error(), log ? log + (n > 3000 ? n - 3000 : 0) : "");
+	}
 	h_cleanup(&srv);
 }
 

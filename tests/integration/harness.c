@@ -4,6 +4,9 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <criterion/internal/ordered-set.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -14,14 +17,44 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define START_WAIT_MS 30000
-#define STOP_WAIT_MS  30000
+/* hang guards, generous for a loaded 2-core machine running the ASan build */
+#define START_WAIT_MS 60000
+#define STOP_WAIT_MS  60000
 #define IO_WAIT_MS    20000
+/* per test, when SLUICE_TEST_TIMEOUT is not set (run-tests sets it for the ASan build) */
+#define TEST_TIMEOUT_S 150
+
+static char last_error[4096];
+
+const char *
+h_last_error(void)
+{
+	return last_error[0] ? last_error : "(no harness error recorded)";
+}
+
+/* Criterion prints its TAP report only when every test has ended, and under --tap the tests'
+ * stderr goes to /dev/null: a test that hangs until meson's timeout leaves no output at all.
+ * A per-test bound makes it "not ok - suite::name timed out" while the others still report.
+ * Runs in the Criterion runner before any test; an explicit .timeout is kept. */
+ReportHook(PRE_ALL)(struct criterion_test_set *set)
+{
+	const char *env = getenv("SLUICE_TEST_TIMEOUT");
+	double limit = env && atof(env) > 0 ? atof(env) : TEST_TIMEOUT_S;
+	FOREACH_SET(struct criterion_suite_set * suite, set->suites)
+	{
+		for (struct criterion_ordered_set_node *t = suite->tests->first; t; t = t->next) {
+			struct criterion_test *test = (struct criterion_test *)(t + 1);
+			if (test->data && test->data->timeout == 0)
+				test->data->timeout = limit;
+		}
+	}
+}
 
 static void
 sleep_ms(int ms)
@@ -71,18 +104,38 @@ parse_ready(struct h_server *s)
 	return ok;
 }
 
+#define STR_(x) #x
+#define STR(x)  STR_(x)
+
+/* Records why (plus the tail of the server's log) for h_last_error, and prints it to stderr
+ * for runs without --tap. */
+static void
+set_error(const struct h_server *s, const char *why)
+{
+	char *log = s && s->log[0] ? h_log(s) : NULL;
+	size_t n = log ? strlen(log) : 0;
+	const char *tail = log ? log + (n > 3000 ? n - 3000 : 0) : "";
+	snprintf(last_error, sizeof last_error, "harness: %s%s%s", why,
+	         tail[0] ? "; the server's log ends:\n" : "", tail);
+	fprintf(stderr, "%s\n", last_error);
+	free(log);
+}
+
 bool
 h_start(struct h_server *s, const char *const *extra)
 {
 	memset(s, 0, sizeof *s);
+	last_error[0] = '\0';
 	const char *bin = getenv("SLUICE_BIN");
 	if (!bin || access(bin, X_OK) != 0) {
-		fprintf(stderr, "harness: SLUICE_BIN is not set to an executable\n");
+		set_error(NULL, "SLUICE_BIN is not set to an executable");
 		return false;
 	}
 	snprintf(s->dir, sizeof s->dir, "/tmp/sluice-it-XXXXXX");
-	if (!mkdtemp(s->dir))
+	if (!mkdtemp(s->dir)) {
+		set_error(NULL, "mkdtemp /tmp/sluice-it-XXXXXX failed");
 		return false;
+	}
 	snprintf(s->data, sizeof s->data, "%s/data", s->dir);
 	snprintf(s->log, sizeof s->log, "%s/server.log", s->dir);
 
@@ -94,10 +147,17 @@ h_start(struct h_server *s, const char *const *extra)
 		argv[argc++] = extra[i];
 	argv[argc] = NULL;
 
+	pid_t parent = getpid();
 	pid_t pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		set_error(NULL, "fork failed");
 		return false;
+	}
 	if (pid == 0) {
+		/* a test that fails or times out half-way leaves no server behind */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(126);
 		int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		if (fd >= 0) {
 			dup2(fd, 1);
@@ -114,17 +174,12 @@ h_start(struct h_server *s, const char *const *extra)
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			s->pid = 0;
-			char *log = h_log(s);
-			fprintf(stderr, "harness: server exited before ready:\n%s\n",
-			        log ? log : "");
-			free(log);
+			set_error(s, "server exited before its readiness line");
 			return false;
 		}
 		sleep_ms(10);
 	}
-	char *log = h_log(s);
-	fprintf(stderr, "harness: no readiness line:\n%s\n", log ? log : "");
-	free(log);
+	set_error(s, "no readiness line within " STR(START_WAIT_MS) " ms");
 	h_kill(s);
 	return false;
 }
@@ -132,6 +187,7 @@ h_start(struct h_server *s, const char *const *extra)
 int
 h_stop(struct h_server *s)
 {
+	last_error[0] = '\0';
 	if (s->pid <= 0)
 		return -1;
 	kill(s->pid, SIGTERM);
@@ -145,6 +201,7 @@ h_stop(struct h_server *s)
 		}
 		sleep_ms(10);
 	}
+	set_error(s, "the server did not exit within " STR(STOP_WAIT_MS) " ms of SIGTERM");
 	h_kill(s);
 	return -1;
 }
@@ -350,6 +407,11 @@ h_run(const char *cmd, char **output)
 		if (len == cap)
 			break;
 	}
+	/* read the rest to EOF (kept: the first 64 KiB): pclose waits for the command, which
+	 * would block forever writing to a full pipe */
+	char sink[4096];
+	while (fread(sink, 1, sizeof sink, p) > 0)
+		;
 	if (buf)
 		buf[len] = '\0';
 	int st = pclose(p);

@@ -3,7 +3,9 @@
  * fresh data directory, talk HTTP over a plain socket, stop it with a signal.
  *
  * Every wait is bounded (a hang guard, never a timing assertion). The server's stderr
- * goes to DIR/server.log, shown when start-up fails.
+ * goes to DIR/server.log, whose tail h_last_error gives when start-up or stop fails. The
+ * server gets SIGKILL when the test process ends (PR_SET_PDEATHSIG), and each Criterion test
+ * of a binary linking this file is bounded (SLUICE_TEST_TIMEOUT seconds, default 150).
  */
 #ifndef SLUICE_TESTS_HARNESS_H
 #define SLUICE_TESTS_HARNESS_H
@@ -25,6 +27,10 @@ struct h_server {
 /* Starts `$SLUICE_BIN serve --http 127.0.0.1:0 --workers tcp://127.0.0.1:0 --data DIR/data`
  * plus extra (NULL-terminated, may be NULL) and waits for the readiness line. */
 bool h_start(struct h_server *s, const char *const *extra);
+/* Why the last h_start or h_stop failed, with the tail of the server's log (static text).
+ * Under `--tap` Criterion sends the tests' stderr to /dev/null: put this in the assertion's
+ * message so that the TAP report says it. */
+const char *h_last_error(void);
 /* SIGTERM, then waits (bounded); returns the exit status, or -1 if it had to be killed. */
 int h_stop(struct h_server *s);
 /* SIGKILL and reap. */
