@@ -211,7 +211,8 @@ step_get_json(store_txn_t *txn, enum store_db db, const struct store_key *k, cha
 	if (e != SL_OK)
 		return e;
 	if (v.len < 1 || ((const char *)v.data)[0] != tag)
-		return SL_ERR_STORE;
+		return v.len == 1 && ((const char *)v.data)[0] == STEP_TOMBSTONE ? SL_ERR_NOT_FOUND
+		                                                                 : SL_ERR_STORE;
 	return step_parse_record((const char *)v.data + 1, v.len - 1, out);
 }
 
@@ -293,7 +294,9 @@ step_exec_load(struct step_ctx *c, const char *arn)
 	char *text = NULL;
 	sl_err e = store_get(c->txn, STORE_DB_EXECUTIONS, k.buf, k.len, &raw);
 	if (e == SL_OK && !(ex = hot_take(c->eng, arn, &raw, &text))) {
-		if (raw.len < 1 || ((const char *)raw.data)[0] != 'X')
+		if (raw.len == 1 && ((const char *)raw.data)[0] == STEP_TOMBSTONE)
+			e = SL_ERR_NOT_FOUND; // being deleted by the retention
+		else if (raw.len < 1 || ((const char *)raw.data)[0] != 'X')
 			e = SL_ERR_STORE;
 		else
 			e = step_parse_record((const char *)raw.data + 1, raw.len - 1, &ex);

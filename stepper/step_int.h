@@ -335,6 +335,9 @@ sl_err step_task_resolve(struct step_ctx *c, struct step_frame *f, bool ok, json
 sl_err step_task_event(struct step_ctx *c, struct step_frame *f, const char *what, json_t *d);
 
 /* --- step_prune.c ------------------------------------------------------------------------- */
+/* The value an execution record is replaced with while the retention deletes what it owns:
+ * reads find no execution, a start under its name is refused until it is all gone. */
+#define STEP_TOMBSTONE 'Z'
 /* The closing execution's entry in the closed index (top-level executions only). */
 sl_err step_closed_put(struct step_ctx *c, int64_t stop_ms);
 

@@ -1199,6 +1199,8 @@ step_list_map_runs(step_engine_t *eng, store_txn_t *txn, const char *exec_arn, s
 	step_key_exec(&xk, exec_arn);
 	struct store_val xv;
 	sl_err e = store_get(txn, STORE_DB_EXECUTIONS, xk.buf, xk.len, &xv);
+	if (e == SL_OK && xv.len == 1 && ((const char *)xv.data)[0] == STEP_TOMBSTONE)
+		e = SL_ERR_NOT_FOUND; // being deleted by the retention
 	if (e == SL_ERR_NOT_FOUND)
 		return sl_error_set(err, SL_ERR_EXEC_NOT_FOUND, "Execution Does Not Exist: '%s'",
 		                    exec_arn);

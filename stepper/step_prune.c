@@ -10,12 +10,13 @@
  * only the entry (the new close wrote its own).
  *
  * Order of a deletion, so that a prune cut between slices at any point leaves nothing
- * visible half-gone and nothing unreachable: the record first (with its listing entry:
- * DescribeExecution, GetExecutionHistory and ListExecutions stop finding it at once), then
- * everything found by the ARN (history, input, kept results, frames), then each map run
- * (its record, then each child the same way, the child's listing entry after the child),
- * then the map run's listing entry, and the closed entry last: the next slice finds the
- * rest again from it.
+ * visible half-gone and nothing unreachable: the record is replaced by a tombstone first
+ * (and its listing entry goes: DescribeExecution, GetExecutionHistory and ListExecutions
+ * stop finding it at once, and a new execution cannot take its name and meet its remaining
+ * history), then everything found by the ARN (history, input, kept results, frames), then
+ * each map run (its record, then each child the same way, the child's listing entry after
+ * the child), then the map run's listing entry, and the tombstone and the closed entry
+ * last: the next slice finds the rest again from them.
  */
 #include <string.h>
 
@@ -76,9 +77,11 @@ del_key(struct prune *p, enum store_db db, const void *key, size_t len)
 	return e;
 }
 
-/* Deletes keys starting with pk while the budget lasts; *done when none is left. */
+/* Deletes keys starting with pk (but pk itself when keep_exact) while the budget lasts;
+ * *done when none is left. */
 static sl_err
-del_prefix(struct prune *p, enum store_db db, const struct store_key *pk, bool *done)
+del_prefix(struct prune *p, enum store_db db, const struct store_key *pk, bool keep_exact,
+           bool *done)
 {
 	*done = false;
 	if (!p->budget)
@@ -90,7 +93,8 @@ del_prefix(struct prune *p, enum store_db db, const struct store_key *pk, bool *
 	struct store_val k, v;
 	e = store_cursor_seek_prefix(c, pk->buf, pk->len);
 	while (e == SL_OK && p->budget && (e = store_cursor_next(c, &k, &v)) == SL_OK)
-		e = del_at(p, c);
+		if (!keep_exact || k.len != pk->len)
+			e = del_at(p, c);
 	store_cursor_close(c);
 	if (e == SL_ERR_NOT_FOUND) {
 		*done = true;
@@ -140,7 +144,8 @@ drop_exec(struct prune *p, const char *arn, bool top, bool *done)
 	step_key_exec(&xk, arn);
 	struct store_val v;
 	sl_err e = store_get(p->txn, STORE_DB_EXECUTIONS, xk.buf, xk.len, &v);
-	if (e == SL_OK) {
+	bool tomb = e == SL_OK && v.len == 1 && ((const char *)v.data)[0] == STEP_TOMBSTONE;
+	if (e == SL_OK && !tomb) {
 		if (p->budget < 2)
 			return SL_OK;
 		if (top) {
@@ -164,9 +169,16 @@ drop_exec(struct prune *p, const char *arn, bool top, bool *done)
 			if (e != SL_OK)
 				return e;
 		}
-		if ((e = del_key(p, STORE_DB_EXECUTIONS, xk.buf, xk.len)) != SL_OK)
+		// a top-level name stays taken until everything is gone (a child's is a UUID)
+		const char z = STEP_TOMBSTONE;
+		e = top ? store_put(p->txn, STORE_DB_EXECUTIONS, xk.buf, xk.len, &z, 1)
+		        : store_del(p->txn, STORE_DB_EXECUTIONS, xk.buf, xk.len);
+		if (e != SL_OK)
 			return e;
-	} else if (e != SL_ERR_NOT_FOUND) {
+		p->budget--;
+		p->st->records++;
+		tomb = top;
+	} else if (e != SL_OK && e != SL_ERR_NOT_FOUND) {
 		return e;
 	}
 	// history, input, kept results, frames: all keyed by the ARN first
@@ -174,7 +186,8 @@ drop_exec(struct prune *p, const char *arn, bool top, bool *done)
 	        = { STORE_DB_HISTORY, STORE_DB_EXECUTIONS, STORE_DB_FRAMES };
 	for (size_t i = 0; i < sizeof dbs / sizeof *dbs; i++) {
 		bool d = false;
-		if ((e = del_prefix(p, dbs[i], &xk, &d)) != SL_OK || !d)
+		if ((e = del_prefix(p, dbs[i], &xk, dbs[i] == STORE_DB_EXECUTIONS, &d)) != SL_OK
+		    || !d)
 			return e;
 	}
 	// map runs: exec_index arn, start, map run arn
@@ -194,6 +207,12 @@ drop_exec(struct prune *p, const char *arn, bool top, bool *done)
 			return e;
 		p->st->map_runs++;
 	}
+	if (tomb) {
+		if (!p->budget)
+			return SL_OK;
+		if ((e = del_key(p, STORE_DB_EXECUTIONS, xk.buf, xk.len)) != SL_OK)
+			return e;
+	}
 	*done = true;
 	return SL_OK;
 }
@@ -206,7 +225,7 @@ drop_maprun(struct prune *p, const char *mrarn, bool *done)
 	step_key_exec(&mk, mrarn);
 	bool d = false;
 	// the record first: DescribeMapRun stops finding it before its children go
-	sl_err e = del_prefix(p, STORE_DB_EXECUTIONS, &mk, &d);
+	sl_err e = del_prefix(p, STORE_DB_EXECUTIONS, &mk, false, &d);
 	if (e != SL_OK || !d)
 		return e;
 	for (;;) {
@@ -229,8 +248,8 @@ drop_maprun(struct prune *p, const char *mrarn, bool *done)
 	return SL_OK;
 }
 
-/* The closed entry names arn closed at stop: SL_OK with *prune when the record is gone
- * (a deletion under way) or closed at that time; otherwise the entry is stale. */
+/* The closed entry names arn closed at stop: SL_OK with *prune when the record is gone or
+ * a tombstone (a deletion under way) or closed at that time; otherwise the entry is stale. */
 static sl_err
 entry_current(struct prune *p, const char *arn, int64_t stop, bool *prune)
 {
@@ -245,6 +264,10 @@ entry_current(struct prune *p, const char *arn, int64_t stop, bool *prune)
 	}
 	if (e != SL_OK)
 		return e;
+	if (v.len == 1 && ((const char *)v.data)[0] == STEP_TOMBSTONE) {
+		*prune = true; // a deletion under way
+		return SL_OK;
+	}
 	json_t *x = NULL;
 	if (v.len < 1 || ((const char *)v.data)[0] != 'X')
 		return SL_ERR_STORE;

@@ -240,9 +240,10 @@ Test(step_prune, small_slices_never_show_a_parent_without_its_children)
 	struct step_prune_stats stats = { 0 };
 	bool more = true;
 	size_t slices = 0;
+	int refused = 0;
+	struct sl_error err;
 	while (more) {
 		cr_assert_lt(slices++, 10000);
-		struct sl_error err;
 		sl_error_clear(&err);
 		cr_assert_eq(step_prune(r.eng, rig_batch(&r), sl_clock_now_ms(), 16, &stats, &more,
 		                        &err),
@@ -251,8 +252,17 @@ Test(step_prune, small_slices_never_show_a_parent_without_its_children)
 		if (describe(&r, map_old, NULL, 0) == SL_OK) {
 			cr_assert_eq(children_of(&r, map_old, &recs), 30);
 			cr_assert_eq(recs, 30, "a kept parent keeps every child");
+		} else if (more) {
+			// half-deleted: its name stays taken, so nothing new meets its remains
+			struct step_start req = { .machine = "m", .name = "map", .input = NULL };
+			sl_error_clear(&err);
+			cr_assert_eq(step_start(r.eng, rig_batch(&r), &req, NULL, &r.fx, &err),
+			             SL_ERR_EXEC_EXISTS);
+			cr_assert_eq(store_batch_commit(r.st), SL_OK);
+			refused++;
 		}
 	}
+	cr_assert_gt(refused, 0, "a start met a deletion under way");
 	cr_assert_gt(slices, 5, "the prune was cut into slices (%zu)", slices);
 	cr_assert_eq(stats.executions, 1);
 	cr_assert_eq(stats.children, 30);
@@ -260,6 +270,13 @@ Test(step_prune, small_slices_never_show_a_parent_without_its_children)
 	cr_assert_eq(count_db(&r, STORE_DB_HISTORY, NULL), 0);
 	cr_assert_eq(count_db(&r, STORE_DB_EXEC_INDEX, NULL), 0);
 	cr_assert_eq(count_db(&r, STORE_DB_CLOSED, NULL), 0);
+	// the name is free again, and the new execution's history is its own
+	char *again = start(&r, "map", "{\"s\":0}");
+	json_t *h = rig_history(&r, again);
+	cr_assert_eq(json_array_size(h), (size_t)count_db(&r, STORE_DB_HISTORY, NULL));
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(h, 0), "type")),
+	                 "ExecutionStarted");
+	json_decref(h);
 	rig_free(&r);
 }
 
