@@ -218,8 +218,8 @@ raw_json(nng_socket sk, json_t *frame)
 	char *txt = json_dumps(frame, JSON_COMPACT);
 	json_decref(frame);
 	json_t *r = raw_call(sk, txt, strlen(txt));
+	cr_assert_not_null(r, "no reply within the socket's 20 s to %.200s", txt);
 	free(txt);
-	cr_assert_not_null(r, "no reply");
 	return r;
 }
 

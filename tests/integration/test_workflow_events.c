@@ -180,7 +180,7 @@ sole_input(const char *machine)
 		d = NULL;
 		nap_ms(50);
 	}
-	cr_assert_not_null(d);
+	cr_assert_not_null(d, "%s: its execution still RUNNING after %d ms", machine, DONE_WAIT_MS);
 	json_t *in = json_loads(s(d, "input"), 0, NULL);
 	cr_assert_not_null(in);
 	json_decref(d);
