@@ -445,6 +445,7 @@ Test(step_atomic, a_failed_allocation_in_a_redrive_changes_nothing)
 		cr_assert_eq(store_batch_commit(r.st), SL_OK);
 		rig_settle(&r);
 		// the whole history: ids dense, one redrive, the end recorded and told once
+		json_decref(h);
 		h = rig_history(&r, arn);
 		for (size_t i = 0; i < json_array_size(h); i++)
 			cr_assert_eq(
