@@ -75,8 +75,14 @@ def main():
             except OSError:
                 continue
             shown += 1
-            print(f"\n== {d}: sanitizer report {os.path.basename(r)} (last 60 lines)")
-            print(tail(text, 60))
+            # the first stack is the one that says what went wrong; the summary ends it
+            lines = text.strip("\n").splitlines()
+            print(f"\n== {d}: sanitizer report {os.path.basename(r)} "
+                  f"(first 50 of {len(lines)} lines)")
+            print("\n".join(lines[:50]))
+            summary = [x for x in lines[50:] if x.startswith("SUMMARY:")]
+            if summary:
+                print("[...]\n" + summary[-1])
     if not shown:
         print("no failing test and no sanitizer report in the test logs")
 
