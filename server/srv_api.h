@@ -26,10 +26,10 @@ sl_err srv_api_machines_register(srv_t *s);
 sl_err srv_api_executions_register(srv_t *s);
 /* DescribeMapRun, ListMapRuns, UpdateMapRun (srv_api_mapruns.c); needs the engine. */
 sl_err srv_api_mapruns_register(srv_t *s);
-/* ListExecutions with mapRunArn: answers req with the run's child executions. */
-sl_err srv_api_list_map_run_children(srv_req_t *req, step_engine_t *step, const char *map_run_arn,
-                                     const char *status, const char *next_token, size_t max_results,
-                                     struct sl_error *err);
+/* ListExecutions with mapRunArn: the ARN is a map run of this node that exists in txn
+ * (InvalidArn, ResourceNotFound otherwise). */
+sl_err srv_api_map_run_check(step_engine_t *step, store_txn_t *txn, const char *map_run_arn,
+                             struct sl_error *err);
 /* Activities and SendTaskSuccess/Failure/Heartbeat (srv_api_activities.c); needs the engine. */
 sl_err srv_api_activities_register(srv_t *s);
 /* EventBridge: TestEventPattern (srv_api_events.c). */

@@ -468,32 +468,38 @@ op_list(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		                    "failed to satisfy constraint: Member must satisfy enum value "
 		                    "set: [REDRIVEN, NOT_REDRIVEN]",
 		                    redrive);
-	if (mrarn) // a map run's child executions (srv_api_mapruns.c)
-		return srv_api_list_map_run_children(req, srv_engine_stepper(e), mrarn, status,
-		                                     token, q.max_results, err);
 	char machine[NAME_CAP];
 	uint32_t version;
-	if ((rc = parse_machine_arn(smarn, machine, &version, err)))
+	if (!mrarn && (rc = parse_machine_arn(smarn, machine, &version, err)))
 		return rc;
 	store_txn_t *txn = NULL;
 	if ((rc = read_begin(req, &txn)))
 		return rc;
-	char *def = NULL;
-	if ((rc = srv_machine_definition(txn, machine, 0, &def, NULL))) {
-		store_read_end(txn);
-		return rc == SL_ERR_SM_NOT_FOUND
-		        ? sl_error_set(err, rc, "State Machine Does Not Exist: '%s'", smarn)
-		        : rc;
+	if (mrarn) { // a map run's child executions (srv_api_mapruns.c)
+		if ((rc = srv_api_map_run_check(srv_engine_stepper(e), txn, mrarn, err))) {
+			store_read_end(txn);
+			return rc;
+		}
+		q.machine = mrarn;
+		redrive = NULL; // not applied to a map run's children
+	} else {
+		char *def = NULL;
+		if ((rc = srv_machine_definition(txn, machine, 0, &def, NULL))) {
+			store_read_end(txn);
+			return rc == SL_ERR_SM_NOT_FOUND
+			        ? sl_error_set(err, rc, "State Machine Does Not Exist: '%s'", smarn)
+			        : rc;
+		}
+		sl_free(def);
+		if (srv_engine_machine_is_express(txn, machine)) {
+			store_read_end(txn);
+			return sl_error_set(
+			        err, SL_ERR_SM_TYPE_NOT_SUPPORTED,
+			        "This operation is not supported by this type of state machine: "
+			        "ListExecutions does not list EXPRESS executions");
+		}
+		q.machine = machine;
 	}
-	sl_free(def);
-	if (srv_engine_machine_is_express(txn, machine)) {
-		store_read_end(txn);
-		return sl_error_set(
-		        err, SL_ERR_SM_TYPE_NOT_SUPPORTED,
-		        "This operation is not supported by this type of state machine: "
-		        "ListExecutions does not list EXPRESS executions");
-	}
-	q.machine = machine;
 	q.status = status;
 	q.next_token = token;
 	json_t *items = NULL;
@@ -514,6 +520,8 @@ op_list(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		date_to_epoch(it, "startDate");
 		date_to_epoch(it, "stopDate");
 		date_to_epoch(it, "redriveDate");
+		if (mrarn)
+			json_object_set_new(it, "mapRunArn", json_string(mrarn));
 	}
 	json_t *out = json_pack("{s:o}", "executions", items);
 	if (out && next)

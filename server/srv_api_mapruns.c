@@ -1,7 +1,8 @@
 /*
  * srv_api_mapruns.c - the Map Run operations of Step Functions: DescribeMapRun,
  * ListMapRuns, UpdateMapRun (the children of a run are listed by ListExecutions with
- * mapRunArn, srv_api_executions.c). The records are the stepper's (step_maprun.c).
+ * mapRunArn, srv_api_executions.c, after srv_api_map_run_check). The records are the stepper's
+ * (step_maprun.c).
  */
 #include <string.h>
 
@@ -181,65 +182,17 @@ op_update(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 }
 
 sl_err
-srv_api_list_map_run_children(srv_req_t *req, step_engine_t *step, const char *map_run_arn,
-                              const char *status, const char *next_token, size_t max_results,
-                              struct sl_error *err)
+srv_api_map_run_check(step_engine_t *step, store_txn_t *txn, const char *map_run_arn,
+                      struct sl_error *err)
 {
 	sl_err rc = check_map_run_arn(map_run_arn, err);
-	store_txn_t *txn = NULL;
-	if (rc || (rc = store_read_begin(srv_store(srv_req_server(req)), &txn)))
-		return rc;
-	json_t *d = NULL, *items = NULL;
-	char *next = NULL;
-	// the run must exist: an unknown one is ResourceNotFound, not an empty list
-	rc = step_describe_map_run(step, txn, map_run_arn, &d, err);
-	json_decref(d);
-	struct step_list_query q = { .machine = map_run_arn,
-		                     .status = status,
-		                     .max_results = max_results,
-		                     .next_token = next_token };
-	if (!rc)
-		rc = step_list_executions(step, txn, &q, &items, &next, err);
-	size_t i;
-	json_t *it;
-	// redriveCount and redriveDate, as ListExecutions gives them
-	json_array_foreach(items, i, it)
-	{
-		json_t *rd = json_object();
-		if (!rc && rd
-		    && step_redrive_describe(step, txn,
-		                             json_string_value(json_object_get(it, "executionArn")),
-		                             rd, NULL)
-		            == SL_OK) {
-			json_object_set(it, "redriveCount", json_object_get(rd, "redriveCount"));
-			if (json_object_get(rd, "redriveDate"))
-				json_object_set(it, "redriveDate",
-				                json_object_get(rd, "redriveDate"));
-		}
-		json_decref(rd);
-	}
-	store_read_end(txn);
 	if (rc)
 		return rc;
-	json_array_foreach(items, i, it)
-	{
-		const char *keys[3] = { "startDate", "stopDate", "redriveDate" };
-		for (int k = 0; k < 3; k++) {
-			int64_t ms;
-			const char *s = json_string_value(json_object_get(it, keys[k]));
-			if (s && sl_clock_parse_rfc3339(s, &ms))
-				json_object_set_new(it, keys[k], srv_json_time(ms));
-		}
-		json_object_set_new(it, "mapRunArn", json_string(map_run_arn));
-	}
-	json_t *out = json_pack("{s:o}", "executions", items);
-	if (out && next)
-		json_object_set_new(out, "nextToken", json_string(next));
-	sl_free(next);
-	if (!out)
-		return SL_ERR_NOMEM;
-	srv_reply_json(req, out);
-	return SL_OK;
+	// the run must exist: an unknown one is ResourceNotFound, not an empty list
+	json_t *d = NULL;
+	rc = step_describe_map_run(step, txn, map_run_arn, &d, err);
+	json_decref(d);
+	return rc;
 }
 
 sl_err
