@@ -182,6 +182,38 @@ stop_worker(pid_t pid)
 	waitpid(pid, NULL, 0);
 }
 
+/* The value of a /metrics sample "name N", or -1. */
+static long
+metric(const char *name)
+{
+	struct h_response r;
+	cr_assert(h_request(srv.http_port, "GET", "/metrics", NULL, NULL, 0, &r),
+	          "no answer to GET /metrics");
+	long v = -1;
+	char pat[128];
+	snprintf(pat, sizeof pat, "\n%s ", name);
+	const char *p = strstr(r.body, pat);
+	if (p)
+		v = strtol(p + strlen(pat), NULL, 10);
+	h_response_free(&r);
+	return v;
+}
+
+/* Waits (bounded) until the dispatcher holds want polls: the server has seen a poll come in
+ * or a hang-up withdraw it (NNG tells it on its own threads: a fixed sleep may be short). */
+static void
+wait_polls_waiting(long want, const char *what)
+{
+	long v = -1;
+	for (int waited = 0; waited < DONE_WAIT_MS; waited += 20) {
+		if ((v = metric("sluice_dispatch_polls_waiting")) == want)
+			return;
+		nap_ms(20);
+	}
+	cr_assert_fail("%s: sluice_dispatch_polls_waiting is %ld after %d ms, not %ld", what, v,
+	               DONE_WAIT_MS, want);
+}
+
 /* ---- a raw REQ socket --------------------------------------------------------------------- */
 
 static nng_socket
@@ -653,12 +685,7 @@ Test(workers, sigterm_answers_held_polls_with_no_task)
 	json_decref(f);
 	cr_assert_eq(nng_send(held, txt, strlen(txt), 0), 0);
 	free(txt);
-	/* a round trip on another connection: the held poll is in by then (a hang guard) */
-	nng_socket other = raw_open(srv.workers);
-	json_t *r = raw_json(other, poll_frame("probe", "nothing-here", NULL, 0));
-	json_decref(r);
-	nng_close(other);
-	nap_ms(100);
+	wait_polls_waiting(1, "the held poll");
 	kill(srv.pid, SIGTERM);
 	char *buf = NULL;
 	size_t n = 0;
@@ -685,13 +712,9 @@ Test(workers, a_poller_that_hangs_up_is_given_no_task)
 	json_decref(f);
 	cr_assert_eq(nng_send(a, txt, strlen(txt), 0), 0);
 	free(txt);
-	nng_socket b = raw_open(srv.workers);
-	json_decref(raw_json(b, poll_frame("probe1", "elsewhere", NULL, 0)));
-	nap_ms(100);
+	wait_polls_waiting(1, "the poll before its hang-up");
 	nng_close(a); /* its held poll must not take the task */
-	nap_ms(100);
-	json_decref(raw_json(b, poll_frame("probe2", "elsewhere", NULL, 0)));
-	nng_close(b);
+	wait_polls_waiting(0, "the hung-up poll withdrawn");
 	start_exec(SM("gone"), "g1", "{\"who\":\"live\"}");
 	pid_t w = spawn_worker(srv.workers, "vanish", "cat", "live", NULL, false);
 	json_t *d = wait_done(EXEC("gone", "g1"));
