@@ -7,6 +7,7 @@
 #ifndef SLUICE_CLI_CLI_H
 #define SLUICE_CLI_CLI_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -45,5 +46,12 @@ sl_err cli_read_file(const char *path, size_t limit, char **out, size_t *out_len
 sl_err cli_text_or_file(const char *arg, size_t limit, char **out, struct sl_error *err);
 /* True when argv contains -h or --help. */
 bool cli_wants_help(int argc, char **argv);
+
+/* The string member k of j, or def. */
+const char *cli_jstr(json_t *j, const char *k, const char *def);
+/* AWS's epoch-seconds member k of j as RFC 3339 in out, or "-" when absent. */
+const char *cli_jtime(json_t *j, const char *k, char out[32]);
+/* Prints ans indented, in its order, and releases it; CLI_OK. */
+int cli_print_json(json_t *ans);
 
 #endif

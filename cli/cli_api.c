@@ -103,3 +103,22 @@ cli_api_exit_code(sl_err rc)
 		return CLI_OK;
 	return rc == SL_ERR_INVALID_ARG || rc == SL_ERR_NOT_FOUND ? CLI_USAGE : CLI_RUNTIME;
 }
+
+int
+cli_call(const char *endpoint, const char *target, json_t *body, int timeout_s, const char *who,
+         json_t **out)
+{
+	struct sl_error err = { 0 };
+	json_t *ans = NULL;
+	sl_err rc
+	        = body ? cli_aws_call(endpoint, target, body, timeout_s, &ans, &err) : SL_ERR_NOMEM;
+	json_decref(body);
+	if (rc) {
+		fprintf(stderr, "sluice %s: %s\n", who,
+		        err.code ? sl_error_text(&err) : sl_err_message(rc));
+		json_decref(ans);
+		return rc == SL_ERR_INVALID_ARG ? CLI_USAGE : CLI_RUNTIME;
+	}
+	*out = ans;
+	return CLI_OK;
+}

@@ -33,6 +33,10 @@ sl_err cli_api_list(const char *endpoint, const char *target, json_t *req, const
 sl_err cli_api_machine_arn(const char *endpoint, const char *name, char *arn, size_t cap,
                            struct sl_error *err);
 
+/* One AWS call (body stolen; NULL counts as out of memory). On failure prints
+ * "sluice WHO: message" and returns 2 (bad input) or 3; else CLI_OK with *out the answer. */
+int cli_call(const char *endpoint, const char *target, json_t *body, int timeout_s, const char *who,
+             json_t **out);
 /* The exit code (cli.h) for a failed call: 2 when the server refused the request, 3 when
  * it could not be reached or failed. */
 int cli_api_exit_code(sl_err rc);

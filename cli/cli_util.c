@@ -1,6 +1,8 @@
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "common/sl_alloc.h"
@@ -82,4 +84,35 @@ cli_wants_help(int argc, char **argv)
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
 			return true;
 	return false;
+}
+
+const char *
+cli_jstr(json_t *j, const char *k, const char *def)
+{
+	const char *v = json_string_value(json_object_get(j, k));
+	return v ? v : def;
+}
+
+const char *
+cli_jtime(json_t *j, const char *k, char out[32])
+{
+	json_t *v = json_object_get(j, k);
+	if (!json_is_number(v))
+		return "-";
+	time_t t = (time_t)json_number_value(v);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return out;
+}
+
+int
+cli_print_json(json_t *ans)
+{
+	char *t = json_dumps(ans, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (t)
+		printf("%s\n", t);
+	free(t);
+	json_decref(ans);
+	return CLI_OK;
 }

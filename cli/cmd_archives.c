@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/cli_api.h"
 #include "cli/cli_http.h"
 #include "common/sl_alloc.h"
 
@@ -65,52 +66,7 @@ call(const struct arc_opts *o, const char *cmd, const char *op, json_t *body, js
 {
 	char target[96];
 	snprintf(target, sizeof target, "AWSEvents.%s", op);
-	struct sl_error err = { 0 };
-	json_t *ans = NULL;
-	sl_err rc = body ? cli_aws_call(cli_endpoint(o->endpoint), target, body, ARC_CALL_TIMEOUT,
-	                                &ans, &err)
-	                 : SL_ERR_NOMEM;
-	json_decref(body);
-	if (rc) {
-		fprintf(stderr, "sluice %s: %s\n", cmd,
-		        err.code ? sl_error_text(&err) : sl_err_message(rc));
-		json_decref(ans);
-		return rc == SL_ERR_INVALID_ARG ? CLI_USAGE : CLI_RUNTIME;
-	}
-	*out = ans;
-	return CLI_OK;
-}
-
-static const char *
-str(json_t *j, const char *k, const char *def)
-{
-	const char *v = json_string_value(json_object_get(j, k));
-	return v ? v : def;
-}
-
-/* AWS answers times as epoch seconds: printed as RFC 3339. */
-static const char *
-when(json_t *j, const char *k, char out[32])
-{
-	json_t *v = json_object_get(j, k);
-	if (!json_is_number(v))
-		return "-";
-	time_t t = (time_t)json_number_value(v);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return out;
-}
-
-static int
-print_json(json_t *ans)
-{
-	char *t = json_dumps(ans, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	if (t)
-		printf("%s\n", t);
-	free(t);
-	json_decref(ans);
-	return CLI_OK;
+	return cli_call(cli_endpoint(o->endpoint), target, body, ARC_CALL_TIMEOUT, cmd, out);
 }
 
 /* The ARN of bus (a name or an ARN) from DescribeEventBus, into a new string. */
@@ -122,7 +78,7 @@ bus_arn_of(const struct arc_opts *o, const char *cmd, char **out)
 	                json_pack("{s:s}", "Name", o->bus ? o->bus : "default"), &ans);
 	if (code)
 		return code;
-	*out = strdup(str(ans, "Arn", ""));
+	*out = strdup(cli_jstr(ans, "Arn", ""));
 	json_decref(ans);
 	return *out ? CLI_OK : CLI_RUNTIME;
 }
@@ -146,7 +102,7 @@ archives_list(const struct arc_opts *o)
 		if (code || (code = call(o, "archives", "ListArchives", r, &ans)))
 			break;
 		json_array_extend(all, json_object_get(ans, "Archives"));
-		const char *t = str(ans, "NextToken", NULL);
+		const char *t = cli_jstr(ans, "NextToken", NULL);
 		token = t ? strdup(t) : NULL;
 		json_decref(ans);
 	} while (token);
@@ -157,18 +113,18 @@ archives_list(const struct arc_opts *o)
 		return code;
 	}
 	if (o->json)
-		return print_json(json_pack("{s:o}", "Archives", all));
+		return cli_print_json(json_pack("{s:o}", "Archives", all));
 	printf("%-32s %-8s %10s %12s %9s %s\n", "NAME", "STATE", "EVENTS", "BYTES", "RETENTION",
 	       "SOURCE");
 	size_t i;
 	json_t *a;
 	json_array_foreach(all, i, a)
-	        printf("%-32s %-8s %10lld %12lld %9lld %s\n", str(a, "ArchiveName", ""),
-	               str(a, "State", ""),
+	        printf("%-32s %-8s %10lld %12lld %9lld %s\n", cli_jstr(a, "ArchiveName", ""),
+	               cli_jstr(a, "State", ""),
 	               (long long)json_integer_value(json_object_get(a, "EventCount")),
 	               (long long)json_integer_value(json_object_get(a, "SizeBytes")),
 	               (long long)json_integer_value(json_object_get(a, "RetentionDays")),
-	               str(a, "EventSourceArn", ""));
+	               cli_jstr(a, "EventSourceArn", ""));
 	json_decref(all);
 	return CLI_OK;
 }
@@ -209,7 +165,7 @@ archives_create(const struct arc_opts *o, const char *name)
 	json_t *ans;
 	if ((code = call(o, "archives", "CreateArchive", req, &ans)))
 		return code;
-	printf("%s\n", str(ans, "ArchiveArn", ""));
+	printf("%s\n", cli_jstr(ans, "ArchiveArn", ""));
 	json_decref(ans);
 	return CLI_OK;
 }
@@ -286,7 +242,7 @@ cmd_archives(int argc, char **argv)
 		if ((code = call(&o, "archives", "DescribeArchive",
 		                 json_pack("{s:s}", "ArchiveName", name), &ans)))
 			return code;
-		return print_json(ans);
+		return cli_print_json(ans);
 	}
 	if (strcmp(verb, "create") == 0 && name)
 		return archives_create(&o, name);
@@ -305,16 +261,16 @@ static void
 print_replay(json_t *r)
 {
 	char a[32], b[32];
-	printf("replay %s: %s%s%s, last event replayed %s, ended %s\n", str(r, "ReplayName", "?"),
-	       str(r, "State", "?"), json_object_get(r, "StateReason") ? " - " : "",
-	       str(r, "StateReason", ""), when(r, "EventLastReplayedTime", a),
-	       when(r, "ReplayEndTime", b));
+	printf("replay %s: %s%s%s, last event replayed %s, ended %s\n",
+	       cli_jstr(r, "ReplayName", "?"), cli_jstr(r, "State", "?"),
+	       json_object_get(r, "StateReason") ? " - " : "", cli_jstr(r, "StateReason", ""),
+	       cli_jtime(r, "EventLastReplayedTime", a), cli_jtime(r, "ReplayEndTime", b));
 }
 
 static bool
 running(json_t *r)
 {
-	const char *s = str(r, "State", "");
+	const char *s = cli_jstr(r, "State", "");
 	return strcmp(s, "STARTING") == 0 || strcmp(s, "RUNNING") == 0
 	        || strcmp(s, "CANCELLING") == 0;
 }
@@ -332,7 +288,7 @@ replays_start(const struct arc_opts *o, const char *name)
 	if (code)
 		return code;
 	/* the destination is the archive's own bus; rule ARNs are made from its ARN */
-	const char *bus_arn = str(arc, "EventSourceArn", "");
+	const char *bus_arn = cli_jstr(arc, "EventSourceArn", "");
 	const char *slash = strstr(bus_arn, ":event-bus/");
 	json_t *dest = json_pack("{s:s}", "Arn", bus_arn), *filter = json_array();
 	for (size_t i = 0; slash && i < o->nrules; i++) {
@@ -355,7 +311,7 @@ replays_start(const struct arc_opts *o, const char *name)
 	json_t *ans;
 	if ((code = call(o, "replays", "StartReplay", req, &ans)))
 		return code;
-	printf("%s %s\n", str(ans, "ReplayArn", ""), str(ans, "State", ""));
+	printf("%s %s\n", cli_jstr(ans, "ReplayArn", ""), cli_jstr(ans, "State", ""));
 	json_decref(ans);
 	bool more = o->wait;
 	while (more) {
@@ -393,7 +349,7 @@ replays_list(const struct arc_opts *o)
 		if ((code = call(o, "replays", "ListReplays", r, &ans)))
 			break;
 		json_array_extend(all, json_object_get(ans, "Replays"));
-		const char *t = str(ans, "NextToken", NULL);
+		const char *t = cli_jstr(ans, "NextToken", NULL);
 		token = t ? strdup(t) : NULL;
 		json_decref(ans);
 	} while (token);
@@ -402,16 +358,16 @@ replays_list(const struct arc_opts *o)
 		return code;
 	}
 	if (o->json)
-		return print_json(json_pack("{s:o}", "Replays", all));
+		return cli_print_json(json_pack("{s:o}", "Replays", all));
 	printf("%-32s %-10s %-20s %-20s %s\n", "NAME", "STATE", "FROM", "TO", "LAST REPLAYED");
 	size_t i;
 	json_t *r;
 	json_array_foreach(all, i, r)
 	{
 		char a[32], b[32], c[32];
-		printf("%-32s %-10s %-20s %-20s %s\n", str(r, "ReplayName", ""),
-		       str(r, "State", ""), when(r, "EventStartTime", a),
-		       when(r, "EventEndTime", b), when(r, "EventLastReplayedTime", c));
+		printf("%-32s %-10s %-20s %-20s %s\n", cli_jstr(r, "ReplayName", ""),
+		       cli_jstr(r, "State", ""), cli_jtime(r, "EventStartTime", a),
+		       cli_jtime(r, "EventEndTime", b), cli_jtime(r, "EventLastReplayedTime", c));
 	}
 	json_decref(all);
 	return CLI_OK;
@@ -436,13 +392,13 @@ cmd_replays(int argc, char **argv)
 		if ((code = call(&o, "replays", "DescribeReplay",
 		                 json_pack("{s:s}", "ReplayName", name), &ans)))
 			return code;
-		return print_json(ans);
+		return cli_print_json(ans);
 	}
 	if (strcmp(verb, "cancel") == 0 && name) {
 		if ((code = call(&o, "replays", "CancelReplay",
 		                 json_pack("{s:s}", "ReplayName", name), &ans)))
 			return code;
-		printf("%s %s\n", str(ans, "ReplayArn", ""), str(ans, "State", ""));
+		printf("%s %s\n", cli_jstr(ans, "ReplayArn", ""), cli_jstr(ans, "State", ""));
 		json_decref(ans);
 		return CLI_OK;
 	}

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/cli_api.h"
 #include "cli/cli_http.h"
 
 #define MR_CALL_TIMEOUT 60
@@ -40,52 +41,7 @@ call(const struct mr_opts *o, const char *op, json_t *body, json_t **out)
 {
 	char target[96];
 	snprintf(target, sizeof target, "AWSStepFunctions.%s", op);
-	struct sl_error err = { 0 };
-	json_t *ans = NULL;
-	sl_err rc = body
-	        ? cli_aws_call(cli_endpoint(o->endpoint), target, body, MR_CALL_TIMEOUT, &ans, &err)
-	        : SL_ERR_NOMEM;
-	json_decref(body);
-	if (rc) {
-		fprintf(stderr, "sluice map-runs: %s\n",
-		        err.code ? sl_error_text(&err) : sl_err_message(rc));
-		json_decref(ans);
-		return rc == SL_ERR_INVALID_ARG ? CLI_USAGE : CLI_RUNTIME;
-	}
-	*out = ans;
-	return CLI_OK;
-}
-
-static const char *
-str(json_t *j, const char *k, const char *def)
-{
-	const char *v = json_string_value(json_object_get(j, k));
-	return v ? v : def;
-}
-
-/* AWS answers times as epoch seconds: printed as RFC 3339. */
-static const char *
-when(json_t *j, const char *k, char out[32])
-{
-	json_t *v = json_object_get(j, k);
-	if (!json_is_number(v))
-		return "-";
-	time_t t = (time_t)json_number_value(v);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return out;
-}
-
-static int
-print_json(json_t *ans)
-{
-	char *t = json_dumps(ans, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	if (t)
-		printf("%s\n", t);
-	free(t);
-	json_decref(ans);
-	return CLI_OK;
+	return cli_call(cli_endpoint(o->endpoint), target, body, MR_CALL_TIMEOUT, "map-runs", out);
 }
 
 static long long
@@ -109,7 +65,7 @@ do_list(const struct mr_opts *o, const char *arn)
 		if ((code = call(o, "ListMapRuns", r, &ans)))
 			break;
 		json_array_extend(all, json_object_get(ans, "mapRuns"));
-		const char *t = str(ans, "nextToken", NULL);
+		const char *t = cli_jstr(ans, "nextToken", NULL);
 		token = t ? strdup(t) : NULL;
 		json_decref(ans);
 	} while (token);
@@ -118,15 +74,15 @@ do_list(const struct mr_opts *o, const char *arn)
 		return code;
 	}
 	if (o->json)
-		return print_json(json_pack("{s:o}", "mapRuns", all));
+		return cli_print_json(json_pack("{s:o}", "mapRuns", all));
 	printf("%-20s %-20s %s\n", "STARTED", "STOPPED", "MAP RUN");
 	size_t i;
 	json_t *m;
 	json_array_foreach(all, i, m)
 	{
 		char a[32], b[32];
-		printf("%-20s %-20s %s\n", when(m, "startDate", a), when(m, "stopDate", b),
-		       str(m, "mapRunArn", ""));
+		printf("%-20s %-20s %s\n", cli_jtime(m, "startDate", a),
+		       cli_jtime(m, "stopDate", b), cli_jstr(m, "mapRunArn", ""));
 	}
 	json_decref(all);
 	return CLI_OK;
@@ -140,13 +96,13 @@ do_describe(const struct mr_opts *o, const char *arn)
 	if (code)
 		return code;
 	if (o->json)
-		return print_json(d);
+		return cli_print_json(d);
 	char a[32], b[32];
-	printf("map run     %s\n", str(d, "mapRunArn", ""));
-	printf("execution   %s\n", str(d, "executionArn", ""));
-	printf("status      %s\n", str(d, "status", ""));
-	printf("started     %s\n", when(d, "startDate", a));
-	printf("stopped     %s\n", when(d, "stopDate", b));
+	printf("map run     %s\n", cli_jstr(d, "mapRunArn", ""));
+	printf("execution   %s\n", cli_jstr(d, "executionArn", ""));
+	printf("status      %s\n", cli_jstr(d, "status", ""));
+	printf("started     %s\n", cli_jtime(d, "startDate", a));
+	printf("stopped     %s\n", cli_jtime(d, "stopDate", b));
 	printf("concurrency %lld\n",
 	       (long long)json_integer_value(json_object_get(d, "maxConcurrency")));
 	printf("tolerated   %lld failures, %g %%\n",

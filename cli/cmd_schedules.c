@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/cli_api.h"
 #include "cli/cli_http.h"
 #include "common/sl_alloc.h"
 
@@ -37,37 +38,18 @@ usage(FILE *f)
 static int
 call(const char *endpoint, const char *target, json_t *body, json_t **out)
 {
-	struct sl_error err = { 0 };
-	json_t *ans = NULL;
-	sl_err rc = body ? cli_aws_call(endpoint, target, body, SCHED_CALL_TIMEOUT, &ans, &err)
-	                 : SL_ERR_NOMEM;
-	json_decref(body);
-	if (rc) {
-		fprintf(stderr, "sluice schedules: %s\n",
-		        err.code ? sl_error_text(&err) : sl_err_message(rc));
-		json_decref(ans);
-		return rc == SL_ERR_INVALID_ARG ? CLI_USAGE : CLI_RUNTIME;
-	}
-	*out = ans;
-	return CLI_OK;
-}
-
-static const char *
-str(json_t *j, const char *k, const char *def)
-{
-	const char *v = json_string_value(json_object_get(j, k));
-	return v ? v : def;
+	return cli_call(endpoint, target, body, SCHED_CALL_TIMEOUT, "schedules", out);
 }
 
 static void
 print_backfill(json_t *b)
 {
 	printf("backfill %s: %s, %lld of %lld slot(s) fired, %lld outstanding%s%s\n",
-	       str(b, "BackfillId", "?"), str(b, "State", "?"),
+	       cli_jstr(b, "BackfillId", "?"), cli_jstr(b, "State", "?"),
 	       (long long)json_integer_value(json_object_get(b, "Fired")),
 	       (long long)json_integer_value(json_object_get(b, "Slots")),
 	       (long long)json_integer_value(json_object_get(b, "Outstanding")),
-	       json_object_get(b, "LastSlot") ? ", last slot " : "", str(b, "LastSlot", ""));
+	       json_object_get(b, "LastSlot") ? ", last slot " : "", cli_jstr(b, "LastSlot", ""));
 }
 
 int
@@ -120,11 +102,11 @@ cmd_schedules(int argc, char **argv)
 		json_t *s;
 		json_array_foreach(json_object_get(ans, "Schedules"), i, s)
 		{
-			printf("%-24s %-22s %-16s %-5s %-8s %-20s %s\n", str(s, "Name", ""),
-			       str(s, "ScheduleExpression", ""),
-			       str(s, "ScheduleExpressionTimezone", "UTC"),
-			       str(s, "MissedRunPolicy", "skip"), str(s, "State", ""),
-			       str(s, "LastFireTime", "-"), str(s, "NextFireTime", "-"));
+			printf("%-24s %-22s %-16s %-5s %-8s %-20s %s\n", cli_jstr(s, "Name", ""),
+			       cli_jstr(s, "ScheduleExpression", ""),
+			       cli_jstr(s, "ScheduleExpressionTimezone", "UTC"),
+			       cli_jstr(s, "MissedRunPolicy", "skip"), cli_jstr(s, "State", ""),
+			       cli_jstr(s, "LastFireTime", "-"), cli_jstr(s, "NextFireTime", "-"));
 		}
 		json_decref(ans);
 		return CLI_OK;
@@ -145,7 +127,7 @@ cmd_schedules(int argc, char **argv)
 		}
 		if ((code = call(endpoint, "Sluice.AdvanceClock", req, &ans)))
 			return code;
-		printf("now %s, %lld slot(s) fired\n", str(ans, "Now", "?"),
+		printf("now %s, %lld slot(s) fired\n", cli_jstr(ans, "Now", "?"),
 		       (long long)json_integer_value(json_object_get(ans, "FiredSlots")));
 		json_decref(ans);
 		return CLI_OK;
@@ -169,8 +151,8 @@ cmd_schedules(int argc, char **argv)
 		if ((code = call(endpoint, "SluiceEvents.BackfillSchedule", req, &ans)))
 			return code;
 		print_backfill(ans);
-		char *id = strdup(str(ans, "BackfillId", ""));
-		bool running = strcmp(str(ans, "State", ""), "RUNNING") == 0;
+		char *id = strdup(cli_jstr(ans, "BackfillId", ""));
+		bool running = strcmp(cli_jstr(ans, "State", ""), "RUNNING") == 0;
 		json_decref(ans);
 		long long fired = -1;
 		while (running && !no_wait && id) {
@@ -181,7 +163,7 @@ cmd_schedules(int argc, char **argv)
 				free(id);
 				return code;
 			}
-			running = strcmp(str(ans, "State", ""), "RUNNING") == 0;
+			running = strcmp(cli_jstr(ans, "State", ""), "RUNNING") == 0;
 			long long f = (long long)json_integer_value(json_object_get(ans, "Fired"));
 			if (f != fired || !running)
 				print_backfill(ans);
