@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tests/integration/harness.h"
 
@@ -118,6 +119,37 @@ static __attribute__((unused)) const char *
 s(json_t *j, const char *key)
 {
 	return json_string_value(json_object_get(j, key));
+}
+
+/* The value of the /metrics sample line that starts with `sample `, or -1 if absent. */
+static __attribute__((unused)) long long
+metrics_sample(const char *sample)
+{
+	struct h_response r;
+	cr_assert(h_request(srv.http_port, "GET", "/metrics", NULL, NULL, 0, &r));
+	cr_assert_eq(r.status, 200);
+	long long v = -1;
+	size_t n = strlen(sample);
+	for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (strncmp(p, sample, n) == 0 && p[n] == ' ') {
+			v = strtoll(p + n + 1, NULL, 10);
+			break;
+		}
+	h_response_free(&r);
+	return v;
+}
+
+/* Polls until the sample has the value (a 20 s hang guard, no timing claim), then asserts. */
+static __attribute__((unused)) void
+wait_metrics_sample(const char *sample, long long want)
+{
+	long long v = -1;
+	for (int waited = 0; waited < 20000; waited += 20) {
+		if ((v = metrics_sample(sample)) == want)
+			return;
+		nanosleep(&(struct timespec) { .tv_nsec = 20 * 1000000L }, NULL);
+	}
+	cr_assert_eq(v, want, "%s is %lld, expected %lld", sample, v, want);
 }
 
 #endif

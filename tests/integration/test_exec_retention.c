@@ -116,31 +116,6 @@ token_of(const char *arn, const char *not_this)
 	return NULL;
 }
 
-static long long
-metric(const char *sample)
-{
-	struct h_response r;
-	cr_assert(h_request(srv.http_port, "GET", "/metrics", NULL, NULL, 0, &r));
-	long long v = -1;
-	size_t n = strlen(sample);
-	for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-		if (strncmp(p, sample, n) == 0 && p[n] == ' ') {
-			v = strtoll(p + n + 1, NULL, 10);
-			break;
-		}
-	h_response_free(&r);
-	return v;
-}
-
-static void
-wait_metric(const char *sample, long long want)
-{
-	long long v = -1;
-	for (int waited = 0; waited < WAIT_MS && (v = metric(sample)) != want; waited += 25)
-		nap_ms(25);
-	cr_assert_eq(v, want, "%s is %lld, expected %lld", sample, v, want);
-}
-
 /* The names ListExecutions gives for machine, sorted into one string "a b c". */
 static void
 listed(const char *machine_arn, char *out, size_t cap)
@@ -199,7 +174,7 @@ Test(exec_retention, old_closed_executions_expire_and_the_rest_stays)
 	// running since long ago: stays
 	start_exec(SM("cb"), "longrun", "{}");
 	char *long_tok = token_of(EXEC("cb", "longrun"), NULL);
-	wait_metric("sluice_executions_pruned_total", 0);
+	wait_metrics_sample("sluice_executions_pruned_total", 0);
 
 	json_decref(ok_target("Sluice.AdvanceClock", json_pack("{s:f}", "Seconds", 2 * 86400.0)));
 	// closed recently: stays
@@ -211,11 +186,11 @@ Test(exec_retention, old_closed_executions_expire_and_the_rest_stays)
 	               json_pack("{s:s,s:s,s:s}", "taskToken", tok, "error", "E", "cause", "c")));
 	json_decref(wait_status(EXEC("cb", "recentfail"), "FAILED"));
 
-	wait_metric("sluice_executions_pruned_total", 3);
-	wait_metric("sluice_map_run_children_pruned_total", 20);
-	wait_metric("sluice_map_runs_pruned_total", 1);
-	wait_metric("sluice_express_records_pruned_total", 1);
-	cr_assert_gt(metric("sluice_execution_records_pruned_total"), 20 * 3);
+	wait_metrics_sample("sluice_executions_pruned_total", 3);
+	wait_metrics_sample("sluice_map_run_children_pruned_total", 20);
+	wait_metrics_sample("sluice_map_runs_pruned_total", 1);
+	wait_metrics_sample("sluice_express_records_pruned_total", 1);
+	cr_assert_gt(metrics_sample("sluice_execution_records_pruned_total"), 20 * 3);
 
 	const char *gone[]
 	        = { EXEC("quick", "old"), EXEC("cb", "oldfail"), EXEC("fan", "oldmap"), child };
@@ -268,7 +243,7 @@ Test(exec_retention, zero_keeps_everything_and_bad_values_are_refused)
 	start_exec(SM("quick"), "later", "{}");
 	json_decref(wait_status(EXEC("quick", "later"), "SUCCEEDED"));
 	json_decref(wait_status(EXEC("quick", "kept"), "SUCCEEDED"));
-	cr_assert_eq(metric("sluice_executions_pruned_total"), 0);
+	cr_assert_eq(metrics_sample("sluice_executions_pruned_total"), 0);
 	cr_assert_eq(h_stop(&srv), 0);
 
 	const char *bad[] = { "5", "1y", "-1d", "10s" };

@@ -37,37 +37,6 @@ nap_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* The value of the sample line that starts with `sample ` in /metrics, or -1 if absent. */
-static long long
-metric(const char *sample)
-{
-	struct h_response r;
-	cr_assert(h_request(srv.http_port, "GET", "/metrics", NULL, NULL, 0, &r));
-	cr_assert_eq(r.status, 200);
-	long long v = -1;
-	size_t n = strlen(sample);
-	for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-		if (strncmp(p, sample, n) == 0 && p[n] == ' ') {
-			v = strtoll(p + n + 1, NULL, 10);
-			break;
-		}
-	h_response_free(&r);
-	return v;
-}
-
-/* Polls until the sample has the value (a hang guard), then asserts it. */
-static void
-wait_metric(const char *sample, long long want)
-{
-	long long v = -1;
-	for (int waited = 0; waited < WAIT_MS; waited += 20) {
-		if ((v = metric(sample)) == want)
-			return;
-		nap_ms(20);
-	}
-	cr_assert_eq(v, want, "%s is %lld, expected %lld", sample, v, want);
-}
-
 static void
 start_exec(const char *name)
 {
@@ -93,9 +62,9 @@ Test(metrics, dispatch_counters_per_activity)
 {
 	start();
 	/* before any task: the totals are there, at zero */
-	cr_assert_eq(metric("sluice_dispatch_tasks_queued"), 0);
-	cr_assert_eq(metric("sluice_dispatch_tasks_total{outcome=\"handed_out\"}"), 0);
-	cr_assert_eq(metric("sluice_dispatch_tasks_total{outcome=\"timed_out\"}"), 0);
+	cr_assert_eq(metrics_sample("sluice_dispatch_tasks_queued"), 0);
+	cr_assert_eq(metrics_sample("sluice_dispatch_tasks_total{outcome=\"handed_out\"}"), 0);
+	cr_assert_eq(metrics_sample("sluice_dispatch_tasks_total{outcome=\"timed_out\"}"), 0);
 
 	json_decref(ok("CreateActivity", json_pack("{s:s}", "name", "meter")));
 	json_decref(ok("CreateStateMachine",
@@ -105,16 +74,16 @@ Test(metrics, dispatch_counters_per_activity)
 	                                                        "\"End\":true}}}")));
 	start_exec("one");
 	start_exec("two");
-	wait_metric("sluice_activity_tasks_queued" Q, 2);
-	cr_assert_eq(metric("sluice_activity_tasks_leased" Q), 0);
-	cr_assert_eq(metric("sluice_dispatch_tasks_queued"), 2);
+	wait_metrics_sample("sluice_activity_tasks_queued" Q, 2);
+	cr_assert_eq(metrics_sample("sluice_activity_tasks_leased" Q), 0);
+	cr_assert_eq(metrics_sample("sluice_dispatch_tasks_queued"), 2);
 
 	/* one taken: queued 1, leased 1, handed out 1 */
 	char *tok = take_task();
-	cr_assert_eq(metric("sluice_activity_tasks_queued" Q), 1);
-	cr_assert_eq(metric("sluice_activity_tasks_leased" Q), 1);
-	cr_assert_eq(metric("sluice_activity_tasks_handed_out_total" Q), 1);
-	cr_assert_eq(metric("sluice_dispatch_tasks_leased"), 1);
+	cr_assert_eq(metrics_sample("sluice_activity_tasks_queued" Q), 1);
+	cr_assert_eq(metrics_sample("sluice_activity_tasks_leased" Q), 1);
+	cr_assert_eq(metrics_sample("sluice_activity_tasks_handed_out_total" Q), 1);
+	cr_assert_eq(metrics_sample("sluice_dispatch_tasks_leased"), 1);
 
 	/* the taken task's heartbeat lapses: its late answer is TaskTimedOut and the lease is
 	 * counted as timed out (the other task, never taken, times out in the queue: not a
@@ -138,10 +107,10 @@ Test(metrics, dispatch_counters_per_activity)
 	fails("SendTaskSuccess", json_pack("{s:s,s:s}", "taskToken", tok, "output", "{}"),
 	      "TaskTimedOut", tok);
 	free(tok);
-	cr_assert_eq(metric("sluice_activity_tasks_timed_out_total" Q), 1);
-	cr_assert_eq(metric("sluice_activity_tasks_leased" Q), 0);
-	cr_assert_eq(metric("sluice_dispatch_tasks_total{outcome=\"timed_out\"}"), 1);
-	cr_assert_eq(metric("sluice_dispatch_tasks_leased"), 0);
+	cr_assert_eq(metrics_sample("sluice_activity_tasks_timed_out_total" Q), 1);
+	cr_assert_eq(metrics_sample("sluice_activity_tasks_leased" Q), 0);
+	cr_assert_eq(metrics_sample("sluice_dispatch_tasks_total{outcome=\"timed_out\"}"), 1);
+	cr_assert_eq(metrics_sample("sluice_dispatch_tasks_leased"), 0);
 
 	/* the format: every family has its HELP and TYPE */
 	struct h_response r;

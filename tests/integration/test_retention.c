@@ -79,32 +79,6 @@ put(const char *source, int n)
 	json_decref(a);
 }
 
-/* The value of a /metrics sample, or -1. */
-static long long
-metric(const char *sample)
-{
-	struct h_response r;
-	cr_assert(h_request(srv.http_port, "GET", "/metrics", NULL, NULL, 0, &r));
-	long long v = -1;
-	size_t n = strlen(sample);
-	for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-		if (strncmp(p, sample, n) == 0 && p[n] == ' ') {
-			v = strtoll(p + n + 1, NULL, 10);
-			break;
-		}
-	h_response_free(&r);
-	return v;
-}
-
-static void
-wait_metric(const char *sample, long long want)
-{
-	long long v = -1;
-	for (int waited = 0; waited < WAIT_MS && (v = metric(sample)) != want; waited += 25)
-		nap_ms(25);
-	cr_assert_eq(v, want, "%s is %lld, expected %lld", sample, v, want);
-}
-
 /* The default bus's log as "source:n[:replay]" words in log order, e.g. "archived:10 ...". */
 static void
 log_words(char *out, size_t cap)
@@ -157,16 +131,16 @@ Test(retention, old_events_go_archived_and_pending_ones_stay)
 	/* within the retention nothing goes */
 	advance(1800);
 	put("plain", 4);
-	wait_metric("sluice_events_pruned_total", 0);
+	wait_metrics_sample("sluice_events_pruned_total", 0);
 
 	/* two hours on: what nothing needs is gone, up to the event a pending delivery refers
 	 * to (it holds back its bus's prune); the archived one before it stays */
 	advance(5400);
 	put("plain", 5);
-	wait_metric("sluice_events_pruned_total", 2);
+	wait_metrics_sample("sluice_events_pruned_total", 2);
 	log_words(got, sizeof got);
 	cr_assert_str_eq(got, "archived:10 hooked:20 archived:11 plain:3 plain:4 plain:5");
-	cr_assert_geq(metric("sluice_events_kept_total"), 1);
+	cr_assert_geq(metrics_sample("sluice_events_kept_total"), 1);
 
 	/* the archived ones are still replayed */
 	json_decref(
@@ -205,7 +179,7 @@ Test(retention, old_events_go_archived_and_pending_ones_stay)
 	}
 	cr_assert(delivered, "the pending delivery was not delivered");
 	/* delivered: its event and the ones it held back go (this process counts anew) */
-	wait_metric("sluice_events_pruned_total", 3);
+	wait_metrics_sample("sluice_events_pruned_total", 3);
 	log_words(got, sizeof got);
 	cr_assert_str_eq(got,
 	                 "archived:10 archived:11 plain:5 archived:10:again archived:11:again");
