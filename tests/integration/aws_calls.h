@@ -121,6 +121,56 @@ s(json_t *j, const char *key)
 	return json_string_value(json_object_get(j, key));
 }
 
+/* Step Functions: polls DescribeExecution until the status is status (NULL: anything but
+ * RUNNING) and returns the description; fails after wait_ms (a hang guard). */
+static __attribute__((unused)) json_t *
+exec_wait_status(const char *arn, const char *status, int wait_ms)
+{
+	for (int waited = 0; waited < wait_ms; waited += 50) {
+		json_t *d = ok("DescribeExecution", json_pack("{s:s}", "executionArn", arn));
+		const char *st = s(d, "status");
+		if (status ? strcmp(st, status) == 0 : strcmp(st, "RUNNING") != 0)
+			return d;
+		json_decref(d);
+		nanosleep(&(struct timespec) { .tv_nsec = 50 * 1000000L }, NULL);
+	}
+	if (status)
+		cr_assert_fail("%s not %s after %d ms", arn, status, wait_ms);
+	cr_assert_fail("%s still RUNNING after %d ms", arn, wait_ms);
+	return NULL;
+}
+
+/* Step Functions: every event of an execution, all pages (a new array). */
+static __attribute__((unused)) json_t *
+exec_history(const char *arn)
+{
+	json_t *all = json_array();
+	char *next = NULL;
+	do {
+		json_t *req = json_pack("{s:s,s:i}", "executionArn", arn, "maxResults", 1000);
+		if (next)
+			json_object_set_new(req, "nextToken", json_string(next));
+		free(next);
+		next = NULL;
+		json_t *r = ok("GetExecutionHistory", req);
+		json_array_extend(all, json_object_get(r, "events"));
+		if (s(r, "nextToken"))
+			next = strdup(s(r, "nextToken"));
+		json_decref(r);
+	} while (next);
+	return all;
+}
+
+/* How many of events have the type. */
+static __attribute__((unused)) size_t
+events_count(json_t *events, const char *type)
+{
+	size_t n = 0, i;
+	json_t *e;
+	json_array_foreach(events, i, e) n += strcmp(s(e, "type"), type) == 0;
+	return n;
+}
+
 /* The value of the /metrics sample line that starts with `sample `, or -1 if absent. */
 static __attribute__((unused)) long long
 metrics_sample(const char *sample)

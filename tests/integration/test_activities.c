@@ -89,30 +89,6 @@ describe_exec(const char *arn)
 }
 
 static json_t *
-wait_done(const char *arn)
-{
-	for (int waited = 0; waited < DONE_WAIT_MS; waited += 50) {
-		json_t *d = describe_exec(arn);
-		if (strcmp(s(d, "status"), "RUNNING") != 0)
-			return d;
-		json_decref(d);
-		nap_ms(50);
-	}
-	cr_assert_fail("%s still RUNNING after %d ms", arn, DONE_WAIT_MS);
-	return NULL;
-}
-
-static json_t *
-history(const char *arn)
-{
-	json_t *r = ok("GetExecutionHistory",
-	               json_pack("{s:s,s:i}", "executionArn", arn, "maxResults", 1000));
-	json_t *ev = json_incref(json_object_get(r, "events"));
-	json_decref(r);
-	return ev;
-}
-
-static json_t *
 find_event(json_t *events, const char *type)
 {
 	size_t i;
@@ -131,7 +107,7 @@ static char *
 task_token(const char *arn)
 {
 	for (int waited = 0; waited < DONE_WAIT_MS; waited += 20) {
-		json_t *ev = history(arn);
+		json_t *ev = exec_history(arn);
 		json_t *sched = find_event(ev, "TaskScheduled");
 		if (sched) {
 			json_t *p = json_object_get(
@@ -435,11 +411,11 @@ Test(activities, callback_success_ends_the_execution_with_the_output)
 	json_t *r = ok("SendTaskSuccess", success_req(tok, "{\"approved\":true,\"by\":\"ann\"}"));
 	cr_assert_eq(json_object_size(r), 0);
 	json_decref(r);
-	d = wait_done(EXEC("approve", "o1"));
+	d = exec_wait_status(EXEC("approve", "o1"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
 	assert_json(s(d, "output"), "{\"approved\":true,\"by\":\"ann\"}");
 	json_decref(d);
-	json_t *ev = history(EXEC("approve", "o1"));
+	json_t *ev = exec_history(EXEC("approve", "o1"));
 	json_t *done = find_event(ev, "TaskSucceeded");
 	cr_assert_not_null(done);
 	assert_json(s(json_object_get(done, "taskSucceededEventDetails"), "output"),
@@ -454,7 +430,7 @@ Test(activities, callback_success_ends_the_execution_with_the_output)
 	start_exec(SM("approve"), "o2", "{\"order\":43}");
 	tok = task_token(EXEC("approve", "o2"));
 	json_decref(ok("SendTaskSuccess", success_req(tok, "[1, \"two\", null]")));
-	d = wait_done(EXEC("approve", "o2"));
+	d = exec_wait_status(EXEC("approve", "o2"), NULL, DONE_WAIT_MS);
 	assert_json(s(d, "output"), "[1,\"two\",null]");
 	json_decref(d);
 	free(tok);
@@ -472,13 +448,13 @@ Test(activities, callback_failure_goes_to_catch_or_fails_the_execution)
 	json_decref(ok("SendTaskFailure",
 	               json_pack("{s:s,s:s,s:s}", "taskToken", tok, "error", "Order.Rejected",
 	                         "cause", "out of stock")));
-	json_t *d = wait_done(EXEC("caught", "c1"));
+	json_t *d = exec_wait_status(EXEC("caught", "c1"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
 	assert_json(s(d, "output"),
 	            "{\"order\":1,\"err\":{\"Error\":\"Order.Rejected\",\"Cause\":\"out of "
 	            "stock\"},\"how\":\"handled\"}");
 	json_decref(d);
-	json_t *ev = history(EXEC("caught", "c1"));
+	json_t *ev = exec_history(EXEC("caught", "c1"));
 	json_t *failed = find_event(ev, "TaskFailed");
 	cr_assert_not_null(failed);
 	json_t *fd = json_object_get(failed, "taskFailedEventDetails");
@@ -493,7 +469,7 @@ Test(activities, callback_failure_goes_to_catch_or_fails_the_execution)
 	json_decref(
 	        ok("SendTaskFailure",
 	           json_pack("{s:s,s:s,s:s}", "taskToken", tok, "error", "Other", "cause", "x")));
-	d = wait_done(EXEC("caught", "c2"));
+	d = exec_wait_status(EXEC("caught", "c2"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "FAILED");
 	cr_assert_str_eq(s(d, "error"), "Other");
 	json_decref(d);
@@ -504,7 +480,7 @@ Test(activities, callback_failure_goes_to_catch_or_fails_the_execution)
 	json_decref(ok("SendTaskFailure",
 	               json_pack("{s:s,s:s,s:s}", "taskToken", tok, "error", "Payment.Declined",
 	                         "cause", "card expired")));
-	d = wait_done(EXEC("plain", "p1"));
+	d = exec_wait_status(EXEC("plain", "p1"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "FAILED");
 	cr_assert_str_eq(s(d, "error"), "Payment.Declined");
 	cr_assert_str_eq(s(d, "cause"), "card expired");
@@ -515,7 +491,7 @@ Test(activities, callback_failure_goes_to_catch_or_fails_the_execution)
 	start_exec(SM("plain"), "p2", "{\"order\":4}");
 	tok = task_token(EXEC("plain", "p2"));
 	json_decref(ok("SendTaskFailure", json_pack("{s:s}", "taskToken", tok)));
-	d = wait_done(EXEC("plain", "p2"));
+	d = exec_wait_status(EXEC("plain", "p2"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "FAILED");
 	json_decref(d);
 	free(tok);
@@ -534,7 +510,7 @@ Test(activities, heartbeats_keep_a_task_alive_and_a_missed_one_times_it_out)
 		nap_ms(250);
 	}
 	json_decref(ok("SendTaskSuccess", success_req(tok, "{\"alive\":true}")));
-	json_t *d = wait_done(EXEC("beat", "b1"));
+	json_t *d = exec_wait_status(EXEC("beat", "b1"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
 	json_decref(d);
 	free(tok);
@@ -542,7 +518,7 @@ Test(activities, heartbeats_keep_a_task_alive_and_a_missed_one_times_it_out)
 	create_machine("lapse", HEARTBEAT_DEF(1));
 	start_exec(SM("lapse"), "l1", "{\"order\":2}");
 	tok = task_token(EXEC("lapse", "l1"));
-	d = wait_done(EXEC("lapse", "l1"));
+	d = exec_wait_status(EXEC("lapse", "l1"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "FAILED");
 	cr_assert_str_eq(s(d, "error"), "States.HeartbeatTimeout");
 	json_decref(d);
@@ -627,14 +603,14 @@ Test(activities, bad_tokens_and_outputs_are_refused_and_change_nothing)
 	json_decref(
 	        ok("SendTaskFailure",
 	           json_pack("{s:s,s:s,s:s}", "taskToken", tok, "error", error, "cause", cause)));
-	d = wait_done(EXEC("strict", "s1"));
+	d = exec_wait_status(EXEC("strict", "s1"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "FAILED");
 	cr_assert_eq(strncmp(s(d, "error"), "eee", 3), 0);
 	/* the execution and the task's failure keep both at their full allowed lengths */
 	cr_assert_eq(strlen(s(d, "error")), 256);
 	cr_assert_eq(strlen(s(d, "cause")), 32768);
 	json_decref(d);
-	json_t *ev = history(EXEC("strict", "s1"));
+	json_t *ev = exec_history(EXEC("strict", "s1"));
 	json_t *fd = json_object_get(find_event(ev, "TaskFailed"), "taskFailedEventDetails");
 	cr_assert_eq(strlen(s(fd, "error")), 256);
 	cr_assert_eq(strlen(s(fd, "cause")), 32768);
@@ -688,7 +664,7 @@ Test(activities, an_acknowledged_answer_survives_sigkill)
 		char arn[256], want[32];
 		snprintf(arn, sizeof arn, EXEC("durable", "k%d"), i);
 		snprintf(want, sizeof want, "{\"k\":%d}", i);
-		json_t *d = wait_done(arn);
+		json_t *d = exec_wait_status(arn, NULL, DONE_WAIT_MS);
 		cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", arn);
 		assert_json(s(d, "output"), want);
 		json_decref(d);
@@ -740,7 +716,7 @@ Test(activities, answers_for_leased_activity_tasks)
 	free(in_text);
 	json_decref(in);
 	json_decref(ok("SendTaskSuccess", success_req(tok, "{\"done\":1}")));
-	json_t *d = wait_done(EXEC("leased", "ok"));
+	json_t *d = exec_wait_status(EXEC("leased", "ok"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
 	assert_json(s(d, "output"), "{\"done\":1}");
 	json_decref(d);
@@ -751,7 +727,7 @@ Test(activities, answers_for_leased_activity_tasks)
 	 * TaskTimedOut, as in AWS */
 	start_exec(SM("lapsing"), "late", "{\"n\":2}");
 	tok = take_activity_task(ACT("lease"), NULL);
-	d = wait_done(EXEC("lapsing", "late"));
+	d = exec_wait_status(EXEC("lapsing", "late"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "FAILED");
 	cr_assert_str_eq(s(d, "error"), "States.HeartbeatTimeout");
 	json_decref(d);
@@ -823,7 +799,7 @@ aws_cli_round(void)
 	         tok);
 	cr_assert_eq(aws_sfn(args, &out), 0, "%s", out);
 	free(out);
-	json_t *d = wait_done(EXEC("cli-cb", "c1"));
+	json_t *d = exec_wait_status(EXEC("cli-cb", "c1"), NULL, DONE_WAIT_MS);
 	assert_json(s(d, "output"), "{\"cli\":1}");
 	json_decref(d);
 	cr_assert_neq(aws_sfn(args, &out), 0);
@@ -947,13 +923,13 @@ Test(activities, example_c_worker_counts_words)
 	}
 	start_exec(SM("words"), "w1", "{\"text\":\"to be or not to be\"}");
 	start_exec(SM("words"), "w2", "{\"txt\":\"typo\"}");
-	json_t *d = wait_done(EXEC("words", "w1"));
+	json_t *d = exec_wait_status(EXEC("words", "w1"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
 	assert_json(s(d, "output"),
 	            "{\"text\":\"to be or not to be\",\"count\":{\"words\":6,\"longest\":"
 	            "\"not\"}}");
 	json_decref(d);
-	d = wait_done(EXEC("words", "w2"));
+	d = exec_wait_status(EXEC("words", "w2"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "FAILED");
 	cr_assert_str_eq(s(d, "error"), "BadInput");
 	json_decref(d);

@@ -86,39 +86,6 @@ restart(void)
 	cr_assert(h_start(&srv, extra), "restart failed");
 }
 
-static size_t
-count_type(json_t *events, const char *type)
-{
-	size_t n = 0, i;
-	json_t *e;
-	json_array_foreach(events, i, e)
-	{
-		if (strcmp(s(e, "type"), type) == 0)
-			n++;
-	}
-	return n;
-}
-
-static json_t *
-history(const char *arn)
-{
-	json_t *all = json_array();
-	char *token = NULL;
-	do {
-		json_t *req = json_pack("{s:s,s:i}", "executionArn", arn, "maxResults", 1000);
-		if (token)
-			json_object_set_new(req, "nextToken", json_string(token));
-		free(token);
-		token = NULL;
-		json_t *r = ok("GetExecutionHistory", req);
-		json_array_extend(all, json_object_get(r, "events"));
-		if (s(r, "nextToken"))
-			token = strdup(s(r, "nextToken"));
-		json_decref(r);
-	} while (token);
-	return all;
-}
-
 static void
 check_execution(int i)
 {
@@ -151,7 +118,7 @@ check_execution(int i)
 	json_decref(want);
 	json_decref(d);
 
-	json_t *ev = history(arn);
+	json_t *ev = exec_history(arn);
 	size_t k;
 	json_t *e;
 	json_array_foreach(ev, k, e)
@@ -179,8 +146,8 @@ check_execution(int i)
 		{ "FailStateEntered", 3 },
 	};
 	for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++)
-		cr_assert_eq(count_type(ev, counts[c].type), counts[c].want,
-		             "%s: %zu %s, expected %zu", arn, count_type(ev, counts[c].type),
+		cr_assert_eq(events_count(ev, counts[c].type), counts[c].want,
+		             "%s: %zu %s, expected %zu", arn, events_count(ev, counts[c].type),
 		             counts[c].type, counts[c].want);
 	json_decref(ev);
 }

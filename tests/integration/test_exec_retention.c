@@ -70,20 +70,6 @@ start_exec(const char *machine_arn, const char *name, const char *input)
 	                         "input", input)));
 }
 
-static json_t *
-wait_status(const char *arn, const char *status)
-{
-	for (int waited = 0; waited < WAIT_MS; waited += 25) {
-		json_t *d = ok("DescribeExecution", json_pack("{s:s}", "executionArn", arn));
-		if (strcmp(s(d, "status"), status) == 0)
-			return d;
-		json_decref(d);
-		nap_ms(25);
-	}
-	cr_assert_fail("%s not %s after %d ms", arn, status, WAIT_MS);
-	return NULL;
-}
-
 /* The token of the execution's latest TaskScheduled, polled until there is a new one. */
 static char *
 token_of(const char *arn, const char *not_this)
@@ -152,16 +138,16 @@ Test(exec_retention, old_closed_executions_expire_and_the_rest_stays)
 
 	// closed long ago: a success, a failure, a distributed Map with 20 children, EXPRESS
 	start_exec(SM("quick"), "old", "{}");
-	json_decref(wait_status(EXEC("quick", "old"), "SUCCEEDED"));
+	json_decref(exec_wait_status(EXEC("quick", "old"), "SUCCEEDED", WAIT_MS));
 	start_exec(SM("cb"), "oldfail", "{}");
 	char *tok = token_of(EXEC("cb", "oldfail"), NULL);
 	json_decref(ok("SendTaskFailure",
 	               json_pack("{s:s,s:s,s:s}", "taskToken", tok, "error", "E", "cause", "c")));
 	free(tok);
-	json_decref(wait_status(EXEC("cb", "oldfail"), "FAILED"));
+	json_decref(exec_wait_status(EXEC("cb", "oldfail"), "FAILED", WAIT_MS));
 	start_exec(SM("fan"), "oldmap",
 	           "{\"items\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]}");
-	json_decref(wait_status(EXEC("fan", "oldmap"), "SUCCEEDED"));
+	json_decref(exec_wait_status(EXEC("fan", "oldmap"), "SUCCEEDED", WAIT_MS));
 	json_t *runs = ok("ListMapRuns", json_pack("{s:s}", "executionArn", EXEC("fan", "oldmap")));
 	char *mrarn = strdup(s(json_array_get(json_object_get(runs, "mapRuns"), 0), "mapRunArn"));
 	json_decref(runs);
@@ -179,12 +165,12 @@ Test(exec_retention, old_closed_executions_expire_and_the_rest_stays)
 	json_decref(ok_target("Sluice.AdvanceClock", json_pack("{s:f}", "Seconds", 2 * 86400.0)));
 	// closed recently: stays
 	start_exec(SM("quick"), "recent", "{}");
-	json_decref(wait_status(EXEC("quick", "recent"), "SUCCEEDED"));
+	json_decref(exec_wait_status(EXEC("quick", "recent"), "SUCCEEDED", WAIT_MS));
 	start_exec(SM("cb"), "recentfail", "{}");
 	tok = token_of(EXEC("cb", "recentfail"), NULL);
 	json_decref(ok("SendTaskFailure",
 	               json_pack("{s:s,s:s,s:s}", "taskToken", tok, "error", "E", "cause", "c")));
-	json_decref(wait_status(EXEC("cb", "recentfail"), "FAILED"));
+	json_decref(exec_wait_status(EXEC("cb", "recentfail"), "FAILED", WAIT_MS));
 
 	wait_metrics_sample("sluice_executions_pruned_total", 3);
 	wait_metrics_sample("sluice_map_run_children_pruned_total", 20);
@@ -212,14 +198,14 @@ Test(exec_retention, old_closed_executions_expire_and_the_rest_stays)
 	// the running one is intact and still finishes
 	json_decref(ok("SendTaskSuccess",
 	               json_pack("{s:s,s:s}", "taskToken", long_tok, "output", "{\"ok\":1}")));
-	json_decref(wait_status(EXEC("cb", "longrun"), "SUCCEEDED"));
+	json_decref(exec_wait_status(EXEC("cb", "longrun"), "SUCCEEDED", WAIT_MS));
 	// the recent failed one is still redriven and finishes
 	json_decref(ok("RedriveExecution",
 	               json_pack("{s:s}", "executionArn", EXEC("cb", "recentfail"))));
 	char *tok2 = token_of(EXEC("cb", "recentfail"), tok);
 	json_decref(ok("SendTaskSuccess",
 	               json_pack("{s:s,s:s}", "taskToken", tok2, "output", "{\"ok\":2}")));
-	json_t *d = wait_status(EXEC("cb", "recentfail"), "SUCCEEDED");
+	json_t *d = exec_wait_status(EXEC("cb", "recentfail"), "SUCCEEDED", WAIT_MS);
 	cr_assert_eq(json_integer_value(json_object_get(d, "redriveCount")), 1);
 	json_decref(d);
 	free(tok);
@@ -237,12 +223,12 @@ Test(exec_retention, zero_keeps_everything_and_bad_values_are_refused)
 	cr_assert(h_start(&srv, args), "server did not start");
 	create("quick", QUICK_DEF, "STANDARD");
 	start_exec(SM("quick"), "kept", "{}");
-	json_decref(wait_status(EXEC("quick", "kept"), "SUCCEEDED"));
+	json_decref(exec_wait_status(EXEC("quick", "kept"), "SUCCEEDED", WAIT_MS));
 	json_decref(ok_target("Sluice.AdvanceClock", json_pack("{s:f}", "Seconds", 400 * 86400.0)));
 	// a later execution's end proves the loop turned after the move
 	start_exec(SM("quick"), "later", "{}");
-	json_decref(wait_status(EXEC("quick", "later"), "SUCCEEDED"));
-	json_decref(wait_status(EXEC("quick", "kept"), "SUCCEEDED"));
+	json_decref(exec_wait_status(EXEC("quick", "later"), "SUCCEEDED", WAIT_MS));
+	json_decref(exec_wait_status(EXEC("quick", "kept"), "SUCCEEDED", WAIT_MS));
 	cr_assert_eq(metrics_sample("sluice_executions_pruned_total"), 0);
 	cr_assert_eq(h_stop(&srv), 0);
 

@@ -77,44 +77,6 @@ nap_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Polls until the execution is no longer RUNNING (bounded: a hang guard). */
-static json_t *
-wait_done(const char *arn)
-{
-	for (int waited = 0; waited < DONE_WAIT_MS; waited += 50) {
-		json_t *d = describe(arn);
-		if (strcmp(s(d, "status"), "RUNNING") != 0)
-			return d;
-		json_decref(d);
-		nap_ms(50);
-	}
-	cr_assert_fail("%s still RUNNING after %d ms", arn, DONE_WAIT_MS);
-	return NULL;
-}
-
-static json_t *
-history(const char *arn)
-{
-	json_t *r = ok("GetExecutionHistory",
-	               json_pack("{s:s,s:i}", "executionArn", arn, "maxResults", 1000));
-	json_t *ev = json_incref(json_object_get(r, "events"));
-	json_decref(r);
-	return ev;
-}
-
-static size_t
-count_type(json_t *events, const char *type)
-{
-	size_t n = 0, i;
-	json_t *e;
-	json_array_foreach(events, i, e)
-	{
-		if (strcmp(s(e, "type"), type) == 0)
-			n++;
-	}
-	return n;
-}
-
 /* Ids 1..n in order, each type of the execution's end at most once. */
 static void
 check_dense(json_t *events)
@@ -127,8 +89,8 @@ check_dense(json_t *events)
 		             "event %zu has id %lld", i,
 		             (long long)json_integer_value(json_object_get(e, "id")));
 	}
-	cr_assert_leq(count_type(events, "ExecutionStarted"), 1);
-	cr_assert_leq(count_type(events, "ExecutionSucceeded"), 1);
+	cr_assert_leq(events_count(events, "ExecutionStarted"), 1);
+	cr_assert_leq(events_count(events, "ExecutionSucceeded"), 1);
 }
 
 static void
@@ -149,7 +111,7 @@ Test(executions, pass_choice_map_succeeds_with_history_and_listing)
 	json_t *r = start_exec(SM("flow"), "one", "{\"go\":true}");
 	cr_assert_str_eq(s(r, "executionArn"), EXEC("flow", "one"));
 	json_decref(r);
-	json_t *d = wait_done(EXEC("flow", "one"));
+	json_t *d = exec_wait_status(EXEC("flow", "one"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
 	assert_output(d, "{\"go\":true,\"items\":[1,2,3],\"out\":[{\"v\":1},{\"v\":2},{\"v\":3}]}");
 	cr_assert(json_is_number(json_object_get(d, "stopDate")));
@@ -157,9 +119,9 @@ Test(executions, pass_choice_map_succeeds_with_history_and_listing)
 	json_decref(d);
 
 	/* paging by 3 gives the same events as one page; reverse starts at the end */
-	json_t *all = history(EXEC("flow", "one"));
+	json_t *all = exec_history(EXEC("flow", "one"));
 	check_dense(all);
-	cr_assert_eq(count_type(all, "MapStateSucceeded"), 1);
+	cr_assert_eq(events_count(all, "MapStateSucceeded"), 1);
 	cr_assert_str_eq(s(json_array_get(all, json_array_size(all) - 1), "type"),
 	                 "ExecutionSucceeded");
 	size_t seen = 0;
@@ -193,7 +155,7 @@ Test(executions, pass_choice_map_succeeds_with_history_and_listing)
 
 	/* the Choice's other branch: a Fail state */
 	json_decref(start_exec(SM("flow"), "two", "{\"go\":false}"));
-	d = wait_done(EXEC("flow", "two"));
+	d = exec_wait_status(EXEC("flow", "two"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "FAILED");
 	cr_assert_str_eq(s(d, "error"), "NoGo");
 	cr_assert_str_eq(s(d, "cause"), "go was false");
@@ -237,13 +199,13 @@ Test(executions, wait_idempotent_start_and_errors)
 	      json_pack("{s:s,s:s,s:s}", "stateMachineArn", SM("w"), "name", "same", "input",
 	                "{\"k\":2}"),
 	      "ExecutionAlreadyExists", "Execution Already Exists");
-	json_t *d = wait_done(EXEC("w", "same"));
+	json_t *d = exec_wait_status(EXEC("w", "same"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED");
 	assert_output(d, "{\"k\":1,\"r\":\"done\"}");
 	json_decref(d);
-	json_t *ev = history(EXEC("w", "same"));
+	json_t *ev = exec_history(EXEC("w", "same"));
 	check_dense(ev);
-	cr_assert_eq(count_type(ev, "WaitStateExited"), 1);
+	cr_assert_eq(events_count(ev, "WaitStateExited"), 1);
 	json_decref(ev);
 	/* closed: starting it again is refused even with the same input */
 	fails("StartExecution",
@@ -298,8 +260,8 @@ Test(executions, task_waits_for_a_worker_and_stop_aborts)
 	/* no worker answers yet: it reaches the Task and stays RUNNING with the task scheduled */
 	json_t *ev = NULL;
 	for (int waited = 0; waited < DONE_WAIT_MS; waited += 50) {
-		ev = history(EXEC("t", "job"));
-		if (count_type(ev, "ActivityScheduled") + count_type(ev, "TaskScheduled") > 0)
+		ev = exec_history(EXEC("t", "job"));
+		if (events_count(ev, "ActivityScheduled") + events_count(ev, "TaskScheduled") > 0)
 			break;
 		json_decref(ev);
 		ev = NULL;
@@ -322,8 +284,8 @@ Test(executions, task_waits_for_a_worker_and_stop_aborts)
 	cr_assert_str_eq(s(d, "error"), "Halt");
 	cr_assert_str_eq(s(d, "cause"), "by test");
 	json_decref(d);
-	ev = history(EXEC("t", "job"));
-	cr_assert_eq(count_type(ev, "ExecutionAborted"), 1);
+	ev = exec_history(EXEC("t", "job"));
+	cr_assert_eq(events_count(ev, "ExecutionAborted"), 1);
 	json_decref(ev);
 	stop();
 }
@@ -344,14 +306,14 @@ Test(executions, running_execution_keeps_its_revision)
 	fails("StartExecution", json_pack("{s:s}", "stateMachineArn", SM("rv") ":7"),
 	      "StateMachineDoesNotExist", SM("rv") ":7");
 
-	json_t *d = wait_done(EXEC("rv", "first"));
+	json_t *d = exec_wait_status(EXEC("rv", "first"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED");
 	assert_output(d, "{\"r\":\"old\"}");
 	json_decref(d);
-	d = wait_done(EXEC("rv", "second"));
+	d = exec_wait_status(EXEC("rv", "second"), NULL, DONE_WAIT_MS);
 	assert_output(d, "{\"r\":\"new\"}");
 	json_decref(d);
-	d = wait_done(EXEC("rv", "third"));
+	d = exec_wait_status(EXEC("rv", "third"), NULL, DONE_WAIT_MS);
 	assert_output(d, "{\"r\":\"old\"}");
 	json_decref(d);
 
@@ -388,15 +350,15 @@ Test(executions, sigkill_during_wait_resumes_every_execution)
 		char arn[256], want[64];
 		snprintf(arn, sizeof arn, EXEC("k", "e%d"), i);
 		snprintf(want, sizeof want, "{\"i\":%d,\"r\":\"after\"}", i);
-		json_t *d = wait_done(arn);
+		json_t *d = exec_wait_status(arn, NULL, DONE_WAIT_MS);
 		cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", arn);
 		assert_output(d, want);
 		json_decref(d);
-		json_t *ev = history(arn);
+		json_t *ev = exec_history(arn);
 		check_dense(ev);
-		cr_assert_eq(count_type(ev, "WaitStateEntered"), 1);
-		cr_assert_eq(count_type(ev, "WaitStateExited"), 1);
-		cr_assert_eq(count_type(ev, "ExecutionSucceeded"), 1);
+		cr_assert_eq(events_count(ev, "WaitStateEntered"), 1);
+		cr_assert_eq(events_count(ev, "WaitStateExited"), 1);
+		cr_assert_eq(events_count(ev, "ExecutionSucceeded"), 1);
 		json_decref(ev);
 	}
 	stop();
@@ -420,7 +382,7 @@ Test(executions, aws_cli)
 	cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
 	cr_assert(strstr(out, EXEC("cli", "c1")), "%s", out);
 	free(out);
-	json_decref(wait_done(EXEC("cli", "c1")));
+	json_decref(exec_wait_status(EXEC("cli", "c1"), NULL, DONE_WAIT_MS));
 	snprintf(cmd, sizeof cmd,
 	         AWS_ENV "aws --output json --endpoint-url http://127.0.0.1:%d stepfunctions "
 	                 "describe-execution --execution-arn %s",

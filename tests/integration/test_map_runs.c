@@ -67,39 +67,6 @@ setup_machine(const char *name, const char *def)
 	           json_pack("{s:s,s:s,s:s}", "name", name, "definition", def, "roleArn", ROLE)));
 }
 
-static json_t *
-wait_status(const char *arn, const char *status)
-{
-	for (int waited = 0; waited < DONE_WAIT_MS; waited += 50) {
-		json_t *d = ok("DescribeExecution", json_pack("{s:s}", "executionArn", arn));
-		if (strcmp(s(d, "status"), status) == 0)
-			return d;
-		json_decref(d);
-		nap_ms(50);
-	}
-	cr_assert_fail("%s not %s after %d ms", arn, status, DONE_WAIT_MS);
-	return NULL;
-}
-
-static json_t *
-history(const char *arn)
-{
-	json_t *r = ok("GetExecutionHistory",
-	               json_pack("{s:s,s:i}", "executionArn", arn, "maxResults", 1000));
-	json_t *ev = json_incref(json_object_get(r, "events"));
-	json_decref(r);
-	return ev;
-}
-
-static size_t
-count_type(json_t *events, const char *type)
-{
-	size_t n = 0, i;
-	json_t *e;
-	json_array_foreach(events, i, e) n += strcmp(s(e, "type"), type) == 0;
-	return n;
-}
-
 /* The map run ARN of the only run of arn (polled until ListMapRuns has it). */
 static char *
 map_run_of(const char *arn)
@@ -186,7 +153,7 @@ Test(map_runs, describe_list_and_children_shapes)
 	                         "input", "{\"items\":[1,2,3]}")));
 	char *mr = map_run_of(arn);
 	cr_expect(strstr(mr, ":mapRun:mr/Batch:"), "%s", mr);
-	json_t *d = wait_status(arn, "SUCCEEDED");
+	json_t *d = exec_wait_status(arn, "SUCCEEDED", DONE_WAIT_MS);
 	assert_json(s(d, "output"), "[{\"v\":1},{\"v\":2},{\"v\":3}]");
 	json_decref(d);
 
@@ -241,9 +208,9 @@ Test(map_runs, describe_list_and_children_shapes)
 		cr_expect_str_eq(s(def, "StartAt"), "W", "%s", s(sm, "definition"));
 		json_decref(def);
 		json_decref(sm);
-		json_t *h = history(s(k, "executionArn"));
-		cr_expect_eq(count_type(h, "ExecutionStarted"), 1);
-		cr_expect_eq(count_type(h, "WaitStateEntered"), 1);
+		json_t *h = exec_history(s(k, "executionArn"));
+		cr_expect_eq(events_count(h, "ExecutionStarted"), 1);
+		cr_expect_eq(events_count(h, "WaitStateEntered"), 1);
 		json_decref(h);
 	}
 	json_decref(kids);
@@ -251,9 +218,9 @@ Test(map_runs, describe_list_and_children_shapes)
 	json_t *l = ok("ListExecutions", json_pack("{s:s}", "stateMachineArn", SM("mr")));
 	cr_expect_eq(json_array_size(json_object_get(l, "executions")), 1);
 	json_decref(l);
-	json_t *h = history(arn);
-	cr_expect_eq(count_type(h, "MapRunStarted"), 1);
-	cr_expect_eq(count_type(h, "MapRunSucceeded"), 1);
+	json_t *h = exec_history(arn);
+	cr_expect_eq(events_count(h, "MapRunStarted"), 1);
+	cr_expect_eq(events_count(h, "MapRunSucceeded"), 1);
 	json_decref(h);
 
 	// errors
@@ -358,7 +325,7 @@ Test(map_runs, sigkill_during_children)
 	h_kill(&srv);
 	const char *extra[] = { "--data", data, NULL };
 	cr_assert(h_start(&srv, extra), "restart failed");
-	json_t *d = wait_status(arn, "SUCCEEDED");
+	json_t *d = exec_wait_status(arn, "SUCCEEDED", DONE_WAIT_MS);
 	assert_json(s(d, "output"),
 	            "[{\"v\":1},{\"v\":2},{\"v\":3},{\"v\":4},{\"v\":5},{\"v\":6}]");
 	json_decref(d);
@@ -380,7 +347,7 @@ static char *
 child_token(const char *child, size_t nth)
 {
 	for (int waited = 0; waited < DONE_WAIT_MS; waited += 20) {
-		json_t *ev = history(child);
+		json_t *ev = exec_history(child);
 		size_t i, seen = 0;
 		json_t *e;
 		json_array_foreach(ev, i, e)
@@ -466,7 +433,7 @@ Test(map_runs, redrive_reruns_only_failed_items)
 		}
 	}
 	json_decref(kids);
-	json_t *d = wait_status(arn, "FAILED");
+	json_t *d = exec_wait_status(arn, "FAILED", DONE_WAIT_MS);
 	cr_expect_str_eq(s(d, "error"), "States.ExceedToleratedFailureThreshold");
 	cr_expect_str_eq(s(d, "redriveStatus"), "REDRIVABLE");
 	json_decref(d);
@@ -493,7 +460,7 @@ Test(map_runs, redrive_reruns_only_failed_items)
 		free(tok);
 	}
 	json_decref(kids);
-	d = wait_status(arn, "SUCCEEDED");
+	d = exec_wait_status(arn, "SUCCEEDED", DONE_WAIT_MS);
 	assert_json(s(d, "output"), "[10,20,30]");
 	json_decref(d);
 	d = ok("DescribeMapRun", json_pack("{s:s}", "mapRunArn", mr));
@@ -507,15 +474,15 @@ Test(map_runs, redrive_reruns_only_failed_items)
 	size_t tasks = 0;
 	json_array_foreach(kids, i, k)
 	{
-		json_t *h = history(s(k, "executionArn"));
-		tasks += count_type(h, "TaskStateEntered");
+		json_t *h = exec_history(s(k, "executionArn"));
+		tasks += events_count(h, "TaskStateEntered");
 		json_decref(h);
 	}
 	cr_expect_eq(tasks, 4);
 	json_decref(kids);
-	json_t *h = history(arn);
-	cr_expect_eq(count_type(h, "MapRunRedriven"), 1);
-	cr_expect_eq(count_type(h, "ExecutionRedriven"), 1);
+	json_t *h = exec_history(arn);
+	cr_expect_eq(events_count(h, "MapRunRedriven"), 1);
+	cr_expect_eq(events_count(h, "ExecutionRedriven"), 1);
 	json_decref(h);
 	free(mr);
 	stop();
@@ -533,7 +500,7 @@ Test(map_runs, stop_aborts_children)
 	char *mr = map_run_of(arn);
 	json_decref(wait_children(mr, 3, "RUNNING"));
 	json_decref(ok("StopExecution", json_pack("{s:s}", "executionArn", arn)));
-	json_decref(wait_status(arn, "ABORTED"));
+	json_decref(exec_wait_status(arn, "ABORTED", DONE_WAIT_MS));
 	json_t *kids = children(mr);
 	cr_expect_eq(children_with(kids, "ABORTED"), 3);
 	json_decref(kids);

@@ -62,45 +62,12 @@ describe_exec(const char *arn)
 	return ok("DescribeExecution", json_pack("{s:s}", "executionArn", arn));
 }
 
-static json_t *
-wait_status(const char *arn, const char *status)
-{
-	for (int waited = 0; waited < DONE_WAIT_MS; waited += 50) {
-		json_t *d = describe_exec(arn);
-		if (strcmp(s(d, "status"), status) == 0)
-			return d;
-		json_decref(d);
-		nap_ms(50);
-	}
-	cr_assert_fail("%s not %s after %d ms", arn, status, DONE_WAIT_MS);
-	return NULL;
-}
-
-static json_t *
-history(const char *arn)
-{
-	json_t *r = ok("GetExecutionHistory",
-	               json_pack("{s:s,s:i}", "executionArn", arn, "maxResults", 1000));
-	json_t *ev = json_incref(json_object_get(r, "events"));
-	json_decref(r);
-	return ev;
-}
-
-static size_t
-count_type(json_t *events, const char *type)
-{
-	size_t n = 0, i;
-	json_t *e;
-	json_array_foreach(events, i, e) n += strcmp(s(e, "type"), type) == 0;
-	return n;
-}
-
 /* The token of the nth TaskScheduled (1-based), polled until it is there. */
 static char *
 task_token(const char *arn, size_t nth)
 {
 	for (int waited = 0; waited < DONE_WAIT_MS; waited += 20) {
-		json_t *ev = history(arn);
+		json_t *ev = exec_history(arn);
 		size_t seen = 0, i;
 		json_t *e;
 		json_array_foreach(ev, i, e)
@@ -190,7 +157,7 @@ Test(redrive, failed_task_redriven_over_http)
 	      "RUNNING");
 	fail_task(tok);
 	free(tok);
-	json_t *d = wait_status(arn, "FAILED");
+	json_t *d = exec_wait_status(arn, "FAILED", DONE_WAIT_MS);
 	cr_expect_str_eq(s(d, "error"), "Order.Rejected");
 	cr_expect_str_eq(s(d, "redriveStatus"), "REDRIVABLE");
 	cr_expect_eq(json_integer_value(json_object_get(d, "redriveCount")), 0);
@@ -218,17 +185,17 @@ Test(redrive, failed_task_redriven_over_http)
 	tok = task_token(arn, 2);
 	succeed_task(tok, "{\"ok\":true}");
 	free(tok);
-	d = wait_status(arn, "SUCCEEDED");
+	d = exec_wait_status(arn, "SUCCEEDED", DONE_WAIT_MS);
 	assert_json(s(d, "output"), "{\"order\":7,\"prep\":1,\"answer\":{\"ok\":true}}");
 	cr_expect_eq(json_integer_value(json_object_get(d, "redriveCount")), 1);
 	json_decref(d);
 
-	json_t *ev = history(arn);
+	json_t *ev = exec_history(arn);
 	expect_dense(ev);
-	cr_expect_eq(count_type(ev, "ExecutionRedriven"), 1);
-	cr_expect_eq(count_type(ev, "ExecutionFailed"), 1);
-	cr_expect_eq(count_type(ev, "ExecutionSucceeded"), 1);
-	cr_expect_eq(count_type(ev, "PassStateEntered"), 1);
+	cr_expect_eq(events_count(ev, "ExecutionRedriven"), 1);
+	cr_expect_eq(events_count(ev, "ExecutionFailed"), 1);
+	cr_expect_eq(events_count(ev, "ExecutionSucceeded"), 1);
+	cr_expect_eq(events_count(ev, "PassStateEntered"), 1);
 	expect_entered_inputs(ev, "{\"order\":7,\"prep\":1}");
 	json_decref(ev);
 
@@ -269,7 +236,7 @@ Test(redrive, survives_sigkill)
 	               json_pack("{s:s,s:s,s:s}", "stateMachineArn", SM("rk"), "name", "k1",
 	                         "input", "{\"order\":3}")));
 	json_decref(ok("StopExecution", json_pack("{s:s}", "executionArn", arn)));
-	json_decref(wait_status(arn, "ABORTED"));
+	json_decref(exec_wait_status(arn, "ABORTED", DONE_WAIT_MS));
 	json_decref(ok("RedriveExecution", json_pack("{s:s}", "executionArn", arn)));
 	char *tok = task_token(arn, 2);
 	char data[300];
@@ -279,13 +246,13 @@ Test(redrive, survives_sigkill)
 	cr_assert(h_start(&srv, extra), "restart failed");
 	succeed_task(tok, "\"yes\"");
 	free(tok);
-	json_t *d = wait_status(arn, "SUCCEEDED");
+	json_t *d = exec_wait_status(arn, "SUCCEEDED", DONE_WAIT_MS);
 	assert_json(s(d, "output"), "{\"order\":3,\"prep\":1,\"answer\":\"yes\"}");
 	json_decref(d);
-	json_t *ev = history(arn);
+	json_t *ev = exec_history(arn);
 	expect_dense(ev);
-	cr_expect_eq(count_type(ev, "ExecutionAborted"), 1);
-	cr_expect_eq(count_type(ev, "ExecutionRedriven"), 1);
+	cr_expect_eq(events_count(ev, "ExecutionAborted"), 1);
+	cr_expect_eq(events_count(ev, "ExecutionRedriven"), 1);
 	json_decref(ev);
 	stop();
 }
@@ -304,7 +271,7 @@ Test(redrive, sluice_and_aws_clis)
 	               json_pack("{s:s,s:s,s:s}", "stateMachineArn", SM("rc"), "name", "c1",
 	                         "input", "{\"order\":1}")));
 	json_decref(ok("StopExecution", json_pack("{s:s}", "executionArn", arn)));
-	json_decref(wait_status(arn, "ABORTED"));
+	json_decref(exec_wait_status(arn, "ABORTED", DONE_WAIT_MS));
 	const char *bin = getenv("SLUICE_BIN");
 	cr_assert_not_null(bin, "SLUICE_BIN is not set");
 	char cmd[1024];
@@ -314,14 +281,14 @@ Test(redrive, sluice_and_aws_clis)
 	cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
 	cr_expect(strstr(out, "redriven"), "%s", out);
 	free(out);
-	json_decref(wait_status(arn, "RUNNING"));
+	json_decref(exec_wait_status(arn, "RUNNING", DONE_WAIT_MS));
 	// RUNNING again: the CLI reports the refusal (exit 2)
 	cr_expect_eq(h_run(cmd, &out), 2, "%s", out);
 	cr_expect(strstr(out, "RUNNING"), "%s", out);
 	free(out);
 	if (h_run("command -v aws >/dev/null", NULL) == 0) {
 		json_decref(ok("StopExecution", json_pack("{s:s}", "executionArn", arn)));
-		json_decref(wait_status(arn, "ABORTED"));
+		json_decref(exec_wait_status(arn, "ABORTED", DONE_WAIT_MS));
 		snprintf(cmd, sizeof cmd,
 		         AWS_ENV
 		         "aws --output json --endpoint-url http://127.0.0.1:%d stepfunctions "
@@ -330,7 +297,7 @@ Test(redrive, sluice_and_aws_clis)
 		cr_assert_eq(h_run(cmd, &out), 0, "%s", out);
 		cr_expect(strstr(out, "redriveDate"), "%s", out);
 		free(out);
-		json_t *d = wait_status(arn, "RUNNING");
+		json_t *d = exec_wait_status(arn, "RUNNING", DONE_WAIT_MS);
 		cr_expect_eq(json_integer_value(json_object_get(d, "redriveCount")), 2);
 		json_decref(d);
 	}

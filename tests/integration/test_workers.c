@@ -60,57 +60,13 @@ start_exec(const char *machine_arn, const char *name, const char *input)
 	                         "input", input)));
 }
 
-static json_t *
-wait_done(const char *arn)
-{
-	for (int waited = 0; waited < DONE_WAIT_MS; waited += 50) {
-		json_t *d = ok("DescribeExecution", json_pack("{s:s}", "executionArn", arn));
-		if (strcmp(s(d, "status"), "RUNNING") != 0)
-			return d;
-		json_decref(d);
-		nap_ms(50);
-	}
-	cr_assert_fail("%s still RUNNING after %d ms", arn, DONE_WAIT_MS);
-	return NULL;
-}
-
-/* Every event of an execution, all pages. */
-static json_t *
-history(const char *arn)
-{
-	json_t *all = json_array();
-	char *next = NULL;
-	do {
-		json_t *req = json_pack("{s:s,s:i}", "executionArn", arn, "maxResults", 1000);
-		if (next)
-			json_object_set_new(req, "nextToken", json_string(next));
-		free(next);
-		next = NULL;
-		json_t *r = ok("GetExecutionHistory", req);
-		json_array_extend(all, json_object_get(r, "events"));
-		if (s(r, "nextToken"))
-			next = strdup(s(r, "nextToken"));
-		json_decref(r);
-	} while (next);
-	return all;
-}
-
-static size_t
-count_type(json_t *events, const char *type)
-{
-	size_t i, n = 0;
-	json_t *e;
-	json_array_foreach(events, i, e) n += strcmp(s(e, "type"), type) == 0;
-	return n;
-}
-
 /* Waits until the execution's history holds at least n events of type. */
 static void
 wait_events(const char *arn, const char *type, size_t n)
 {
 	for (int waited = 0; waited < DONE_WAIT_MS; waited += 50) {
-		json_t *ev = history(arn);
-		size_t got = count_type(ev, type);
+		json_t *ev = exec_history(arn);
+		size_t got = events_count(ev, type);
 		json_decref(ev);
 		if (got >= n)
 			return;
@@ -289,7 +245,7 @@ Test(workers, map_across_four_workers_each_task_once)
 	json_decref(in);
 	start_exec(SM("fan"), "big", txt);
 	free(txt);
-	json_t *d = wait_done(EXEC("fan", "big"));
+	json_t *d = exec_wait_status(EXEC("fan", "big"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
 	json_t *out = json_loads(s(d, "output"), 0, NULL);
 	cr_assert_eq(json_array_size(out), MAP_ITEMS);
@@ -299,11 +255,11 @@ Test(workers, map_across_four_workers_each_task_once)
 	json_decref(out);
 	json_decref(d);
 
-	json_t *ev = history(EXEC("fan", "big"));
-	cr_assert_eq(count_type(ev, "ActivityScheduled"), MAP_ITEMS);
-	cr_assert_eq(count_type(ev, "ActivityStarted"), MAP_ITEMS);
-	cr_assert_eq(count_type(ev, "ActivitySucceeded"), MAP_ITEMS);
-	cr_assert_eq(count_type(ev, "ActivityFailed") + count_type(ev, "ActivityTimedOut"), 0);
+	json_t *ev = exec_history(EXEC("fan", "big"));
+	cr_assert_eq(events_count(ev, "ActivityScheduled"), MAP_ITEMS);
+	cr_assert_eq(events_count(ev, "ActivityStarted"), MAP_ITEMS);
+	cr_assert_eq(events_count(ev, "ActivitySucceeded"), MAP_ITEMS);
+	cr_assert_eq(events_count(ev, "ActivityFailed") + events_count(ev, "ActivityTimedOut"), 0);
 	/* each item's task succeeded exactly once: the outputs are the distinct inputs */
 	char *seen = calloc(MAP_ITEMS, 1);
 	size_t i;
@@ -358,13 +314,13 @@ Test(workers, killed_worker_times_out_and_the_retry_runs_elsewhere)
 	kill(victim, SIGKILL);
 	waitpid(victim, NULL, 0);
 	pid_t rescuer = spawn_worker(srv.workers, "slow", "cat", "rescuer", NULL, false);
-	json_t *d = wait_done(EXEC("slow", "s1"));
+	json_t *d = exec_wait_status(EXEC("slow", "s1"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
 	cr_assert_str_eq(s(d, "output"), "{\"x\":1}");
 	json_decref(d);
-	json_t *ev = history(EXEC("slow", "s1"));
-	cr_assert_eq(count_type(ev, "ActivityTimedOut"), 1);
-	cr_assert_eq(count_type(ev, "ActivitySucceeded"), 1);
+	json_t *ev = exec_history(EXEC("slow", "s1"));
+	cr_assert_eq(events_count(ev, "ActivityTimedOut"), 1);
+	cr_assert_eq(events_count(ev, "ActivitySucceeded"), 1);
 	size_t i;
 	json_t *e;
 	const char *names[2] = { NULL, NULL };
@@ -434,11 +390,11 @@ Test(workers, a_result_after_the_lease_expired_is_refused_and_changes_nothing)
 	json_decref(again);
 	json_decref(r);
 	/* no heartbeat: the lease lapses */
-	json_t *d = wait_done(EXEC("lapse", "l1"));
+	json_t *d = exec_wait_status(EXEC("lapse", "l1"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "FAILED");
 	cr_assert_str_eq(s(d, "error"), "States.HeartbeatTimeout");
 	json_decref(d);
-	json_t *before = history(EXEC("lapse", "l1"));
+	json_t *before = exec_history(EXEC("lapse", "l1"));
 	assert_error(raw_json(sk,
 	                      json_pack("{s:i,s:s,s:s,s:{s:b}}", "v", 1, "type", "success", "token",
 	                                tok, "output", "late", true)),
@@ -454,7 +410,7 @@ Test(workers, a_result_after_the_lease_expired_is_refused_and_changes_nothing)
 	                      json_pack("{s:i,s:s,s:s,s:i}", "v", 1, "type", "success", "token",
 	                                "0123456789abcdef0123456789abcdef", "output", 1)),
 	             "TaskDoesNotExist");
-	json_t *after = history(EXEC("lapse", "l1"));
+	json_t *after = exec_history(EXEC("lapse", "l1"));
 	cr_assert(json_equal(before, after), "the history changed after a refused result");
 	json_decref(before);
 	json_decref(after);
@@ -489,7 +445,7 @@ Test(workers, the_workers_token_is_checked)
 	               "\"Resource\":\"activity:authd\",\"End\":true}}}");
 	pid_t w = spawn_worker(srv.workers, "authd", "cat", "tok", "s3cret", false);
 	start_exec(SM("auth"), "a1", "{\"ok\":true}");
-	json_t *d = wait_done(EXEC("auth", "a1"));
+	json_t *d = exec_wait_status(EXEC("auth", "a1"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED");
 	json_decref(d);
 	stop_worker(w);
@@ -589,12 +545,12 @@ Test(workers, a_server_sigkill_with_tasks_queued_offers_them_again_after_restart
 	free(txt);
 	json_decref(taken_input);
 	nng_close(sk);
-	json_t *d = wait_done(EXEC("fan", "k1"));
+	json_t *d = exec_wait_status(EXEC("fan", "k1"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
 	json_decref(d);
-	json_t *ev = history(EXEC("fan", "k1"));
-	cr_assert_eq(count_type(ev, "ActivitySucceeded"), 10);
-	cr_assert_eq(count_type(ev, "ActivityStarted"), 10);
+	json_t *ev = exec_history(EXEC("fan", "k1"));
+	cr_assert_eq(events_count(ev, "ActivitySucceeded"), 10);
+	cr_assert_eq(events_count(ev, "ActivityStarted"), 10);
 	json_decref(ev);
 	stop_worker(w);
 	stop();
@@ -624,10 +580,10 @@ Test(workers, get_activity_task_long_polls_the_same_queues)
 	json_decref(a);
 	nng_close(sk);
 	json_decref(r);
-	json_t *d = wait_done(EXEC("http", "h1"));
+	json_t *d = exec_wait_status(EXEC("http", "h1"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED");
 	json_decref(d);
-	json_t *ev = history(EXEC("http", "h1"));
+	json_t *ev = exec_history(EXEC("http", "h1"));
 	size_t i;
 	json_t *e;
 	bool named = false;
@@ -668,7 +624,7 @@ Test(workers, tls_on_loopback)
 	               "\"Resource\":\"activity:secure\",\"End\":true}}}");
 	pid_t w = spawn_worker(srv.workers, "secure", "cat", "tls", NULL, true);
 	start_exec(SM("tls"), "t1", "{\"over\":\"tls\"}");
-	json_t *d = wait_done(EXEC("tls", "t1"));
+	json_t *d = exec_wait_status(EXEC("tls", "t1"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED");
 	cr_assert_str_eq(s(d, "output"), "{\"over\":\"tls\"}");
 	json_decref(d);
@@ -717,11 +673,11 @@ Test(workers, a_poller_that_hangs_up_is_given_no_task)
 	wait_polls_waiting(0, "the hung-up poll withdrawn");
 	start_exec(SM("gone"), "g1", "{\"who\":\"live\"}");
 	pid_t w = spawn_worker(srv.workers, "vanish", "cat", "live", NULL, false);
-	json_t *d = wait_done(EXEC("gone", "g1"));
+	json_t *d = exec_wait_status(EXEC("gone", "g1"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED");
 	json_decref(d);
-	json_t *ev = history(EXEC("gone", "g1"));
-	cr_assert_eq(count_type(ev, "ActivityStarted"), 1);
+	json_t *ev = exec_history(EXEC("gone", "g1"));
+	cr_assert_eq(events_count(ev, "ActivityStarted"), 1);
 	json_decref(ev);
 	stop_worker(w);
 	stop();
@@ -782,7 +738,7 @@ Test(workers, lambda_resources_are_served_by_function_name)
 	        ok("SendTaskSuccess",
 	           json_pack("{s:s,s:s}", "taskToken", token, "output", "{\"approved\":true}")));
 	nng_close(sk);
-	d = wait_done(EXEC("lam", "l1"));
+	d = exec_wait_status(EXEC("lam", "l1"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
 	json_t *out = json_loads(s(d, "output"), 0, NULL);
 	json_t *want = json_loads("{\"n\":21,\"plain\":{\"n\":21},\"invoked\":{\"p\":{\"n\":21},"
@@ -792,10 +748,10 @@ Test(workers, lambda_resources_are_served_by_function_name)
 	json_decref(out);
 	json_decref(want);
 	json_decref(d);
-	json_t *ev = history(EXEC("lam", "l1"));
-	cr_assert_eq(count_type(ev, "LambdaFunctionStarted"), 1);
-	cr_assert_eq(count_type(ev, "LambdaFunctionSucceeded"), 1);
-	cr_assert_eq(count_type(ev, "TaskSucceeded"), 2);
+	json_t *ev = exec_history(EXEC("lam", "l1"));
+	cr_assert_eq(events_count(ev, "LambdaFunctionStarted"), 1);
+	cr_assert_eq(events_count(ev, "LambdaFunctionSucceeded"), 1);
+	cr_assert_eq(events_count(ev, "TaskSucceeded"), 2);
 	json_decref(ev);
 	stop_worker(dbl);
 	stop();
@@ -821,8 +777,8 @@ Test(workers, a_poll_for_several_tasks_gets_as_many_as_are_queued)
 	json_t *none = raw_json(sk, poll_frame_max("more", "echo", NULL, 0, 5));
 	cr_assert_eq(json_array_size(json_object_get(none, "tasks")), 0, "%s", json_dumps(none, 0));
 	json_decref(none);
-	json_t *ev = history(EXEC("fan", "m1"));
-	cr_assert_eq(count_type(ev, "ActivityStarted"), 3);
+	json_t *ev = exec_history(EXEC("fan", "m1"));
+	cr_assert_eq(events_count(ev, "ActivityStarted"), 3);
 	size_t i;
 	json_t *e, *t;
 	json_array_foreach(ev, i, e) if (strcmp(s(e, "type"), "ActivityStarted") == 0)
@@ -846,7 +802,7 @@ Test(workers, a_poll_for_several_tasks_gets_as_many_as_are_queued)
 	cr_assert_eq(seen, 7);
 	json_decref(r);
 	nng_close(sk);
-	json_t *d = wait_done(EXEC("fan", "m1"));
+	json_t *d = exec_wait_status(EXEC("fan", "m1"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
 	cr_assert_str_eq(s(d, "output"), "[{\"n\":0},{\"n\":10},{\"n\":20}]");
 	json_decref(d);
@@ -868,7 +824,7 @@ Test(workers, sluice_worker_with_tasks_per_poll_serves_a_map_once_each)
 	json_decref(in);
 	start_exec(SM("fan"), "b", txt);
 	free(txt);
-	json_t *d = wait_done(EXEC("fan", "b"));
+	json_t *d = exec_wait_status(EXEC("fan", "b"), NULL, DONE_WAIT_MS);
 	cr_assert_str_eq(s(d, "status"), "SUCCEEDED", "%s", json_dumps(d, 0));
 	json_t *out = json_loads(s(d, "output"), 0, NULL);
 	cr_assert_eq(json_array_size(out), 200);
@@ -877,10 +833,10 @@ Test(workers, sluice_worker_with_tasks_per_poll_serves_a_map_once_each)
 		             (json_int_t)i);
 	json_decref(out);
 	json_decref(d);
-	json_t *ev = history(EXEC("fan", "b"));
-	cr_assert_eq(count_type(ev, "ActivityStarted"), 200);
-	cr_assert_eq(count_type(ev, "ActivitySucceeded"), 200);
-	cr_assert_eq(count_type(ev, "ActivityFailed") + count_type(ev, "ActivityTimedOut"), 0);
+	json_t *ev = exec_history(EXEC("fan", "b"));
+	cr_assert_eq(events_count(ev, "ActivityStarted"), 200);
+	cr_assert_eq(events_count(ev, "ActivitySucceeded"), 200);
+	cr_assert_eq(events_count(ev, "ActivityFailed") + events_count(ev, "ActivityTimedOut"), 0);
 	json_decref(ev);
 	for (int k = 0; k < 2; k++)
 		stop_worker(w[k]);
