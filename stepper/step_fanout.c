@@ -161,16 +161,7 @@ drop_stale(struct step_ctx *c, struct step_frame *f)
 	struct store_key pk;
 	step_key_frame(&pk, c->arn, f->id);
 	store_key_raw(&pk, "R", 1);
-	store_cursor_t *cur = NULL;
-	sl_err e = store_cursor_open(c->txn, STORE_DB_FRAMES, &cur);
-	if (e != SL_OK)
-		return e;
-	struct store_val k, v;
-	e = store_cursor_seek_prefix(cur, pk.buf, pk.len);
-	while (e == SL_OK && (e = store_cursor_next(cur, &k, &v)) == SL_OK)
-		e = store_cursor_del(cur);
-	store_cursor_close(cur);
-	return e == SL_ERR_NOT_FOUND ? SL_OK : e;
+	return store_del_prefix(c->txn, STORE_DB_FRAMES, pk.buf, pk.len);
 }
 
 /* A redriven execution enters its failed fan-out again: the succeeded results the failed

@@ -29,16 +29,7 @@ drop_kept(struct step_ctx *c)
 	struct store_key pk;
 	step_key_exec(&pk, c->arn);
 	store_key_raw(&pk, "K", 1);
-	store_cursor_t *cur = NULL;
-	sl_err e = store_cursor_open(c->txn, STORE_DB_EXECUTIONS, &cur);
-	if (e != SL_OK)
-		return e;
-	struct store_val k, v;
-	e = store_cursor_seek_prefix(cur, pk.buf, pk.len);
-	while (e == SL_OK && (e = store_cursor_next(cur, &k, &v)) == SL_OK)
-		e = store_cursor_del(cur);
-	store_cursor_close(cur);
-	return e == SL_ERR_NOT_FOUND ? SL_OK : e;
+	return store_del_prefix(c->txn, STORE_DB_EXECUTIONS, pk.buf, pk.len);
 }
 
 /* The top frame f ends unsuccessfully inside a Map or Parallel: the results of the children
