@@ -167,3 +167,23 @@ rig_history(struct rig *r, const char *arn)
 	store_read_end(txn);
 	return h;
 }
+
+void
+rig_answer(struct rig *r, int task, bool ok, const char *output)
+{
+	struct sl_error err;
+	sl_error_clear(&err);
+	sl_err e;
+	if (ok) {
+		json_t *o = step_test_json(output);
+		e = step_task_succeed(r->eng, rig_batch(r), r->tokens[task], o, &r->fx, &err);
+		json_decref(o);
+	} else {
+		e = step_task_fail(r->eng, rig_batch(r), r->tokens[task], "Boom", "it broke",
+		                   &r->fx, &err);
+	}
+	cr_assert_eq(e, SL_OK, "%s", sl_error_text(&err));
+	cr_assert_eq(store_batch_commit(r->st), SL_OK);
+	r->open_tasks--;
+	rig_settle(r);
+}

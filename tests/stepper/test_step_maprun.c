@@ -13,26 +13,6 @@
 	"\"StartAt\":\"W\",\"States\":{\"W\":{\"Type\":\"Task\",\"Resource\":"                     \
 	"\"arn:aws:states:us-east-1:000000000000:activity:w\",\"End\":true}}"
 
-static void
-answer(struct rig *r, int task, bool ok, const char *output)
-{
-	struct sl_error err;
-	sl_error_clear(&err);
-	sl_err e;
-	if (ok) {
-		json_t *o = step_test_json(output);
-		e = step_task_succeed(r->eng, rig_batch(r), r->tokens[task], o, &r->fx, &err);
-		json_decref(o);
-	} else {
-		e = step_task_fail(r->eng, rig_batch(r), r->tokens[task], "Boom", "it broke",
-		                   &r->fx, &err);
-	}
-	cr_assert_eq(e, SL_OK, "%s", sl_error_text(&err));
-	cr_assert_eq(store_batch_commit(r->st), SL_OK);
-	r->open_tasks--;
-	rig_settle(r);
-}
-
 static size_t
 count_type(json_t *h, const char *type)
 {
@@ -223,7 +203,7 @@ Test(step_maprun, max_concurrency_bounds_running_children)
 	cr_expect_eq(json_integer_value(json_object_get(d, "maxConcurrency")), 2);
 	json_decref(d);
 	for (int i = 0; i < 5; i++)
-		answer(&r, i, true, "7");
+		rig_answer(&r, i, true, "7");
 	cr_expect_eq(r.max_open_tasks, 2);
 	cr_assert_eq(r.status, STEP_SUCCEEDED);
 	cr_expect_eq(work_runs(&r, mr), 5);
@@ -241,10 +221,10 @@ Test(step_maprun, tolerated_failures_then_threshold)
 	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", "[1,2,3,4]"));
 	cr_assert_eq(r.n_tasks, 4);
 	map_run_arn(&r, arn, mr);
-	answer(&r, 0, false, NULL);
+	rig_answer(&r, 0, false, NULL);
 	cr_expect_not(r.finished, "one failure is tolerated");
-	answer(&r, 1, true, "2");
-	answer(&r, 2, false, NULL);
+	rig_answer(&r, 1, true, "2");
+	rig_answer(&r, 2, false, NULL);
 	cr_assert_eq(r.status, STEP_FAILED);
 	cr_expect_str_eq(r.error, "States.ExceedToleratedFailureThreshold");
 	json_t *d = describe_run(&r, mr);
@@ -286,7 +266,7 @@ Test(step_maprun, stop_aborts_the_children)
 	char arn[STEP_ARN_MAX], mr[STEP_ARN_MAX];
 	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", "[1,2,3]"));
 	map_run_arn(&r, arn, mr);
-	answer(&r, 0, true, "1");
+	rig_answer(&r, 0, true, "1");
 	struct sl_error err;
 	sl_error_clear(&err);
 	cr_assert_eq(step_stop(r.eng, rig_batch(&r), arn, NULL, NULL, &r.fx, &err), SL_OK);
@@ -322,7 +302,7 @@ Test(step_maprun, children_survive_a_restart)
 		cr_assert_eq(r.n_tasks, i + 1);
 		char out[8];
 		snprintf(out, sizeof out, "%d", (i + 1) * 10);
-		answer(&r, i, true, out);
+		rig_answer(&r, i, true, out);
 	}
 	cr_assert_eq(r.status, STEP_SUCCEEDED);
 	json_t *out = output_of(&r, arn);
@@ -355,9 +335,9 @@ Test(step_maprun, redrive_reruns_only_failed_children)
 	char arn[STEP_ARN_MAX], mr[STEP_ARN_MAX];
 	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", "[1,2,3,4]"));
 	map_run_arn(&r, arn, mr);
-	answer(&r, 0, true, "10");
-	answer(&r, 1, true, "20");
-	answer(&r, 2, false, NULL);
+	rig_answer(&r, 0, true, "10");
+	rig_answer(&r, 1, true, "20");
+	rig_answer(&r, 2, false, NULL);
 	cr_assert_eq(r.status, STEP_FAILED); // item 3 was running: aborted
 	cr_expect_eq(work_runs(&r, mr), 4);
 	json_t *kids0 = children(&r, mr);
@@ -389,8 +369,8 @@ Test(step_maprun, redrive_reruns_only_failed_children)
 	json_decref(kids0);
 	cr_assert_eq(redrive(&r, arn), SL_OK);
 	cr_assert_eq(r.n_tasks, 6, "the failed and the aborted item run again, no other");
-	answer(&r, 4, true, "30");
-	answer(&r, 5, true, "40");
+	rig_answer(&r, 4, true, "30");
+	rig_answer(&r, 5, true, "40");
 	cr_assert_eq(r.status, STEP_SUCCEEDED);
 	json_t *out = output_of(&r, arn);
 	json_t *want = step_test_json("[10,20,30,40]");
@@ -427,12 +407,12 @@ Test(step_maprun, parallel_redrive_reruns_only_the_failed_branch)
 	char arn[STEP_ARN_MAX];
 	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", "{}"));
 	cr_assert_eq(r.n_tasks, 2);
-	answer(&r, 0, true, "\"a\"");
-	answer(&r, 1, false, NULL);
+	rig_answer(&r, 0, true, "\"a\"");
+	rig_answer(&r, 1, false, NULL);
 	cr_assert_eq(r.status, STEP_FAILED);
 	cr_assert_eq(redrive(&r, arn), SL_OK);
 	cr_assert_eq(r.n_tasks, 3, "only the failed branch runs again");
-	answer(&r, 2, true, "\"b\"");
+	rig_answer(&r, 2, true, "\"b\"");
 	cr_assert_eq(r.status, STEP_SUCCEEDED);
 	json_t *out = output_of(&r, arn);
 	json_t *want = step_test_json("[\"a\",\"b\"]");
@@ -457,7 +437,7 @@ Test(step_maprun, batches_count_items)
 	cr_expect_eq(count_of(d, "itemCounts", "total"), 5);
 	cr_expect_eq(count_of(d, "itemCounts", "running"), 5);
 	json_decref(d);
-	answer(&r, 2, true, "0");
+	rig_answer(&r, 2, true, "0");
 	d = describe_run(&r, mr);
 	cr_expect_eq(count_of(d, "itemCounts", "succeeded"), 1, "the last batch holds one item");
 	json_decref(d);
@@ -506,7 +486,7 @@ Test(step_maprun, failing_sibling_branch_aborts_the_run)
 	cr_assert_eq(r.n_tasks, 3);
 	map_run_arn(&r, arn, mr);
 	int x = strcmp(r.states[0], "X") == 0 ? 0 : strcmp(r.states[1], "X") == 0 ? 1 : 2;
-	answer(&r, x, false, NULL);
+	rig_answer(&r, x, false, NULL);
 	cr_assert_eq(r.status, STEP_FAILED);
 	cr_expect_str_eq(r.error, "Boom");
 	json_t *d = describe_run(&r, mr);
@@ -637,9 +617,9 @@ Test(step_maprun, result_writer_files)
 	snprintf(arn, sizeof arn, "%s",
 	         rig_start(&r, "e1", "{\"where\":\"runs/nightly\",\"items\":[1,2,3]}"));
 	map_run_arn(&r, arn, mr);
-	answer(&r, 0, true, "\"a\"");
-	answer(&r, 1, false, NULL);
-	answer(&r, 2, true, "\"c\"");
+	rig_answer(&r, 0, true, "\"a\"");
+	rig_answer(&r, 1, false, NULL);
+	rig_answer(&r, 2, true, "\"c\"");
 	cr_assert_eq(r.status, STEP_SUCCEEDED, "%s", r.error);
 	const char *id = strrchr(mr, ':') + 1;
 	char key[256];

@@ -30,26 +30,6 @@ rig_describe(struct rig *r, const char *arn)
 	return d;
 }
 
-static void
-answer(struct rig *r, int task, bool ok, const char *output)
-{
-	struct sl_error err;
-	sl_error_clear(&err);
-	sl_err e;
-	if (ok) {
-		json_t *o = step_test_json(output);
-		e = step_task_succeed(r->eng, rig_batch(r), r->tokens[task], o, &r->fx, &err);
-		json_decref(o);
-	} else {
-		e = step_task_fail(r->eng, rig_batch(r), r->tokens[task], "Boom", "it broke",
-		                   &r->fx, &err);
-	}
-	cr_assert_eq(e, SL_OK, "%s", sl_error_text(&err));
-	cr_assert_eq(store_batch_commit(r->st), SL_OK);
-	r->open_tasks--;
-	rig_settle(r);
-}
-
 static const char *
 ev_type(json_t *h, size_t i)
 {
@@ -102,11 +82,11 @@ Test(step_redrive, failed_task_restarts_at_its_state_with_its_input)
 	rig_init(&r, RETRY_DEF);
 	char arn[STEP_ARN_MAX];
 	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", "{\"a\":1}"));
-	answer(&r, 0, false, NULL);
+	rig_answer(&r, 0, false, NULL);
 	sl_clock_fake_advance(1000);
 	rig_settle(&r);
 	cr_assert_eq(r.n_tasks, 2);
-	answer(&r, 1, false, NULL);
+	rig_answer(&r, 1, false, NULL);
 	cr_assert_eq(r.status, STEP_FAILED);
 	json_t *d = rig_describe(&r, arn);
 	cr_expect_str_eq(json_string_value(json_object_get(d, "redriveStatus")), "REDRIVABLE");
@@ -135,12 +115,12 @@ Test(step_redrive, failed_task_restarts_at_its_state_with_its_input)
 	                 "Execution is RUNNING and cannot be redriven.");
 	json_decref(d);
 	// the retry count starts over: one failure is retried again
-	answer(&r, 2, false, NULL);
+	rig_answer(&r, 2, false, NULL);
 	cr_expect(!r.finished);
 	sl_clock_fake_advance(1000);
 	rig_settle(&r);
 	cr_assert_eq(r.n_tasks, 4);
-	answer(&r, 3, true, "{\"ok\":true}");
+	rig_answer(&r, 3, true, "{\"ok\":true}");
 	cr_assert(r.finished);
 	cr_expect_eq(r.status, STEP_SUCCEEDED);
 
@@ -247,7 +227,7 @@ Test(step_redrive, aborted_execution_and_client_token)
 	cr_expect_eq(count_type(h, "ExecutionRedriven"), 1);
 	cr_expect_eq(count_type(h, "ExecutionAborted"), 1);
 	json_decref(h);
-	answer(&r, 1, true, "1");
+	rig_answer(&r, 1, true, "1");
 	cr_expect_eq(r.status, STEP_SUCCEEDED);
 	h = rig_history(&r, arn);
 	expect_dense(h);
@@ -272,7 +252,7 @@ Test(step_redrive, survives_a_restart)
 	rig_restart(&r);
 	rig_settle(&r);
 	cr_assert_eq(r.n_tasks, 2, "the restarted engine schedules the task again");
-	answer(&r, 1, true, "{}");
+	rig_answer(&r, 1, true, "{}");
 	cr_expect_eq(r.status, STEP_SUCCEEDED);
 	json_t *h = rig_history(&r, arn);
 	expect_dense(h);
@@ -325,14 +305,14 @@ Test(step_redrive, map_redrive_reruns_only_the_failed_item)
 	char arn[STEP_ARN_MAX];
 	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", "{\"items\":[1,2,3]}"));
 	cr_assert_eq(r.n_tasks, 3);
-	answer(&r, 0, true, "10");
-	answer(&r, 2, true, "30");
-	answer(&r, 1, false, NULL);
+	rig_answer(&r, 0, true, "10");
+	rig_answer(&r, 2, true, "30");
+	rig_answer(&r, 1, false, NULL);
 	cr_assert_eq(r.status, STEP_FAILED);
 	cr_assert_eq(rig_redrive(&r, arn, NULL, NULL), SL_OK);
 	cr_assert_eq(r.n_tasks, 4, "only the failed item is scheduled again");
 	cr_expect_str_eq(r.states[3], "W");
-	answer(&r, 3, true, "21");
+	rig_answer(&r, 3, true, "21");
 	cr_assert_eq(r.status, STEP_SUCCEEDED);
 	json_t *d = rig_describe(&r, arn);
 	json_t *out = step_test_json(json_string_value(json_object_get(d, "output")));
@@ -363,7 +343,7 @@ Test(step_redrive, aborted_inside_a_map)
 	char arn[STEP_ARN_MAX];
 	snprintf(arn, sizeof arn, "%s", rig_start(&r, "e1", "{\"items\":[1,2]}"));
 	cr_assert_eq(r.n_tasks, 2);
-	answer(&r, 0, true, "10");
+	rig_answer(&r, 0, true, "10");
 	struct sl_error err;
 	sl_error_clear(&err);
 	cr_assert_eq(step_stop(r.eng, rig_batch(&r), arn, NULL, NULL, &r.fx, &err), SL_OK);
@@ -371,7 +351,7 @@ Test(step_redrive, aborted_inside_a_map)
 	cr_assert_eq(r.status, STEP_ABORTED);
 	cr_assert_eq(rig_redrive(&r, arn, NULL, NULL), SL_OK);
 	cr_assert_eq(r.n_tasks, 3, "only the aborted item runs again");
-	answer(&r, 2, true, "2");
+	rig_answer(&r, 2, true, "2");
 	cr_assert_eq(r.status, STEP_SUCCEEDED);
 	json_t *d = rig_describe(&r, arn);
 	json_t *out = step_test_json(json_string_value(json_object_get(d, "output")));
