@@ -2,8 +2,9 @@
  * bench_deliver.c - event deliveries through a real `sluice serve`:
  *
  *   webhook  N events (PutEvents of 10 entries over one keep-alive connection) matching one
- *            rule with an http:// target served by a receiver thread in this process (one
- *            connection per request, answers 204); the figure is deliveries/s from the
+ *            rule with an http:// target served by a receiver thread in this process
+ *            (HTTP/1.1 keep-alive, honours Connection headers, answers 204; prints the
+ *            connections it accepted); the figure is deliveries/s from the
  *            first PutEvents to the N-th request received, and the PutEvents entries/s
  *            meanwhile.
  *   machine  N events matching a rule whose target is a Pass state machine: each accepted
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -45,85 +47,16 @@ die(const char *what)
 
 /* ---- a keep-alive HTTP client --------------------------------------------------------- */
 
-struct conn {
-	int fd;
-	char buf[1 << 16];
-	size_t len;
-};
-
-static void
-conn_open(struct conn *c, int port)
-{
-	c->fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	int one = 1;
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0)
-		die("cannot connect to the server");
-	c->len = 0;
-}
-
-static void
-write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			die("write to the server failed");
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
 /* One POST; dies unless the answer is 200 and contains want (may be NULL). */
 static void
-call(struct conn *c, const char *target, const char *json, const char *want)
+call(struct bench_conn *c, const char *target, const char *json, const char *want)
 {
-	bool sfn = strncmp(target, "AWSStepFunctions.", 17) == 0;
-	char head[256];
-	int hl = snprintf(
-	        head, sizeof head,
-	        "POST / HTTP/1.1\r\nHost: bench\r\nX-Amz-Target: %s\r\n"
-	        "Content-Type: application/x-amz-json-1.%d\r\nContent-Length: %zu\r\n\r\n",
-	        target, sfn ? 0 : 1, strlen(json));
-	write_all(c->fd, head, (size_t)hl);
-	write_all(c->fd, json, strlen(json));
-	size_t hend = 0, clen = 0;
-	for (;;) {
-		char *e = c->len ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
-		if (e && !hend) {
-			hend = (size_t)(e - c->buf) + 4;
-			const char *cl = strcasestr(c->buf, "content-length:");
-			clen = cl ? strtoul(cl + 15, NULL, 10) : 0;
-		}
-		if (hend && c->len >= hend + clen)
-			break;
-		if (c->len + 1 >= sizeof c->buf)
-			die("answer too large");
-		ssize_t r = read(c->fd, c->buf + c->len, sizeof c->buf - c->len - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			die("the server closed the connection");
-		c->len += (size_t)r;
-		c->buf[c->len] = '\0';
-	}
-	c->buf[hend + clen < sizeof c->buf ? hend + clen : sizeof c->buf - 1] = '\0';
-	if (atoi(c->buf + 9) != 200 || (want && !strstr(c->buf + hend, want))) {
-		fprintf(stderr, "bench_deliver: %s answered: %s\n", target, c->buf);
-		exit(2);
-	}
-	if (c->len != hend + clen)
-		die("unexpected pipelined bytes");
-	c->len = 0;
+	bench_call(c, "bench_deliver", target, json, want);
 }
 
 /* N events, ENTRIES_PER_CALL per call; returns the seconds taken. */
 static double
-put_events(struct conn *c, int n)
+put_events(struct bench_conn *c, int n)
 {
 	char body[4096];
 	double t0 = bench_now_s();
@@ -143,42 +76,95 @@ put_events(struct conn *c, int n)
 /* ---- the webhook receiver ------------------------------------------------------------- */
 
 static int rx_fd;
-static atomic_int rx_count;
+static atomic_int rx_count, rx_accepted;
 static atomic_bool rx_stop;
 
+#define RX_CONNS 256
+
+struct rx_conn {
+	int fd;
+	size_t len;
+	char buf[8192];
+};
+
+/* Answers every complete request in rc's buffer; false when the connection is to close
+ * (the client asked for it, HTTP/1.0 without keep-alive, or a request too large). */
+static bool
+rx_serve(struct rx_conn *rc)
+{
+	static const char keep[] = "HTTP/1.1 204 No Content\r\n\r\n";
+	static const char bye[] = "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+	for (;;) {
+		rc->buf[rc->len] = '\0';
+		char *e = strstr(rc->buf, "\r\n\r\n");
+		if (!e)
+			return rc->len + 1 < sizeof rc->buf;
+		*e = '\0'; /* headers only, for the searches below */
+		const char *cl = strcasestr(rc->buf, "\r\ncontent-length:");
+		const char *conn = strcasestr(rc->buf, "\r\nconnection:");
+		bool http10 = strstr(rc->buf, " HTTP/1.0\r\n") != NULL;
+		bool close_it = conn ? strncasecmp(conn + 13, " close", 6) == 0
+		                || strncasecmp(conn + 13, "close", 5) == 0
+		                     : http10;
+		if (conn && http10 && strcasestr(conn, "keep-alive") == NULL)
+			close_it = true;
+		size_t want = (size_t)(e - rc->buf) + 4 + (cl ? strtoul(cl + 17, NULL, 10) : 0);
+		*e = '\r';
+		if (want >= sizeof rc->buf)
+			return false;
+		if (rc->len < want)
+			return true;
+		const char *ans = close_it ? bye : keep;
+		size_t n = close_it ? sizeof bye - 1 : sizeof keep - 1;
+		if (write(rc->fd, ans, n) != (ssize_t)n)
+			return false;
+		atomic_fetch_add(&rx_count, 1);
+		if (close_it)
+			return false;
+		memmove(rc->buf, rc->buf + want, rc->len - want);
+		rc->len -= want;
+	}
+}
+
+/* A keep-alive HTTP/1.1 receiver: every request answered 204, connections kept open
+ * unless a Connection header (or HTTP/1.0) says otherwise. */
 static void *
 receiver(void *arg)
 {
 	(void)arg;
-	char buf[8192];
-	static const char ans[] = "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+	static struct rx_conn conns[RX_CONNS];
+	struct pollfd p[RX_CONNS + 1];
+	size_t n = 0;
 	while (!atomic_load(&rx_stop)) {
-		struct pollfd p = { rx_fd, POLLIN, 0 };
-		if (poll(&p, 1, 100) != 1)
+		p[0] = (struct pollfd) { rx_fd, n < RX_CONNS ? POLLIN : 0, 0 };
+		for (size_t i = 0; i < n; i++)
+			p[i + 1] = (struct pollfd) { conns[i].fd, POLLIN, 0 };
+		if (poll(p, n + 1, 100) <= 0)
 			continue;
-		int c = accept(rx_fd, NULL, NULL);
-		if (c < 0)
-			continue;
-		size_t len = 0, want = 0;
-		for (;;) {
-			ssize_t r = read(c, buf + len, sizeof buf - 1 - len);
-			if (r <= 0)
-				break;
-			len += (size_t)r;
-			buf[len] = '\0';
-			char *e = strstr(buf, "\r\n\r\n");
-			if (e && !want) {
-				const char *cl = strcasestr(buf, "content-length:");
-				want = (size_t)(e - buf) + 4
-				        + (cl ? strtoul(cl + 15, NULL, 10) : 0);
+		if (p[0].revents & POLLIN) {
+			int c = accept(rx_fd, NULL, NULL);
+			if (c >= 0) {
+				atomic_fetch_add(&rx_accepted, 1);
+				conns[n].fd = c;
+				conns[n++].len = 0;
 			}
-			if (want && len >= want)
-				break;
 		}
-		if (want && len >= want && write(c, ans, sizeof ans - 1) > 0)
-			atomic_fetch_add(&rx_count, 1);
-		close(c);
+		for (size_t i = n; i-- > 0;) {
+			if (i + 1 >= (size_t)(sizeof p / sizeof p[0]) || !p[i + 1].revents
+			    || p[i + 1].fd != conns[i].fd)
+				continue;
+			struct rx_conn *rc = &conns[i];
+			ssize_t r = read(rc->fd, rc->buf + rc->len, sizeof rc->buf - 1 - rc->len);
+			if (r > 0)
+				rc->len += (size_t)r;
+			if (r <= 0 || !rx_serve(rc)) {
+				close(rc->fd);
+				conns[i] = conns[--n];
+			}
+		}
 	}
+	for (size_t i = 0; i < n; i++)
+		close(conns[i].fd);
 	return NULL;
 }
 
@@ -205,13 +191,13 @@ main(int argc, char **argv)
 		die("usage: bench_deliver [N >= 10]");
 	char body[1024];
 	struct bench_server s;
-	struct conn c;
+	struct bench_conn c;
 
 	/* webhook */
 	pthread_t th;
 	int port = receiver_start(&th);
 	bench_server_start(&s, "bench_deliver", NULL);
-	conn_open(&c, s.port);
+	bench_conn_open(&c, "bench_deliver", s.port);
 	call(&c, "AWSEvents.PutRule",
 	     "{\"Name\":\"r\",\"EventPattern\":\"{\\\"source\\\":[\\\"bench\\\"]}\"}", NULL);
 	snprintf(body, sizeof body,
@@ -226,8 +212,8 @@ main(int argc, char **argv)
 	double all = bench_now_s() - t0;
 	int got = atomic_load(&rx_count);
 	printf("webhook: %d deliveries in %.2f s = %.0f deliveries/s (PutEvents meanwhile: "
-	       "%.0f entries/s)\n",
-	       got, all, got / all, n / put);
+	       "%.0f entries/s; %d connections accepted by the keep-alive receiver)\n",
+	       got, all, got / all, n / put, atomic_load(&rx_accepted));
 	close(c.fd);
 	bench_server_stop(&s);
 	atomic_store(&rx_stop, true);
@@ -236,7 +222,7 @@ main(int argc, char **argv)
 
 	/* state machine */
 	bench_server_start(&s, "bench_deliver", NULL);
-	conn_open(&c, s.port);
+	bench_conn_open(&c, "bench_deliver", s.port);
 	call(&c, "AWSStepFunctions.CreateStateMachine",
 	     "{\"name\":\"m\",\"roleArn\":\"arn:aws:iam::000000000000:role/r\",\"definition\":"
 	     "\"{\\\"StartAt\\\":\\\"P\\\",\\\"States\\\":{\\\"P\\\":{\\\"Type\\\":\\\"Pass\\\","

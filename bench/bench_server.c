@@ -3,10 +3,16 @@
  */
 #include "bench/bench_server.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -96,4 +102,76 @@ bench_server_stop(struct bench_server *s)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "bench: could not remove %s\n", s->dir);
+}
+
+void
+bench_conn_open(struct bench_conn *c, const char *prog, int port)
+{
+	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int one = 1;
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0)
+		bench_die(prog, "cannot connect to the server");
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c->len = 0;
+}
+
+static void
+write_all(int fd, const char *prog, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			bench_die(prog, "write to the server failed");
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+const char *
+bench_call(struct bench_conn *c, const char *prog, const char *target, const char *json,
+           const char *want)
+{
+	bool sfn = strncmp(target, "AWSStepFunctions.", 17) == 0;
+	char head[256];
+	int hl = snprintf(
+	        head, sizeof head,
+	        "POST / HTTP/1.1\r\nHost: bench\r\nX-Amz-Target: %s\r\n"
+	        "Content-Type: application/x-amz-json-1.%d\r\nContent-Length: %zu\r\n\r\n",
+	        target, sfn ? 0 : 1, strlen(json));
+	write_all(c->fd, prog, head, (size_t)hl);
+	write_all(c->fd, prog, json, strlen(json));
+	size_t hend = 0, clen = 0;
+	for (;;) {
+		char *e = c->len ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
+		if (e && !hend) {
+			hend = (size_t)(e - c->buf) + 4;
+			const char *cl = strcasestr(c->buf, "content-length:");
+			clen = cl ? strtoul(cl + 15, NULL, 10) : 0;
+		}
+		if (hend && c->len >= hend + clen)
+			break;
+		if (c->len + 1 >= sizeof c->buf)
+			bench_die(prog, "answer too large");
+		ssize_t r = read(c->fd, c->buf + c->len, sizeof c->buf - c->len - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			bench_die(prog, "the server closed the connection");
+		c->len += (size_t)r;
+		c->buf[c->len] = '\0';
+	}
+	c->buf[hend + clen] = '\0';
+	if (atoi(c->buf + 9) != 200 || (want && !strstr(c->buf + hend, want))) {
+		fprintf(stderr, "%s: %s answered: %s\n", prog, target, c->buf);
+		exit(2);
+	}
+	// one request at a time: more bytes would be an answer to nothing
+	if (c->len != hend + clen)
+		bench_die(prog, "unexpected pipelined bytes");
+	c->len = 0;
+	return c->buf + hend;
 }

@@ -5,6 +5,7 @@
 #ifndef SLUICE_BENCH_SERVER_H
 #define SLUICE_BENCH_SERVER_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 struct bench_server {
@@ -26,5 +27,19 @@ void bench_server_stop(struct bench_server *s);
 double bench_now_s(void);
 /* Prints "prog: what" and exits with status 2. */
 void bench_die(const char *prog, const char *what);
+
+/* A keep-alive HTTP connection to the server on loopback. */
+struct bench_conn {
+	int fd;
+	char buf[1 << 16];
+	size_t len;
+};
+/* Connects (TCP_NODELAY) to 127.0.0.1:port; dies on failure. */
+void bench_conn_open(struct bench_conn *c, const char *prog, int port);
+/* One AWS JSON POST to target (AWSStepFunctions.* as JSON 1.0, the rest 1.1); dies unless
+ * the answer is 200 and its body contains want (may be NULL). Returns the body, in c->buf,
+ * valid until the next call. */
+const char *bench_call(struct bench_conn *c, const char *prog, const char *target, const char *json,
+                       const char *want);
 
 #endif

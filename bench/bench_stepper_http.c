@@ -49,78 +49,14 @@ die(const char *what)
 
 /* ---- a keep-alive HTTP client --------------------------------------------------------- */
 
-struct conn {
-	int fd;
-	char buf[1 << 16];
-	size_t len;
-};
-
-static void
-conn_open(struct conn *c)
-{
-	c->fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)srv.port) };
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	int one = 1;
-	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0)
-		die("cannot connect to the server");
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	c->len = 0;
-}
-
-static void
-write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			die("write to the server failed");
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-/* One Step Functions call; returns the answer's body (in c->buf, valid until the next
- * call). Dies unless the status is 200. */
+/* One Step Functions call; dies unless the status is 200. Returns the answer's body (in
+ * c->buf, valid until the next call). */
 static const char *
-call(struct conn *c, const char *op, const char *json)
+call(struct bench_conn *c, const char *op, const char *json)
 {
-	char head[256];
-	int hl = snprintf(head, sizeof head,
-	                  "POST / HTTP/1.1\r\nHost: bench\r\nX-Amz-Target: AWSStepFunctions.%s\r\n"
-	                  "Content-Type: application/x-amz-json-1.0\r\nContent-Length: %zu\r\n\r\n",
-	                  op, strlen(json));
-	write_all(c->fd, head, (size_t)hl);
-	write_all(c->fd, json, strlen(json));
-	size_t hend = 0, clen = 0;
-	for (;;) {
-		char *e = c->len ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
-		if (e && !hend) {
-			hend = (size_t)(e - c->buf) + 4;
-			const char *cl = strcasestr(c->buf, "content-length:");
-			clen = cl ? strtoul(cl + 15, NULL, 10) : 0;
-		}
-		if (hend && c->len >= hend + clen)
-			break;
-		if (c->len + 1 >= sizeof c->buf)
-			die("answer too large");
-		ssize_t r = read(c->fd, c->buf + c->len, sizeof c->buf - c->len - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			die("the server closed the connection");
-		c->len += (size_t)r;
-		c->buf[c->len] = '\0';
-	}
-	c->buf[hend + clen] = '\0';
-	if (atoi(c->buf + 9) != 200) {
-		fprintf(stderr, PROG ": %s answered: %s\n", op, c->buf);
-		exit(2);
-	}
-	c->len = 0;
-	return c->buf + hend;
+	char target[96];
+	snprintf(target, sizeof target, "AWSStepFunctions.%s", op);
+	return bench_call(c, PROG, target, json, NULL);
 }
 
 /* ---- figures -------------------------------------------------------------------------- */
@@ -155,10 +91,10 @@ static void *
 run_job(void *arg)
 {
 	struct job *j = arg;
-	struct conn *c = malloc(sizeof *c);
+	struct bench_conn *c = malloc(sizeof *c);
 	if (!c)
 		die("out of memory");
-	conn_open(c);
+	bench_conn_open(c, PROG, srv.port);
 	char body[512];
 	for (long i = 0; i < j->count; i++) {
 		snprintf(body, sizeof body,
@@ -231,7 +167,7 @@ chain10(char *out, size_t cap, bool escaped)
 }
 
 static void
-create(struct conn *c, const char *name, const char *def_escaped, const char *type)
+create(struct bench_conn *c, const char *name, const char *def_escaped, const char *type)
 {
 	char body[8192];
 	snprintf(body, sizeof body,
@@ -330,11 +266,11 @@ main(int argc, char **argv)
 	}
 	printf("command: %s %ld %d %ld\n", argv[0], execs, clients, map_runs);
 	bench_server_start(&srv, PROG, NULL);
-	struct conn *ctl = malloc(sizeof *ctl);
+	struct bench_conn *ctl = malloc(sizeof *ctl);
 	double *lat = calloc((size_t)execs, sizeof *lat);
 	if (!ctl || !lat)
 		die("out of memory");
-	conn_open(ctl);
+	bench_conn_open(ctl, PROG, srv.port);
 	char def[8192];
 	chain10(def, sizeof def, true);
 	create(ctl, "chain", def, "STANDARD");

@@ -53,12 +53,32 @@ struct item {
 	enum outcome outcome;
 };
 
+/* Webhook connections kept for reuse: at most POOL_PER_TARGET (the default in-flight cap,
+ * so a steady stream to one target opens no new ones) idle per (scheme, host, port)
+ * and POOL_MAX in all; one unused for POOL_IDLE_MS closes (under the 5 s idle timeout of
+ * common servers, so the race with a peer's close is rare; the retry below covers it). */
+#define POOL_PER_TARGET 64
+#define POOL_MAX        128
+#define POOL_IDLE_MS    4000
+#define POOL_KEY_LEN    300
+
+/* One webhook connection (one request at a time: no pipelining). */
+struct pconn {
+	srv_deliver_t *d;
+	struct evhttp_connection *conn;
+	char key[POOL_KEY_LEN]; /* "scheme://host:port" */
+	int64_t idle_since;
+	bool closed; /* libevent closed it (the peer's close, Connection: close, an error) */
+	struct pconn *next;
+};
+
 struct http_call {
 	srv_deliver_t *d;
 	struct item it;
-	struct evhttp_connection *conn;
+	struct pconn *pc;
 	enum evhttp_request_error error;
 	bool failed, tls;
+	bool reused; /* sent on a pooled connection: a stale one gets one more try */
 	struct http_call *next, *prev;
 };
 
@@ -620,6 +640,110 @@ to_nng(srv_deliver_t *d, store_batch_t *b, struct item *it, const char *target)
 /* ---- HTTP ----------------------------------------------------------------------------- */
 
 static void
+on_conn_close(struct evhttp_connection *conn, void *arg)
+{
+	(void)conn;
+	((struct pconn *)arg)->closed = true;
+}
+
+static bool
+pconn_alive(const struct pconn *pc)
+{
+	return !pc->closed && bufferevent_getfd(evhttp_connection_get_bufferevent(pc->conn)) >= 0;
+}
+
+/* Frees pc from the loop later: never inside libevent's callbacks of that connection. */
+static void
+pconn_bury(srv_deliver_t *d, struct pconn *pc)
+{
+	pc->next = d->dead;
+	d->dead = pc;
+	if (!evtimer_pending(d->reap_ev, NULL)) {
+		struct timeval zero = { 0, 0 };
+		evtimer_add(d->reap_ev, &zero);
+	}
+}
+
+static void
+on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	srv_deliver_t *d = arg;
+	while (d->dead) {
+		struct pconn *pc = d->dead;
+		d->dead = pc->next;
+		evhttp_connection_free(pc->conn); /* may call on_conn_close: pc is still there */
+		sl_free(pc);
+	}
+}
+
+/* An open idle connection to key, or NULL; closed ones met on the way are freed. */
+static struct pconn *
+pool_take(srv_deliver_t *d, const char *key)
+{
+	for (struct pconn **pp = &d->idle; *pp;) {
+		struct pconn *pc = *pp;
+		if (strcmp(pc->key, key) != 0) {
+			pp = &pc->next;
+			continue;
+		}
+		*pp = pc->next;
+		d->n_idle--;
+		if (pconn_alive(pc))
+			return pc;
+		pconn_bury(d, pc);
+	}
+	return NULL;
+}
+
+static void
+pool_put(srv_deliver_t *d, struct pconn *pc)
+{
+	unsigned same = 0;
+	for (struct pconn *p = d->idle; p; p = p->next)
+		same += strcmp(p->key, pc->key) == 0;
+	if (!pconn_alive(pc) || same >= POOL_PER_TARGET || d->n_idle >= POOL_MAX || d->srv->stopping
+	    || d->srv->stopped) {
+		pconn_bury(d, pc);
+		return;
+	}
+	pc->idle_since = sl_clock_now_ms();
+	pc->next = d->idle;
+	d->idle = pc;
+	d->n_idle++;
+	if (!evtimer_pending(d->sweep_ev, NULL)) {
+		struct timeval sec = { 1, 0 };
+		evtimer_add(d->sweep_ev, &sec);
+	}
+}
+
+/* Closes idle connections unused for POOL_IDLE_MS and those the peers closed. */
+static void
+on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	srv_deliver_t *d = arg;
+	int64_t now = sl_clock_now_ms();
+	for (struct pconn **pp = &d->idle; *pp;) {
+		struct pconn *pc = *pp;
+		if (pconn_alive(pc) && now - pc->idle_since < POOL_IDLE_MS && !d->srv->stopping
+		    && !d->srv->stopped) {
+			pp = &pc->next;
+			continue;
+		}
+		*pp = pc->next;
+		d->n_idle--;
+		pconn_bury(d, pc);
+	}
+	if (d->n_idle) {
+		struct timeval sec = { 1, 0 };
+		evtimer_add(d->sweep_ev, &sec);
+	}
+}
+
+static void
 call_free(struct http_call *c)
 {
 	srv_deliver_t *d = c->d;
@@ -641,6 +765,9 @@ on_http_error(enum evhttp_request_error e, void *arg)
 	c->error = e;
 }
 
+static bool http_start(srv_deliver_t *d, struct item *it, const char *url, bool tls, bool fresh,
+                       char *why, size_t why_cap);
+
 static void
 on_http_done(struct evhttp_request *req, void *arg)
 {
@@ -648,15 +775,34 @@ on_http_done(struct evhttp_request *req, void *arg)
 	srv_deliver_t *d = c->d;
 	int status = req && !c->failed ? evhttp_request_get_response_code(req) : 0;
 	char tls_error[160] = "";
-	if (c->tls && c->conn && !status) {
+	struct pconn *pc = c->pc;
+	c->pc = NULL;
+	if (c->tls && !status) {
 		/* why the handshake failed (certificate, protocol), when OpenSSL says */
-		unsigned long e
-		        = bufferevent_get_openssl_error(evhttp_connection_get_bufferevent(c->conn));
+		unsigned long e = bufferevent_get_openssl_error(
+		        evhttp_connection_get_bufferevent(pc->conn));
 		if (e)
 			ERR_error_string_n(e, tls_error, sizeof tls_error);
 	}
+	/* an answer leaves the connection reusable unless it was closed (Connection: close) */
+	if (status)
+		pool_put(d, pc);
+	else
+		pconn_bury(d, pc);
 	d->inflight--;
-	c->conn = NULL; /* freed by libevent once this request completes */
+	if (!status && c->reused
+	    && (!c->failed || c->error == EVREQ_HTTP_EOF || c->error == EVREQ_HTTP_BUFFER_ERROR)) {
+		/* the peer may have closed the idle connection as the request went out: once
+		 * more on a new connection, not counted against the RetryPolicy */
+		char why[300];
+		d->stale_retries++;
+		if (http_start(d, &c->it, rec_str(c->it.rec, "arn"), c->tls, true, why,
+		               sizeof why)) {
+			c->it.rec = NULL; /* the new call owns it */
+			call_free(c);
+			return;
+		}
+	}
 	store_batch_t *b = NULL;
 	sl_err rc = srv_batch(d->srv, &b);
 	if (rc == SL_OK) {
@@ -751,9 +897,38 @@ tls_connection(srv_deliver_t *d, const char *host, int port)
 	return conn;
 }
 
-/* Starts the POST; false when the URL is unusable (the caller fails the delivery). */
+/* A new connection to host:port (not yet connected: evhttp connects on the request). */
+static struct pconn *
+pconn_new(srv_deliver_t *d, const char *key, const char *host, int port, bool tls)
+{
+	struct pconn *pc = SL_NEW(struct pconn);
+	if (!pc)
+		return NULL;
+	pc->d = d;
+	snprintf(pc->key, sizeof pc->key, "%s", key);
+	pc->conn = tls ? tls_connection(d, host, port)
+	               : evhttp_connection_base_new(d->srv->base, d->dns, host,
+	                                            (unsigned short)(port > 0 ? port : 80));
+	if (!pc->conn) {
+		sl_free(pc);
+		return NULL;
+	}
+	struct timeval tv = { d->timeout_ms / 1000, (d->timeout_ms % 1000) * 1000 };
+	evhttp_connection_set_timeout_tv(pc->conn, &tv);
+	evhttp_connection_set_retries(pc->conn, 0);
+	/* only the status matters: a receiver cannot make the server buffer a large answer */
+	evhttp_connection_set_max_headers_size(pc->conn, 64 * 1024);
+	evhttp_connection_set_max_body_size(pc->conn, 1024 * 1024);
+	evhttp_connection_set_closecb(pc->conn, on_conn_close, pc);
+	d->conns_opened++;
+	return pc;
+}
+
+/* Starts the POST on a pooled connection to the target, or on a new one (always when
+ * fresh); false when the URL is unusable (the caller fails the delivery). */
 static bool
-http_start(srv_deliver_t *d, struct item *it, const char *url, bool tls, char *why, size_t why_cap)
+http_start(srv_deliver_t *d, struct item *it, const char *url, bool tls, bool fresh, char *why,
+           size_t why_cap)
 {
 	struct evhttp_uri *u = evhttp_uri_parse(url);
 	const char *host = u ? evhttp_uri_get_host(u) : NULL;
@@ -791,17 +966,15 @@ http_start(srv_deliver_t *d, struct item *it, const char *url, bool tls, char *w
 	c->d = d;
 	c->it = *it;
 	c->tls = tls;
-	c->conn = tls ? tls_connection(d, host, port)
-	              : evhttp_connection_base_new(d->srv->base, d->dns, host,
-	                                           (unsigned short)(port > 0 ? port : 80));
-	if (!c->conn)
+	char key[POOL_KEY_LEN];
+	snprintf(key, sizeof key, "%s://%.255s:%d", tls ? "https" : "http", host,
+	         port > 0      ? port
+	                 : tls ? 443
+	                       : 80);
+	c->pc = fresh ? NULL : pool_take(d, key);
+	c->reused = c->pc != NULL;
+	if (!c->pc && !(c->pc = pconn_new(d, key, host, port, tls)))
 		goto fail;
-	struct timeval tv = { d->timeout_ms / 1000, (d->timeout_ms % 1000) * 1000 };
-	evhttp_connection_set_timeout_tv(c->conn, &tv);
-	evhttp_connection_set_retries(c->conn, 0);
-	/* only the status matters: a receiver cannot make the server buffer a large answer */
-	evhttp_connection_set_max_headers_size(c->conn, 64 * 1024);
-	evhttp_connection_set_max_body_size(c->conn, 1024 * 1024);
 	if (!(req = evhttp_request_new(on_http_done, c)))
 		goto fail;
 	evhttp_request_set_error_cb(req, on_http_error);
@@ -822,11 +995,12 @@ http_start(srv_deliver_t *d, struct item *it, const char *url, bool tls, char *w
 	    || evhttp_add_header(h, "X-Sluice-Attempt", attempt) || add_headers(h, http)
 	    || evbuffer_add(evhttp_request_get_output_buffer(req), input, strlen(input)))
 		goto fail;
-	if (evhttp_make_request(c->conn, req, EVHTTP_REQ_POST, target) != 0) {
+	if (evhttp_make_request(c->pc->conn, req, EVHTTP_REQ_POST, target) != 0) {
 		req = NULL; /* freed by evhttp_make_request on failure */
 		goto fail;
 	}
-	evhttp_connection_free_on_completion(c->conn);
+	if (c->reused)
+		d->conns_reused++;
 	sl_free(target);
 	evhttp_uri_free(u);
 	c->next = d->calls;
@@ -838,8 +1012,8 @@ http_start(srv_deliver_t *d, struct item *it, const char *url, bool tls, char *w
 fail:
 	if (req)
 		evhttp_request_free(req);
-	if (c && c->conn)
-		evhttp_connection_free(c->conn);
+	if (c && c->pc)
+		pconn_bury(d, c->pc);
 	sl_free(c);
 	sl_free(target);
 	evhttp_uri_free(u);
@@ -862,7 +1036,7 @@ handle(srv_deliver_t *d, struct item *it)
 	}
 	if (kind == DELIVER_HTTP || kind == DELIVER_HTTPS) {
 		char why[300];
-		if (http_start(d, it, name, kind == DELIVER_HTTPS, why, sizeof why))
+		if (http_start(d, it, name, kind == DELIVER_HTTPS, false, why, sizeof why))
 			return; /* the call owns it now */
 		kind = DELIVER_OTHER;
 		snprintf(name, sizeof name, "%s", why);
@@ -1013,9 +1187,18 @@ srv_deliver_metrics(srv_t *s, struct evbuffer *out)
 	            "sluice_delivery_failures_total %" PRIu64 "\n"
 	            "# HELP sluice_deliveries_inflight HTTP deliveries waiting for an answer.\n"
 	            "# TYPE sluice_deliveries_inflight gauge\n"
-	            "sluice_deliveries_inflight %u\n",
+	            "sluice_deliveries_inflight %u\n"
+	            "# HELP sluice_delivery_connections_total Webhook connections: opened, "
+	            "requests sent on a kept-alive one, stale ones retried on a new one.\n"
+	            "# TYPE sluice_delivery_connections_total counter\n"
+	            "sluice_delivery_connections_total{event=\"opened\"} %" PRIu64 "\n"
+	            "sluice_delivery_connections_total{event=\"reused\"} %" PRIu64 "\n"
+	            "sluice_delivery_connections_total{event=\"stale_retry\"} %" PRIu64 "\n"
+	            "# HELP sluice_delivery_connections_idle Webhook connections kept open, idle.\n"
+	            "# TYPE sluice_delivery_connections_idle gauge\n"
+	            "sluice_delivery_connections_idle %u\n",
 	            d->delivered, d->retried, d->dead_lettered, d->dropped, d->failures,
-	            d->inflight)
+	            d->inflight, d->conns_opened, d->conns_reused, d->stale_retries, d->n_idle)
 	    < 0)
 		return SL_ERR_NOMEM;
 	return SL_OK;
@@ -1043,7 +1226,9 @@ srv_deliver_start(srv_t *s, struct bus_state *st)
 	deliverers = d;
 	d->scan_ev = evtimer_new(s->base, on_scan, d);
 	d->timer_ev = evtimer_new(s->base, on_timer, d);
-	if (!d->scan_ev || !d->timer_ev)
+	d->reap_ev = evtimer_new(s->base, on_reap, d);
+	d->sweep_ev = evtimer_new(s->base, on_sweep, d);
+	if (!d->scan_ev || !d->timer_ev || !d->reap_ev || !d->sweep_ev)
 		return SL_ERR_NOMEM;
 	event_priority_set(d->scan_ev, SRV_PRIO_NORMAL);
 	event_priority_set(d->timer_ev, SRV_PRIO_NORMAL);

@@ -14,6 +14,7 @@
 #include "server/srv_deliver.h"
 
 struct http_call;
+struct pconn;
 struct evdns_base;
 struct pub_socket;
 
@@ -31,11 +32,18 @@ typedef struct srv_deliver {
 	struct ssl_ctx_st *tls;  /* SSL_CTX of https:// targets, or NULL */
 	struct pub_socket *pubs; /* one NNG PUB socket per nng+pub:// URL, listening */
 	bool kick_pending;       /* a scan is due when the open batch commits */
+	/* webhook connections kept open for reuse (keep-alive), newest first, and those
+	 * waiting to be freed outside libevent's callbacks */
+	struct pconn *idle, *dead;
+	unsigned n_idle;
+	struct event *reap_ev;  /* frees the dead ones soon */
+	struct event *sweep_ev; /* closes idle ones past POOL_IDLE_MS */
 	/* options */
 	unsigned backoff_ms, backoff_cap_ms, timeout_ms, max_inflight;
 	bool paused;
 	/* counters */
 	uint64_t delivered, retried, dead_lettered, dropped, failures;
+	uint64_t conns_opened, conns_reused, stale_retries;
 	struct srv_deliver *next;
 } srv_deliver_t;
 

@@ -55,6 +55,12 @@ struct receiver {
 	atomic_bool stop;
 	atomic_int closed; /* connections finished with */
 	SSL_CTX *tls;      /* set: the receiver speaks https */
+	/* keep-alive mode: answers without Connection: close and reads the next request on
+	 * the same connection, closing it after idle_ms without one */
+	bool keepalive;
+	int idle_ms;
+	atomic_int accepted;      /* connections accepted */
+	atomic_int most_per_conn; /* the most requests one connection carried */
 };
 
 static struct receiver rx;
@@ -120,6 +126,7 @@ receiver_main(void *arg)
 		int c = accept(rx.fd, NULL, NULL);
 		if (c < 0)
 			continue;
+		atomic_fetch_add(&rx.accepted, 1);
 		struct timeval tmo = { 5, 0 };
 		setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof tmo);
 		SSL *ssl = NULL;
@@ -135,7 +142,11 @@ receiver_main(void *arg)
 			}
 		}
 		struct recv_req r;
+		int on_this = 0;
+	next_request:
 		if (read_request(c, ssl, &r)) {
+			if (++on_this > atomic_load(&rx.most_per_conn))
+				atomic_store(&rx.most_per_conn, on_this);
 			pthread_mutex_lock(&rx.mu);
 			int status = rx.next_program < rx.n_program ? rx.program[rx.next_program++]
 			                                            : rx.dflt;
@@ -152,13 +163,17 @@ receiver_main(void *arg)
 				continue;
 			}
 			char resp[160];
-			int n = snprintf(
-			        resp, sizeof resp,
-			        "HTTP/1.1 %d Programmed\r\nContent-Length: 0\r\nConnection: "
-			        "close\r\n\r\n",
-			        status);
+			int n = snprintf(resp, sizeof resp,
+			                 "HTTP/1.1 %d Programmed\r\nContent-Length: 0\r\n%s\r\n",
+			                 status, rx.keepalive ? "" : "Connection: close\r\n");
 			if ((ssl ? SSL_write(ssl, resp, n) : (int)write(c, resp, (size_t)n)) < 0) {
 				/* the server gave up (time-out): it counts as a failure there */
+			} else if (rx.keepalive && !atomic_load(&rx.stop)) {
+				/* the next request, until idle_ms pass without one, or EOF */
+				tmo = (struct timeval) { rx.idle_ms / 1000,
+					                 (rx.idle_ms % 1000) * 1000 };
+				setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tmo, sizeof tmo);
+				goto next_request;
 			}
 		}
 		if (ssl)
@@ -772,6 +787,115 @@ Test(deliveries, paused_then_restarted_delivers_the_backlog)
 	receiver_stop();
 }
 
+/* The hook rule "r" for source "shop" to rx's /ka; sends event n and waits until the
+ * delivered counter reaches n + 1. */
+static void
+keepalive_put(int n)
+{
+	char detail[64];
+	snprintf(detail, sizeof detail, "{\"n\": %d}", n);
+	put_event(NULL, "shop", detail);
+	wait_metric("sluice_deliveries_total{outcome=\"delivered\"} ", n + 1);
+}
+
+static void
+keepalive_rule(void)
+{
+	char url[128];
+	hook_url(url, sizeof url, "/ka");
+	json_decref(
+	        ok("PutRule",
+	           json_pack("{s:s,s:s}", "Name", "r", "EventPattern", "{\"source\":[\"shop\"]}")));
+	put_targets(
+	        "r",
+	        json_pack("[{s:s,s:s,s:s}]", "Id", "hook", "Arn", url, "InputPath", "$.detail"));
+}
+
+/* Every request once, in order, first attempt; nothing retried or failed. */
+static void
+keepalive_check(int n)
+{
+	cr_assert_eq(receiver_count(), n);
+	for (int i = 0; i < n; i++) {
+		char want[32];
+		snprintf(want, sizeof want, "{\"n\":%d}", i);
+		cr_assert_str_eq(rx.reqs[i].body, want);
+		cr_assert_str_eq(rx.reqs[i].path, "/ka");
+		cr_assert(strstr(rx.reqs[i].head, "X-Sluice-Attempt: 1"), "%s", rx.reqs[i].head);
+	}
+	cr_assert_eq(metric("sluice_deliveries_total{outcome=\"retried\"} "), 0);
+	/* the sample line (after a newline), not the HELP line naming the metric too */
+	cr_assert_eq(metric("\nsluice_delivery_failures_total "), 0);
+	cr_assert_eq(metric("\nsluice_deliveries_inflight "), 0);
+}
+
+Test(deliveries, keepalive_receiver_sees_several_deliveries_on_one_connection)
+{
+	receiver_start(200);
+	rx.keepalive = true;
+	rx.idle_ms = 30000;
+	start_fast(NULL);
+	keepalive_rule();
+	/* one after the other: each finds the previous one's connection idle in the pool */
+	for (int i = 0; i < 5; i++)
+		keepalive_put(i);
+	keepalive_check(5);
+	cr_assert_geq(atomic_load(&rx.most_per_conn), 2,
+	              "no connection carried two deliveries (%d accepted for 5)",
+	              atomic_load(&rx.accepted));
+	cr_assert_lt(atomic_load(&rx.accepted), 5);
+	cr_assert_geq(metric("sluice_delivery_connections_total{event=\"reused\"} "), 1);
+	stop();
+	receiver_stop();
+}
+
+Test(deliveries, receiver_closing_idle_connections_still_gets_each_delivery_once)
+{
+	receiver_start(200);
+	rx.keepalive = true;
+	rx.idle_ms = 100;
+	start_fast(NULL);
+	keepalive_rule();
+	for (int i = 0; i < 4; i++) {
+		keepalive_put(i);
+		/* let the receiver hang up the idle connection (its close may or may not reach
+		 * the server before the next request: either way the delivery must arrive) */
+		for (int k = 0; k < 10; k++)
+			nap();
+	}
+	keepalive_check(4);
+	cr_assert_geq(atomic_load(&rx.accepted), 2, "the receiver never closed a connection");
+	stop();
+	receiver_stop();
+}
+
+Test(deliveries, hang_up_on_a_reused_connection_retried_once_on_a_new_one)
+{
+	receiver_start(200);
+	rx.keepalive = true;
+	rx.idle_ms = 30000;
+	/* the second request arrives on the kept connection: hang up as a peer closing it
+	 * would; the same attempt goes again on a new connection */
+	receiver_program((int[]) { 200, 0 }, 2, 200);
+	start_fast(NULL);
+	keepalive_rule();
+	keepalive_put(0);
+	keepalive_put(1);
+	cr_assert_eq(receiver_count(), 3);
+	const char *bodies[] = { "{\"n\":0}", "{\"n\":1}", "{\"n\":1}" };
+	for (int i = 0; i < 3; i++) {
+		cr_assert_str_eq(rx.reqs[i].body, bodies[i]);
+		cr_assert(strstr(rx.reqs[i].head, "X-Sluice-Attempt: 1"), "%s", rx.reqs[i].head);
+	}
+	cr_assert_eq(atomic_load(&rx.accepted), 2);
+	cr_assert_eq(metric("sluice_delivery_connections_total{event=\"stale_retry\"} "), 1);
+	cr_assert_eq(metric("sluice_deliveries_total{outcome=\"retried\"} "), 0);
+	/* the sample line (after a newline), not the HELP line naming the metric too */
+	cr_assert_eq(metric("\nsluice_delivery_failures_total "), 0);
+	stop();
+	receiver_stop();
+}
+
 Test(deliveries, bus_target_republishes_on_the_other_bus)
 {
 	receiver_start(200);
@@ -920,6 +1044,34 @@ Test(deliveries, https_webhook_verifies_the_certificate)
 	wait_metric("sluice_deliveries_total{outcome=\"delivered\"} ", 1);
 	stop();
 	h_cleanup(&old);
+	receiver_stop();
+	char rm[400];
+	snprintf(rm, sizeof rm, "rm -rf %s", dir);
+	cr_assert_eq(system(rm), 0);
+}
+
+Test(deliveries, https_keepalive_reuses_the_tls_connection)
+{
+	char dir[] = "/tmp/sluice-tls-XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	receiver_start(200);
+	receiver_tls(dir);
+	rx.keepalive = true;
+	rx.idle_ms = 30000;
+	char cert[600];
+	snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+	setenv("SSL_CERT_FILE", cert, 1);
+	start_fast(NULL);
+	keepalive_rule();
+	for (int i = 0; i < 4; i++)
+		keepalive_put(i);
+	keepalive_check(4);
+	/* one handshake served several deliveries */
+	cr_assert_geq(atomic_load(&rx.most_per_conn), 2,
+	              "no TLS connection carried two deliveries (%d accepted for 4)",
+	              atomic_load(&rx.accepted));
+	cr_assert_geq(metric("sluice_delivery_connections_total{event=\"reused\"} "), 1);
+	stop();
 	receiver_stop();
 	char rm[400];
 	snprintf(rm, sizeof rm, "rm -rf %s", dir);
