@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/sl_err.h"
+#include "common/sl_id.h"
 #include "server/srv.h"
 #include "stepper/stepper.h"
 #include "store/store.h"
@@ -57,6 +58,11 @@ sl_err srv_machine_definition(store_txn_t *txn, const char *name, uint32_t revis
  * member, required or optional (NULL when absent); wrong types are SerializationExceptions. */
 sl_err srv_sfn_str_field(json_t *body, const char *field, bool required, const char **out,
                          struct sl_error *err);
+/* A Step Functions ARN: copied into buf (cap bytes) and parsed into *a (pointing into buf);
+ * InvalidArn unless it parses, its service is "states" and its resource starts with prefix
+ * (NULL: any). Region and account are the caller's to check. */
+sl_err srv_sfn_arn(const char *arn, const char *prefix, char *buf, size_t cap, struct sl_arn *a,
+                   struct sl_error *err);
 /* maxResults: 1..1000; absent or 0 gives dflt. */
 sl_err srv_sfn_max_results(json_t *body, size_t dflt, size_t *out, struct sl_error *err);
 

@@ -47,11 +47,10 @@ parse_machine_arn(const char *arn, char name[NAME_CAP], uint32_t *version, struc
 {
 	char buf[512];
 	struct sl_arn a;
-	if (strlen(arn) >= sizeof buf)
-		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%.200s...'", arn);
-	memcpy(buf, arn, strlen(arn) + 1);
-	if (sl_arn_parse(buf, &a) || strcmp(a.service, "states") != 0
-	    || strncmp(a.resource, "stateMachine:", 13) != 0 || !a.resource[13])
+	sl_err rc = srv_sfn_arn(arn, "stateMachine:", buf, sizeof buf, &a, err);
+	if (rc)
+		return rc;
+	if (!a.resource[13])
 		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%s'", arn);
 	char *nm = a.resource + 13, *qual = strchr(nm, ':');
 	*version = 0;
@@ -79,11 +78,9 @@ check_exec_arn(const char *arn, struct sl_error *err)
 {
 	char buf[STEP_ARN_MAX];
 	struct sl_arn a;
-	if (strlen(arn) >= sizeof buf)
-		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%.200s...'", arn);
-	memcpy(buf, arn, strlen(arn) + 1);
-	if (sl_arn_parse(buf, &a) || strcmp(a.service, "states") != 0)
-		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%s'", arn);
+	sl_err rc = srv_sfn_arn(arn, NULL, buf, sizeof buf, &a, err);
+	if (rc)
+		return rc;
 	if (strncmp(a.resource, "express:", 8) == 0) // AWS: no per-execution calls on EXPRESS
 		return sl_error_set(
 		        err, SL_ERR_INVALID_ARN,

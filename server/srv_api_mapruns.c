@@ -19,12 +19,9 @@ check_map_run_arn(const char *arn, struct sl_error *err)
 {
 	char buf[STEP_ARN_MAX];
 	struct sl_arn a;
-	if (strlen(arn) >= sizeof buf)
-		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%.200s...'", arn);
-	memcpy(buf, arn, strlen(arn) + 1);
-	if (sl_arn_parse(buf, &a) || strcmp(a.service, "states") != 0
-	    || strncmp(a.resource, "mapRun:", 7) != 0)
-		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%s'", arn);
+	sl_err rc = srv_sfn_arn(arn, "mapRun:", buf, sizeof buf, &a, err);
+	if (rc)
+		return rc;
 	const char *rest = a.resource + 7, *slash = strchr(rest, '/');
 	if (!slash || slash == rest || !strchr(slash, ':'))
 		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%s'", arn);
@@ -39,13 +36,7 @@ check_exec_arn(const char *arn, struct sl_error *err)
 {
 	char buf[STEP_ARN_MAX];
 	struct sl_arn a;
-	if (strlen(arn) >= sizeof buf)
-		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%.200s...'", arn);
-	memcpy(buf, arn, strlen(arn) + 1);
-	if (sl_arn_parse(buf, &a) || strcmp(a.service, "states") != 0
-	    || strncmp(a.resource, "execution:", 10) != 0)
-		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%s'", arn);
-	return SL_OK;
+	return srv_sfn_arn(arn, "execution:", buf, sizeof buf, &a, err);
 }
 
 /* Epoch ms members as AWS's timestamps under their API names. */

@@ -2,6 +2,8 @@
  * srv_sfn_fields.c - request fields shared by the Step Functions operations (machines,
  * executions, activities), so every one words its validation errors as AWS does.
  */
+#include <string.h>
+
 #include "server/srv_api.h"
 
 sl_err
@@ -44,5 +46,19 @@ srv_sfn_max_results(json_t *body, size_t dflt, size_t *out, struct sl_error *err
 		                    (long long)n);
 	if (n > 0)
 		*out = (size_t)n;
+	return SL_OK;
+}
+
+sl_err
+srv_sfn_arn(const char *arn, const char *prefix, char *buf, size_t cap, struct sl_arn *a,
+            struct sl_error *err)
+{
+	size_t n = strlen(arn);
+	if (n >= cap)
+		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%.200s...'", arn);
+	memcpy(buf, arn, n + 1);
+	if (sl_arn_parse(buf, a) || strcmp(a->service, "states") != 0
+	    || (prefix && strncmp(a->resource, prefix, strlen(prefix)) != 0))
+		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%s'", arn);
 	return SL_OK;
 }
