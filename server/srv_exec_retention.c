@@ -41,8 +41,7 @@ of(srv_t *s)
 
 /* Up to *budget EXPRESS records ended before before_ms; *more when the budget ran out. */
 static sl_err
-prune_express(struct srv_exec_retention *r, store_txn_t *txn, int64_t before_ms, size_t *budget,
-              bool *more)
+prune_express(uint64_t *pruned, store_txn_t *txn, int64_t before_ms, size_t *budget, bool *more)
 {
 	struct store_key pk;
 	store_key_init(&pk);
@@ -67,7 +66,7 @@ prune_express(struct srv_exec_retention *r, store_txn_t *txn, int64_t before_ms,
 			arn[alen] = 0;
 			if ((rc = srv_express_drop_record(txn, arn)) != SL_OK)
 				break;
-			r->express++;
+			(*pruned)++;
 			*budget -= 2;
 		}
 		rc = store_cursor_del(c);
@@ -75,6 +74,29 @@ prune_express(struct srv_exec_retention *r, store_txn_t *txn, int64_t before_ms,
 	}
 	store_cursor_close(c);
 	return rc == SL_ERR_NOT_FOUND ? SL_OK : rc;
+}
+
+/* A slice's counts, added to the metrics once its batch has committed: a reader that sees
+ * them then finds the executions gone (counted at once, /metrics ran ahead of the store). */
+struct pending {
+	srv_t *srv;
+	struct step_prune_stats stats;
+	uint64_t express;
+};
+
+static void
+on_slice_commit(void *arg, sl_err status)
+{
+	struct pending *pc = arg;
+	struct srv_exec_retention *r = of(pc->srv); /* NULL once freed at shutdown */
+	if (status == SL_OK && r) {
+		r->stats.executions += pc->stats.executions;
+		r->stats.children += pc->stats.children;
+		r->stats.map_runs += pc->stats.map_runs;
+		r->stats.records += pc->stats.records;
+		r->express += pc->express;
+	}
+	sl_free(pc);
 }
 
 /* One slice; *more when another should follow at once. */
@@ -98,10 +120,19 @@ slice(struct srv_exec_retention *r, store_batch_t *b, bool *more, struct sl_erro
 	}
 	int64_t before = sl_clock_now_ms() - r->keep_ms;
 	bool more_x = false;
-	sl_err rc = step_prune(r->step, b, before, EXEC_RETENTION_SLICE, &r->stats, more, err);
+	struct pending *pc = SL_NEW(struct pending);
+	if (!pc)
+		return sl_error_set(err, SL_ERR_NOMEM, "out of memory");
+	pc->srv = r->srv;
+	sl_err rc = store_batch_on_commit(b, on_slice_commit, pc);
+	if (rc != SL_OK) {
+		sl_free(pc);
+		return rc;
+	}
+	rc = step_prune(r->step, b, before, EXEC_RETENTION_SLICE, &pc->stats, more, err);
 	size_t budget = EXEC_RETENTION_SLICE;
 	if (rc == SL_OK && !*more)
-		rc = prune_express(r, store_batch_txn(b), before, &budget, &more_x);
+		rc = prune_express(&pc->express, store_batch_txn(b), before, &budget, &more_x);
 	*more = *more || more_x;
 	return rc;
 }
