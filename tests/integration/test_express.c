@@ -180,29 +180,13 @@ stop_worker(pid_t pid)
 	waitpid(pid, NULL, 0);
 }
 
-/* The value of a /metrics line "name N", or -1. */
-static long
-metric(const char *name)
-{
-	struct h_response r;
-	cr_assert(h_request(srv.http_port, "GET", "/metrics", NULL, NULL, 0, &r));
-	long v = -1;
-	char pat[128];
-	snprintf(pat, sizeof pat, "\n%s ", name);
-	const char *p = strstr(r.body, pat);
-	if (p)
-		v = strtol(p + strlen(pat), NULL, 10);
-	h_response_free(&r);
-	return v;
-}
-
 /* Waits (bounded) until no EXPRESS execution runs; their ends are then committed. */
 static void
 wait_express_idle(void)
 {
 	long n = -1;
 	for (int waited = 0; waited < DONE_WAIT_MS; waited += 20) {
-		if ((n = metric("sluice_express_executions_running")) == 0)
+		if ((n = metrics_sample("sluice_express_executions_running")) == 0)
 			return;
 		nap_ms(20);
 	}
@@ -242,7 +226,7 @@ Test(express, async_start_is_recorded_and_aws_refusals_are_kept)
 	cr_assert_str_eq(s(sy, "status"), "SUCCEEDED");
 	json_decref(sy);
 	wait_express_idle();
-	cr_assert_eq(metric("sluice_express_executions_total{event=\"ended\"}"), 2);
+	cr_assert_eq(metrics_sample("sluice_express_executions_total{event=\"ended\"}"), 2);
 	char data[300];
 	snprintf(data, sizeof data, "%s", srv.data);
 	cr_assert_eq(h_stop(&srv), 0);
@@ -272,9 +256,9 @@ Test(express, the_scratch_store_keeps_only_running_executions)
 	for (int i = 0; i < 400; i++)
 		json_decref(ok("StartExecution", start_req(SM("many"), NULL, input)));
 	wait_express_idle();
-	cr_assert_eq(metric("sluice_express_executions_total{event=\"ended\"}"), 400);
+	cr_assert_eq(metrics_sample("sluice_express_executions_total{event=\"ended\"}"), 400);
 	/* 400 inputs of 1 KiB kept twice (record and frame) would be over 800 KiB */
-	long used = metric("sluice_express_store_used_bytes");
+	long used = metrics_sample("sluice_express_store_used_bytes");
 	cr_assert(used > 0 && used < 256 * 1024, "scratch store uses %ld bytes", used);
 	stop();
 }
@@ -409,7 +393,8 @@ Test(express, sigkill_reruns_async_executions_and_not_sync_ones)
 	cr_assert(h_send(fd, "POST", "/", hdr, body, strlen(body)));
 	/* every task waits for a worker: all four executions are running */
 	long q = 0;
-	for (int waited = 0; (q = metric("sluice_dispatch_tasks_queued")) < N + 1 && waited < 10000;
+	for (int waited = 0;
+	     (q = metrics_sample("sluice_dispatch_tasks_queued")) < N + 1 && waited < 10000;
 	     waited += 20)
 		nap_ms(20);
 	cr_assert_eq(q, N + 1, "tasks queued: %ld", q);
@@ -434,7 +419,7 @@ Test(express, sigkill_reruns_async_executions_and_not_sync_ones)
 		             count_lines(seen, id));
 	}
 	wait_express_idle();
-	cr_assert_eq(metric("sluice_express_executions_total{event=\"rerun\"}"), N);
+	cr_assert_eq(metrics_sample("sluice_express_executions_total{event=\"rerun\"}"), N);
 	stop_worker(w);
 	cr_assert_eq(h_stop(&srv), 0);
 	cr_assert_eq(count_lines(seen, "\"sync-0"), 0, "the sync execution ran again");
@@ -589,7 +574,7 @@ Test(express, an_eventbridge_target_starts_an_express_execution)
 	json_decref(r);
 	long ended = 0;
 	for (int waited = 0; waited < DONE_WAIT_MS && ended < 1; waited += 20) {
-		ended = metric("sluice_express_executions_total{event=\"ended\"}");
+		ended = metrics_sample("sluice_express_executions_total{event=\"ended\"}");
 		if (ended < 1)
 			nap_ms(20);
 	}

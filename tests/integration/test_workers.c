@@ -138,23 +138,6 @@ stop_worker(pid_t pid)
 	waitpid(pid, NULL, 0);
 }
 
-/* The value of a /metrics sample "name N", or -1. */
-static long
-metric(const char *name)
-{
-	struct h_response r;
-	cr_assert(h_request(srv.http_port, "GET", "/metrics", NULL, NULL, 0, &r),
-	          "no answer to GET /metrics");
-	long v = -1;
-	char pat[128];
-	snprintf(pat, sizeof pat, "\n%s ", name);
-	const char *p = strstr(r.body, pat);
-	if (p)
-		v = strtol(p + strlen(pat), NULL, 10);
-	h_response_free(&r);
-	return v;
-}
-
 /* Waits (bounded) until the dispatcher holds want polls: the server has seen a poll come in
  * or a hang-up withdraw it (NNG tells it on its own threads: a fixed sleep may be short). */
 static void
@@ -162,7 +145,7 @@ wait_polls_waiting(long want, const char *what)
 {
 	long v = -1;
 	for (int waited = 0; waited < DONE_WAIT_MS; waited += 20) {
-		if ((v = metric("sluice_dispatch_polls_waiting")) == want)
+		if ((v = metrics_sample("sluice_dispatch_polls_waiting")) == want)
 			return;
 		nap_ms(20);
 	}
