@@ -312,6 +312,25 @@ step(struct retention *r, store_batch_t *b, bool *more)
 	return rc;
 }
 
+/* A slice's counts, added to the metrics once its batch has committed: a reader that sees
+ * them then finds the events gone (counted at once, /metrics ran ahead of the store). */
+struct pending {
+	srv_t *srv;
+	uint64_t pruned, kept;
+};
+
+static void
+on_slice_commit(void *arg, sl_err status)
+{
+	struct pending *pc = arg;
+	struct retention *r = of(pc->srv); /* NULL once freed at shutdown */
+	if (status == SL_OK && r) {
+		r->pruned += pc->pruned;
+		r->kept += pc->kept;
+	}
+	sl_free(pc);
+}
+
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -323,8 +342,23 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	store_batch_t *b;
 	bool more = false;
 	sl_err rc = srv_batch(r->srv, &b);
+	uint64_t pruned0 = r->pruned, kept0 = r->kept;
 	if (rc == SL_OK)
 		rc = step(r, b, &more);
+	struct pending *pc = NULL;
+	if (r->pruned != pruned0 || r->kept != kept0)
+		pc = SL_NEW(struct pending);
+	if (pc) {
+		pc->srv = r->srv;
+		pc->pruned = r->pruned - pruned0;
+		pc->kept = r->kept - kept0;
+		if (store_batch_on_commit(b, on_slice_commit, pc) == SL_OK) {
+			r->pruned = pruned0;
+			r->kept = kept0;
+		} else {
+			sl_free(pc); /* counted at once, as when out of memory */
+		}
+	}
 	if (rc) {
 		sl_errorf("retention", "event log prune: %s", sl_err_message(rc));
 		r->phase = P_IDLE; /* the batch may not commit: start the pass again later */
