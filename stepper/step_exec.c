@@ -14,6 +14,17 @@ step_key_exec(struct store_key *k, const char *arn)
 	store_key_str(k, arn);
 }
 
+bool
+step_index_arn(const struct store_val *k, size_t plen, char out[STEP_ARN_MAX])
+{
+	if (k->len < plen + 9 || k->len - plen - 8 >= STEP_ARN_MAX)
+		return false;
+	size_t alen = k->len - plen - 8;
+	memcpy(out, (const char *)k->data + plen + 8, alen);
+	out[alen] = 0;
+	return true;
+}
+
 void
 step_key_frame(struct store_key *k, const char *arn, uint32_t id)
 {

@@ -173,6 +173,9 @@ void step_memo_clear(struct step_ctx *c);
 void step_key_exec(struct store_key *k, const char *arn);
 void step_key_frame(struct store_key *k, const char *arn, uint32_t id);
 void step_key_result(struct store_key *k, const char *arn, uint32_t id, uint32_t idx);
+/* The ARN at the end of a STORE_DB_EXEC_INDEX key k: after the plen-byte prefix and 8 bytes
+ * of order. False when k is too short or the ARN too long for out. */
+bool step_index_arn(const struct store_val *k, size_t plen, char out[STEP_ARN_MAX]);
 sl_err step_put_json(store_txn_t *txn, enum store_db db, const struct store_key *k, char tag,
                      json_t *v);
 /* Parses a stored record's JSON: SL_ERR_STORE when damaged, SL_ERR_NOMEM when memory ran

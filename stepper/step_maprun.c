@@ -309,11 +309,8 @@ mark_failed_children(struct step_ctx *c, struct step_frame *f, const char *mrarn
 			break;
 		}
 		char child[STEP_ARN_MAX];
-		size_t alen = k.len - pk.len - 8;
-		if (alen >= sizeof child)
+		if (!step_index_arn(&k, pk.len, child))
 			continue;
-		memcpy(child, (const char *)k.data + pk.len + 8, alen);
-		child[alen] = 0;
 		struct store_key xk, rk, dk;
 		step_key_exec(&xk, child);
 		json_t *x = NULL;
@@ -968,11 +965,8 @@ step_maprun_write_results(struct step_ctx *c, struct step_frame *f, json_t **out
 	e = store_cursor_seek_prefix(cur, pk.buf, pk.len);
 	while (e == SL_OK && (e = store_cursor_next(cur, &k, &v)) == SL_OK) {
 		char child[STEP_ARN_MAX];
-		size_t alen = k.len - pk.len - 8;
-		if (k.len < pk.len + 9 || alen >= sizeof child)
+		if (!step_index_arn(&k, pk.len, child))
 			continue;
-		memcpy(child, (const char *)k.data + pk.len + 8, alen);
-		child[alen] = 0;
 		struct store_key xk;
 		step_key_exec(&xk, child);
 		json_t *x = NULL;
@@ -1256,11 +1250,8 @@ step_list_map_runs(step_engine_t *eng, store_txn_t *txn, const char *exec_arn, s
 			break;
 		}
 		char buf[STEP_ARN_MAX];
-		size_t alen = k.len - pk.len - 8;
-		if (alen >= sizeof buf)
+		if (!step_index_arn(&k, pk.len, buf))
 			continue;
-		memcpy(buf, (const char *)k.data + pk.len + 8, alen);
-		buf[alen] = 0;
 		json_t *d = NULL;
 		if (step_describe_map_run(eng, txn, buf, &d, NULL) != SL_OK)
 			continue;

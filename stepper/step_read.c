@@ -267,13 +267,9 @@ step_list_executions(step_engine_t *eng, store_txn_t *txn, const struct step_lis
 			break;
 		}
 		// the ARN is the last component: after the machine and the 8-byte start time
-		const char *arn = (const char *)k.data + pk.len + 8;
-		size_t alen = k.len - pk.len - 8;
 		char buf[STEP_ARN_MAX];
-		if (k.len < pk.len + 9 || alen >= sizeof buf)
+		if (!step_index_arn(&k, pk.len, buf))
 			continue;
-		memcpy(buf, arn, alen);
-		buf[alen] = 0;
 		struct step_ctx c = { .eng = eng, .txn = txn, .inline_frame = -1 };
 		if (step_exec_load(&c, buf) != SL_OK) {
 			step_ctx_done(&c);
