@@ -20,20 +20,10 @@
 static sl_err
 next_seq(store_txn_t *txn, const char *bus, uint64_t *seq)
 {
-	struct store_key k;
-	store_key_init(&k);
-	store_key_str(&k, bus);
-	store_cursor_t *c;
-	sl_err rc = store_cursor_open(txn, STORE_DB_EVENTS, &c);
-	if (rc)
-		return rc;
-	struct store_val kv, vv;
-	*seq = 1;
-	if ((rc = store_cursor_seek_last_prefix(c, k.buf, k.len)) == SL_OK
-	    && (rc = store_cursor_prev(c, &kv, &vv)) == SL_OK && kv.len == k.len + 8)
-		*seq = store_decode_u64((const unsigned char *)kv.data + k.len) + 1;
-	store_cursor_close(c);
-	return rc == SL_ERR_NOT_FOUND ? SL_OK : rc;
+	sl_err rc = srv_retention_last_seq(txn, bus, seq);
+	if (rc == SL_OK)
+		*seq += 1;
+	return rc;
 }
 
 char *

@@ -106,9 +106,8 @@ find(struct retention *r, const char *bus, size_t blen, bool create)
 	return &r->b[r->n++];
 }
 
-/* The last seq of bus's log (0: empty). */
-static sl_err
-last_seq(store_txn_t *txn, const char *bus, uint64_t *seq)
+sl_err
+srv_retention_last_seq(store_txn_t *txn, const char *bus, uint64_t *seq)
 {
 	struct store_key k;
 	store_key_init(&k);
@@ -178,7 +177,7 @@ begin_pass(struct retention *r, store_txn_t *txn)
 		return rc;
 	for (size_t i = 0; i < r->n; i++) {
 		uint64_t last;
-		if ((rc = last_seq(txn, r->b[i].bus, &last)))
+		if ((rc = srv_retention_last_seq(txn, r->b[i].bus, &last)))
 			return rc;
 		if (r->b[i].horizon >= last) /* the last event stays: seqs are not reused */
 			r->b[i].horizon = last ? last - 1 : 0;

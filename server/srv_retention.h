@@ -41,6 +41,8 @@
 /* bus_publish's hook, in the batch that appends seq to bus's log: keeps the arrival mark of
  * the current interval. Nothing when retention is off. */
 sl_err srv_retention_mark(store_txn_t *txn, const char *bus, uint64_t seq);
+/* The last seq of bus's log, 0 when empty (bus_publish appends at one past it). */
+sl_err srv_retention_last_seq(store_txn_t *txn, const char *bus, uint64_t *seq);
 
 /* Starts the prune with s's configuration (cfg.event_retention_s); after the bus
  * operations. */
