@@ -300,17 +300,14 @@ step_prune(step_engine_t *eng, store_batch_t *b, int64_t before_ms, size_t budge
 			*more = true;
 			break;
 		}
-		size_t alen = k.len - pk.len - 8;
-		if (k.len < pk.len + 9 || alen >= STEP_ARN_MAX) {
+		char arn[STEP_ARN_MAX];
+		if (!step_index_arn(&k, pk.len, arn)) {
 			e = del_at(&p, c); // not an entry this engine wrote
 			continue;
 		}
 		int64_t stop = store_decode_i64((const unsigned char *)k.data + pk.len);
 		if (stop >= before_ms)
 			break; // in stop order: the rest is younger
-		char arn[STEP_ARN_MAX];
-		memcpy(arn, (const char *)k.data + pk.len + 8, alen);
-		arn[alen] = 0;
 		bool current = false, done = false;
 		p.budget--; // reading the entry costs as much as a deletion
 		if ((e = entry_current(&p, arn, stop, &current)) != SL_OK)
