@@ -457,27 +457,12 @@ step_frame_resolve(struct step_ctx *c, struct step_frame *f)
 		return sl_error_set(c->err, SL_ERR_SM_NOT_FOUND,
 		                    "state machine '%s' of execution '%s' is not registered",
 		                    step_jstr(c->exec, "machine"), c->arn);
-	size_t i;
-	json_t *step;
-	json_array_foreach(f->mp, i, step)
-	{
-		size_t s = (size_t)json_integer_value(json_array_get(step, 0));
-		size_t b = (size_t)json_integer_value(json_array_get(step, 1));
-		if (s >= m->n_states)
-			goto bad;
-		const struct sm_state *st = &m->states[s];
-		if (st->type == SM_STATE_PARALLEL && b < st->u.parallel.n_branches)
-			m = st->u.parallel.branches[b];
-		else if (st->type == SM_STATE_MAP && b == 0)
-			m = st->u.map.processor;
-		else
-			goto bad;
+	// the frame's path: (state, branch) steps into Parallel branches and Map processors
+	m = step_maprun_walk(m, f->mp);
+	if (m && f->st < m->n_states) {
+		f->m = m;
+		return SL_OK;
 	}
-	if (f->st >= m->n_states)
-		goto bad;
-	f->m = m;
-	return SL_OK;
-bad:
 	return sl_error_set(c->err, SL_ERR_STORE,
 	                    "frame %u of '%s' does not fit its state machine (was it replaced?)",
 	                    f->id, c->arn);

@@ -18,8 +18,8 @@
 
 #include "stepper/step_int.h"
 
-/* The machine a child execution runs: sub ([[state, branch], ...]) walked from top. NULL
- * when it does not fit. */
+/* The machine a child execution runs: sub ([[state, branch], ...]) walked from top (a
+ * frame's path "mp" the same way, step_frame_resolve). NULL when it does not fit. */
 const struct sm_machine *step_maprun_walk(const struct sm_machine *top, json_t *sub);
 
 /* The Map of f starts its map run (n iterations; kept of them already done by an earlier
