@@ -63,6 +63,9 @@ sl_err srv_sfn_str_field(json_t *body, const char *field, bool required, const c
  * (NULL: any). Region and account are the caller's to check. */
 sl_err srv_sfn_arn(const char *arn, const char *prefix, char *buf, size_t cap, struct sl_arn *a,
                    struct sl_error *err);
+/* Answers a Step Functions page: {member: items, nextToken: next} (items stolen, next
+ * sl_freed, either may be NULL: out of memory). */
+sl_err srv_sfn_reply_page(srv_req_t *req, const char *member, json_t *items, char *next);
 /* maxResults: 1..1000; absent or 0 gives dflt. */
 sl_err srv_sfn_max_results(json_t *body, size_t dflt, size_t *out, struct sl_error *err);
 

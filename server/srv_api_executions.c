@@ -369,14 +369,7 @@ op_history(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 	if (rc)
 		return rc;
 	events_to_epoch(events);
-	json_t *out = json_pack("{s:o}", "events", events);
-	if (out && next)
-		json_object_set_new(out, "nextToken", json_string(next));
-	sl_free(next);
-	if (!out)
-		return SL_ERR_NOMEM;
-	srv_reply_json(req, out);
-	return SL_OK;
+	return srv_sfn_reply_page(req, "events", events, next);
 }
 
 static bool
@@ -520,14 +513,7 @@ op_list(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		if (mrarn)
 			json_object_set_new(it, "mapRunArn", json_string(mrarn));
 	}
-	json_t *out = json_pack("{s:o}", "executions", items);
-	if (out && next)
-		json_object_set_new(out, "nextToken", json_string(next));
-	sl_free(next);
-	if (!out)
-		return SL_ERR_NOMEM;
-	srv_reply_json(req, out);
-	return SL_OK;
+	return srv_sfn_reply_page(req, "executions", items, next);
 }
 
 static sl_err

@@ -103,14 +103,7 @@ op_list(srv_req_t *req, json_t *body, void *ctx, struct sl_error *err)
 		ms_to_time(it, "startMs", "startDate");
 		ms_to_time(it, "stopMs", "stopDate");
 	}
-	json_t *out = json_pack("{s:o}", "mapRuns", items);
-	if (out && next)
-		json_object_set_new(out, "nextToken", json_string(next));
-	sl_free(next);
-	if (!out)
-		return SL_ERR_NOMEM;
-	srv_reply_json(req, out);
-	return SL_OK;
+	return srv_sfn_reply_page(req, "mapRuns", items, next);
 }
 
 /* UpdateMapRun: the new limits apply to the running Map in the request's batch. */

@@ -4,6 +4,7 @@
  */
 #include <string.h>
 
+#include "common/sl_alloc.h"
 #include "server/srv_api.h"
 
 sl_err
@@ -60,5 +61,18 @@ srv_sfn_arn(const char *arn, const char *prefix, char *buf, size_t cap, struct s
 	if (sl_arn_parse(buf, a) || strcmp(a->service, "states") != 0
 	    || (prefix && strncmp(a->resource, prefix, strlen(prefix)) != 0))
 		return sl_error_set(err, SL_ERR_INVALID_ARN, "Invalid Arn: '%s'", arn);
+	return SL_OK;
+}
+
+sl_err
+srv_sfn_reply_page(srv_req_t *req, const char *member, json_t *items, char *next)
+{
+	json_t *out = items ? json_pack("{s:o}", member, items) : NULL;
+	if (out && next)
+		json_object_set_new(out, "nextToken", json_string(next));
+	sl_free(next);
+	if (!out)
+		return SL_ERR_NOMEM;
+	srv_reply_json(req, out);
 	return SL_OK;
 }
