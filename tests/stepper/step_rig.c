@@ -187,3 +187,16 @@ rig_answer(struct rig *r, int task, bool ok, const char *output)
 	r->open_tasks--;
 	rig_settle(r);
 }
+
+size_t
+rig_count_type(json_t *h, const char *type)
+{
+	size_t n = 0, i;
+	json_t *ev;
+	json_array_foreach(h, i, ev)
+	{
+		const char *t = json_string_value(json_object_get(ev, "type"));
+		n += t && strcmp(t, type) == 0;
+	}
+	return n;
+}

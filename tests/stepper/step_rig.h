@@ -44,6 +44,8 @@ void rig_settle(struct rig *r);
 /* Starts an execution of "m" (input may be NULL) and settles; the ARN is static. */
 char *rig_start(struct rig *r, const char *name, const char *input);
 json_t *rig_history(struct rig *r, const char *arn);
+/* How many events of history h have the type. */
+size_t rig_count_type(json_t *h, const char *type);
 /* Answers the task-th task seen: output (JSON text) when ok, else the error "Boom"; settles. */
 void rig_answer(struct rig *r, int task, bool ok, const char *output);
 

@@ -281,19 +281,6 @@ static const char *const LEASE_DEF
           "\"arn:aws:states:us-east-1:000000000000:activity:act\","
           "\"HeartbeatSeconds\":30,\"TimeoutSeconds\":100,\"End\":true}}}";
 
-static size_t
-count_type(json_t *h, const char *type)
-{
-	size_t n = 0, i;
-	json_t *ev;
-	json_array_foreach(h, i, ev)
-	{
-		if (strcmp(js(ev, "type"), type) == 0)
-			n++;
-	}
-	return n;
-}
-
 /* A worker taking a task (step_task_started with leases: the lease, ActivityStarted, the
  * heartbeat timer) failing at every allocation: either all of it or none, and the task
  * can be taken again after a refusal. */
@@ -347,7 +334,7 @@ Test(step_atomic, a_failed_allocation_in_a_task_start_changes_nothing)
 			cr_assert_eq(ti.state, STEP_TASK_TAKEN);
 		}
 		cr_assert_eq(json_array_size(h), n0 + 1);
-		cr_assert_eq(count_type(h, "ActivityStarted"), 1);
+		cr_assert_eq(rig_count_type(h, "ActivityStarted"), 1);
 		cr_assert_eq(r.n_timers, timers0 + 1, "the heartbeat timer, told once");
 		json_decref(h);
 		json_decref(out.input);
@@ -433,7 +420,7 @@ Test(step_atomic, a_failed_allocation_in_a_redrive_changes_nothing)
 			h = rig_history(&r, arn);
 		}
 		json_decref(d);
-		cr_assert_eq(count_type(h, "ExecutionRedriven"), 1);
+		cr_assert_eq(rig_count_type(h, "ExecutionRedriven"), 1);
 		cr_assert_eq(r.status_running, running0 + 1);
 		cr_assert_eq(r.n_tasks, 2, "the redriven state asked for its task, once");
 		r.finished = false;
@@ -453,7 +440,7 @@ Test(step_atomic, a_failed_allocation_in_a_redrive_changes_nothing)
 			        (json_int_t)i + 1);
 		cr_assert_str_eq(js(json_array_get(h, json_array_size(h) - 1), "type"),
 		                 "ExecutionSucceeded");
-		cr_assert_eq(count_type(h, "ExecutionFailed"), 1);
+		cr_assert_eq(rig_count_type(h, "ExecutionFailed"), 1);
 		json_decref(h);
 		cr_assert_eq(count_under(&r, STORE_DB_FRAMES, arn), 0);
 		cr_assert_eq(count_all(&r, STORE_DB_TASK_TOKENS), 0);

@@ -13,16 +13,6 @@
 	"\"StartAt\":\"W\",\"States\":{\"W\":{\"Type\":\"Task\",\"Resource\":"                     \
 	"\"arn:aws:states:us-east-1:000000000000:activity:w\",\"End\":true}}"
 
-static size_t
-count_type(json_t *h, const char *type)
-{
-	size_t n = 0, i;
-	json_t *ev;
-	json_array_foreach(h, i, ev) n
-	        += strcmp(json_string_value(json_object_get(ev, "type")), type) == 0;
-	return n;
-}
-
 static json_t *
 find_event(json_t *h, const char *type)
 {
@@ -91,7 +81,7 @@ work_runs(struct rig *r, const char *mrarn)
 	json_array_foreach(kids, i, it)
 	{
 		json_t *h = rig_history(r, json_string_value(json_object_get(it, "executionArn")));
-		n += count_type(h, "TaskStateEntered");
+		n += rig_count_type(h, "TaskStateEntered");
 		json_decref(h);
 	}
 	json_decref(kids);
@@ -137,10 +127,10 @@ Test(step_maprun, children_are_executions_with_their_own_history)
 	}
 	json_decref(out);
 	json_t *h = rig_history(&r, arn);
-	cr_expect_eq(count_type(h, "MapRunStarted"), 1);
-	cr_expect_eq(count_type(h, "MapRunSucceeded"), 1);
-	cr_expect_eq(count_type(h, "MapIterationStarted"), 0, "no iterations in the parent");
-	cr_expect_eq(count_type(h, "PassStateEntered"), 0);
+	cr_expect_eq(rig_count_type(h, "MapRunStarted"), 1);
+	cr_expect_eq(rig_count_type(h, "MapRunSucceeded"), 1);
+	cr_expect_eq(rig_count_type(h, "MapIterationStarted"), 0, "no iterations in the parent");
+	cr_expect_eq(rig_count_type(h, "PassStateEntered"), 0);
 	json_decref(h);
 	json_t *kids = children(&r, mr);
 	cr_assert_eq(json_array_size(kids), 3);
@@ -155,8 +145,8 @@ Test(step_maprun, children_are_executions_with_their_own_history)
 		json_t *kh = rig_history(&r, k);
 		cr_expect_str_eq(json_string_value(json_object_get(json_array_get(kh, 0), "type")),
 		                 "ExecutionStarted");
-		cr_expect_eq(count_type(kh, "PassStateEntered"), 1);
-		cr_expect_eq(count_type(kh, "ExecutionSucceeded"), 1);
+		cr_expect_eq(rig_count_type(kh, "PassStateEntered"), 1);
+		cr_expect_eq(rig_count_type(kh, "ExecutionSucceeded"), 1);
 		json_decref(kh);
 	}
 	json_decref(kids);
@@ -390,8 +380,8 @@ Test(step_maprun, redrive_reruns_only_failed_children)
 	cr_expect_eq(count_of(d, "executionCounts", "failed"), 0);
 	json_decref(d);
 	json_t *h = rig_history(&r, arn);
-	cr_expect_eq(count_type(h, "MapRunRedriven"), 1);
-	cr_expect_eq(count_type(h, "MapRunStarted"), 1, "the same map run is redriven");
+	cr_expect_eq(rig_count_type(h, "MapRunRedriven"), 1);
+	cr_expect_eq(rig_count_type(h, "MapRunStarted"), 1, "the same map run is redriven");
 	json_decref(h);
 	rig_free(&r);
 }
@@ -494,7 +484,7 @@ Test(step_maprun, failing_sibling_branch_aborts_the_run)
 	cr_expect_eq(count_of(d, "executionCounts", "aborted"), 2);
 	json_decref(d);
 	json_t *h = rig_history(&r, arn);
-	cr_expect_eq(count_type(h, "MapRunAborted"), 1);
+	cr_expect_eq(rig_count_type(h, "MapRunAborted"), 1);
 	json_decref(h);
 	json_t *kids = children(&r, mr);
 	size_t i, aborted = 0;
@@ -570,10 +560,10 @@ Test(step_maprun, uncommitted_work_is_redone_once)
 	json_array_foreach(kids, i, it)
 	{
 		json_t *h = rig_history(&r, json_string_value(json_object_get(it, "executionArn")));
-		cr_expect_eq(count_type(h, "ExecutionStarted"), 1);
-		cr_expect_eq(count_type(h, "TaskStateEntered"), 1);
-		cr_expect_eq(count_type(h, "PassStateExited"), 1);
-		cr_expect_eq(count_type(h, "ExecutionSucceeded"), 1);
+		cr_expect_eq(rig_count_type(h, "ExecutionStarted"), 1);
+		cr_expect_eq(rig_count_type(h, "TaskStateEntered"), 1);
+		cr_expect_eq(rig_count_type(h, "PassStateExited"), 1);
+		cr_expect_eq(rig_count_type(h, "ExecutionSucceeded"), 1);
 		size_t j;
 		json_t *ev;
 		json_array_foreach(h, j, ev) cr_expect_eq(
@@ -693,7 +683,7 @@ check_closing_history(struct rig *r, const char *arn, const char *mr, const char
 	json_t *h = rig_history(r, arn);
 	size_t n = json_array_size(h);
 	cr_assert_geq(n, 2);
-	cr_expect_eq(count_type(h, "MapRunAborted"), 1);
+	cr_expect_eq(rig_count_type(h, "MapRunAborted"), 1);
 	json_t *last = json_array_get(h, n - 1), *before = json_array_get(h, n - 2);
 	cr_expect_str_eq(json_string_value(json_object_get(last, "type")), end);
 	cr_expect_str_eq(json_string_value(json_object_get(before, "type")), "MapRunAborted");

@@ -36,16 +36,6 @@ ev_type(json_t *h, size_t i)
 	return json_string_value(json_object_get(json_array_get(h, i), "type"));
 }
 
-static size_t
-count_type(json_t *h, const char *type)
-{
-	size_t n = 0, i;
-	json_t *ev;
-	json_array_foreach(h, i, ev) n
-	        += strcmp(json_string_value(json_object_get(ev, "type")), type) == 0;
-	return n;
-}
-
 /* Ids 1..n, each previousEventId earlier than its event. */
 static void
 expect_dense(json_t *h)
@@ -144,10 +134,10 @@ Test(step_redrive, failed_task_restarts_at_its_state_with_its_input)
 	cr_expect_eq(json_integer_value(
 	                     json_object_get(json_array_get(h, before + 1), "previousEventId")),
 	             (json_int_t)before + 1);
-	cr_expect_eq(count_type(h, "PassStateEntered"), 1, "P is not run again");
-	cr_expect_eq(count_type(h, "TaskStateEntered"), 2);
-	cr_expect_eq(count_type(h, "ExecutionStarted"), 1);
-	cr_expect_eq(count_type(h, "ExecutionSucceeded"), 1);
+	cr_expect_eq(rig_count_type(h, "PassStateEntered"), 1, "P is not run again");
+	cr_expect_eq(rig_count_type(h, "TaskStateEntered"), 2);
+	cr_expect_eq(rig_count_type(h, "ExecutionStarted"), 1);
+	cr_expect_eq(rig_count_type(h, "ExecutionSucceeded"), 1);
 	// the failed state is entered again with the input it had the first time
 	const char *first = NULL, *again = NULL;
 	size_t i;
@@ -224,8 +214,8 @@ Test(step_redrive, aborted_execution_and_client_token)
 	cr_expect_eq(d2, d1);
 	cr_expect_eq(r.n_tasks, 2);
 	json_t *h = rig_history(&r, arn);
-	cr_expect_eq(count_type(h, "ExecutionRedriven"), 1);
-	cr_expect_eq(count_type(h, "ExecutionAborted"), 1);
+	cr_expect_eq(rig_count_type(h, "ExecutionRedriven"), 1);
+	cr_expect_eq(rig_count_type(h, "ExecutionAborted"), 1);
 	json_decref(h);
 	rig_answer(&r, 1, true, "1");
 	cr_expect_eq(r.status, STEP_SUCCEEDED);
@@ -256,7 +246,7 @@ Test(step_redrive, survives_a_restart)
 	cr_expect_eq(r.status, STEP_SUCCEEDED);
 	json_t *h = rig_history(&r, arn);
 	expect_dense(h);
-	cr_expect_eq(count_type(h, "TaskStateEntered"), 2);
+	cr_expect_eq(rig_count_type(h, "TaskStateEntered"), 2);
 	json_decref(h);
 	rig_free(&r);
 }
@@ -324,7 +314,7 @@ Test(step_redrive, map_redrive_reruns_only_the_failed_item)
 	json_decref(d);
 	json_t *h = rig_history(&r, arn);
 	expect_dense(h);
-	cr_expect_eq(count_type(h, "MapStateEntered"), 2);
+	cr_expect_eq(rig_count_type(h, "MapStateEntered"), 2);
 	json_decref(h);
 	rig_free(&r);
 }
