@@ -19,9 +19,13 @@
 #include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Longer than any answer a test waits for (GetActivityTask holds 60 s at most). */
+#define H_REQUEST_WAIT_S 120
 
 /* hang guards, generous for a loaded 2-core machine running the ASan build */
 #define START_WAIT_MS 60000
@@ -357,7 +361,15 @@ h_request(int port, const char *method, const char *path, const char *const *hea
 		hs[n++] = headers[i];
 	hs[n++] = "Connection: close";
 	hs[n] = NULL;
+	// A hang guard, not a timing claim: a server that stops answering fails this request
+	// (with a line naming it) instead of hanging the test until its outer bound.
+	struct timeval tv = { .tv_sec = H_REQUEST_WAIT_S };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	bool ok = h_send(fd, method, path, hs, body, len) && h_recv(fd, r);
+	if (!ok && (errno == EAGAIN || errno == EWOULDBLOCK))
+		fprintf(stderr, "# harness: no answer to %s %s within %d s\n", method, path,
+		        H_REQUEST_WAIT_S);
 	close(fd);
 	return ok;
 }
