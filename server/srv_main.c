@@ -229,10 +229,17 @@ srv_free(srv_t *s)
 {
 	if (!s)
 		return;
-	if (s->sig_int)
+	// Freeing the events gives the signals back their default action: a repeated SIGTERM
+	// during the teardown below would kill the process with everything already committed
+	// and report 143 instead of 0. Ignore them from here on (SIGKILL still ends a hang).
+	if (s->sig_int) {
 		event_free(s->sig_int);
-	if (s->sig_term)
+		signal(SIGINT, SIG_IGN);
+	}
+	if (s->sig_term) {
 		event_free(s->sig_term);
+		signal(SIGTERM, SIG_IGN);
+	}
 	if (s->drain_ev)
 		event_free(s->drain_ev);
 	srv_workers_stop(s);

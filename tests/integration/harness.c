@@ -191,10 +191,17 @@ h_start(struct h_server *s, const char *const *extra)
 int
 h_stop(struct h_server *s)
 {
+	if (s->pid > 0)
+		kill(s->pid, SIGTERM);
+	return h_wait(s);
+}
+
+int
+h_wait(struct h_server *s)
+{
 	last_error[0] = '\0';
 	if (s->pid <= 0)
 		return -1;
-	kill(s->pid, SIGTERM);
 	for (int waited = 0; waited < STOP_WAIT_MS; waited += 10) {
 		int st;
 		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
@@ -205,7 +212,7 @@ h_stop(struct h_server *s)
 		}
 		sleep_ms(10);
 	}
-	set_error(s, "the server did not exit within " STR(STOP_WAIT_MS) " ms of SIGTERM");
+	set_error(s, "the server did not exit within " STR(STOP_WAIT_MS) " ms");
 	h_kill(s);
 	return -1;
 }

@@ -33,6 +33,9 @@ bool h_start(struct h_server *s, const char *const *extra);
 const char *h_last_error(void);
 /* SIGTERM, then waits (bounded); returns the exit status, or -1 if it had to be killed. */
 int h_stop(struct h_server *s);
+/* Waits (bounded) for a server already told to stop, sending nothing: a second SIGTERM
+ * could land after its handlers are gone and kill it. Same result as h_stop. */
+int h_wait(struct h_server *s);
 /* SIGKILL and reap. */
 void h_kill(struct h_server *s);
 /* Kills if still running, removes the directory. */
