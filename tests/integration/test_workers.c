@@ -18,7 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -201,6 +206,48 @@ assert_error(json_t *reply, const char *error)
 	cr_assert_str_eq(s(reply, "error") ? s(reply, "error") : "(none)", error, "%s", t);
 	free(t);
 	json_decref(reply);
+}
+
+/* Sends one SP/TCP frame announcing len bytes as a REQ peer would, by hand: an NNG socket
+ * closed while the server refuses such a frame can hang in nng_close (nanomsg/nng#1219).
+ * True when the server closes the connection without answering (a bounded wait). */
+static bool
+oversized_frame_is_dropped(const char *url, size_t len)
+{
+	const char *colon = strrchr(url, ':');
+	cr_assert_not_null(colon, "workers url %s", url);
+	int fd = h_connect(atoi(colon + 1));
+	cr_assert_geq(fd, 0, "connect %s", url);
+	struct timeval tv = { .tv_sec = 20 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	/* SP header: 0, 'S', 'P', version 0, protocol REQ0 (48), reserved; then the
+	 * 64-bit big-endian frame length, a request id, and part of the body */
+	unsigned char hello[8] = { 0, 'S', 'P', 0, 0, 48, 0, 0 };
+	unsigned char frame[12 + 4096] = { 0 };
+	uint64_t n = (uint64_t)len + 4;
+	for (int i = 0; i < 8; i++)
+		frame[i] = (unsigned char)(n >> (56 - 8 * i));
+	frame[8] = 0x80; /* request ids have the top bit set */
+	memset(frame + 12, ' ', 4096);
+	bool sent = send(fd, hello, sizeof hello, MSG_NOSIGNAL) == (ssize_t)sizeof hello;
+	cr_assert(sent, "SP header not sent");
+	(void)send(fd, frame, sizeof frame, MSG_NOSIGNAL); /* may fail once the server closed */
+	char buf[64];
+	ssize_t got;
+	bool reply = false;
+	/* the server's own SP header comes first; after it, only the close */
+	size_t seen = 0;
+	while ((got = recv(fd, buf, sizeof buf, 0)) > 0) {
+		seen += (size_t)got;
+		if (seen > 8) {
+			reply = true;
+			break;
+		}
+	}
+	bool closed = got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+	close(fd);
+	return !reply && closed;
 }
 
 /* ---- tests -------------------------------------------------------------------------------- */
@@ -472,16 +519,9 @@ Test(workers, malformed_frames_get_error_replies_and_the_server_stays_up)
 	                                "0123456789abcdef0123456789abcdef", "output", big)),
 	             "PayloadTooLarge");
 	free(big);
-	/* over NNG_OPT_RECVMAXSZ: NNG drops the frame (and its connection); no reply */
-	nng_socket huge = raw_open(srv.workers);
-	nng_socket_set_ms(huge, NNG_OPT_RECVTIMEO, 1500);
-	size_t hn = 2 * 1024 * 1024;
-	char *hb = malloc(hn);
-	memset(hb, ' ', hn);
-	json_t *none = raw_call(huge, hb, hn);
-	cr_assert_null(none, "a frame over the size limit was answered");
-	free(hb);
-	nng_close(huge);
+	/* over NNG_OPT_RECVMAXSZ: the server drops the frame and its connection; no reply */
+	cr_assert(oversized_frame_is_dropped(srv.workers, 2 * 1024 * 1024),
+	          "a frame over the size limit was answered");
 	/* still serving: a valid poll on the first socket, and HTTP */
 	json_t *r = raw_json(sk, poll_frame("fine", "x", NULL, 0));
 	cr_assert_eq(json_array_size(json_object_get(r, "tasks")), 0, "%s", json_dumps(r, 0));
