@@ -335,6 +335,20 @@ srv_engine_mock_load(srv_engine_t *e, const char *machine, const char *test_case
 	return step_mock_parse(doc, machine, test_case, out, err);
 }
 
+sl_err
+srv_engine_mock_restore(srv_engine_t *e, const char *arn, const char *shown_arn,
+                        const char *machine, const char *tc)
+{
+	struct step_mock *mock = NULL;
+	struct sl_error err;
+	sl_error_clear(&err);
+	if (srv_engine_mock_load(e, machine, tc, &mock, &err) == SL_OK)
+		return srv_engine_mock_attach(e, arn, mock);
+	sl_warn("engine", "%s was started with test case '%s': %s; its tasks wait for workers",
+	        shown_arn, tc, sl_error_text(&err));
+	return SL_OK;
+}
+
 /* --mock-config associations of durable executions, in STORE_DB_EXECUTIONS under a tag no
  * execution ARN starts with ("\0xM\0"): arn -> {"arn", "machine", "testCase"}. */
 #define MOCK_TAG 0x00784D00u
@@ -395,15 +409,7 @@ mock_recover(srv_engine_t *e, store_batch_t *b)
 		if (!status || strcmp(status, "RUNNING") != 0) {
 			rc = store_cursor_del(c);
 		} else {
-			struct step_mock *mock = NULL;
-			sl_error_clear(&err);
-			if (srv_engine_mock_load(e, machine, tc, &mock, &err) == SL_OK)
-				rc = srv_engine_mock_attach(e, arn, mock);
-			else
-				sl_warn("engine",
-				        "%s was started with test case '%s': %s; its tasks "
-				        "wait for workers",
-				        arn, tc, sl_error_text(&err));
+			rc = srv_engine_mock_restore(e, arn, arn, machine, tc);
 		}
 		json_decref(d);
 		json_decref(rec);

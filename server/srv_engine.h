@@ -103,6 +103,11 @@ sl_err srv_engine_mock_load(srv_engine_t *e, const char *machine, const char *te
                             struct step_mock **out, struct sl_error *err);
 /* The tasks of the (durable) execution arn are answered from mock (taken). */
 sl_err srv_engine_mock_attach(srv_engine_t *e, const char *arn, struct step_mock *mock);
+/* At recovery: attaches again the test case tc of machine that arn was started with. A
+ * mock file that no longer has it is logged (naming shown_arn) and not an error: the
+ * execution's tasks then wait for workers. */
+sl_err srv_engine_mock_restore(srv_engine_t *e, const char *arn, const char *shown_arn,
+                               const char *machine, const char *tc);
 /* Writes in txn (the start's batch) that the durable execution arn of machine is mocked by
  * test_case: at start-up its mock is attached again while it runs; its end deletes this. */
 sl_err srv_engine_mock_persist(store_txn_t *txn, const char *arn, const char *machine,

@@ -882,19 +882,8 @@ srv_express_recover(srv_engine_t *e, store_batch_t *b, struct sl_error *err)
 			r->pmode = (int)json_integer_value(json_object_get(rec, "parentMode"));
 		}
 		const char *tc = json_string_value(json_object_get(rec, "testCase"));
-		if (r2 == SL_OK && tc) {
-			// started mocked: mocked again (else its tasks wait for workers)
-			struct step_mock *mock = NULL;
-			sl_error_clear(&e2);
-			if (srv_engine_mock_load(e, machine, tc, &mock, &e2) == SL_OK)
-				r2 = srv_engine_mock_attach(e, arn, mock);
-			else
-				sl_warn("engine",
-				        "%s was started with test case '%s': %s; its tasks "
-				        "wait for workers",
-				        arns_i, tc, sl_error_text(&e2));
-			sl_error_clear(&e2);
-		}
+		if (r2 == SL_OK && tc) // started mocked: mocked again
+			r2 = srv_engine_mock_restore(e, arn, arns_i, machine, tc);
 		if (r2 == SL_OK) {
 			xlink(x, r);
 			x->xstats.rerun++;
