@@ -176,6 +176,12 @@ void step_key_result(struct store_key *k, const char *arn, uint32_t id, uint32_t
 /* The ARN at the end of a STORE_DB_EXEC_INDEX key k: after the plen-byte prefix and 8 bytes
  * of order. False when k is too short or the ARN too long for out. */
 bool step_index_arn(const struct store_val *k, size_t plen, char out[STEP_ARN_MAX]);
+/* Page tokens of exec-index listings (ListExecutions 'x', ListMapRuns 'm'): the tag, then
+ * the hex of the key to go on from; decode checks the key stays under prefix (resume holds
+ * STORE_MAX_KEY bytes). encode: NULL when memory ran out. */
+bool step_page_token_decode(const char *token, char tag, const struct store_key *prefix,
+                            unsigned char *resume, size_t *rlen);
+char *step_page_token_encode(char tag, const struct store_val *k);
 sl_err step_put_json(store_txn_t *txn, enum store_db db, const struct store_key *k, char tag,
                      json_t *v);
 /* Parses a stored record's JSON: SL_ERR_STORE when damaged, SL_ERR_NOMEM when memory ran

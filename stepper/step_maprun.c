@@ -1208,18 +1208,8 @@ step_list_map_runs(step_engine_t *eng, store_txn_t *txn, const char *exec_arn, s
 	// tokens: "m" + hex of the index key to continue from
 	unsigned char resume[STORE_MAX_KEY];
 	size_t rlen = 0;
-	if (next_token) {
-		size_t n = strlen(next_token);
-		bool ok = next_token[0] == 'm' && n % 2 == 1 && (n - 1) / 2 <= sizeof resume;
-		for (size_t i = 1; ok && i < n; i += 2) {
-			unsigned v;
-			ok = sscanf(next_token + i, "%2x", &v) == 1;
-			resume[rlen++] = (unsigned char)v;
-		}
-		if (!ok || rlen < pk.len || memcmp(resume, pk.buf, pk.len) != 0)
-			return sl_error_set(err, SL_ERR_INVALID_TOKEN, "Invalid Token: '%s'",
-			                    next_token);
-	}
+	if (next_token && !step_page_token_decode(next_token, 'm', &pk, resume, &rlen))
+		return sl_error_set(err, SL_ERR_INVALID_TOKEN, "Invalid Token: '%s'", next_token);
 	store_cursor_t *cur = NULL;
 	if ((e = store_cursor_open(txn, STORE_DB_EXEC_INDEX, &cur)) != SL_OK)
 		return e;
@@ -1238,15 +1228,8 @@ step_list_map_runs(step_engine_t *eng, store_txn_t *txn, const char *exec_arn, s
 			break;
 		}
 		if (json_array_size(arr) == max) {
-			char *t = sl_malloc(k.len * 2 + 2);
-			if (!t) {
-				e = SL_ERR_NOMEM;
-				break;
-			}
-			t[0] = 'm';
-			sl_hex(k.data, k.len, t + 1);
-			*next = t;
-			e = SL_ERR_NOT_FOUND;
+			e = (*next = step_page_token_encode('m', &k)) ? SL_ERR_NOT_FOUND
+			                                              : SL_ERR_NOMEM;
 			break;
 		}
 		char buf[STEP_ARN_MAX];

@@ -181,6 +181,32 @@ step_history(step_engine_t *eng, store_txn_t *txn, const char *arn, json_t **out
 }
 
 /* One ListExecutions item from an execution record. */
+bool
+step_page_token_decode(const char *token, char tag, const struct store_key *prefix,
+                       unsigned char *resume, size_t *rlen)
+{
+	size_t n = strlen(token);
+	bool ok = token[0] == tag && n % 2 == 1 && (n - 1) / 2 <= STORE_MAX_KEY;
+	*rlen = 0;
+	for (size_t i = 1; ok && i < n; i += 2) {
+		unsigned v;
+		ok = sscanf(token + i, "%2x", &v) == 1;
+		resume[(*rlen)++] = (unsigned char)v;
+	}
+	return ok && *rlen >= prefix->len && memcmp(resume, prefix->buf, prefix->len) == 0;
+}
+
+char *
+step_page_token_encode(char tag, const struct store_val *k)
+{
+	char *t = sl_malloc(k->len * 2 + 2);
+	if (t) {
+		t[0] = tag;
+		sl_hex(k->data, k->len, t + 1);
+	}
+	return t;
+}
+
 static json_t *
 list_item(json_t *x)
 {
@@ -222,18 +248,9 @@ step_list_executions(step_engine_t *eng, store_txn_t *txn, const struct step_lis
 	// resume key: the prefix, then start ms and ARN of the next item (hex-encoded)
 	unsigned char resume[STORE_MAX_KEY];
 	size_t rlen = 0;
-	if (q->next_token) {
-		size_t n = strlen(q->next_token);
-		bool ok = q->next_token[0] == 'x' && n % 2 == 1 && (n - 1) / 2 <= sizeof resume;
-		for (size_t i = 1; ok && i < n; i += 2) {
-			unsigned v;
-			ok = sscanf(q->next_token + i, "%2x", &v) == 1;
-			resume[rlen++] = (unsigned char)v;
-		}
-		if (!ok || rlen < pk.len || memcmp(resume, pk.buf, pk.len) != 0)
-			return sl_error_set(err, SL_ERR_INVALID_TOKEN, "Invalid Token: '%s'",
-			                    q->next_token);
-	}
+	if (q->next_token && !step_page_token_decode(q->next_token, 'x', &pk, resume, &rlen))
+		return sl_error_set(err, SL_ERR_INVALID_TOKEN, "Invalid Token: '%s'",
+		                    q->next_token);
 	store_cursor_t *cur = NULL;
 	sl_err e = store_cursor_open(txn, STORE_DB_EXEC_INDEX, &cur);
 	if (e != SL_OK)
@@ -253,15 +270,9 @@ step_list_executions(step_engine_t *eng, store_txn_t *txn, const struct step_lis
 			break;
 		}
 		if (json_array_size(arr) == max) {
-			if (next_token) {
-				char *t = sl_malloc(k.len * 2 + 2);
-				if (!t) {
-					e = SL_ERR_NOMEM;
-					break;
-				}
-				t[0] = 'x';
-				sl_hex(k.data, k.len, t + 1);
-				*next_token = t;
+			if (next_token && !(*next_token = step_page_token_encode('x', &k))) {
+				e = SL_ERR_NOMEM;
+				break;
 			}
 			e = SL_ERR_NOT_FOUND;
 			break;
